@@ -1,0 +1,164 @@
+"""Commands sent by request/reply to the engine API (and engine → worker), and API responses (§4.4)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import msgspec
+
+from grctl.models.common import RunInfo
+
+
+class CommandKind(StrEnum):
+    run_start = "run.start"
+    run_describe = "run.describe"
+    run_event = "run.event"
+    run_cancel = "run.cancel"
+    run_terminate = "run.terminate"
+    worker_register = "worker.register"
+    worker_terminate_run = "worker.terminate_run"
+
+
+class StartCmd(msgspec.Struct):
+    run_info: RunInfo
+    input: Any = None
+
+
+class DescribeCmd(msgspec.Struct):
+    wf_id: str
+
+
+class EventCmd(msgspec.Struct):
+    wf_id: str
+    event_name: str
+    payload: Any = None
+
+
+class CancelCmd(msgspec.Struct):
+    wf_id: str
+    reason: str | None = None
+
+
+class TerminateCmd(msgspec.Struct):
+    wf_id: str
+    reason: str | None = None
+
+
+class EventDef(msgspec.Struct):
+    name: str
+    timeout_ms: int = 0
+
+
+class WorkflowTypeDef(msgspec.Struct):
+    type: str
+    start_step: str = ""
+    steps: list[str] = msgspec.field(default_factory=list)
+    events: list[EventDef] = msgspec.field(default_factory=list)
+    queries: list[str] = msgspec.field(default_factory=list)
+    start_step_timeout_ms: int = 0
+
+
+class RegisterCmd(msgspec.Struct):
+    worker_id: str
+    types: list[WorkflowTypeDef]
+
+
+class WorkerTerminateRunCmd(msgspec.Struct):
+    run_id: str
+
+
+COMMAND_TYPES: dict[str, type[msgspec.Struct]] = {
+    CommandKind.run_start: StartCmd,
+    CommandKind.run_describe: DescribeCmd,
+    CommandKind.run_event: EventCmd,
+    CommandKind.run_cancel: CancelCmd,
+    CommandKind.run_terminate: TerminateCmd,
+    CommandKind.worker_register: RegisterCmd,
+    CommandKind.worker_terminate_run: WorkerTerminateRunCmd,
+}
+
+CommandMessage = (
+    StartCmd | DescribeCmd | EventCmd | CancelCmd | TerminateCmd | RegisterCmd | WorkerTerminateRunCmd
+)
+
+
+class CommandWire(msgspec.Struct):
+    id: str
+    k: str
+    m: bytes | None
+    t: datetime
+    s: str = ""
+
+
+class Command(msgspec.Struct):
+    id: str
+    kind: CommandKind
+    timestamp: datetime
+    msg: Any
+    sender_id: str = ""
+
+
+_wire_decoder = msgspec.msgpack.Decoder(CommandWire)
+
+
+def encode_command(cmd: Command) -> bytes:
+    if not cmd.sender_id:
+        raise ValueError("a command needs a sender id")
+    wire = CommandWire(
+        id=cmd.id, k=str(cmd.kind), m=msgspec.msgpack.encode(cmd.msg), t=cmd.timestamp, s=cmd.sender_id
+    )
+    return msgspec.msgpack.encode(wire)
+
+
+def decode_command(data: bytes) -> Command:
+    """Decode an envelope and its message; raises on an unknown kind or a malformed message."""
+    wire = _wire_decoder.decode(data)
+    factory = COMMAND_TYPES.get(wire.k)
+    if factory is None:
+        raise ValueError(f"unknown command kind {wire.k!r}")
+    return Command(
+        id=wire.id,
+        kind=CommandKind(wire.k),
+        timestamp=wire.t,
+        msg=msgspec.msgpack.decode(wire.m or b"\x80", type=factory),
+        sender_id=wire.s,
+    )
+
+
+# --- API responses -----------------------------------------------------------------------------------
+
+ERR_UNKNOWN_COMMAND = 4000
+ERR_ALREADY_RUNNING = 4001
+ERR_RUN_NOT_FOUND = 4002
+ERR_RUN_FINISHED = 4003
+ERR_TYPE_NOT_REGISTERED = 4004
+ERR_INVALID_MESSAGE = 4005
+ERR_INVALID_NAME = 4006  # ours: a name that cannot be a subject token
+ERR_INTERNAL = 5000
+
+
+class APIError(msgspec.Struct, omit_defaults=True):
+    code: int
+    message: str
+    detail: str = ""
+
+
+class APIResponse(msgspec.Struct, omit_defaults=True):
+    """Reply to every API request; absent keys are left out, as the Go server does."""
+
+    success: bool
+    payload: Any = None
+    error: APIError | None = None
+
+    def run_info(self) -> RunInfo:
+        return msgspec.convert(self.payload, RunInfo)
+
+
+def encode_response(resp: APIResponse) -> bytes:
+    return msgspec.msgpack.encode(resp)
+
+
+def decode_response(data: bytes) -> APIResponse:
+    return msgspec.msgpack.decode(data, type=APIResponse)

@@ -1,0 +1,25 @@
+"""Exceptions the client and the SDK raise for workflow outcomes."""
+
+
+class WorkflowError(Exception):
+    """A workflow failed, or the engine refused a command."""
+
+
+class WorkflowNotFoundError(WorkflowError):
+    """No run exists for the workflow id."""
+
+
+class WorkflowAlreadyRunningError(WorkflowError):
+    """The workflow id already has an active run."""
+
+
+class WorkflowTypeNotRegisteredError(WorkflowError):
+    """No worker has registered the workflow type."""
+
+
+class WorkflowRunFinishedError(WorkflowError):
+    """The run has already finished and cannot accept the command."""
+
+
+class NonDeterminismError(WorkflowError):
+    """A re-executed step did not repeat the operations its history recorded."""

@@ -1,0 +1,133 @@
+"""Engine-internal records kept in the stream: run state, timers, background tasks, registry (§4.7–4.9)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import msgspec
+
+from grctl.models.common import ErrorDetails, RunStatus
+from grctl.models.directive import DirectiveWire
+
+
+class RunStateKind(StrEnum):
+    idle = "idle"
+    start = "start"
+    step = "step"
+    wait = "wait"
+    complete = "complete"
+    fail = "fail"
+    cancel = "cancel"
+    terminate = "terminate"
+
+
+TERMINAL_STATES = frozenset(
+    {RunStateKind.complete, RunStateKind.fail, RunStateKind.cancel, RunStateKind.terminate}
+)
+
+
+class RunState(msgspec.Struct, omit_defaults=True):
+    wf_id: str
+    run_id: str
+    kind: RunStateKind
+    entered_at: datetime
+    last_event_seq_id: int
+    started_at: datetime | None = None
+    active_directive_id: str = ""
+    worker_id: str | None = None
+    pending_cancel: DirectiveWire | None = None
+    # Ours (ignored by the Go server): what the active dispatch was, so late or duplicate step
+    # results and pick-ups can be recognised (PROTOCOL.md §6 item 14).
+    active_step_name: str = ""
+    active_history_seq_id: int = 0
+    active_timer_id: str = ""
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.kind in TERMINAL_STATES
+
+
+class TimerKind(StrEnum):
+    step_timeout = "step_timeout"
+    wait_timeout = "wait_timeout"
+    run_timeout = "run_timeout"  # ours: the run-level timeout
+
+
+class Timer(msgspec.Struct, omit_defaults=True):
+    id: str
+    k: str
+    wfid: str
+    created: datetime
+    expires: datetime
+    d: DirectiveWire | None = None
+    step: str = ""
+    c: Any = None
+
+
+class BgTaskKind(StrEnum):
+    delete_timer = "delete_timer"
+    delete_inbox_event = "delete_inbox_event"
+    purge_run_residue = "purge_run_residue"
+    notify_parent_complete = "notify_parent_complete"
+    worker_terminate_run = "worker_terminate_run"
+
+
+class BackgroundTask(msgspec.Struct):
+    kind: str
+    deduplication_id: str
+    payload: bytes
+
+
+class DeleteTimer(msgspec.Struct):
+    wf_id: str
+    kind: str
+    timer_id: str
+
+
+class DeleteInboxEvent(msgspec.Struct):
+    seq_id: int
+
+
+class PurgeRunResidue(msgspec.Struct, omit_defaults=True):
+    wf_id: str
+    # Ours: scope the purge to one run where the subjects allow it (PROTOCOL.md §6 item 18).
+    run_id: str = ""
+    timer_ids: list[str] = msgspec.field(default_factory=list)
+    inbox_up_to_seq: int = 0
+
+
+class NotifyParentComplete(msgspec.Struct, omit_defaults=True):
+    parent_wf_id: str
+    step_name: str
+    child_wf_id: str
+    status: RunStatus
+    result: Any = None
+    error: ErrorDetails | None = None
+    parent_run_id: str = ""  # ours: notify the parent by run, not by the latest run of its id
+
+
+class WorkerTerminateRun(msgspec.Struct):
+    worker_id: str
+    run_id: str
+
+
+BG_PAYLOAD_TYPES: dict[str, type[msgspec.Struct]] = {
+    BgTaskKind.delete_timer: DeleteTimer,
+    BgTaskKind.delete_inbox_event: DeleteInboxEvent,
+    BgTaskKind.purge_run_residue: PurgeRunResidue,
+    BgTaskKind.notify_parent_complete: NotifyParentComplete,
+    BgTaskKind.worker_terminate_run: WorkerTerminateRun,
+}
+
+
+class RegistryEntry(msgspec.Struct):
+    type: str
+    start_step: str = ""
+    steps: list[str] = msgspec.field(default_factory=list)
+    events: list[Any] = msgspec.field(default_factory=list)
+    queries: list[str] = msgspec.field(default_factory=list)
+    start_step_timeout_ms: int = 0
+    worker_id: str = ""
+    registered_at: datetime | None = None

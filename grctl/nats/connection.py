@@ -1,0 +1,98 @@
+"""An owned NATS connection: whoever opens it closes it; there is no process-wide singleton."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Any
+
+import nats
+from nats.aio.client import Client as NATSClient
+from nats.js import JetStreamContext
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SERVERS = ["nats://localhost:4225"]
+
+
+def _split_servers(raw: str) -> list[str]:
+    raw = raw.strip()
+    if raw.startswith("["):
+        value = json.loads(raw)
+        if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
+            raise ValueError(f"expected a JSON list of URLs, got {raw!r}")
+        return [s.strip() for s in value if s.strip()]
+    return [s.strip() for s in raw.split(",") if s.strip()]
+
+
+def servers_from_env(environ: dict[str, str] | None = None) -> list[str]:
+    """NATS servers from ``GRCTL_NATS_SERVERS`` (or its documented lower-case spelling, or the public
+    SDK's ``ENGINE_NATS_SERVERS``), comma-separated or a JSON list; the default otherwise."""
+    env = os.environ if environ is None else environ
+    for name in ("GRCTL_NATS_SERVERS", "grctl_NATS_SERVERS", "ENGINE_NATS_SERVERS"):
+        raw = env.get(name)
+        if raw and raw.strip():
+            servers = _split_servers(raw)
+            if servers:
+                return servers
+    return list(DEFAULT_SERVERS)
+
+
+class Connection:
+    """A NATS connection with its JetStream context."""
+
+    def __init__(self, nc: NATSClient) -> None:
+        self._nc = nc
+        self._js = nc.jetstream()
+
+    @classmethod
+    async def connect(
+        cls, servers: list[str] | str | None = None, name: str | None = None, **options: Any
+    ) -> Connection:
+        """Connect to NATS. ``servers`` defaults to the environment (see ``servers_from_env``).
+
+        Extra keyword options go to ``nats.connect`` (credentials, TLS, reconnect settings...).
+        """
+        if servers is None:
+            servers = servers_from_env()
+        elif isinstance(servers, str):
+            servers = _split_servers(servers)
+        options.setdefault("max_reconnect_attempts", -1)
+        options.setdefault("reconnect_time_wait", 1)
+        options.setdefault("connect_timeout", 5)
+        options.setdefault("error_cb", _log_error)
+        options.setdefault("disconnected_cb", _log_disconnected)
+        options.setdefault("reconnected_cb", _log_reconnected)
+        nc = await nats.connect(servers=servers, name=name, **options)
+        return cls(nc)
+
+    @property
+    def nc(self) -> NATSClient:
+        return self._nc
+
+    @property
+    def js(self) -> JetStreamContext:
+        return self._js
+
+    @property
+    def is_closed(self) -> bool:
+        return self._nc.is_closed
+
+    async def close(self) -> None:
+        """Flush and close; safe to call more than once."""
+        if self._nc.is_closed:
+            return
+        await self._nc.close()
+
+
+async def _log_error(exc: Exception) -> None:
+    log.warning("NATS error: %s", exc)
+
+
+async def _log_disconnected() -> None:
+    log.warning("disconnected from NATS")
+
+
+async def _log_reconnected() -> None:
+    log.info("reconnected to NATS")

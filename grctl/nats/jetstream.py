@@ -1,0 +1,203 @@
+"""The JetStream operations the protocol needs and nats-py has no helper for (NATS-NOTES.md):
+atomic batch publish, message schedules, direct gets by subject, purge by subject."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import nats.errors
+from nats.aio.client import Client as NATSClient
+from nats.js import JetStreamContext
+from nats.js.api import RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import BadRequestError
+from ulid import ULID
+
+from grctl.nats import subjects
+
+log = logging.getLogger(__name__)
+
+# JetStream error codes the engine interprets.
+ERR_WRONG_LAST_SEQUENCE = 10071
+ERR_DUPLICATE_IN_BATCH = 10201
+ERR_TOO_MANY_INFLIGHT = 10210
+ERR_STREAM_NAME_IN_USE = 10058
+
+H_MSG_ID = "Nats-Msg-Id"
+H_EXPECTED_LAST_SUBJECT_SEQ = "Nats-Expected-Last-Subject-Sequence"
+H_BATCH_ID = "Nats-Batch-Id"
+H_BATCH_SEQ = "Nats-Batch-Sequence"
+H_BATCH_COMMIT = "Nats-Batch-Commit"
+H_SCHEDULE = "Nats-Schedule"
+H_SCHEDULE_TARGET = "Nats-Schedule-Target"
+H_ROLLUP = "Nats-Rollup"
+
+
+@dataclass(slots=True)
+class OutMsg:
+    """One message of a batch."""
+
+    subject: str
+    data: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class JetStreamError(Exception):
+    """A JetStream API error reply: ``code`` is the HTTP-like status, ``err_code`` the JetStream code."""
+
+    def __init__(self, code: int, err_code: int, description: str) -> None:
+        super().__init__(f"{description} ({code}/{err_code})")
+        self.code = code
+        self.err_code = err_code
+        self.description = description
+
+
+@dataclass(slots=True)
+class StoredMsg:
+    seq: int
+    subject: str
+    data: bytes
+    headers: dict[str, str]
+
+
+def format_schedule_time(when: datetime) -> str:
+    """UTC time as Go's RFC3339Nano: up to 9 fraction digits, trailing zeros dropped, ``Z`` suffix."""
+    when = when.astimezone(UTC)
+    base = when.strftime("%Y-%m-%dT%H:%M:%S")
+    frac = f"{when.microsecond:06d}".rstrip("0")
+    return f"{base}.{frac}Z" if frac else f"{base}Z"
+
+
+def schedule_headers(expires: datetime, target: str) -> dict[str, str]:
+    return {H_SCHEDULE: f"@at {format_schedule_time(expires)}", H_SCHEDULE_TARGET: target}
+
+
+def _raise_on_error(data: bytes) -> dict:
+    if not data:
+        return {}
+    reply = json.loads(data)
+    err = reply.get("error")
+    if err:
+        raise JetStreamError(err.get("code", 0), err.get("err_code", 0), err.get("description", ""))
+    return reply
+
+
+async def publish_batch(nc: NATSClient, msgs: list[OutMsg], timeout: float = 5.0) -> dict:
+    """Publish ``msgs`` to the stream as one atomic batch; all are stored or none is.
+
+    Returns the publish ack of the commit (``{"stream", "seq", "batch", "count"}``), raises
+    ``JetStreamError`` when the server refuses the batch.
+    """
+    if not msgs:
+        raise ValueError("an atomic batch needs at least one message")
+    batch_id = str(ULID())
+    last = len(msgs)
+    for n, msg in enumerate(msgs, start=1):
+        headers = dict(msg.headers)
+        headers[H_BATCH_ID] = batch_id
+        headers[H_BATCH_SEQ] = str(n)
+        if n == last:
+            headers[H_BATCH_COMMIT] = "1"
+            reply = await nc.request(msg.subject, msg.data, timeout=timeout, headers=headers)
+            return _raise_on_error(reply.data)
+        if n == 1:
+            # The first message as a request: flow control and early errors (e.g. atomic disabled).
+            reply = await nc.request(msg.subject, msg.data, timeout=timeout, headers=headers)
+            _raise_on_error(reply.data)
+        else:
+            await nc.publish(msg.subject, msg.data, headers=headers)
+    raise AssertionError("unreachable")
+
+
+async def publish(nc: NATSClient, subject: str, data: bytes, headers: dict[str, str] | None = None,
+                  timeout: float = 5.0) -> dict:
+    """A JetStream publish awaited for its ack, through a plain request (cheaper than nats-py's)."""
+    reply = await nc.request(subject, data, timeout=timeout, headers=headers)
+    ack = _raise_on_error(reply.data)
+    if "seq" not in ack:
+        raise JetStreamError(503, 0, f"no stream answered for {subject}")
+    return ack
+
+
+def _stored(msg) -> StoredMsg | None:
+    headers = msg.headers or {}
+    status = headers.get("Status")
+    if status:
+        if status in ("404", "204"):
+            return None
+        raise JetStreamError(int(status), 0, str(headers.get("Description", "")))
+    return StoredMsg(
+        seq=int(headers.get("Nats-Sequence", 0)),
+        subject=headers.get("Nats-Subject", ""),
+        data=msg.data or b"",
+        headers=dict(headers),
+    )
+
+
+async def get_last(nc: NATSClient, subject: str, timeout: float = 5.0) -> StoredMsg | None:
+    """The last stored message on ``subject`` (wildcards allowed), or None."""
+    msg = await nc.request(f"$JS.API.DIRECT.GET.{subjects.STREAM}.{subject}", b"", timeout=timeout)
+    return _stored(msg)
+
+
+async def get_next(nc: NATSClient, subject: str, from_seq: int, timeout: float = 5.0) -> StoredMsg | None:
+    """The first stored message on ``subject`` with sequence >= ``from_seq``, or None."""
+    req = json.dumps({"seq": max(from_seq, 1), "next_by_subj": subject}).encode()
+    msg = await nc.request(f"$JS.API.DIRECT.GET.{subjects.STREAM}", req, timeout=timeout)
+    return _stored(msg)
+
+
+async def purge(nc: NATSClient, subject_filter: str, keep: int | None = None, timeout: float = 5.0) -> int:
+    """Purge the stream's messages matching ``subject_filter``; returns how many went."""
+    body: dict = {"filter": subject_filter}
+    if keep is not None:
+        body["keep"] = keep
+    reply = await nc.request(f"$JS.API.STREAM.PURGE.{subjects.STREAM}", json.dumps(body).encode(),
+                             timeout=timeout)
+    return int(_raise_on_error(reply.data).get("purged", 0))
+
+
+async def delete_msg(nc: NATSClient, seq: int, timeout: float = 5.0) -> bool:
+    body = json.dumps({"seq": seq, "no_erase": True}).encode()
+    reply = await nc.request(f"$JS.API.STREAM.MSG.DELETE.{subjects.STREAM}", body, timeout=timeout)
+    try:
+        _raise_on_error(reply.data)
+    except JetStreamError as exc:
+        if exc.err_code == 10043 or exc.code == 404:  # already gone
+            return False
+        raise
+    return True
+
+
+async def ensure_stream(js: JetStreamContext, memory: bool = False) -> None:
+    """Create the ``grctl_state`` stream or bring an existing one up to the flags the protocol needs."""
+    config = StreamConfig(
+        name=subjects.STREAM,
+        subjects=list(subjects.STREAM_SUBJECTS),
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.MEMORY if memory else StorageType.FILE,
+        allow_direct=True,
+        allow_msg_schedules=True,
+        allow_atomic=True,
+        allow_rollup_hdrs=True,
+    )
+    try:
+        await js.add_stream(config)
+        return
+    except BadRequestError as exc:
+        if exc.err_code != ERR_STREAM_NAME_IN_USE:
+            raise
+    current = (await js.stream_info(subjects.STREAM)).config
+    wanted = sorted(set(current.subjects or []) | set(subjects.STREAM_SUBJECTS))
+    updated = current.evolve(
+        subjects=wanted, allow_direct=True, allow_msg_schedules=True, allow_atomic=True,
+        allow_rollup_hdrs=True,
+    )
+    await js.update_stream(updated)
+    log.info("updated stream %s to the protocol's settings", subjects.STREAM)
+
+
+def is_no_responders(exc: BaseException) -> bool:
+    return isinstance(exc, nats.errors.NoRespondersError)
