@@ -1,0 +1,130 @@
+"""Interop with the public SDK (grctl-sdk-python 0.3.0 from PyPI, in its own Python 3.13 environment):
+its worker runs a workflow against our engine, and its client runs a workflow on our worker."""
+
+from __future__ import annotations
+
+import asyncio
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from grctl.client.client import Client
+from ulid import ULID
+
+from grctl.nats.connection import Connection
+
+ROOT = Path(__file__).resolve().parents[2]
+INTEROP = ROOT / "tests" / "interop"
+SDK_VERSION = "0.3.0"
+
+pytestmark = pytest.mark.interop
+
+
+def _python313() -> str | None:
+    for candidate in ("python3.13", "python3.14"):
+        found = shutil.which(candidate)
+        if found:
+            return found
+    pyenv = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.1[3-9]*/bin/python")))
+    return pyenv[-1] if pyenv else None
+
+
+@pytest.fixture(scope="session")
+def public_sdk_python() -> str:
+    """The interpreter of a virtual environment holding the public SDK (made once, cached in .cache/)."""
+    base = _python313()
+    if base is None:
+        reason = "no Python >= 3.13 on this machine: the public SDK needs it"
+        print(f"SKIP interop: {reason}", file=sys.stderr)
+        pytest.skip(reason)
+    venv = ROOT / ".cache" / f"public-sdk-{SDK_VERSION}"
+    python = venv / "bin" / "python"
+    if not (venv / ".ready").exists():
+        shutil.rmtree(venv, ignore_errors=True)
+        subprocess.run([base, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", f"grctl-sdk-python=={SDK_VERSION}"],
+                       check=True)
+        (venv / ".ready").touch()
+    return str(python)
+
+
+def _public_env(nats_url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env["ENGINE_NATS_SERVERS"] = json.dumps([nats_url])
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+async def test_public_worker_runs_on_our_engine(public_sdk_python: str, engine, nats_url: str,
+                                                tmp_path: Path) -> None:
+    log = open(tmp_path / "public-worker.log", "wb")
+    proc = subprocess.Popen([public_sdk_python, str(INTEROP / "public_worker.py")], cwd=tmp_path,
+                            env=_public_env(nats_url), stdout=log, stderr=subprocess.STDOUT)
+    try:
+        conn = await Connection.connect([nats_url])
+        client = Client(conn)
+        wf_id = f"interop-{ULID()}"
+        deadline = time.monotonic() + 30
+        while True:  # the public worker registers its type shortly after it starts
+            try:
+                result = await client.run_workflow("PublicInterop", wf_id, {"value": "hi"}, timeout=None)
+                break
+            except Exception as exc:
+                if "not registered" not in str(exc).lower() or time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.2)
+        assert result == {"loud": "HI", "run": wf_id}
+        kinds = [str(e.kind) for e in await client.get_history(wf_id)]
+        assert kinds[0] == "run.started" and kinds[-1] == "run.completed"
+        assert kinds.count("step.completed") == 2
+        assert "task.completed" in kinds
+        await conn.close()
+    finally:
+        _stop(proc)
+        log.close()
+
+
+async def test_public_client_runs_on_our_worker(public_sdk_python: str, engine, nats_url: str,
+                                                subprocess_env: dict[str, str], tmp_path: Path) -> None:
+    worker = subprocess.Popen([sys.executable, str(INTEROP / "our_worker.py")], env=subprocess_env,
+                              stdout=subprocess.DEVNULL, stderr=open(tmp_path / "w.log", "wb"))
+    try:
+        wf_id = f"interop-{ULID()}"
+        deadline = time.monotonic() + 30
+        while True:
+            # An asyncio subprocess: the in-process engine shares this event loop.
+            proc = await asyncio.create_subprocess_exec(
+                public_sdk_python, str(INTEROP / "public_client.py"), "OurInterop", wf_id, '{"n": 21}',
+                cwd=tmp_path, env=_public_env(nats_url), stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout=60)
+            assert proc.returncode == 0, stderr.decode()
+            seen = json.loads(stdout.decode().strip().splitlines()[-1])
+            if "not registered" in seen.get("error", "") and time.monotonic() < deadline:
+                await asyncio.sleep(0.3)
+                wf_id = f"interop-{ULID()}"
+                continue
+            break
+        assert seen.get("error") is None, seen
+        assert seen["result"] == {"doubled": 42, "wf_id": wf_id}
+        assert seen["status"] == "completed"
+        assert seen["kinds"][0] == "run.started" and seen["kinds"][-1] == "run.completed"
+    finally:
+        _stop(worker)
