@@ -1,0 +1,40 @@
+"""Workflows for the throughput benchmark: a one-step and a five-step workflow."""
+
+from grctl.workflow import Workflow
+
+one_step = Workflow(workflow_type="BenchOne")
+five_step = Workflow(workflow_type="BenchFive")
+
+
+@one_step.start()
+async def one_start(ctx, n: int):
+    return ctx.next.complete(n)
+
+
+@five_step.start()
+async def five_start(ctx, n: int):
+    ctx.store.put("n", n)
+    return ctx.next.step(s2)
+
+
+@five_step.step()
+async def s2(ctx):
+    return ctx.next.step(s3)
+
+
+@five_step.step()
+async def s3(ctx):
+    return ctx.next.step(s4)
+
+
+@five_step.step()
+async def s4(ctx):
+    return ctx.next.step(s5)
+
+
+@five_step.step()
+async def s5(ctx):
+    return ctx.next.complete(await ctx.store.get("n"))
+
+
+WORKFLOWS = [one_step, five_step]
