@@ -30,6 +30,7 @@ class DirectiveKind(StrEnum):
     step_timeout = "step_timeout"
     wait_timeout = "wait_timeout"
     wake_from_inbox = "wake_from_inbox"
+    run_timeout = "run_timeout"  # ours: the run-level timeout fired (engine-internal)
 
 
 class RetryPolicy(msgspec.Struct, omit_defaults=True):
@@ -112,6 +113,12 @@ class WakeFromInbox(msgspec.Struct):
     pass
 
 
+class RunTimedOut(msgspec.Struct):
+    """Ours: the run-level timer fired (only the engine reads it)."""
+
+    timer_id: str = ""
+
+
 class StepResult(msgspec.Struct):
     """A worker's report of a finished step; the two nested messages are inline maps, not bins."""
 
@@ -161,11 +168,12 @@ MESSAGE_TYPES: dict[str, type[msgspec.Struct]] = {
     DirectiveKind.step_timeout: StepTimeout,
     DirectiveKind.wait_timeout: WaitTimeout,
     DirectiveKind.wake_from_inbox: WakeFromInbox,
+    DirectiveKind.run_timeout: RunTimedOut,
 }
 
 DirectiveMessage = (
     Start | Step | Event | Cancel | Terminate | StepPickedUp | StepResult | Complete | Fail | FailStep
-    | Wait | StepTimeout | WaitTimeout | WakeFromInbox
+    | Wait | StepTimeout | WaitTimeout | WakeFromInbox | RunTimedOut
 )
 
 
