@@ -1,5 +1,7 @@
 """Exceptions the client and the SDK raise for workflow outcomes."""
 
+import asyncio
+
 
 class WorkflowError(Exception):
     """A workflow failed, or the engine refused a command."""
@@ -23,3 +25,11 @@ class WorkflowRunFinishedError(WorkflowError):
 
 class NonDeterminismError(WorkflowError):
     """A re-executed step did not repeat the operations its history recorded."""
+
+
+class WorkflowCancelledError(WorkflowError, asyncio.CancelledError):
+    """The run was cancelled. Also an ``asyncio.CancelledError``, as the public SDK raises."""
+
+
+class WorkflowTerminatedError(WorkflowCancelledError):
+    """The run was terminated."""

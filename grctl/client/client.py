@@ -1,0 +1,112 @@
+"""The Client: start workflows, wait for their results, look runs up, read their history.
+
+    client = Client(await Connection.connect())
+    result = await client.run_workflow("ProcessOrder", "order-1", {"order_id": "A-1"})
+"""
+
+from __future__ import annotations
+
+import secrets
+import socket
+from datetime import timedelta
+from typing import Any, TypeVar, overload
+
+from ulid import ULID
+
+from grctl.client import api
+from grctl.client.handle import WorkflowHandle
+from grctl.client.history import read_history
+from grctl.client.watch import settle
+from grctl.models.command import CommandKind, DescribeCmd, StartCmd
+from grctl.models.common import RunInfo, utcnow
+from grctl.models.history import HistoryEvent
+from grctl.nats.connection import Connection
+from grctl.worker import codec
+
+T = TypeVar("T")
+
+
+def _seconds(timeout: timedelta | float | None) -> float | None:
+    if timeout is None:
+        return None
+    return timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
+
+
+class Client:
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self.id = f"c_{secrets.token_hex(4)}@{socket.gethostname() or 'localhost'}"
+
+    @property
+    def connection(self) -> Connection:
+        return self._connection
+
+    async def start_workflow(self, type: str, id: str, input: Any = None,
+                             timeout: timedelta | float | None = None,
+                             return_type: Any = None) -> WorkflowHandle:
+        """Start a run of workflow ``type`` with workflow id ``id``; returns its handle.
+
+        ``timeout`` is the run-level timeout (whole seconds on the wire). Raises
+        ``WorkflowAlreadyRunningError`` / ``WorkflowTypeNotRegisteredError`` / ``WorkflowError``.
+        """
+        api.check_name("workflow type", type)
+        api.check_name("workflow id", id)
+        seconds = _seconds(timeout)
+        run_info = RunInfo(id=str(ULID()), wf_id=id, wf_type=type, created_at=utcnow(),
+                           timeout=max(1, int(seconds)) if seconds else None)
+        return await self._start(run_info, input, return_type, self.id)
+
+    async def _start(self, run_info: RunInfo, input: Any, return_type: Any,
+                     sender_id: str) -> WorkflowHandle:
+        handle = WorkflowHandle(run_info, self._connection, sender_id, return_type)
+        await handle.watcher.watch()  # before the start command, so no event can be missed
+        try:
+            await api.call(self._connection, run_info.wf_id, CommandKind.run_start,
+                           StartCmd(run_info=run_info, input=codec.normalize(input)), sender_id)
+        except BaseException:
+            await handle.discard()
+            raise
+        return handle
+
+    @overload
+    async def run_workflow(self, type: str, id: str, input: Any = None,
+                           timeout: timedelta | float | None = None, return_type: None = None) -> Any: ...
+
+    @overload
+    async def run_workflow(self, type: str, id: str, input: Any = None,
+                           timeout: timedelta | float | None = None, *, return_type: type[T]) -> T: ...
+
+    async def run_workflow(self, type: str, id: str, input: Any = None,
+                           timeout: timedelta | float | None = None, return_type: Any = None) -> Any:
+        """Start a run and wait for its result; ``TimeoutError`` after ``timeout``, ``WorkflowError`` if
+        it fails."""
+        handle = await self.start_workflow(type, id, input, timeout, return_type)
+        try:
+            return await handle.result(timeout=_seconds(timeout))
+        finally:
+            await handle.close()
+
+    async def describe(self, wf_id: str) -> RunInfo:
+        """RunInfo of the latest run of ``wf_id``; ``WorkflowNotFoundError`` if there is none."""
+        response = await api.call(self._connection, wf_id, CommandKind.run_describe,
+                                  DescribeCmd(wf_id=wf_id), self.id)
+        return response.run_info()
+
+    async def get_workflow_handle(self, wf_id: str) -> WorkflowHandle:
+        """A handle on the latest run of ``wf_id``; its future resolves at once if the run has ended."""
+        run_info = await self.describe(wf_id)
+        handle = WorkflowHandle(run_info, self._connection, self.id)
+        if run_info.is_terminal:
+            for event in reversed(await read_history(self._connection.nc, wf_id, run_info.id)):
+                if settle(handle.future, event):
+                    return handle
+        await handle.watcher.watch()
+        return handle
+
+    get_handle = get_workflow_handle
+
+    async def get_history(self, wf_id: str, run_id: str | None = None) -> list[HistoryEvent]:
+        """Every history event of a run (default: the latest run of ``wf_id``), in order."""
+        if run_id is None:
+            run_id = (await self.describe(wf_id)).id
+        return await read_history(self._connection.nc, wf_id, run_id)

@@ -1,0 +1,85 @@
+"""A handle on one workflow run: its RunInfo, its outcome future, and the commands that act on it."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, TypeVar, overload
+
+from grctl.client import api
+from grctl.client.watch import RunWatcher
+from grctl.models.command import CancelCmd, CommandKind, EventCmd, TerminateCmd
+from grctl.models.common import RunInfo
+from grctl.nats.connection import Connection
+from grctl.worker import codec
+
+T = TypeVar("T")
+
+
+class WorkflowHandle:
+    def __init__(self, run_info: RunInfo, connection: Connection, sender_id: str,
+                 return_type: Any = None) -> None:
+        self.run_info = run_info
+        self._connection = connection
+        self._sender_id = sender_id
+        self._return_type = return_type
+        self._watcher = RunWatcher(connection, run_info.wf_id, run_info.id)
+
+    def __repr__(self) -> str:
+        return f"WorkflowHandle(wf_id={self.run_info.wf_id!r}, run_id={self.run_info.id!r})"
+
+    @property
+    def wf_id(self) -> str:
+        return self.run_info.wf_id
+
+    @property
+    def run_id(self) -> str:
+        return self.run_info.id
+
+    @property
+    def future(self) -> asyncio.Future[Any]:
+        """Resolves with the run's result, or raises ``WorkflowError`` (failed),
+        ``WorkflowCancelledError``/``WorkflowTerminatedError`` (also ``asyncio.CancelledError``) or
+        ``TimeoutError`` (run-level timeout)."""
+        return self._watcher.future
+
+    @property
+    def watcher(self) -> RunWatcher:
+        return self._watcher
+
+    @overload
+    async def result(self, timeout: float | None = None, return_type: None = None) -> Any: ...
+
+    @overload
+    async def result(self, timeout: float | None = None, *, return_type: type[T]) -> T: ...
+
+    async def result(self, timeout: float | None = None, return_type: Any = None) -> Any:
+        """Wait for the outcome (``timeout`` seconds at most: ``TimeoutError``); convert the result to
+        ``return_type`` (or the type given at start)."""
+        await self._watcher.watch()
+        raw = await asyncio.wait_for(asyncio.shield(self.future), timeout)
+        target = return_type or self._return_type
+        return codec.convert(raw, target) if target is not None else raw
+
+    async def send(self, event_name: str, payload: Any = None) -> None:
+        """Send an event to the workflow (its latest run); raises on an API error."""
+        api.check_name("event name", event_name)
+        await api.call(self._connection, self.wf_id, CommandKind.run_event,
+                       EventCmd(wf_id=self.wf_id, event_name=event_name, payload=codec.normalize(payload)),
+                       self._sender_id)
+
+    async def cancel(self, reason: str | None = None) -> None:
+        """Ask the run to cancel (deferred until the running step ends); raises on an API error."""
+        await api.call(self._connection, self.wf_id, CommandKind.run_cancel,
+                       CancelCmd(wf_id=self.wf_id, reason=reason), self._sender_id)
+
+    async def terminate(self, reason: str | None = None) -> None:
+        """End the run now, interrupting its step; raises on an API error."""
+        await api.call(self._connection, self.wf_id, CommandKind.run_terminate,
+                       TerminateCmd(wf_id=self.wf_id, reason=reason), self._sender_id)
+
+    async def close(self) -> None:
+        """Stop watching the run (the future stays as it is)."""
+        await self._watcher.close()
+
+    async def discard(self) -> None:
+        await self._watcher.discard()

@@ -1,0 +1,125 @@
+"""Child workflows from inside a handler (PROTOCOL.md §5.13): ``start_child``, ``run_child``,
+``send_to_parent``, and ``ChildOutcome`` — what a completion-callback step receives.
+
+Starting a child and sending to the parent are replayable operations: a re-executed step reuses the
+recorded child run id and does not send the start command (or the event) again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import msgspec
+from ulid import ULID
+
+from grctl.models.command import CommandKind, EventCmd, StartCmd
+from grctl.models.common import ErrorDetails, RunInfo, RunStatus, utcnow
+from grctl.models.errors import WorkflowError
+from grctl.models.history import ChildStarted, HistoryKind, ParentEventSent
+from grctl.worker import codec
+
+if TYPE_CHECKING:
+    from grctl.client.handle import WorkflowHandle
+    from grctl.worker.runtime import StepRuntime
+
+T = TypeVar("T")
+
+_CHILD_STARTED = frozenset({HistoryKind.child_started})
+_PARENT_EVENT = frozenset({HistoryKind.parent_event_sent})
+
+
+class ChildOutcome(msgspec.Struct, Generic[T]):
+    """How a child run ended, delivered to the parent's ``on_completed_step``.
+
+    ``ChildOutcome[Model]`` converts the child's result to ``Model``.
+    """
+
+    status: RunStatus
+    result: T | None = None
+    error: ErrorDetails | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == RunStatus.completed
+
+    def unwrap(self) -> T | None:
+        """The result of a completed child; ``WorkflowError`` otherwise."""
+        if self.ok:
+            return self.result
+        if self.error is not None:
+            raise WorkflowError(f"{self.error.type}: {self.error.message}")
+        raise WorkflowError(f"WorkflowError: child workflow {self.status}")
+
+
+def _timeout_seconds(workflow_timeout: timedelta | float | None) -> int | None:
+    if workflow_timeout is None:
+        return None
+    seconds = (workflow_timeout.total_seconds() if isinstance(workflow_timeout, timedelta)
+               else float(workflow_timeout))
+    return int(seconds) or None
+
+
+def _step_name(fn: Callable[..., Any] | str | None) -> str | None:
+    if fn is None:
+        return None
+    name = fn if isinstance(fn, str) else getattr(fn, "__name__", None)
+    if not name:
+        raise ValueError("on_completed_step must be a named step handler")
+    return name
+
+
+async def start_child(rt: StepRuntime, workflow_type: str, workflow_id: str, workflow_input: Any = None,
+                      workflow_timeout: timedelta | float | None = None,
+                      on_completed_step: Callable[..., Any] | str | None = None) -> WorkflowHandle:
+    from grctl.client import api
+    from grctl.client.handle import WorkflowHandle
+
+    api.check_name("workflow type", workflow_type)
+    api.check_name("workflow id", workflow_id)
+    seconds = _timeout_seconds(workflow_timeout)
+    op = rt.next_operation_id("start", {"wf_type": workflow_type, "wf_id": workflow_id,
+                                        "workflow_input": workflow_input, "workflow_timeout": seconds})
+    recorded = await rt.replayed(op, _CHILD_STARTED)
+    run = rt.run_info
+    child = RunInfo(
+        id=recorded.msg.run_id if recorded is not None else str(ULID()),
+        wf_id=workflow_id, wf_type=workflow_type, timeout=seconds, created_at=utcnow(),
+        parent_wf_id=run.wf_id, parent_wf_type=run.wf_type, parent_run_id=run.id,
+        parent_callback_step=_step_name(on_completed_step),
+    )
+    handle = WorkflowHandle(child, rt.connection, rt.worker_id)
+    rt.closers.append(handle)
+    if recorded is None:
+        input_value = codec.normalize(workflow_input)
+        await handle.watcher.watch()
+        await api.call(rt.connection, workflow_id, CommandKind.run_start,
+                       StartCmd(run_info=child, input=input_value), rt.worker_id)
+        await rt.record(HistoryKind.child_started, ChildStarted(
+            run_id=child.id, wf_type=workflow_type, wf_id=workflow_id, input=input_value), op)
+    return handle
+
+
+async def run_child(rt: StepRuntime, workflow_type: str, workflow_id: str, workflow_input: Any = None,
+                    workflow_timeout: timedelta | float | None = None, timeout: float | None = None) -> Any:
+    """Start a child and wait (``timeout`` seconds at most) for its result."""
+    handle = await start_child(rt, workflow_type, workflow_id, workflow_input, workflow_timeout)
+    return await handle.result(timeout=timeout)
+
+
+async def send_to_parent(rt: StepRuntime, event_name: str, payload: Any = None) -> None:
+    from grctl.client import api
+
+    run = rt.run_info
+    if not run.parent_wf_id:
+        raise RuntimeError("this run has no parent workflow to send an event to")
+    op = rt.next_operation_id("send_to_parent", {"event_name": event_name, "payload": payload})
+    if await rt.replayed(op, _PARENT_EVENT) is not None:
+        return
+    value = codec.normalize(payload)
+    await api.call(rt.connection, run.parent_wf_id, CommandKind.run_event,
+                   EventCmd(wf_id=run.parent_wf_id, event_name=event_name, payload=value), rt.worker_id)
+    await rt.record(HistoryKind.parent_event_sent, ParentEventSent(
+        event_name=event_name, payload=value, parent_wf_type=run.parent_wf_type or "",
+        parent_wf_id=run.parent_wf_id), op)

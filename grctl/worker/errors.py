@@ -1,0 +1,42 @@
+"""Exceptions raised by the worker runtime."""
+
+from __future__ import annotations
+
+from grctl.models.errors import NonDeterminismError
+
+__all__ = [
+    "NextDirectiveMissingError",
+    "NonDeterminismError",
+    "RegistrationError",
+    "WorkerConsumerError",
+    "WorkflowNotRegisteredError",
+]
+
+
+class RegistrationError(Exception):
+    """The engine did not accept the worker's catalog; the worker must not consume."""
+
+
+class WorkerConsumerError(Exception):
+    """The worker-task consumer of a workflow type cannot be used by this worker."""
+
+
+class WorkflowNotRegisteredError(Exception):
+    """A task names a workflow type this worker does not serve."""
+
+    def __init__(self, workflow_type: str) -> None:
+        super().__init__(f"workflow type {workflow_type!r} is not registered with this worker")
+
+
+class NextDirectiveMissingError(Exception):
+    """A handler returned something other than a directive built by ``ctx.next``."""
+
+    def __init__(self, step_name: str, returned: object) -> None:
+        super().__init__(
+            f"handler of step {step_name!r} returned {type(returned).__name__} instead of a directive; "
+            "return ctx.next.step(...), ctx.next.wait(...), ctx.next.complete(...) or ctx.next.fail(...)"
+        )
+
+
+class HandlerNotFoundError(LookupError):
+    """A task names a step or event the workflow has no handler for."""

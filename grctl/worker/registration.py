@@ -1,0 +1,53 @@
+"""Registering the worker's catalog with the engine before consuming (§5.6.1, §3.5): 5 attempts,
+sleeping 0.5 s × attempt between them; a ``success: false`` reply is retried like a transport error."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from ulid import ULID
+
+from grctl.models.command import (
+    Command,
+    CommandKind,
+    RegisterCmd,
+    WorkflowTypeDef,
+    decode_response,
+    encode_command,
+)
+from grctl.models.common import utcnow
+from grctl.nats import subjects
+from grctl.nats.connection import Connection
+from grctl.worker.errors import RegistrationError
+
+log = logging.getLogger("grctl.worker")
+
+ATTEMPTS = 5
+BACKOFF = 0.5
+REQUEST_TIMEOUT = 5.0
+
+
+async def register(connection: Connection, worker_id: str, catalog: list[WorkflowTypeDef],
+                   attempts: int = ATTEMPTS, backoff: float = BACKOFF,
+                   request_timeout: float = REQUEST_TIMEOUT) -> None:
+    cmd = Command(id=str(ULID()), kind=CommandKind.worker_register, timestamp=utcnow(),
+                  msg=RegisterCmd(worker_id=worker_id, types=catalog), sender_id=worker_id)
+    data = encode_command(cmd)
+    last: str = ""
+    for attempt in range(1, attempts + 1):
+        try:
+            reply = await connection.nc.request(subjects.API_WORKER, data, timeout=request_timeout)
+            response = decode_response(reply.data)
+            if response.success:
+                log.info("registered workflow types %s as %s", [t.type for t in catalog], worker_id)
+                return
+            err = response.error
+            last = f"engine refused: {err.code} {err.message} {err.detail}".strip() if err else "refused"
+        except Exception as exc:
+            last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        log.warning("registration attempt %d/%d failed: %s", attempt, attempts, last)
+        if attempt < attempts:
+            await asyncio.sleep(backoff * attempt)
+    raise RegistrationError(f"could not register workflow types after {attempts} attempts: {last} "
+                            "(is a grctl engine running on this NATS server?)")

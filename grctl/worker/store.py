@@ -1,0 +1,73 @@
+"""The run-scoped key/value store behind ``ctx.store`` (PROTOCOL.md §5.10).
+
+``put`` encodes at once and buffers; nothing is written until the step's result carries the pending
+writes (``kv_updates``) to the engine, which stores them in the same commit as the transition.
+``get`` reads the buffer, else the last value on ``grctl_wf_kv.{wf_id}.{run_id}.{key}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar, overload
+
+import msgspec
+
+from grctl.nats.subjects import invalid_token_reason
+from grctl.worker import codec
+
+T = TypeVar("T")
+
+Loader = Callable[[str], Awaitable[bytes | None]]
+
+
+class StoreKeyNotFoundError(KeyError):
+    """The key was never written in this run."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+    def __str__(self) -> str:
+        return f"store key not found: {self.key!r}"
+
+
+def _check_key(key: str) -> None:
+    reason = invalid_token_reason(key)
+    if reason:
+        raise ValueError(f"store key {key!r} {reason}")
+
+
+class Store:
+    def __init__(self, loader: Loader) -> None:
+        self._loader = loader
+        self._data: dict[str, bytes] = {}
+        self._dirty: set[str] = set()
+
+    @overload
+    async def get(self, key: str) -> Any: ...
+
+    @overload
+    async def get(self, key: str, type: type[T]) -> T: ...
+
+    async def get(self, key: str, type: Any = None) -> Any:
+        """The value of ``key`` (converted to ``type`` when given); ``StoreKeyNotFoundError`` if absent."""
+        _check_key(key)
+        raw = self._data.get(key)
+        if raw is None:
+            raw = await self._loader(key)
+            if raw is None:
+                raise StoreKeyNotFoundError(key)
+            self._data[key] = raw
+        return codec.convert(msgspec.msgpack.decode(raw), type)
+
+    def put(self, key: str, value: Any) -> None:
+        """Set ``key`` for the rest of the run; sent with the step's result."""
+        _check_key(key)
+        self._data[key] = codec.encode(value)
+        self._dirty.add(key)
+
+    def take_pending(self) -> dict[str, Any]:
+        """The writes not yet sent, as wire builtins; clears them."""
+        pending = {k: msgspec.msgpack.decode(self._data[k]) for k in sorted(self._dirty)}
+        self._dirty.clear()
+        return pending
