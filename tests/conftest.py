@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
+from grctl.engine import Engine
+from grctl.models import Command, CommandKind, DescribeCmd, encode_command, utcnow
 from grctl.nats.connection import Connection
 from grctl.nats.server import NatsServerProcess
 
@@ -48,3 +53,61 @@ def subprocess_env(nats_url: str) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "tests"), env.get("PYTHONPATH", "")])
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+# --- engine fixtures -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def engine(nats_url: str) -> AsyncIterator[Engine]:
+    """An in-process engine on the test's nats-server (its own connection), stopped after the test.
+
+    Short worker-command timeout so tests that end runs without a live worker do not linger."""
+    conn = await Connection.connect([nats_url], name="grctl-engine-test")
+    eng = Engine(conn, worker_cmd_timeout=2.0)
+    await eng.start()
+    try:
+        yield eng
+    finally:
+        await eng.stop(timeout=10)
+        await conn.close()
+
+
+async def wait_engine_ready(nats_url: str, timeout: float = 20.0) -> None:
+    """Until an engine answers on the API (any reply counts, e.g. "run not found")."""
+    conn = await Connection.connect([nats_url], name="grctl-engine-probe")
+    cmd = encode_command(Command(id="probe", kind=CommandKind.run_describe, timestamp=utcnow(),
+                                 msg=DescribeCmd(wf_id="engine-ready-probe"), sender_id="c:probe"))
+    deadline = asyncio.get_running_loop().time() + timeout
+    try:
+        while True:
+            try:
+                await conn.nc.request("grctl_api.workflow.engine-ready-probe", cmd, timeout=0.5)
+                return
+            except Exception:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise TimeoutError(f"no engine answered on {nats_url} within {timeout}s") from None
+                await asyncio.sleep(0.05)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def engine_process(nats_url: str, subprocess_env: dict[str, str],
+                         tmp_path: Path) -> AsyncIterator[subprocess.Popen[bytes]]:
+    """``python -m grctl engine -s URL`` as a child process (log in tmp_path/engine.log), ready when
+    yielded, stopped by pid with SIGTERM (SIGKILL if it lingers)."""
+    with open(tmp_path / "engine.log", "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "grctl", "engine", "-s", nats_url], env=subprocess_env,
+                                stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    try:
+        await wait_engine_ready(nats_url)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

@@ -149,11 +149,15 @@ async def get_next(nc: NATSClient, subject: str, from_seq: int, timeout: float =
     return _stored(msg)
 
 
-async def purge(nc: NATSClient, subject_filter: str, keep: int | None = None, timeout: float = 5.0) -> int:
-    """Purge the stream's messages matching ``subject_filter``; returns how many went."""
+async def purge(nc: NATSClient, subject_filter: str, keep: int | None = None, timeout: float = 5.0,
+                up_to_seq: int | None = None) -> int:
+    """Purge the stream's messages matching ``subject_filter`` (only those with a sequence below
+    ``up_to_seq`` when given); returns how many went."""
     body: dict = {"filter": subject_filter}
     if keep is not None:
         body["keep"] = keep
+    if up_to_seq is not None:
+        body["seq"] = up_to_seq
     reply = await nc.request(f"$JS.API.STREAM.PURGE.{subjects.STREAM}", json.dumps(body).encode(),
                              timeout=timeout)
     return int(_raise_on_error(reply.data).get("purged", 0))

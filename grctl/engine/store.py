@@ -1,0 +1,108 @@
+"""Reading a run's snapshot from the stream and committing a transition's records (PROTOCOL.md §5.3.1).
+
+The commit is one atomic batch (shared with other runs by the group committer) whose run-state record
+carries the compare-and-swap. ``classify`` maps a failed commit to what the caller should do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from enum import Enum
+
+import msgspec
+from nats.aio.client import Client as NATSClient
+
+from grctl.engine.committer import GroupCommitter
+from grctl.engine.records import Record, to_msgs
+from grctl.engine.snapshot import Snapshot
+from grctl.models.directive import Directive, DirectiveKind, Event, decode_directive
+from grctl.models.records import RunState
+from grctl.nats import subjects
+from grctl.nats.jetstream import (
+    ERR_DUPLICATE_IN_BATCH,
+    ERR_TOO_MANY_INFLIGHT,
+    ERR_WRONG_LAST_SEQUENCE,
+    JetStreamError,
+    get_last,
+    get_next,
+)
+
+log = logging.getLogger(__name__)
+
+ERR_WRONG_LAST_SEQUENCE_IN_BATCH = 10164
+
+# Directives whose plan may look at the inbox.
+_NEEDS_INBOX = frozenset({DirectiveKind.event, DirectiveKind.wake_from_inbox, DirectiveKind.step_result,
+                          DirectiveKind.wait})
+_MAX_BAD_INBOX_SKIPS = 100
+
+_state_decoder = msgspec.msgpack.Decoder(RunState)
+
+
+class Outcome(Enum):
+    """What to do after a commit failed."""
+
+    DONE = "done"  # already processed (duplicate message id): ack
+    RESNAPSHOT = "resnapshot"  # someone else moved the run: plan again on a fresh snapshot
+    BACKOFF = "backoff"  # retry after a short delay
+
+
+def classify(exc: BaseException) -> Outcome:
+    if isinstance(exc, JetStreamError):
+        if exc.err_code == ERR_DUPLICATE_IN_BATCH or "duplicate" in exc.description.lower():
+            return Outcome.DONE
+        if exc.err_code in (ERR_WRONG_LAST_SEQUENCE, ERR_WRONG_LAST_SEQUENCE_IN_BATCH):
+            return Outcome.RESNAPSHOT
+        if exc.err_code == ERR_TOO_MANY_INFLIGHT:
+            return Outcome.BACKOFF
+    return Outcome.BACKOFF
+
+
+class Store:
+    def __init__(self, nc: NATSClient, committer: GroupCommitter) -> None:
+        self._nc = nc
+        self._committer = committer
+
+    async def load(self, d: Directive) -> Snapshot:
+        """The snapshot of the run ``d`` belongs to (by ``r.wf_id`` + ``r.id``)."""
+        wf_id, run_id = d.run_info.wf_id, d.run_info.id
+        state_msg, last_history = await asyncio.gather(
+            get_last(self._nc, subjects.run_state(wf_id, run_id)),
+            get_last(self._nc, subjects.history(wf_id, run_id)),
+        )
+        state = _state_decoder.decode(state_msg.data) if state_msg is not None else None
+        next_event = None
+        inbox_last = 0
+        if state is not None and d.kind in _NEEDS_INBOX:
+            next_event = await self.next_inbox_event(wf_id, state.last_event_seq_id)
+        if state is None and d.kind == DirectiveKind.start:
+            last = await get_last(self._nc, subjects.inbox(wf_id))
+            inbox_last = last.seq if last is not None else 0
+        return Snapshot(wf_id=wf_id, run_id=run_id, state=state,
+                        state_seq=state_msg.seq if state_msg is not None else 0,
+                        last_history_seq=last_history.seq if last_history is not None else 0,
+                        next_event=next_event, inbox_last_seq=inbox_last)
+
+    async def next_inbox_event(self, wf_id: str, after_seq: int) -> Directive | None:
+        """The first decodable event in the workflow id's inbox after ``after_seq``, with its
+        ``event_seq_id`` set to its stream sequence."""
+        seq = after_seq + 1
+        for _ in range(_MAX_BAD_INBOX_SKIPS):
+            stored = await get_next(self._nc, subjects.inbox(wf_id), seq)
+            if stored is None:
+                return None
+            try:
+                event = decode_directive(stored.data)
+                if not isinstance(event.msg, Event):
+                    raise ValueError(f"inbox message of kind {event.kind}")
+            except (ValueError, msgspec.DecodeError) as exc:
+                log.warning("skipping undecodable inbox message %d of %s: %s", stored.seq, wf_id, exc)
+                seq = stored.seq + 1
+                continue
+            event.msg.event_seq_id = stored.seq
+            return event
+        return None
+
+    async def commit(self, records: list[Record]) -> dict:
+        return await self._committer.submit(to_msgs(records))

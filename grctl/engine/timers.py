@@ -1,0 +1,103 @@
+"""The timer consumer: a fired timer becomes a ``step_timeout``, ``wait_timeout`` or (ours) ``run_timeout``
+directive for the run; a timer that keeps failing fails the run with ``TimerExhausted`` (PROTOCOL §5.5.3).
+Whether the timer is stale is decided by the planner, never here."""
+
+from __future__ import annotations
+
+import logging
+
+import msgspec
+from nats.aio.client import Client as NATSClient
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from ulid import ULID
+
+from grctl.engine.manager import RETRY_DELAY, consumer_config
+from grctl.engine.transitions import PlanError, step_name_of
+from grctl.models.common import ErrorDetails, utcnow
+from grctl.models.directive import (
+    Directive,
+    DirectiveKind,
+    DirectiveMessage,
+    Fail,
+    RunTimedOut,
+    StepTimeout,
+    Wait,
+    WaitTimeout,
+    encode_directive,
+)
+from grctl.models.records import Timer, TimerKind
+from grctl.nats import subjects
+from grctl.nats.jetstream import H_MSG_ID, publish
+from grctl.nats.pull import PullConsumer
+
+log = logging.getLogger(__name__)
+
+MAX_TIMER_DELIVERIES = 10
+
+_timer_decoder = msgspec.msgpack.Decoder(Timer)
+
+
+def directive_for(timer: Timer, armed_by: Directive, delivered: int) -> Directive | None:
+    """The directive a fired timer turns into, or None for an unknown timer kind."""
+    if delivered > MAX_TIMER_DELIVERIES:
+        return _fail(armed_by, f"timer {timer.id} exceeded max delivery count {MAX_TIMER_DELIVERIES}")
+    msg: DirectiveMessage
+    if timer.k == TimerKind.step_timeout:
+        try:
+            msg = StepTimeout(step_name=step_name_of(armed_by), original_directive_id=armed_by.id)
+        except PlanError as exc:
+            return _fail(armed_by, f"failed to build step timeout directive: {exc}")
+        kind = DirectiveKind.step_timeout
+    elif timer.k == TimerKind.wait_timeout:
+        if not isinstance(armed_by.msg, Wait):
+            return _fail(armed_by, f"failed to build wait timeout directive: a {armed_by.kind} directive")
+        msg = WaitTimeout(timeout_step_name=armed_by.msg.timeout_step_name or "",
+                          original_directive_id=armed_by.id)
+        kind = DirectiveKind.wait_timeout
+    elif timer.k == TimerKind.run_timeout:
+        msg = RunTimedOut(timer_id=timer.id)
+        kind = DirectiveKind.run_timeout
+    else:
+        return None
+    return Directive(id=str(ULID()), timestamp=utcnow(), kind=kind, run_info=armed_by.run_info, msg=msg)
+
+
+def _fail(armed_by: Directive, message: str) -> Directive:
+    return Directive(id=str(ULID()), timestamp=utcnow(), kind=DirectiveKind.fail, run_info=armed_by.run_info,
+                     msg=Fail(error=ErrorDetails(type="TimerExhausted", message=message)))
+
+
+class TimerHandler:
+    def __init__(self, nc: NATSClient, js: JetStreamContext) -> None:
+        self._nc = nc
+        self.consumer = PullConsumer(js, subjects.TIMER_CONSUMER, self._handle,
+                                     config=consumer_config(subjects.TIMERS_FIRED), slots=256, batch=128,
+                                     fetch_timeout=0.5)
+
+    async def _handle(self, msg: Msg) -> None:
+        try:
+            timer = _timer_decoder.decode(msg.data)
+            armed_by = Directive.from_wire(timer.d) if timer.d is not None and timer.d.id else None
+        except Exception as exc:
+            log.warning("dropping undecodable fired timer: %s", exc)
+            await msg.ack()
+            return
+        if armed_by is None:
+            await msg.ack()  # command timers are not implemented; nothing to do
+            return
+        d = directive_for(timer, armed_by, msg.metadata.num_delivered or 1)
+        if d is None:
+            log.warning("dropping fired timer %s of unknown kind %r", timer.id, timer.k)
+            await msg.ack()
+            return
+        r = d.run_info
+        try:
+            await publish(self._nc, subjects.directive(r.wf_type, r.wf_id, r.id), encode_directive(d),
+                          {H_MSG_ID: d.id})
+        except Exception as exc:
+            log.warning("publishing the %s directive of timer %s failed: %s", d.kind, timer.id, exc)
+            await msg.nak(delay=RETRY_DELAY)
+            return
+        log.debug("timer %s fired: %s directive %s", timer.id, d.kind, d.id)
+        await msg.ack()
