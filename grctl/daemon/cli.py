@@ -1,0 +1,128 @@
+"""``grctld``: the config-file-driven worker daemon.
+
+grctld -c /etc/grctl/grctl.yaml            run (supervisor + worker generations)
+grctld -c FILE --check-config              validate and import the workflow modules; exit 0 or 1
+grctld -c FILE --print-config              the resolved configuration, secrets masked
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from importlib import metadata
+
+import yaml
+
+from grctl.daemon.config import DEFAULT_PATH, Overrides, load_config, read_document
+from grctl.daemon.errors import ConfigError, Problem
+from grctl.daemon.logs import configure_logging
+from grctl.daemon.model import DaemonConfig, mask_url
+
+LEVELS = ("debug", "info", "warning", "error", "critical")
+
+log = logging.getLogger("grctl.daemon")
+
+
+def version() -> str:
+    try:
+        return metadata.version("grctl")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="grctld",
+        description="Run grctl workflow workers from a YAML configuration file, reloading it on change.",
+        epilog="Environment overrides (between the file and the flags): GRCTL_NATS_SERVERS, GRCTL_NATS_USER, "
+        "GRCTL_NATS_PASSWORD, GRCTL_NATS_TOKEN, GRCTL_NATS_CREDENTIALS_FILE, GRCTL_NATS_NKEY_SEED_FILE, "
+        "GRCTL_NATS_NAME, GRCTL_LOG_LEVEL, GRCTL_LOG_FORMAT, GRCTL_SHUTDOWN_TIMEOUT, "
+        "GRCTL_WORKER_PROCESSES, GRCTL_WORKER_MAX_CONCURRENT_STEPS.",
+    )
+    p.add_argument(
+        "-c",
+        "--config",
+        default=DEFAULT_PATH,
+        metavar="PATH",
+        help=f"configuration file (default {DEFAULT_PATH})",
+    )
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--check-config",
+        action="store_true",
+        help="validate the file and import the workflow modules, then exit 0 (valid) or 1",
+    )
+    mode.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the resolved configuration (defaults, environment, flags; secrets masked)",
+    )
+    p.add_argument("--log-level", choices=LEVELS, type=str.lower, help="override logging.level")
+    p.add_argument(
+        "--nats-server",
+        action="append",
+        metavar="URL",
+        dest="nats_servers",
+        help="override nats.servers (repeat for several)",
+    )
+    p.add_argument("--version", action="version", version=f"grctld {version()}")
+    return p
+
+
+def _report(exc: ConfigError) -> int:
+    for problem in exc.problems:
+        print(problem, file=sys.stderr)
+    return 1
+
+
+def check_imports(cfg: DaemonConfig, path: str) -> list[str]:
+    """Import the workflow modules here; returns the workflow types. Raises ConfigError located at
+    the failing ``workflows`` entry."""
+    from grctl.daemon.workflows import WorkflowImportError, load_workflows
+
+    try:
+        workflows = load_workflows(cfg.workflows, cfg.python_path)
+    except WorkflowImportError as exc:
+        _, marks = read_document(path)
+        at = ("workflows", exc.index)
+        raise ConfigError([Problem(path, marks.value(at), at, exc.message)]) from None
+    return [wf.workflow_type for wf in workflows]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    overrides = Overrides(
+        log_level=args.log_level, nats_servers=tuple(args.nats_servers) if args.nats_servers else None
+    )
+    try:
+        cfg = load_config(args.config, overrides=overrides)
+        if args.check_config:
+            types = check_imports(cfg, args.config)
+            print(f"{args.config}: OK ({len(types)} workflow type(s): {', '.join(types)})")
+            return 0
+    except ConfigError as exc:
+        return _report(exc)
+    if args.print_config:
+        sys.stdout.write(f"# {args.config}, resolved (defaults < file < environment < flags)\n")
+        sys.stdout.write(f"# workers connect to: {', '.join(mask_url(u) for u in cfg.nats.servers)}\n")
+        sys.stdout.write(yaml.safe_dump(cfg.masked(), sort_keys=False, default_flow_style=False))
+        return 0
+    return run(cfg, args.config, overrides)
+
+
+def run(cfg: DaemonConfig, path: str, overrides: Overrides) -> int:
+    from grctl.daemon.supervisor import Supervisor
+
+    configure_logging(cfg.logging, cfg.secrets(), role="supervisor")
+    log.info("grctld %s starting (pid %d) with %s", version(), os.getpid(), os.path.abspath(path))
+    try:
+        return asyncio.run(Supervisor(cfg, path, overrides).run())
+    except KeyboardInterrupt:  # only before the loop installed its handlers
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

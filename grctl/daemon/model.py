@@ -1,0 +1,178 @@
+"""The resolved daemon configuration: every default filled in, every path absolute, secrets read.
+
+It travels to worker and engine processes as JSON over a pipe (never argv or the environment), and is
+printed by ``--print-config`` with the secrets masked.
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import msgspec
+
+MASK = "********"
+DEFAULT_EMBEDDED_PORT = 4225
+
+
+class TLSConfig(msgspec.Struct, frozen=True, kw_only=True):
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    server_name: str | None = None
+    handshake_first: bool = False
+
+    def context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=self.ca_file)
+        if self.cert_file:
+            ctx.load_cert_chain(self.cert_file, self.key_file)
+        return ctx
+
+
+class EmbeddedNats(msgspec.Struct, frozen=True, kw_only=True):
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_EMBEDDED_PORT
+    store_dir: str | None = None
+    config_file: str | None = None
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"nats://{host}:{self.port}"
+
+
+class NatsConfig(msgspec.Struct, frozen=True, kw_only=True):
+    servers: list[str]
+    name: str = "grctld"
+    credentials_file: str | None = None
+    nkey_seed_file: str | None = None
+    user: str | None = None
+    password: str | None = None
+    token: str | None = None
+    tls: TLSConfig | None = None
+    connect_timeout: float = 5.0
+    max_reconnect_attempts: int = -1
+    reconnect_wait: float = 1.0
+    embedded: EmbeddedNats | None = None
+
+    def connect_options(self) -> dict[str, Any]:
+        """Keyword arguments for ``Connection.connect`` (and so ``nats.connect``)."""
+        opts: dict[str, Any] = {
+            "servers": list(self.servers),
+            "name": self.name,
+            "connect_timeout": self.connect_timeout,
+            "max_reconnect_attempts": self.max_reconnect_attempts,
+            "reconnect_time_wait": self.reconnect_wait,
+        }
+        if self.user is not None:
+            opts["user"] = self.user
+            opts["password"] = self.password or ""
+        if self.token is not None:
+            opts["token"] = self.token
+        if self.credentials_file:
+            opts["user_credentials"] = self.credentials_file
+        if self.nkey_seed_file:
+            opts["nkeys_seed"] = self.nkey_seed_file
+        if self.tls is not None:
+            opts["tls"] = self.tls.context()
+            if self.tls.server_name:
+                opts["tls_hostname"] = self.tls.server_name
+            if self.tls.handshake_first:
+                opts["tls_handshake_first"] = True
+        return opts
+
+
+class WorkflowLoggerConfig(msgspec.Struct, frozen=True, kw_only=True):
+    name: str = "grctl.workflow"
+    level: str | None = None
+
+
+class LoggingConfig(msgspec.Struct, frozen=True, kw_only=True):
+    level: str = "info"
+    format: str = "text"
+    destination: str = "stderr"
+    workflow_logger: WorkflowLoggerConfig = msgspec.field(default_factory=WorkflowLoggerConfig)
+
+
+class WorkerConfig(msgspec.Struct, frozen=True, kw_only=True):
+    max_concurrent_steps: int = 16
+    processes: int = 1
+    ready_timeout: float = 60.0
+
+
+class ReloadConfig(msgspec.Struct, frozen=True, kw_only=True):
+    watch_config: bool = True
+    watch_workflows: bool = False
+
+
+class EngineConfig(msgspec.Struct, frozen=True, kw_only=True):
+    embedded: bool = False
+    step_timeout: float | None = None
+    wait_timeout: float | None = None
+
+
+class DaemonConfig(msgspec.Struct, frozen=True, kw_only=True):
+    path: str
+    workflows: list[str]
+    python_path: list[str] = msgspec.field(default_factory=list)
+    nats: NatsConfig
+    logging: LoggingConfig = msgspec.field(default_factory=LoggingConfig)
+    shutdown_timeout: float = 30.0
+    worker: WorkerConfig = msgspec.field(default_factory=WorkerConfig)
+    reload: ReloadConfig = msgspec.field(default_factory=ReloadConfig)
+    engine: EngineConfig = msgspec.field(default_factory=EngineConfig)
+
+    def encode(self) -> bytes:
+        return msgspec.json.encode(self)
+
+    @classmethod
+    def decode(cls, raw: bytes) -> DaemonConfig:
+        return msgspec.json.decode(raw, type=cls)
+
+    def secrets(self) -> list[str]:
+        """Secret values that must never be printed or logged."""
+        found = [s for s in (self.nats.password, self.nats.token) if s]
+        for url in self.nats.servers:
+            if "://" in url and "@" in url:
+                parts = urlsplit(url)
+                secret = parts.password if parts.password is not None else parts.username
+                if secret:
+                    found.append(secret)
+        return found
+
+    def masked(self) -> dict[str, Any]:
+        """The configuration in the file's own shape (so it is a valid grctl.yaml again), every
+        default filled in, unset keys left out and every secret replaced by a mask."""
+        data = _drop_none(msgspec.to_builtins(self))
+        data.pop("path", None)
+        nats = data["nats"]
+        for key in ("password", "token"):
+            if key in nats:
+                nats[key] = MASK
+        nats["servers"] = [mask_url(u) for u in nats["servers"]]
+        nats["reconnect"] = {
+            "max_attempts": nats.pop("max_reconnect_attempts"),
+            "wait": nats.pop("reconnect_wait"),
+        }
+        if "embedded" in nats:
+            nats.pop("servers")
+        return data
+
+
+def _drop_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _drop_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_none(v) for v in value]
+    return value
+
+
+def mask_url(url: str) -> str:
+    """``nats://user:secret@host`` → ``nats://user:********@host``; a lone ``token@`` is masked too."""
+    if "://" not in url or "@" not in url:
+        return url
+    parts = urlsplit(url)
+    host = parts.netloc.rsplit("@", 1)[1]
+    userinfo = MASK if parts.password is None else f"{parts.username}:{MASK}"
+    return urlunsplit(parts._replace(netloc=f"{userinfo}@{host}"))

@@ -1,0 +1,253 @@
+"""From schema-valid data to a DaemonConfig: defaults, absolute paths, secrets read from files, and the
+checks a schema cannot express (files exist, one way to authenticate, TLS files load)."""
+
+from __future__ import annotations
+
+import os
+import re
+import ssl
+from collections.abc import Callable, Mapping
+from pathlib import Path as FsPath
+from typing import Any
+
+from grctl.daemon.errors import ConfigError, Problem
+from grctl.daemon.model import (
+    DaemonConfig,
+    EmbeddedNats,
+    EngineConfig,
+    LoggingConfig,
+    NatsConfig,
+    ReloadConfig,
+    TLSConfig,
+    WorkerConfig,
+    WorkflowLoggerConfig,
+)
+from grctl.daemon.schema import parse_duration
+from grctl.daemon.yamlmarks import Path
+from grctl.nats.connection import DEFAULT_SERVERS
+
+Locate = Callable[[Path, str, bool], Problem]
+_SEED_LINE = re.compile(r"^\s*S[A-Z][A-Z2-7]{56}\s*$", re.MULTILINE)
+_AUTH_KEYS = ("user", "token", "token_file", "nkey_seed_file", "credentials_file")
+
+
+class Resolver:
+    def __init__(
+        self,
+        data: dict[str, Any],
+        source: str,
+        base: FsPath,
+        environ: Mapping[str, str],
+        origins: dict[Path, str],
+        locate: Locate,
+    ) -> None:
+        self.data = data
+        self.source = source
+        self.base = base
+        self.environ = environ
+        self.origins = origins
+        self.locate = locate
+        self.problems: list[Problem] = []
+
+    def fail(self, path: Path, message: str) -> None:
+        self.problems.append(self.locate(path, message, False))
+
+    def build(self) -> DaemonConfig:
+        d = self.data
+        config = DaemonConfig(
+            path=str(FsPath(self.source).resolve()),
+            workflows=list(d["workflows"]),
+            python_path=[
+                self.directory(("python_path", i), p) for i, p in enumerate(d.get("python_path", []))
+            ],
+            nats=self.nats(d.get("nats", {})),
+            logging=self.logging(d.get("logging", {})),
+            shutdown_timeout=self.duration(d, "shutdown_timeout", 30.0),
+            worker=self.worker(d.get("worker", {})),
+            reload=ReloadConfig(**d.get("reload", {})),
+            engine=self.engine(d.get("engine", {})),
+        )
+        if self.problems:
+            raise ConfigError(self.problems)
+        return config
+
+    # -- values -------------------------------------------------------------------------------------
+
+    def duration(self, section: dict[str, Any], key: str, default: float | None) -> Any:
+        value = section.get(key)
+        return default if value is None else parse_duration(value)
+
+    def path(self, value: str) -> str:
+        return str((self.base / os.path.expanduser(value)).resolve())
+
+    def directory(self, where: Path, value: str) -> str:
+        resolved = self.path(value)
+        if not os.path.isdir(resolved):
+            self.fail(where, f"directory not found: {resolved}")
+        return resolved
+
+    def file(self, where: Path, value: str | None, secret: bool = False) -> str | None:
+        """An existing, readable file; secret files named relatively are looked for in
+        $CREDENTIALS_DIRECTORY first (systemd LoadCredential=)."""
+        if value is None:
+            return None
+        resolved = self.path(value)
+        cred_dir = self.environ.get("CREDENTIALS_DIRECTORY")
+        if secret and cred_dir and not os.path.isabs(value):
+            candidate = os.path.join(cred_dir, value)
+            if os.path.exists(candidate):
+                resolved = candidate
+        if not os.path.exists(resolved):
+            self.fail(where, f"file not found: {resolved}")
+            return None
+        if os.path.isdir(resolved):
+            self.fail(where, f"is a directory, not a file: {resolved}")
+            return None
+        if not os.access(resolved, os.R_OK):
+            self.fail(where, f"file not readable: {resolved}")
+            return None
+        return resolved
+
+    def secret(self, section: dict[str, Any], key: str) -> str | None:
+        """``key`` given directly, or read from ``key_file`` (trailing newline removed)."""
+        direct, from_file = section.get(key), section.get(f"{key}_file")
+        if direct is not None and from_file is not None:
+            self.fail(("nats", f"{key}_file"), f"cannot be combined with nats.{key} (give the {key} once)")
+            return None
+        if from_file is None:
+            return direct
+        found = self.file(("nats", f"{key}_file"), from_file, secret=True)
+        if found is None:
+            return None
+        with open(found, encoding="utf-8") as fh:
+            value = fh.read().rstrip("\r\n")
+        if not value:
+            self.fail(("nats", f"{key}_file"), f"the file is empty: {found}")
+        return value
+
+    # -- sections -----------------------------------------------------------------------------------
+
+    def nats(self, n: dict[str, Any]) -> NatsConfig:
+        self.check_auth(n)
+        embedded = self.embedded(n.get("embedded", False))
+        servers = n.get("servers") or list(DEFAULT_SERVERS)
+        if embedded is not None:
+            if "servers" in n and ("nats", "servers") not in self.origins:
+                self.fail(
+                    ("nats", "servers"),
+                    "cannot be combined with nats.embedded (the workers connect to the embedded server)",
+                )
+            servers = [embedded.url]
+        password = self.secret(n, "password")
+        token = self.secret(n, "token")
+        if password is not None and "user" not in n:
+            self.fail(("nats", "password"), "needs nats.user")
+        reconnect = n.get("reconnect", {})
+        return NatsConfig(
+            servers=servers,
+            name=n.get("name", "grctld"),
+            credentials_file=self.creds(n.get("credentials_file")),
+            nkey_seed_file=self.seed(n.get("nkey_seed_file")),
+            user=n.get("user"),
+            password=password,
+            token=token,
+            tls=self.tls(n["tls"]) if "tls" in n else None,
+            connect_timeout=self.duration(n, "connect_timeout", 5.0),
+            max_reconnect_attempts=reconnect.get("max_attempts", -1),
+            reconnect_wait=self.duration(reconnect, "wait", 1.0),
+            embedded=embedded,
+        )
+
+    def check_auth(self, n: dict[str, Any]) -> None:
+        given = [k for k in _AUTH_KEYS if k in n]
+        if "token" in n and "token_file" in n:
+            given.remove("token_file")
+        for extra in given[1:]:
+            first = given[0].removesuffix("_file") if given[0] == "token_file" else given[0]
+            self.fail(
+                ("nats", extra), f"cannot be combined with nats.{first} (choose one way to authenticate)"
+            )
+
+    def creds(self, value: str | None) -> str | None:
+        found = self.file(("nats", "credentials_file"), value, secret=True)
+        if found is not None:
+            with open(found, encoding="utf-8", errors="replace") as fh:
+                if "BEGIN NATS USER JWT" not in fh.read():
+                    self.fail(
+                        ("nats", "credentials_file"), f"not a NATS credentials file (no user JWT): {found}"
+                    )
+        return found
+
+    def seed(self, value: str | None) -> str | None:
+        found = self.file(("nats", "nkey_seed_file"), value, secret=True)
+        if found is not None:
+            with open(found, encoding="utf-8", errors="replace") as fh:
+                if not _SEED_LINE.search(fh.read()):
+                    self.fail(
+                        ("nats", "nkey_seed_file"), f"no nkey seed (a line starting with 'SU') in {found}"
+                    )
+        return found
+
+    def tls(self, t: dict[str, Any]) -> TLSConfig | None:
+        at = ("nats", "tls")
+        cfg = TLSConfig(
+            ca_file=self.file((*at, "ca_file"), t.get("ca_file")),
+            cert_file=self.file((*at, "cert_file"), t.get("cert_file")),
+            key_file=self.file((*at, "key_file"), t.get("key_file"), secret=True),
+            server_name=t.get("server_name"),
+            handshake_first=t.get("handshake_first", False),
+        )
+        if ("cert_file" in t) != ("key_file" in t):
+            missing = "key_file" if "cert_file" in t else "cert_file"
+            self.fail(at, f"cert_file and key_file go together: {missing} is missing")
+            return None
+        if not self.problems:
+            try:
+                cfg.context()
+            except (ssl.SSLError, OSError) as exc:
+                self.fail(at, f"cannot load the TLS files: {exc}")
+        return cfg
+
+    def embedded(self, e: bool | dict[str, Any]) -> EmbeddedNats | None:
+        if e is False:
+            return None
+        e = {} if e is True else e
+        config_file = self.file(("nats", "embedded", "config_file"), e.get("config_file"))
+        store = self.path(e["store_dir"]) if "store_dir" in e else None
+        return EmbeddedNats(
+            host=e.get("host", "127.0.0.1"),
+            port=e.get("port", 4225),
+            store_dir=store,
+            config_file=config_file,
+        )
+
+    def logging(self, lg: dict[str, Any]) -> LoggingConfig:
+        dest = lg.get("destination", "stderr")
+        if dest not in ("stderr", "stdout"):
+            dest = self.path(dest)
+            parent = os.path.dirname(dest)
+            if not os.path.isdir(parent):
+                self.fail(("logging", "destination"), f"directory not found: {parent}")
+        wl = lg.get("workflow_logger", {})
+        return LoggingConfig(
+            level=lg.get("level", "info"),
+            format=lg.get("format", "text"),
+            destination=dest,
+            workflow_logger=WorkflowLoggerConfig(
+                name=wl.get("name", "grctl.workflow"), level=wl.get("level")
+            ),
+        )
+
+    def worker(self, w: dict[str, Any]) -> WorkerConfig:
+        return WorkerConfig(
+            max_concurrent_steps=w.get("max_concurrent_steps", 16),
+            processes=w.get("processes", 1),
+            ready_timeout=self.duration(w, "ready_timeout", 60.0),
+        )
+
+    def engine(self, e: dict[str, Any]) -> EngineConfig:
+        return EngineConfig(
+            embedded=e.get("embedded", False),
+            step_timeout=self.duration(e, "step_timeout", None),
+            wait_timeout=self.duration(e, "wait_timeout", None),
+        )

@@ -1,0 +1,241 @@
+"""The JSON Schema of grctl.yaml (shipped in the wheel) and validation with readable messages.
+
+jsonschema's own messages are written for JSON people; these are rewritten for someone editing a YAML
+file: unknown keys get "did you mean", type errors say what was expected in YAML words, and formats
+(NATS URLs, durations, module names) explain what a good value looks like.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import json
+import re
+from collections.abc import Iterator
+from functools import cache
+from importlib import resources
+from typing import Any
+from urllib.parse import urlsplit
+
+from jsonschema import Draft7Validator, FormatChecker, ValidationError
+
+from grctl.daemon.yamlmarks import Path
+
+SCHEMA_RESOURCE = ("grctl", "schemas/grctl.schema.json")
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_MODULE_REF = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*(:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*)?$")
+_HOST = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?$")
+NATS_SCHEMES = ("nats", "tls", "ws", "wss")
+
+
+@cache
+def load_schema() -> dict[str, Any]:
+    package, name = SCHEMA_RESOURCE
+    return json.loads(resources.files(package).joinpath(name).read_text(encoding="utf-8"))
+
+
+def parse_duration(value: str | float | int) -> float:
+    """``"30s"``, ``"2m"``, ``"1m30s"``, ``"250ms"``, ``"1h"`` or a number of seconds → seconds."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a valid duration")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError(f"{value!r} is not a valid duration (negative)")
+        return float(value)
+    text = value.strip().replace(" ", "")
+    if not text:
+        raise ValueError('\'\' is not a valid duration (use e.g. "30s", "2m" or a number of seconds)')
+    try:
+        return parse_duration(float(text))
+    except ValueError:
+        pass
+    pos, total = 0, 0.0
+    for match in _DURATION_PART.finditer(text):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        pos = match.end()
+    if pos != len(text) or pos == 0:
+        raise ValueError(
+            f'{value!r} is not a valid duration (use e.g. "30s", "2m", "1m30s", "500ms" '
+            "or a number of seconds)"
+        )
+    return total
+
+
+def check_nats_url(value: str) -> None:
+    """Raise ValueError unless ``value`` is a URL nats-py can connect to."""
+    bad = f"{value!r} is not a valid NATS URL"
+    text = value.strip()
+    if "://" not in text:
+        if "/" in text or not text:
+            raise ValueError(f"{bad} (expected e.g. nats://host:4222)")
+        text = "nats://" + text
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"{bad} ({exc})") from exc
+    if parts.scheme not in NATS_SCHEMES:
+        raise ValueError(f"{bad} (the scheme must be one of {', '.join(NATS_SCHEMES)})")
+    host = parts.hostname or ""
+    if not host or not (_HOST.match(host) or _is_ipv6(host)):
+        raise ValueError(f"{bad} (no valid host name)")
+    if port == 0:
+        raise ValueError(f"{bad} (port 0)")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError(f"{bad} (unexpected path or query)")
+
+
+def _is_ipv6(host: str) -> bool:
+    try:
+        return isinstance(ipaddress.ip_address(host), ipaddress.IPv6Address)
+    except ValueError:
+        return False
+
+
+def _format_checker() -> FormatChecker:
+    checker = FormatChecker(formats=())
+
+    @checker.checks("duration", raises=ValueError)
+    def _duration(value: object) -> bool:
+        if isinstance(value, str):
+            parse_duration(value)
+        return True
+
+    @checker.checks("nats-url", raises=ValueError)
+    def _nats_url(value: object) -> bool:
+        if isinstance(value, str):
+            check_nats_url(value)
+        return True
+
+    @checker.checks("module-ref", raises=ValueError)
+    def _module_ref(value: object) -> bool:
+        if isinstance(value, str) and not _MODULE_REF.match(value):
+            raise ValueError(
+                f"{value!r} is not a module name (expected 'package.module' or 'package.module:attribute')"
+            )
+        return True
+
+    return checker
+
+
+@cache
+def validator() -> Draft7Validator:
+    return Draft7Validator(load_schema(), format_checker=_format_checker())
+
+
+@cache
+def key_homes() -> dict[str, list[str]]:
+    """Every key name the schema knows → the dotted sections it belongs to ('' for the top level)."""
+    homes: dict[str, list[str]] = {}
+
+    def visit(schema: dict[str, Any], prefix: str) -> None:
+        for name, sub in schema.get("properties", {}).items():
+            homes.setdefault(name, []).append(prefix)
+            visit(sub, f"{prefix}.{name}" if prefix else name)
+
+    visit(load_schema(), "")
+    return homes
+
+
+def describe(value: Any) -> str:
+    """A YAML reader's name for a value's type, with the value when short."""
+    if value is None:
+        return "nothing (an empty value)"
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, int):
+        return f"an integer ({value})"
+    if isinstance(value, float):
+        return f"a number ({value})"
+    if isinstance(value, str):
+        return f"a string ({value!r})" if len(value) <= 40 else "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+_TYPE_WORDS = {
+    "object": "a mapping",
+    "array": "a list",
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "null": "nothing",
+}
+
+
+def _expected(schema: dict[str, Any]) -> str:
+    if schema.get("format") == "duration":
+        return 'a duration such as "30s" or "2m", or a number of seconds'
+    types = schema.get("type")
+    names = [types] if isinstance(types, str) else list(types or [])
+    return " or ".join(_TYPE_WORDS.get(t, t) for t in names)
+
+
+def did_you_mean(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _unknown_key_hint(key: str, allowed: list[str], section: str) -> str:
+    hint = did_you_mean(key, allowed)
+    if hint:
+        return hint
+    homes = [h for h in key_homes().get(key, []) if h != section]
+    if homes:
+        where = homes[0]
+        return f" (it belongs under '{where}')" if where else " (it belongs at the top level)"
+    return f" (known keys: {', '.join(sorted(allowed))})" if allowed else ""
+
+
+def problems(data: Any) -> Iterator[tuple[Path, str, bool]]:
+    """(path, message, at_key) for each schema violation; at_key means the error is about a key name."""
+    for error in sorted(validator().iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
+        yield from _translate(error)
+
+
+def _translate(error: ValidationError) -> Iterator[tuple[Path, str, bool]]:
+    path: Path = tuple(error.absolute_path)
+    kind = error.validator
+    schema: dict[str, Any] = error.schema if isinstance(error.schema, dict) else {}
+    value = error.instance
+    if kind == "additionalProperties" and isinstance(value, dict):
+        allowed = list(schema.get("properties", {}))
+        section = ".".join(str(p) for p in path)
+        for key in value:
+            if key not in allowed:
+                yield (*path, key), f"unknown key '{key}'{_unknown_key_hint(key, allowed, section)}", True
+        return
+    if kind == "type":
+        yield path, f"expected {_expected(schema)}, got {describe(value)}", False
+    elif kind == "format":
+        cause = error.cause
+        yield path, str(cause) if cause else error.message, False
+    elif kind == "enum":
+        choices = [str(c) for c in error.validator_value]
+        listed = ", ".join(repr(c) for c in choices)
+        hint = did_you_mean(str(value).lower(), choices) if isinstance(value, str) else ""
+        yield path, f"{value!r} is not one of {listed}{hint}", False
+    elif kind in ("minimum", "exclusiveMinimum"):
+        yield path, f"must be at least {error.validator_value}, got {value!r}", False
+    elif kind in ("maximum", "exclusiveMaximum"):
+        yield path, f"must be at most {error.validator_value}, got {value!r}", False
+    elif kind == "minItems":
+        yield path, "must list at least one entry", False
+    elif kind == "uniqueItems":
+        yield path, "lists the same entry twice", False
+    elif kind == "minLength":
+        yield path, "must not be empty", False
+    elif kind == "required":
+        missing = [k for k in error.validator_value if not isinstance(value, dict) or k not in value]
+        for key in missing:
+            yield path, f"missing required key '{key}'", False
+    else:
+        yield path, error.message, False
