@@ -1,0 +1,194 @@
+"""Child processes as the supervisor sees them: start with a spec on stdin, read READY/ERROR from the
+status pipe, stop with SIGTERM then SIGKILL after a deadline, and groups of them (generations)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from typing import Any
+
+from grctl.daemon.channel import STATUS_FD_VARIABLE, parse_status
+from grctl.daemon.model import DaemonConfig
+from grctl.daemon.notify import child_environment
+
+log = logging.getLogger("grctl.daemon")
+
+KILL_MARGIN = 5.0  # seconds granted beyond shutdown_timeout before SIGKILL
+
+
+class ChildFailed(Exception):
+    """A child did not become ready: it said why, exited, or took too long."""
+
+
+class ChildProcess:
+    """One ``python -m grctl.daemon.child ROLE`` process."""
+
+    def __init__(self, role: str, cfg: DaemonConfig, generation: int = 0, index: int = 0) -> None:
+        self.role = role
+        self.cfg = cfg
+        self.generation = generation
+        self.index = index
+        self.proc: asyncio.subprocess.Process | None = None
+        self.ready_info: dict[str, Any] | None = None
+        self.error: str | None = None
+        self.stopping = False
+        self.ready_at: float | None = None
+        self.failures = 0  # consecutive failed starts of this slot (restart backoff)
+        self._ready = asyncio.Event()
+        self._status_task: asyncio.Task[None] | None = None
+
+    @property
+    def label(self) -> str:
+        if self.role == "worker":
+            return f"worker {self.generation}.{self.index}" + (f" (pid {self.pid})" if self.pid else "")
+        return f"{self.role}" + (f" (pid {self.pid})" if self.pid else "")
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.returncode is None
+
+    async def start(self) -> None:
+        read_fd, write_fd = os.pipe()
+        env = child_environment()
+        env[STATUS_FD_VARIABLE] = str(write_fd)
+        try:
+            self.proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "grctl.daemon.child",
+                self.role,
+                stdin=asyncio.subprocess.PIPE,
+                pass_fds=(write_fd,),
+                env=env,
+            )
+        finally:
+            os.close(write_fd)
+        spec = json.dumps({"generation": self.generation, "index": self.index}).encode()
+        line = spec[:-1] + b', "config": ' + self.cfg.encode() + b"}\n"
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line)
+        with contextlib.suppress(ConnectionError):
+            await self.proc.stdin.drain()
+        self._status_task = asyncio.create_task(self._read_status(read_fd))
+
+    async def _read_status(self, fd: int) -> None:
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader()
+        transport, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", buffering=0)
+        )
+        try:
+            while line := await reader.readline():
+                kind, rest = parse_status(line.decode(errors="replace"))
+                if kind == "READY":
+                    self.ready_info = json.loads(rest or "{}")
+                    self.ready_at = time.monotonic()
+                    self._ready.set()
+                elif kind == "ERROR":
+                    self.error = rest
+                    self._ready.set()
+        finally:
+            transport.close()
+
+    async def wait(self) -> int:
+        assert self.proc is not None
+        return await self.proc.wait()
+
+    async def wait_ready(self, timeout: float) -> dict[str, Any]:
+        """The READY info; ChildFailed when it reports an error, exits or ``timeout`` passes."""
+        exited = asyncio.ensure_future(self.wait())
+        ready = asyncio.ensure_future(self._ready.wait())
+        try:
+            await asyncio.wait({exited, ready}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            exited.cancel()
+            ready.cancel()
+        if self.ready_info is not None and self.error is None:
+            return self.ready_info
+        if self.error:
+            raise ChildFailed(self.error)
+        if self.proc is not None and self.proc.returncode is not None:
+            # its last words may still be in the pipe
+            if self._status_task is not None:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(self._status_task), 1.0)
+            raise ChildFailed(self.error or f"{self.label} exited with code {self.proc.returncode}")
+        raise ChildFailed(f"{self.label} was not ready within {timeout:g}s")
+
+    def signal(self, signum: int) -> None:
+        if self.running:
+            assert self.proc is not None
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signum)
+
+    async def stop(self, timeout: float) -> int | None:
+        """SIGTERM (graceful), then SIGKILL after ``timeout`` + a margin; returns the exit code."""
+        self.stopping = True
+        if self.proc is None:
+            return None
+        if self.running:
+            self.signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.wait(), timeout + KILL_MARGIN)
+            except TimeoutError:
+                log.warning("%s did not stop within %gs: killing it", self.label, timeout + KILL_MARGIN)
+                self.kill()
+        code = await self.wait()
+        await self.close()
+        return code
+
+    def kill(self) -> None:
+        self.stopping = True
+        self.signal(signal.SIGKILL)
+
+    async def close(self) -> None:
+        if self.proc is not None and self.proc.stdin is not None:
+            self.proc.stdin.close()
+        if self._status_task is not None:
+            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(self._status_task, 1.0)
+
+
+class Generation:
+    """The worker processes started from one configuration."""
+
+    def __init__(self, number: int, cfg: DaemonConfig) -> None:
+        self.number = number
+        self.cfg = cfg
+        self.processes = [ChildProcess("worker", cfg, number, i) for i in range(cfg.worker.processes)]
+        self.stopping = False
+
+    def __repr__(self) -> str:
+        return f"generation {self.number}"
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.processes if p.pid]
+
+    async def start(self) -> None:
+        for proc in self.processes:
+            await proc.start()
+
+    async def wait_ready(self) -> list[dict[str, Any]]:
+        return list(
+            await asyncio.gather(*(p.wait_ready(self.cfg.worker.ready_timeout) for p in self.processes))
+        )
+
+    async def stop(self) -> None:
+        self.stopping = True
+        await asyncio.gather(*(p.stop(self.cfg.shutdown_timeout) for p in self.processes))
+
+    def kill(self) -> None:
+        self.stopping = True
+        for proc in self.processes:
+            proc.kill()

@@ -1,0 +1,55 @@
+"""The embedded nats-server: a real nats-server child (JetStream on) for single-node and development use."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from grctl.daemon.model import EmbeddedNats
+from grctl.nats.server import NatsServerProcess
+
+log = logging.getLogger("grctl.daemon")
+
+
+def default_store_dir(environ: dict[str, str] | None = None) -> str | None:
+    """``$STATE_DIRECTORY/nats`` under systemd (StateDirectory=); None means a temporary directory."""
+    env = os.environ if environ is None else environ
+    state = env.get("STATE_DIRECTORY", "").split(":")[0]
+    return os.path.join(state, "nats") if state else None
+
+
+class EmbeddedNatsServer:
+    def __init__(self, settings: EmbeddedNats) -> None:
+        self.settings = settings
+        store = settings.store_dir or default_store_dir()
+        if store:
+            Path(store).mkdir(parents=True, exist_ok=True)
+        self.process = NatsServerProcess(
+            port=settings.port,
+            host=settings.host,
+            store_dir=store,
+            config_file=settings.config_file,
+            log_file=os.path.join(store, "nats-server.log") if store else None,
+        )
+
+    def start(self) -> None:
+        self.process.start()
+        kept = (
+            ""
+            if self.settings.store_dir or default_store_dir()
+            else " (temporary: set nats.embedded.store_dir to keep it)"
+        )
+        log.info(
+            "embedded nats-server listening at %s (pid %s, store %s%s)",
+            self.process.url,
+            self.process.pid,
+            self.process.store_dir,
+            kept,
+        )
+
+    def stop(self) -> None:
+        self.process.cleanup()
+
+    def kill(self) -> None:
+        self.process.kill()

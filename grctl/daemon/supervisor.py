@@ -1,0 +1,375 @@
+"""The supervisor: owns the configuration, the watch, the signals, systemd notification and the child
+processes (embedded nats-server, embedded engine, worker generations).
+
+One loop takes events from a queue (signals, file changes, child exits); signal handlers only enqueue.
+A reload starts generation N+1 and waits until it is ready before generation N drains, so there is no
+moment without a consuming worker (unlike a stop-then-start restart).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from grctl.daemon.config import Overrides, load_config
+from grctl.daemon.errors import ConfigError
+from grctl.daemon.logs import configure_logging
+from grctl.daemon.model import DaemonConfig
+from grctl.daemon.notify import Notifier
+from grctl.daemon.procs import ChildFailed, ChildProcess, Generation
+from grctl.daemon.services import EmbeddedNatsServer
+from grctl.daemon.watch import Watcher, digest
+
+log = logging.getLogger("grctl.daemon")
+
+EXIT_FORCED = 130
+STABLE_AFTER = 30.0  # a process up this long resets its restart backoff
+
+
+def backoff(failures: int) -> float:
+    return min(0.5 * 2 ** max(failures - 1, 0), 30.0)
+
+
+class StartupError(Exception):
+    pass
+
+
+class Supervisor:
+    def __init__(self, cfg: DaemonConfig, config_path: str, overrides: Overrides | None = None) -> None:
+        self.cfg = cfg
+        self.config_path = config_path
+        self.overrides = overrides or Overrides()
+        self.notifier = Notifier()
+        self.queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        self.current: Generation | None = None
+        self.generations: set[Generation] = set()
+        self.counter = 0
+        self.nats: EmbeddedNatsServer | None = None
+        self.engine: ChildProcess | None = None
+        self.bringup: asyncio.Task[bool] | None = None
+        self.reload_again = False
+        self.stopping = False
+        self.digest = digest(config_path)
+        self.watcher: Watcher | None = None
+        self.tasks: set[asyncio.Task[Any]] = set()
+
+    def spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    # -- the loop ------------------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.queue.put_nowait, ("signal", signum))
+        if self.notifier.watchdog_interval:
+            self.spawn(self._watchdog(self.notifier.watchdog_interval))
+        self.notifier.status("starting")
+        try:
+            try:
+                await self._start_services()
+            except StartupError as exc:
+                log.error("%s", exc)
+                self.notifier.stopping(f"failed: {exc}")
+                await self._shutdown()
+                return 1
+            self.bringup = self.spawn(self._bring_up(self.cfg, initial=True))
+            return await self._loop()
+        finally:
+            for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
+            for task in list(self.tasks):
+                task.cancel()
+            self.notifier.close()
+
+    async def _loop(self) -> int:
+        while True:
+            kind, value = await self.queue.get()
+            if kind == "signal":
+                done = self._on_signal(value)
+                if done is not None:
+                    return done
+            elif kind == "config":
+                self._on_config_event()
+            elif kind == "sources":
+                self._request_reload(f"workflow sources changed ({', '.join(sorted(value))})")
+            elif kind == "exit":
+                self._on_exit(value)
+            elif kind == "stopped":
+                return int(value)
+
+    def _on_signal(self, signum: int) -> int | None:
+        name = signal.Signals(signum).name
+        if signum == signal.SIGHUP:
+            self._request_reload("SIGHUP")
+        elif not self.stopping:
+            log.info(
+                "%s: stopping gracefully (up to %gs; a second SIGINT stops at once)",
+                name,
+                self.cfg.shutdown_timeout,
+            )
+            self.stopping = True
+            self.spawn(self._stop_then_report())
+        elif signum == signal.SIGINT:
+            log.warning("second SIGINT: stopping at once")
+            self._kill_all()
+            return EXIT_FORCED
+        else:
+            log.info("%s: already stopping", name)
+        return None
+
+    async def _stop_then_report(self) -> None:
+        await self._shutdown()
+        self.queue.put_nowait(("stopped", 0))
+
+    def _on_config_event(self) -> None:
+        now = digest(self.config_path)
+        if now is None or now == self.digest:
+            return  # unchanged content (or the file is between a delete and a rename)
+        self._request_reload("configuration file changed")
+
+    # -- reload --------------------------------------------------------------------------------------
+
+    def _request_reload(self, reason: str) -> None:
+        if self.stopping:
+            return
+        if self.bringup is not None and not self.bringup.done():
+            log.info("reload requested (%s) while one is in progress: it will follow", reason)
+            self.reload_again = True
+            return
+        self.bringup = self.spawn(self._reload(reason))
+
+    async def _reload(self, reason: str) -> bool:
+        old = self.current
+        keeps = f"generation {old.number} keeps running" if old else "no generation is running"
+        log.info("reloading: %s", reason)
+        self.notifier.reloading(f"reloading: {reason}")
+        self.digest = digest(self.config_path)
+        try:
+            try:
+                new = load_config(self.config_path, overrides=self.overrides)
+            except ConfigError as exc:
+                for problem in exc.problems:
+                    log.error("%s", problem)
+                log.error("configuration not reloaded: %s", keeps)
+                self.notifier.ready(f"reload failed: {exc.first}; {keeps}")
+                return False
+            new = self._keep_services(new)
+            configure_logging(new.logging, new.secrets(), role="supervisor")
+            return await self._bring_up(new, initial=False)
+        finally:
+            if self.reload_again and not self.stopping:
+                self.reload_again = False
+                self.spawn(self._deferred_reload())
+
+    async def _deferred_reload(self) -> None:
+        await asyncio.sleep(0)
+        self._request_reload("a change made during the previous reload")
+
+    def _keep_services(self, new: DaemonConfig) -> DaemonConfig:
+        """Embedded services are not restarted by a reload: keep their running settings."""
+        old = self.cfg
+        if new.nats.embedded != old.nats.embedded or new.engine != old.engine:
+            log.warning("changes to nats.embedded and engine take effect when grctld restarts")
+        nats = new.nats
+        if old.nats.embedded is not None or nats.embedded is not None:
+            nats = msgspec.structs.replace(
+                nats,
+                embedded=old.nats.embedded,
+                servers=old.nats.servers if old.nats.embedded else nats.servers,
+            )
+        return msgspec.structs.replace(new, nats=nats, engine=old.engine)
+
+    async def _bring_up(self, cfg: DaemonConfig, initial: bool) -> bool:
+        """Start a generation and wait until it is ready; then the previous one drains.
+        At startup, failures are retried with backoff; on reload, the running generation is kept."""
+        failures = 0
+        while True:
+            self.counter += 1
+            gen = Generation(self.counter, cfg)
+            self.generations.add(gen)
+            log.info("starting generation %d: %d worker process(es)", gen.number, len(gen.processes))
+            try:
+                await gen.start()
+                infos = await gen.wait_ready()
+            except (ChildFailed, OSError) as exc:
+                log.error("generation %d did not start: %s", gen.number, exc)
+                await self._retire(gen)
+                if not initial:
+                    keeps = (
+                        f"generation {self.current.number} keeps running" if self.current else "nothing runs"
+                    )
+                    self.notifier.ready(f"reload failed: {exc}; {keeps}")
+                    return False
+                failures += 1
+                delay = backoff(failures)
+                self.notifier.status(f"generation {gen.number} did not start: {exc}; retrying in {delay:g}s")
+                log.info("retrying in %gs", delay)
+                await asyncio.sleep(delay)
+                continue
+            except asyncio.CancelledError:
+                await self._retire(gen)
+                raise
+            self._promote(gen, infos)
+            return True
+
+    def _promote(self, gen: Generation, infos: list[dict[str, Any]]) -> None:
+        old, self.current, self.cfg = self.current, gen, gen.cfg
+        for proc in gen.processes:
+            self._watch_exit(proc)
+        types = sorted({t for info in infos for t in info.get("workflows", [])})
+        files = sorted({f for info in infos for f in info.get("files", [])})
+        self._restart_watcher(gen.cfg, files)
+        status = (
+            f"generation {gen.number} ready: {len(gen.processes)} worker process(es), pids "
+            f"{', '.join(map(str, gen.pids))}; workflows: {', '.join(types)}"
+        )
+        log.info("%s", status)
+        self.notifier.ready(status)
+        if old is not None:
+            log.info("draining generation %d (up to %gs)", old.number, old.cfg.shutdown_timeout)
+            self.spawn(self._drain(old))
+
+    async def _drain(self, gen: Generation) -> None:
+        await self._retire(gen)
+        log.info("generation %d drained and stopped", gen.number)
+
+    async def _retire(self, gen: Generation) -> None:
+        try:
+            await gen.stop()
+        finally:
+            self.generations.discard(gen)
+
+    # -- crashed children ----------------------------------------------------------------------------
+
+    def _watch_exit(self, proc: ChildProcess) -> None:
+        async def wait() -> None:
+            await proc.wait()
+            self.queue.put_nowait(("exit", proc))
+
+        self.spawn(wait())
+
+    def _on_exit(self, proc: ChildProcess) -> None:
+        if proc.stopping or self.stopping:
+            return
+        code = proc.proc.returncode if proc.proc else None
+        if proc.role == "engine":
+            log.error("the embedded engine (pid %s) exited with code %s", proc.pid, code)
+            self.spawn(self._revive(proc, lambda: ChildProcess("engine", proc.cfg), self._set_engine))
+            return
+        gen = next((g for g in self.generations if proc in g.processes), None)
+        if gen is None or gen is not self.current or gen.stopping:
+            return
+        log.error("%s exited unexpectedly with code %s", proc.label, code)
+
+        def replace(new: ChildProcess) -> None:
+            gen.processes[proc.index] = new
+
+        self.spawn(
+            self._revive(proc, lambda: ChildProcess("worker", gen.cfg, gen.number, proc.index), replace)
+        )
+
+    def _set_engine(self, proc: ChildProcess) -> None:
+        self.engine = proc
+
+    async def _revive(
+        self, dead: ChildProcess, make: Callable[[], ChildProcess], install: Callable[[ChildProcess], None]
+    ) -> None:
+        """Restart a crashed child with growing pauses (0.5s, 1s, 2s ... 30s), never in a tight loop."""
+        stable = dead.ready_at is not None and time.monotonic() - dead.ready_at > STABLE_AFTER
+        failures = 1 if stable else dead.failures + 1
+        while not self.stopping:
+            delay = backoff(failures)
+            log.info("restarting %s in %gs", dead.label, delay)
+            await asyncio.sleep(delay)
+            if self.stopping or (
+                dead.role == "worker" and self.current is not None and dead.generation != self.current.number
+            ):
+                return
+            new = make()
+            new.failures = failures
+            install(new)
+            try:
+                await new.start()
+                await new.wait_ready(new.cfg.worker.ready_timeout)
+            except (ChildFailed, OSError) as exc:
+                log.error("%s did not start: %s", new.label, exc)
+                await new.stop(1.0)
+                failures += 1
+                continue
+            log.info("%s replaced the crashed process", new.label)
+            self._watch_exit(new)
+            return
+
+    # -- services, watch, stop -----------------------------------------------------------------------
+
+    async def _start_services(self) -> None:
+        if self.cfg.nats.embedded is not None:
+            self.nats = EmbeddedNatsServer(self.cfg.nats.embedded)
+            try:
+                await asyncio.to_thread(self.nats.start)
+            except (OSError, RuntimeError, TimeoutError) as exc:
+                raise StartupError(f"the embedded nats-server did not start: {exc}") from exc
+        if self.cfg.engine.embedded:
+            self.engine = ChildProcess("engine", self.cfg)
+            await self.engine.start()
+            try:
+                await self.engine.wait_ready(self.cfg.worker.ready_timeout)
+            except ChildFailed as exc:
+                raise StartupError(f"the embedded engine did not start: {exc}") from exc
+            self._watch_exit(self.engine)
+
+    def _restart_watcher(self, cfg: DaemonConfig, files: list[str]) -> None:
+        old = self.watcher
+        if old is not None:
+            self.spawn(old.stop())
+        sources = (
+            [os.path.dirname(f) for f in files] + list(cfg.python_path) if cfg.reload.watch_workflows else []
+        )
+        self.watcher = Watcher(
+            self.config_path,
+            on_config=lambda: self.queue.put_nowait(("config", None)),
+            on_sources=lambda changed: self.queue.put_nowait(("sources", changed)),
+            source_dirs=sources,
+        )
+        self.watcher.start(cfg.reload.watch_config)
+
+    async def _watchdog(self, interval: float) -> None:
+        while True:
+            self.notifier.watchdog()
+            await asyncio.sleep(interval)
+
+    async def _shutdown(self) -> None:
+        self.stopping = True
+        self.notifier.stopping("stopping")
+        if self.watcher is not None:
+            await self.watcher.stop()
+        if self.bringup is not None and not self.bringup.done():
+            self.bringup.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.bringup
+        await asyncio.gather(*(self._retire(g) for g in list(self.generations)), return_exceptions=True)
+        if self.engine is not None:
+            await self.engine.stop(self.cfg.shutdown_timeout)
+        if self.nats is not None:
+            await asyncio.to_thread(self.nats.stop)
+        log.info("stopped")
+
+    def _kill_all(self) -> None:
+        for gen in list(self.generations):
+            gen.kill()
+        if self.engine is not None:
+            self.engine.kill()
+        if self.nats is not None:
+            self.nats.kill()
