@@ -3,6 +3,7 @@ stop it gracefully or kill it (SIGKILL) like a crash. Always ended by pid."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -64,6 +65,10 @@ class ChildProcess:
                     raise TimeoutError(f"no {prefix!r} within {timeout}s:\n{self.output}")
                 self._changed.wait(min(left, 0.2))
 
+    async def line(self, prefix: str, timeout: float = 15.0) -> str:
+        """``wait_for_line`` without blocking the event loop (an in-process engine must keep running)."""
+        return await asyncio.to_thread(self.wait_for_line, prefix, timeout)
+
     def _reading(self) -> bool:
         return bool(self.proc and self.proc.stdout and not self.proc.stdout.closed and
                     self.proc.poll() is None)
@@ -103,7 +108,12 @@ class WorkerProcess(ChildProcess):
         self.worker_id = ""
 
     def wait_ready(self, timeout: float = 20.0) -> WorkerProcess:
+        """Block until the worker printed READY (only with an engine in another process)."""
         self.worker_id = self.wait_for_line("READY ", timeout).split(" ", 1)[1]
+        return self
+
+    async def ready(self, timeout: float = 20.0) -> WorkerProcess:
+        self.worker_id = (await self.line("READY ", timeout)).split(" ", 1)[1]
         return self
 
 
