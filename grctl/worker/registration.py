@@ -29,8 +29,11 @@ REQUEST_TIMEOUT = 5.0
 
 
 async def register(connection: Connection, worker_id: str, catalog: list[WorkflowTypeDef],
-                   attempts: int = ATTEMPTS, backoff: float = BACKOFF,
-                   request_timeout: float = REQUEST_TIMEOUT) -> None:
+                   attempts: int | None = None, backoff: float | None = None,
+                   request_timeout: float | None = None) -> None:
+    attempts = attempts or ATTEMPTS
+    backoff = BACKOFF if backoff is None else backoff
+    request_timeout = request_timeout or REQUEST_TIMEOUT
     cmd = Command(id=str(ULID()), kind=CommandKind.worker_register, timestamp=utcnow(),
                   msg=RegisterCmd(worker_id=worker_id, types=catalog), sender_id=worker_id)
     data = encode_command(cmd)
