@@ -110,6 +110,7 @@ class ApiServer:
 
     async def start(self) -> None:
         self._sub = await self._nc.subscribe(subjects.API_ALL, queue=subjects.API_QUEUE, cb=self._on_msg)
+        await self._nc.flush()  # the server knows the subscription when start() returns
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Stop taking requests, then let the ones being served finish (within ``timeout``)."""

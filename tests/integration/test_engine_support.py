@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import msgspec
+import nats.errors
 from nats.js.api import AckPolicy, ConsumerConfig
 from ulid import ULID
 
@@ -67,8 +68,17 @@ class FakeWorker:
     async def request(self, subject: str, kind: CommandKind, msg: msgspec.Struct,
                       timeout: float = 5.0) -> APIResponse:
         cmd = Command(id=str(ULID()), kind=kind, timestamp=utcnow(), msg=msg, sender_id="c_test@host")
-        reply = await self.nc.request(subject, encode_command(cmd), timeout=timeout)
-        return decode_response(reply.data)
+        for attempt in range(5):
+            try:
+                reply = await self.nc.request(subject, encode_command(cmd), timeout=timeout)
+                return decode_response(reply.data)
+            except nats.errors.NoRespondersError:
+                # nats-server sometimes answers "no responders" to the first request after a subscriber
+                # on another connection subscribed and flushed; a retry is served (as the SDK retries).
+                if attempt == 4:
+                    raise
+                await asyncio.sleep(0.05)
+        raise AssertionError("unreachable")
 
     async def register(self, wf_type: str, start_step_timeout_ms: int = 0,
                        events: list[EventDef] | None = None) -> APIResponse:
@@ -78,9 +88,10 @@ class FakeWorker:
                                   RegisterCmd(worker_id=self.worker_id, types=types))
 
     async def start(self, wf_type: str, wf_id: str, input: Any = None, timeout: int | None = None,
-                    run_id: str | None = None, **ri: Any) -> tuple[APIResponse, RunInfo]:
+                    run_id: str | None = None, subject: str | None = None,
+                    **ri: Any) -> tuple[APIResponse, RunInfo]:
         info = RunInfo(id=run_id or str(ULID()), wf_id=wf_id, wf_type=wf_type, timeout=timeout, **ri)
-        resp = await self.request(subjects.api_workflow(wf_id), CommandKind.run_start,
+        resp = await self.request(subject or subjects.api_workflow(wf_id), CommandKind.run_start,
                                   StartCmd(run_info=info, input=input))
         return resp, info
 

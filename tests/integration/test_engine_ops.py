@@ -1,0 +1,100 @@
+"""Engine operations: residue purge (C41), the engine as a process (``python -m grctl engine``),
+start/stop, several concurrent runs through the group committer."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+
+from test_engine_support import FakeWorker, eventually
+
+from grctl.engine import Engine
+from grctl.models import (
+    Directive,
+    DirectiveKind,
+    ErrorDetails,
+    Fail,
+    HistoryKind,
+    RunStatus,
+    StepTimeout,
+    utcnow,
+)
+from grctl.nats import subjects
+from grctl.nats.connection import Connection
+
+
+async def residue(worker: FakeWorker, wf_id: str) -> dict[str, int]:
+    return {
+        "directives": await worker.count(f"grctl_directive.*.{wf_id}.>"),
+        "tasks": await worker.count(f"grctl_worker_task.*.{wf_id}.>"),
+        "timers": await worker.count(f"grctl_timers.{wf_id}.>"),
+        "inbox": await worker.count(subjects.inbox(wf_id)),
+    }
+
+
+async def test_c41_residue_is_purged_after_a_forced_failure_and_a_timeout(connection: Connection,
+                                                                          engine: Engine) -> None:
+    worker = FakeWorker(connection)
+    await worker.register("Res")
+    _, bystander = await worker.start("Res", "wf-keep")
+    _, failing = await worker.start("Res", "wf-fail")
+    _, timing_out = await worker.start("Res", "wf-to")
+    tasks = {}
+    for _ in range(3):
+        t = await worker.next_task("Res")
+        tasks[t.run_info.wf_id] = t
+    fail = Directive(id="force-fail", timestamp=utcnow(), kind=DirectiveKind.fail,
+                     run_info=tasks["wf-fail"].run_info,
+                     msg=Fail(error=ErrorDetails(type="Forced", message="x")))
+    await worker.publish_directive(fail)
+    to = tasks["wf-to"]
+    timeout = Directive(id="force-timeout", timestamp=utcnow(), kind=DirectiveKind.step_timeout,
+                        run_info=to.run_info, msg=StepTimeout(step_name="start", original_directive_id=to.id))
+    await worker.publish_directive(timeout)
+    events = await worker.wait_history("wf-fail", failing.id, HistoryKind.run_failed)
+    assert [e.kind for e in events] == [HistoryKind.run_started, HistoryKind.run_failed]
+    events = await worker.wait_history("wf-to", timing_out.id, HistoryKind.run_failed)
+    assert [e.kind for e in events] == [HistoryKind.run_started, HistoryKind.step_timeout,
+                                        HistoryKind.run_failed]
+    for wf_id in ("wf-fail", "wf-to"):
+        async def purged(wf_id: str = wf_id) -> bool:
+            return await residue(worker, wf_id) == {"directives": 0, "tasks": 0, "timers": 0, "inbox": 0}
+
+        await eventually(purged)
+    kept = await residue(worker, "wf-keep")
+    assert kept["directives"] == 1 and kept["tasks"] == 1 and kept["timers"] == 1
+    assert (await worker.kinds("wf-keep", bystander.id)) == [HistoryKind.run_started]
+    assert (await worker.run_info("wf-fail")).status == RunStatus.failed
+
+
+async def test_many_runs_complete_through_group_commit(connection: Connection, engine: Engine) -> None:
+    worker = FakeWorker(connection)
+    await worker.register("Bulk")
+    n = 40
+    starts = await asyncio.gather(*(worker.start("Bulk", f"bulk-{i}") for i in range(n)))
+    assert all(resp.success for resp, _ in starts)
+    tasks = [await worker.next_task("Bulk") for _ in range(n)]
+    await asyncio.gather(*(worker.result(t, "complete", {"result": t.run_info.wf_id}) for t in tasks))
+    for _, info in starts:
+        events = await worker.wait_history(info.wf_id, info.id, HistoryKind.run_completed)
+        assert events[-1].msg.result == info.wf_id
+    assert engine.committer.transitions >= 3 * n
+
+
+async def test_engine_stop_is_idempotent_and_works_before_start(connection: Connection) -> None:
+    fresh = Engine(connection)
+    await fresh.stop()
+    await fresh.stop()
+
+
+async def test_engine_as_a_process_serves_and_stops_on_sigterm(connection: Connection,
+                                                              engine_process: subprocess.Popen) -> None:
+    worker = FakeWorker(connection)
+    assert (await worker.register("Proc")).success
+    _, info = await worker.start("Proc", "wf-proc")
+    task = await worker.next_task("Proc")
+    await worker.result(task, "complete", {"result": "ok"})
+    await worker.wait_history("wf-proc", info.id, HistoryKind.run_completed)
+    engine_process.send_signal(signal.SIGTERM)
+    assert await asyncio.to_thread(engine_process.wait, 15) == 0
