@@ -21,6 +21,8 @@ from grctl.nats.connection import Connection
 
 log = logging.getLogger("grctl.client")
 
+INACTIVE_THRESHOLD = 5.0
+
 
 def outcome_of(event: HistoryEvent) -> tuple[bool, Any]:
     """(is-terminal, result or exception) of a history event."""
@@ -64,6 +66,7 @@ class RunWatcher:
         self.future.add_done_callback(lambda f: f.cancelled() or f.exception())
         self.future.add_done_callback(self._on_done)
         self._sub: Any = None
+        self._consumer: str | None = None
         self._closing: asyncio.Task[None] | None = None
 
     @property
@@ -71,14 +74,27 @@ class RunWatcher:
         return self._sub is not None
 
     async def watch(self) -> None:
-        """Subscribe (deliver last: the latest event already stored, then every new one)."""
+        """Subscribe (deliver last: the latest event already stored, then every new one).
+
+        The consumer is ephemeral, in memory and without acks; it is deleted as soon as the outcome is
+        known, so a busy client does not leave hundreds of idle consumers for the server to match.
+        """
         if self._sub is not None or self.future.done():
             return
-        config = ConsumerConfig(ack_policy=AckPolicy.NONE, inactive_threshold=5.0)
-        self._sub = await self._connection.js.subscribe(
-            subjects.history(self.wf_id, self.run_id), stream=subjects.STREAM, cb=self._on_msg,
-            manual_ack=True, deliver_policy=DeliverPolicy.LAST, config=config,
+        nc = self._connection.nc
+        inbox = nc.new_inbox()
+        self._sub = await nc.subscribe(inbox, cb=self._on_msg)
+        config = ConsumerConfig(
+            deliver_subject=inbox, filter_subject=subjects.history(self.wf_id, self.run_id),
+            deliver_policy=DeliverPolicy.LAST, ack_policy=AckPolicy.NONE, mem_storage=True,
+            inactive_threshold=INACTIVE_THRESHOLD, num_replicas=1,
         )
+        try:
+            info = await self._connection.js.add_consumer(subjects.STREAM, config)
+        except BaseException:
+            await self.close()
+            raise
+        self._consumer = info.name
 
     async def _on_msg(self, msg: Msg) -> None:
         try:
@@ -94,11 +110,18 @@ class RunWatcher:
 
     async def close(self) -> None:
         sub, self._sub = self._sub, None
+        consumer, self._consumer = self._consumer, None
         if sub is not None:
             try:
                 await sub.unsubscribe()
             except Exception:
                 log.debug("unsubscribing from run %s failed", self.run_id, exc_info=True)
+        if consumer is not None and not self._connection.is_closed:
+            try:
+                await self._connection.nc.request(
+                    f"$JS.API.CONSUMER.DELETE.{subjects.STREAM}.{consumer}", b"", timeout=2.0)
+            except Exception:  # it expires on its own after the inactive threshold
+                log.debug("deleting the history consumer of run %s failed", self.run_id, exc_info=True)
 
     async def discard(self) -> None:
         """Stop watching and drop the future (used for child handles at the end of a step)."""
