@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from support.fakes import WORKER, RecordingPublisher
 
 from grctl.models.common import ErrorDetails, RunInfo, RunStatus, utcnow
 from grctl.models.directive import (
@@ -17,7 +18,6 @@ from grctl.models.directive import (
     RetryPolicy,
     Start,
     Step,
-    StepResult,
 )
 from grctl.models.history import (
     HistoryEvent,
@@ -36,48 +36,6 @@ from grctl.worker.opid import operation_id
 from grctl.worker.runner import Outcome, StepRunner
 from grctl.worker.task import task
 from grctl.workflow import Workflow
-
-WORKER = "w_test0.00@host"
-
-
-class RecordingPublisher:
-    worker_id = WORKER
-
-    def __init__(self) -> None:
-        self.events: list[HistoryEvent] = []
-        self.directives: list[Directive] = []
-
-    async def history(self, run: RunInfo, kind: HistoryKind, msg: object, operation_id: str,
-                      timestamp: datetime | None = None) -> None:
-        self.events.append(HistoryEvent(wf_id=run.wf_id, run_id=run.id, worker_id=WORKER,
-                                        timestamp=timestamp or utcnow(), kind=kind, msg=msg,
-                                        operation_id=operation_id))
-
-    async def directive(self, directive: Directive) -> None:
-        self.directives.append(directive)
-
-    async def directive_nowait(self, directive: Directive) -> asyncio.Future[object]:
-        self.directives.append(directive)
-        future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-        future.set_result(None)
-        return future
-
-    async def wait_ack(self, future: asyncio.Future[object]) -> None:
-        await future
-
-    @property
-    def kinds(self) -> list[str]:
-        return [str(d.kind) for d in self.directives]
-
-    @property
-    def result(self) -> StepResult:
-        last = self.directives[-1]
-        assert last.kind == DirectiveKind.step_result
-        assert isinstance(last.msg, StepResult)
-        return last.msg
-
-    def task_kinds(self) -> list[str]:
-        return [str(e.kind) for e in self.events if str(e.kind).startswith("task.")]
 
 
 def run_info(**extra: Any) -> RunInfo:

@@ -1,0 +1,77 @@
+"""Test doubles for the worker: a publisher that records instead of publishing, a JetStream message."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from types import SimpleNamespace
+
+from grctl.models.common import RunInfo, utcnow
+from grctl.models.directive import Directive, DirectiveKind, StepResult
+from grctl.models.history import HistoryEvent, HistoryKind
+
+WORKER = "w_test0.00@host"
+
+
+class RecordingPublisher:
+    worker_id = WORKER
+
+    def __init__(self) -> None:
+        self.events: list[HistoryEvent] = []
+        self.directives: list[Directive] = []
+
+    async def history(self, run: RunInfo, kind: HistoryKind, msg: object, operation_id: str,
+                      timestamp: datetime | None = None) -> None:
+        self.events.append(HistoryEvent(wf_id=run.wf_id, run_id=run.id, worker_id=WORKER,
+                                        timestamp=timestamp or utcnow(), kind=kind, msg=msg,
+                                        operation_id=operation_id))
+
+    async def directive(self, directive: Directive) -> None:
+        self.directives.append(directive)
+
+    async def directive_nowait(self, directive: Directive) -> asyncio.Future[object]:
+        self.directives.append(directive)
+        future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        future.set_result(None)
+        return future
+
+    async def wait_ack(self, future: asyncio.Future[object]) -> None:
+        await future
+
+    @property
+    def kinds(self) -> list[str]:
+        return [str(d.kind) for d in self.directives]
+
+    @property
+    def result(self) -> StepResult:
+        last = self.directives[-1]
+        assert last.kind == DirectiveKind.step_result
+        assert isinstance(last.msg, StepResult)
+        return last.msg
+
+    def task_kinds(self) -> list[str]:
+        return [str(e.kind) for e in self.events if str(e.kind).startswith("task.")]
+
+
+class FakeMsg:
+    """A worker-task message: records the ack decision."""
+
+    def __init__(self, data: bytes, num_delivered: int = 1,
+                 subject: str = "grctl_worker_task.T.W1.R1") -> None:
+        self.data = data
+        self.subject = subject
+        self.metadata = SimpleNamespace(num_delivered=num_delivered)
+        self.settled: list[str] = []
+        self.progress = 0
+
+    async def ack(self) -> None:
+        self.settled.append("ack")
+
+    async def nak(self, delay: float | None = None) -> None:
+        self.settled.append("nak")
+
+    async def term(self) -> None:
+        self.settled.append("term")
+
+    async def in_progress(self) -> None:
+        self.progress += 1
