@@ -25,7 +25,8 @@ pytestmark = pytest.mark.timeout(120)
 
 
 async def crash_and_replay(client: Client, subprocess_env: dict[str, str], tmp_path: Path,
-                           scenarios: list[str]) -> tuple[dict[str, WorkflowHandle], dict[str, Any]]:
+                           scenarios: list[str], extra_paused: tuple[str, ...] = ()
+                           ) -> tuple[dict[str, WorkflowHandle], dict[str, Any]]:
     """Start one run per scenario on worker A, kill A once all paused, finish them on worker B."""
     base = worker_env(subprocess_env, ENGINE_NATS_WORKER_ACK_WAIT=0.5, GRCTL_TEST_DIR=tmp_path)
     a = await WorkerProcess("support.wf_replay", worker_env(base, PAUSE=1)).start().ready()
@@ -35,7 +36,9 @@ async def crash_and_replay(client: Client, subprocess_env: dict[str, str], tmp_p
                    for s in scenarios}
 
         async def all_paused() -> bool:
-            return all((tmp_path / f"{h.wf_id}.paused").exists() for h in handles.values())
+            names = [h.wf_id for h in handles.values()]
+            names += [f"{handles[s].wf_id}{suffix}" for s in extra_paused for suffix in ("-child",)]
+            return all((tmp_path / f"{name}.paused").exists() for name in names)
 
         await wait_for(all_paused, timeout=20)
         a.kill()
@@ -120,3 +123,24 @@ async def test_replay_outcomes_and_nondeterminism(
     completed = [e for e in of_kind(history, HistoryKind.step_completed) if e.msg.step_name == "work_step"]
     assert completed[0].msg.duration_ms < 1500
     assert len(of_kind(history, HistoryKind.sleep_recorded)) == 1
+
+
+async def test_c37_child_start_and_send_to_parent_are_not_repeated(
+        engine: Any, connection: Connection, subprocess_env: dict[str, str], tmp_path: Path) -> None:
+    client = Client(connection)
+    handles, results = await crash_and_replay(client, subprocess_env, tmp_path, ["child", "sender"],
+                                              extra_paused=("sender",))
+    assert results["child"] == "child-done"
+    assert results["sender"] == "sent-once"
+    for scenario in ("child", "sender"):
+        wf_id = handles[scenario].wf_id
+        history = await client.get_history(wf_id)
+        started = of_kind(history, HistoryKind.child_started)
+        assert len(started) == 1
+        child_history = await client.get_history(f"{wf_id}-child")
+        assert len(of_kind(child_history, HistoryKind.run_started)) == 1  # started once, same run
+        assert (await client.describe(f"{wf_id}-child")).id == started[0].msg.run_id
+    assert lines(tmp_path / "child_start.count").count(f"{handles['child'].wf_id}-child") == 1
+    sender = handles["sender"].wf_id
+    assert len(of_kind(await client.get_history(f"{sender}-child"), HistoryKind.parent_event_sent)) == 1
+    assert len(of_kind(await client.get_history(sender), HistoryKind.event_received)) == 1

@@ -22,7 +22,8 @@ from grctl.workflow import Workflow
 DIR = Path(os.environ.get("GRCTL_TEST_DIR", "."))
 
 replay = Workflow("Replay")
-WORKFLOWS = [replay]
+replay_child = Workflow("ReplayChild")
+WORKFLOWS = [replay, replay_child]
 
 
 def count(name: str, wf_id: str) -> None:
@@ -119,4 +120,26 @@ async def work_step(ctx: Context) -> Directive:
         await ctx.sleep(timedelta(seconds=2))
         await pause(ctx)
         return ctx.next.complete("slept")
+    if scenario == "child":
+        handle = await ctx.start_child("ReplayChild", f"{wf_id}-child", {"send": False})
+        await pause(ctx)
+        return ctx.next.complete(await handle.result(timeout=10))
+    if scenario == "sender":
+        await ctx.start_child("ReplayChild", f"{wf_id}-child", {"send": True})
+        await pause(ctx)
+        return ctx.next.wait()
     raise ValueError(f"unknown scenario {scenario!r}")
+
+
+@replay.event()
+async def from_child(ctx: Context, payload: str) -> Directive:
+    return ctx.next.complete(payload)
+
+
+@replay_child.start()
+async def child_start(ctx: Context, send: bool) -> Directive:
+    count("child_start", ctx.run.wf_id)
+    if send:
+        await ctx.send_to_parent("from_child", "sent-once")
+        await pause(ctx)
+    return ctx.next.complete("child-done")
