@@ -514,3 +514,26 @@ async def test_store_get_reads_buffer_then_stream() -> None:
     res = (await execute(wf, step_task("read"), kv={"saved": codec.encode(41)})).result
     assert res.next_msg.result == [1, 41, True]
     assert res.kv_updates == {"mine": 1}
+
+
+async def test_logger_is_silent_while_replaying(caplog: pytest.LogCaptureFixture) -> None:
+    wf = Workflow("T")
+
+    @wf.start()
+    async def start(ctx: Context, value: str) -> Directive:
+        ctx.logger.info("before %s", "task")
+        result = await echo_task(value)
+        ctx.logger.warning("after task")
+        return ctx.next.complete(result)
+
+    history = [task_started(), hist(HistoryKind.task_completed, TaskCompleted(
+        task_id=OP, task_name="echo_task", output={"result": "ok"}, step_name="start", duration_ms=1), OP)]
+    with caplog.at_level(logging.INFO, logger="test"):
+        await execute(wf, start_task({"value": "ok"}), history)
+    messages = [r.getMessage() for r in caplog.records if r.name == "test"]
+    assert messages == ["after task"]  # the replayed part logged nothing
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="test"):
+        await execute(wf, start_task({"value": "ok"}))
+    assert [r.getMessage() for r in caplog.records if r.name == "test"] == ["before task", "after task"]
+    assert all(r.filename == "test_worker_runner.py" for r in caplog.records if r.name == "test")
