@@ -4,7 +4,7 @@ Downward, the child's stdin carries one JSON line (the resolved config, its gene
 then stays open: end-of-file means the supervisor is gone and the child stops gracefully. Upward, a
 dedicated pipe (fd in ``GRCTL_STATUS_FD``, never stdout, which workflow code may print to) carries
 lines: ``READY <json>`` once the child is connected, registered and consuming, ``ERROR <text>`` when
-it cannot get there.
+it cannot get there, ``FATAL <text>`` when trying again cannot help (the workflow code does not import).
 """
 
 from __future__ import annotations
@@ -50,8 +50,8 @@ class StatusPipe:
     def ready(self, info: dict[str, Any] | None = None) -> None:
         self._send("READY " + json.dumps(info or {}))
 
-    def error(self, message: str) -> None:
-        self._send("ERROR " + message)
+    def error(self, message: str, fatal: bool = False) -> None:
+        self._send(("FATAL " if fatal else "ERROR ") + message)
 
 
 def read_spec(fd: int = 0) -> Spec:
@@ -85,4 +85,4 @@ def on_parent_exit(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]
 def parse_status(line: str) -> tuple[str, str]:
     """``READY {...}`` → ("READY", "{...}"); anything unknown is ("", line)."""
     kind, _, rest = line.strip().partition(" ")
-    return (kind, rest) if kind in ("READY", "ERROR") else ("", line.strip())
+    return (kind, rest) if kind in ("READY", "ERROR", "FATAL") else ("", line.strip())

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import signal
+import ssl
 import sys
 from datetime import timedelta
 from typing import Any
@@ -53,12 +54,16 @@ class _Connector:
         self.errors += 1
         text = describe_exception(exc)
         lowered = text.lower()
+        problem = ""
         if "authorization" in lowered or "authentication" in lowered or "permissions" in lowered:
-            message = (
+            problem = (
                 f"NATS refused the credentials ({text}): check nats.user/password, token, nkey or credentials"
             )
-            log.error("%s", message)
-            self.status.error(message)
+        elif isinstance(exc, ssl.SSLError) or "certificate" in lowered:
+            problem = f"TLS with NATS failed ({text}): check nats.tls (ca_file, server_name) and the URL"
+        if problem:
+            log.error("%s", problem)
+            self.status.error(problem)
             self.failed.set()
         elif self.errors == 1 or log.isEnabledFor(logging.DEBUG):
             log.warning("NATS connection problem (%s); retrying", text)
@@ -95,7 +100,7 @@ async def run_worker(cfg: DaemonConfig, status: StatusPipe) -> int:
     except WorkflowImportError as exc:
         message = f"workflows[{exc.index}]: {exc.message}"
         log.error("%s", message)
-        status.error(message)
+        status.error(message, fatal=True)
         return EXIT_IMPORT
     failed = asyncio.Event()
     connector = _Connector(cfg.nats, status, failed)

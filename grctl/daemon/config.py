@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path as FsPath
@@ -164,3 +165,19 @@ def load_config(
         raise ConfigError(found)
     base = FsPath(path).resolve().parent
     return Resolver(merged, path, base, env, origins, locate).build()
+
+
+_ENTRY = re.compile(r"^workflows\[(\d+)\]: ")
+
+
+def locate_message(path: str, message: str) -> str:
+    """Prefix a child's ``workflows[N]: ...`` message with that entry's ``file:line:col``."""
+    found = _ENTRY.match(message)
+    if found is None:
+        return message
+    try:
+        _, marks = read_document(path)
+    except ConfigError:
+        return message
+    where = marks.value(("workflows", int(found.group(1))))
+    return f"{path}:{where.line}:{where.column}: {message}"

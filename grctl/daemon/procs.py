@@ -23,7 +23,12 @@ KILL_MARGIN = 5.0  # seconds granted beyond shutdown_timeout before SIGKILL
 
 
 class ChildFailed(Exception):
-    """A child did not become ready: it said why, exited, or took too long."""
+    """A child did not become ready: it said why, exited, or took too long. ``fatal``: trying again
+    cannot help (the workflow modules do not import)."""
+
+    def __init__(self, message: str, fatal: bool = False) -> None:
+        super().__init__(message)
+        self.fatal = fatal
 
 
 class ChildProcess:
@@ -37,6 +42,7 @@ class ChildProcess:
         self.proc: asyncio.subprocess.Process | None = None
         self.ready_info: dict[str, Any] | None = None
         self.error: str | None = None
+        self.fatal = False
         self.stopping = False
         self.ready_at: float | None = None
         self.failures = 0  # consecutive failed starts of this slot (restart backoff)
@@ -94,8 +100,9 @@ class ChildProcess:
                     self.ready_info = json.loads(rest or "{}")
                     self.ready_at = time.monotonic()
                     self._ready.set()
-                elif kind == "ERROR":
+                elif kind in ("ERROR", "FATAL"):
                     self.error = rest
+                    self.fatal = kind == "FATAL"
                     self._ready.set()
         finally:
             transport.close()
@@ -116,13 +123,15 @@ class ChildProcess:
         if self.ready_info is not None and self.error is None:
             return self.ready_info
         if self.error:
-            raise ChildFailed(self.error)
+            raise ChildFailed(self.error, self.fatal)
         if self.proc is not None and self.proc.returncode is not None:
             # its last words may still be in the pipe
             if self._status_task is not None:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(asyncio.shield(self._status_task), 1.0)
-            raise ChildFailed(self.error or f"{self.label} exited with code {self.proc.returncode}")
+            raise ChildFailed(
+                self.error or f"{self.label} exited with code {self.proc.returncode}", self.fatal
+            )
         raise ChildFailed(f"{self.label} was not ready within {timeout:g}s")
 
     def signal(self, signum: int) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 
 import msgspec
 
-from grctl.daemon.config import Overrides, load_config
+from grctl.daemon.config import Overrides, load_config, locate_message
 from grctl.daemon.errors import ConfigError
 from grctl.daemon.logs import configure_logging
 from grctl.daemon.model import DaemonConfig
@@ -129,9 +129,9 @@ class Supervisor:
             log.info("%s: already stopping", name)
         return None
 
-    async def _stop_then_report(self) -> None:
+    async def _stop_then_report(self, code: int = 0) -> None:
         await self._shutdown()
-        self.queue.put_nowait(("stopped", 0))
+        self.queue.put_nowait(("stopped", code))
 
     def _on_config_event(self) -> None:
         now = digest(self.config_path)
@@ -203,7 +203,8 @@ class Supervisor:
             try:
                 await gen.start()
                 infos = await gen.wait_ready()
-            except (ChildFailed, OSError) as exc:
+            except (ChildFailed, OSError) as failure:
+                exc = self._located(failure)
                 log.error("generation %d did not start: %s", gen.number, exc)
                 await self._retire(gen)
                 if not initial:
@@ -211,6 +212,11 @@ class Supervisor:
                         f"generation {self.current.number} keeps running" if self.current else "nothing runs"
                     )
                     self.notifier.ready(f"reload failed: {exc}; {keeps}")
+                    return False
+                if isinstance(exc, ChildFailed) and exc.fatal:  # the code does not import: no retry
+                    log.error("cannot start: %s", exc)
+                    self.stopping = True
+                    self.spawn(self._stop_then_report(1))
                     return False
                 failures += 1
                 delay = backoff(failures)
@@ -250,6 +256,12 @@ class Supervisor:
             await gen.stop()
         finally:
             self.generations.discard(gen)
+
+    def _located(self, exc: Exception) -> Exception:
+        """A child's ``workflows[N]: ...`` error, prefixed with that entry's file:line:col."""
+        if isinstance(exc, ChildFailed):
+            return ChildFailed(locate_message(self.config_path, str(exc)), exc.fatal)
+        return exc
 
     # -- crashed children ----------------------------------------------------------------------------
 
@@ -303,8 +315,8 @@ class Supervisor:
             try:
                 await new.start()
                 await new.wait_ready(new.cfg.worker.ready_timeout)
-            except (ChildFailed, OSError) as exc:
-                log.error("%s did not start: %s", new.label, exc)
+            except (ChildFailed, OSError) as failure:
+                log.error("%s did not start: %s", new.label, self._located(failure))
                 await new.stop(1.0)
                 failures += 1
                 continue

@@ -1,0 +1,216 @@
+"""Test credentials made on the spot: nkeys, operator/account/user JWTs, .creds files and a TLS CA.
+
+Nothing here is a fixture of real secrets: every key is generated per test.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nkeys
+
+
+def new_keypair(prefix: int) -> nkeys.KeyPair:
+    seed = nkeys.encode_seed(os.urandom(32), prefix)
+    return nkeys.from_seed(bytearray(seed))
+
+
+def public(kp: nkeys.KeyPair) -> str:
+    return kp.public_key.decode()
+
+
+def seed_text(kp: nkeys.KeyPair) -> str:
+    return kp.seed.decode()
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def encode_jwt(claims: dict[str, Any], signer: nkeys.KeyPair) -> str:
+    """A NATS (v2) JWT: ed25519-nkey signature by ``signer`` over header.claims."""
+    header = _b64(json.dumps({"typ": "JWT", "alg": "ed25519-nkey"}).encode())
+    claims = dict(claims, iat=int(time.time()), iss=public(signer))
+    claims["jti"] = (
+        base64.b32encode(hashlib.sha256(json.dumps(claims, sort_keys=True).encode()).digest())
+        .decode()
+        .rstrip("=")
+    )
+    body = _b64(json.dumps(claims).encode())
+    signature = signer.sign(f"{header}.{body}".encode())
+    return f"{header}.{body}.{_b64(signature)}"
+
+
+@dataclass
+class Operator:
+    """An operator, a system account, one JetStream-enabled account and one user of it, for
+    ``resolver: MEMORY``."""
+
+    operator: nkeys.KeyPair
+    account: nkeys.KeyPair
+    user: nkeys.KeyPair
+    operator_jwt: str
+    account_jwt: str
+    user_jwt: str
+    system: nkeys.KeyPair
+    system_jwt: str
+
+    @classmethod
+    def create(cls) -> Operator:
+        op = new_keypair(nkeys.PREFIX_BYTE_OPERATOR)
+        acc = new_keypair(nkeys.PREFIX_BYTE_ACCOUNT)
+        usr = new_keypair(nkeys.PREFIX_BYTE_USER)
+        op_jwt = encode_jwt(
+            {"sub": public(op), "name": "test-op", "nats": {"type": "operator", "version": 2}}, op
+        )
+        limits = {
+            "subs": -1,
+            "data": -1,
+            "payload": -1,
+            "imports": -1,
+            "exports": -1,
+            "wildcards": True,
+            "conn": -1,
+            "leaf": -1,
+            "mem_storage": -1,
+            "disk_storage": -1,
+            "streams": -1,
+            "consumer": -1,
+        }
+        acc_jwt = encode_jwt(
+            {
+                "sub": public(acc),
+                "name": "grctl",
+                "nats": {
+                    "limits": limits,
+                    "default_permissions": {"pub": {}, "sub": {}},
+                    "type": "account",
+                    "version": 2,
+                },
+            },
+            op,
+        )
+        usr_jwt = encode_jwt(
+            {
+                "sub": public(usr),
+                "name": "grctld",
+                "nats": {
+                    "pub": {},
+                    "sub": {},
+                    "subs": -1,
+                    "data": -1,
+                    "payload": -1,
+                    "type": "user",
+                    "version": 2,
+                },
+            },
+            acc,
+        )
+        sys_acc = new_keypair(nkeys.PREFIX_BYTE_ACCOUNT)
+        sys_jwt = encode_jwt(
+            {
+                "sub": public(sys_acc),
+                "name": "SYS",
+                "nats": {
+                    "limits": {"subs": -1, "data": -1, "payload": -1, "conn": -1},
+                    "type": "account",
+                    "version": 2,
+                },
+            },
+            op,
+        )
+        return cls(op, acc, usr, op_jwt, acc_jwt, usr_jwt, sys_acc, sys_jwt)
+
+    def server_config(self) -> str:
+        return (
+            f"operator: {self.operator_jwt}\nsystem_account: {public(self.system)}\nresolver: MEMORY\n"
+            f"resolver_preload: {{\n  {public(self.account)}: {self.account_jwt}\n"
+            f"  {public(self.system)}: {self.system_jwt}\n}}\n"
+        )
+
+    def creds(self) -> str:
+        return (
+            "-----BEGIN NATS USER JWT-----\n"
+            f"{self.user_jwt}\n"
+            "------END NATS USER JWT------\n\n"
+            "************************* IMPORTANT *************************\n"
+            "NKEY Seed printed below can be used to sign and prove identity.\n\n"
+            "-----BEGIN USER NKEY SEED-----\n"
+            f"{seed_text(self.user)}\n"
+            "------END USER NKEY SEED------\n"
+        )
+
+
+@dataclass
+class CA:
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+
+
+def make_tls(directory: Path) -> CA:
+    """A CA and a server certificate for 127.0.0.1/localhost, with the openssl command line tool."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise FileNotFoundError("openssl")
+    d = directory
+    d.mkdir(parents=True, exist_ok=True)
+
+    def run(*args: str) -> None:
+        subprocess.run([openssl, *args], check=True, capture_output=True, cwd=d)
+
+    run(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=grctl test CA",
+        "-keyout",
+        "ca-key.pem",
+        "-out",
+        "ca.pem",
+    )
+    run(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        "server-key.pem",
+        "-out",
+        "server.csr",
+    )
+    (d / "san.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    run(
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca-key.pem",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+        "-out",
+        "server.pem",
+    )
+    return CA(d / "ca.pem", d / "server.pem", d / "server-key.pem")
