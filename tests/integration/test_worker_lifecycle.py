@@ -4,6 +4,7 @@ start, malformed tasks, the command subject."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -71,9 +72,10 @@ async def test_stop_is_idempotent_and_safe_before_start(new_connection: Any) -> 
 async def test_worker_identity(new_connection: Any) -> None:
     a = Worker([wf, Workflow("Other")], await new_connection())
     b = Worker([Workflow("Other"), wf], await new_connection())
-    assert a.worker_name == b.worker_name and len(a.worker_name) == 5
-    assert a.worker_id != b.worker_id or a.worker_id.startswith(f"w_{a.worker_name}.")
-    assert a.worker_id.startswith(f"w_{a.worker_name}.") and "@" in a.worker_id
+    assert a.worker_name == b.worker_name and len(a.worker_name) == 7 and a.worker_name.startswith("w_")
+    assert a.worker_id != b.worker_id
+    host = a.worker_id.rsplit("@", 1)[1]
+    assert re.fullmatch(rf"{a.worker_name}\.[0-9a-f]+@{re.escape(host)}", a.worker_id)
 
 
 async def test_graceful_stop_finishes_short_steps_and_cancels_long_ones(

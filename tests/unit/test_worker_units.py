@@ -10,7 +10,7 @@ import pytest
 from grctl.models.common import ErrorDetails
 from grctl.models.directive import RetryPolicy
 from grctl.worker.consumer import ack_wait_from_env
-from grctl.worker.identity import worker_id, worker_name
+from grctl.worker.identity import name_hash, worker_id, worker_name
 from grctl.worker.retry import backoff_delay_ms, is_retryable, max_attempts, rebuild_error, should_retry
 
 
@@ -19,14 +19,15 @@ class CustomError(Exception):
 
 
 def test_worker_name_vector() -> None:
-    assert worker_name(["order_wf", "payment_wf"]) == "e1ca5"
-    assert worker_name(["payment_wf", "order_wf"]) == "e1ca5"  # order does not matter
+    assert name_hash(["order_wf", "payment_wf"]) == "e1ca5"
+    assert worker_name(["payment_wf", "order_wf"]) == "w_e1ca5"  # order does not matter
 
 
 def test_worker_id_format() -> None:
-    wid = worker_id("e1ca5", hostname="host1")
-    assert re.fullmatch(r"w_e1ca5\.[0-9a-f]{2}@host1", wid)
-    assert worker_id("e1ca5", hostname="my host", suffix="7f") == "w_e1ca5.7f@my-host"
+    wid = worker_id("w_e1ca5", hostname="host1")
+    assert re.fullmatch(r"w_e1ca5\.[0-9a-f]{6}@host1", wid)  # <name>.<random>@<hostname>
+    assert worker_id("w_e1ca5", hostname="my host", suffix="7f") == "w_e1ca5.7f@my-host"
+    assert worker_id("w_e1ca5", hostname="h") != worker_id("w_e1ca5", hostname="h")
 
 
 def test_backoff_delays() -> None:
