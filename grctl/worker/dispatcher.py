@@ -142,18 +142,8 @@ class Dispatcher:
                 await _settle(msg, "ack")
                 return
             await asyncio.wait({current.task})  # the previous step of this run is still finishing
-        history: list[HistoryEvent] = []
-        if task.attempt > 0 and task.run_info.history_seq_id > 0:
-            try:
-                history = await read_history(self._connection.nc, task.run_info.wf_id, run_id,
-                                             task.run_info.history_seq_id)
-            except Exception as exc:
-                log.warning("could not read the history of run %s (%s): NAK", run_id, exc)
-                await _settle(msg, "nak", RETRY_DELAY)
-                return
-        runner = StepRunner(workflow, task, [e for e in history if e.operation_id], self._connection,
-                            self._publisher, self._workflow_logger)
-        run = _Run(task.id, asyncio.create_task(runner.run(), name=f"grctl-run-{run_id}"))
+        # No await between the check above and the claim below: one runner per run at a time.
+        run = _Run(task.id, asyncio.create_task(self._execute(workflow, task), name=f"grctl-run-{run_id}"))
         self._runs[run_id] = run
         try:
             await asyncio.wait({run.task})
@@ -163,7 +153,17 @@ class Dispatcher:
         finally:
             if self._runs.get(run_id) is run:
                 del self._runs[run_id]
-        await self._finish(msg, run, runner)
+        await self._finish(msg, run, task)
+
+    async def _execute(self, workflow: Workflow, task: Directive) -> Outcome:
+        """Read the step's history when this is a redelivery, then run the step."""
+        history: list[HistoryEvent] = []
+        ri = task.run_info
+        if task.attempt > 0 and ri.history_seq_id > 0:
+            events = await read_history(self._connection.nc, ri.wf_id, ri.id, ri.history_seq_id)
+            history = [e for e in events if e.operation_id]
+        runner = StepRunner(workflow, task, history, self._connection, self._publisher, self._workflow_logger)
+        return await runner.run()
 
     def _decode(self, msg: Msg) -> Directive | None:
         try:
@@ -177,8 +177,8 @@ class Dispatcher:
             return None
         return task
 
-    async def _finish(self, msg: Msg, run: _Run, runner: StepRunner) -> None:
-        where = f"step {runner.step_name} of run {runner.task.run_info.id}"
+    async def _finish(self, msg: Msg, run: _Run, task: Directive) -> None:
+        where = f"{task.kind} task {task.id} of run {task.run_info.id}"
         if run.task.cancelled():
             if run.terminated:
                 log.info("%s terminated", where)
@@ -189,7 +189,8 @@ class Dispatcher:
             return
         exc = run.task.exception()
         if exc is not None:
-            log.error("%s crashed: %s", where, exc, exc_info=exc)
+            log.error("%s failed before reporting (%s: %s): NAK", where, type(exc).__name__, exc,
+                      exc_info=exc)
             await _settle(msg, "nak", RETRY_DELAY)
         elif run.task.result() is Outcome.REPORTED:
             await _settle(msg, "ack")
