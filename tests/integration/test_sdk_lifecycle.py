@@ -364,3 +364,12 @@ async def test_c33_store_across_steps(client: Client, start_worker: StartWorker,
     await start_worker(store_wf)
     result = await client.run_workflow("Store", wid(), {"value": value}, timeout=10)
     assert result == {"value": value, "point": [1, 2], "missing": True}
+
+
+async def test_run_workflow_timeout(client: Client, start_worker: StartWorker) -> None:
+    await start_worker(events_wf)
+    wf_id = wid()
+    with pytest.raises(TimeoutError):
+        await client.run_workflow("Events", wf_id, timeout=timedelta(milliseconds=500))
+    info = await client.describe(wf_id)
+    assert info.timeout == 1  # the run-level timeout travels as whole seconds
