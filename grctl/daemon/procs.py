@@ -68,8 +68,10 @@ class ChildProcess:
         env = child_environment()
         env[STATUS_FD_VARIABLE] = str(write_fd)
         try:
+            # -P: the working directory is no import root (python_path is), as for grctld itself
             self.proc = await asyncio.create_subprocess_exec(
                 sys.executable,
+                "-P",
                 "-m",
                 "grctl.daemon.child",
                 self.role,

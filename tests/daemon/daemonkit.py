@@ -103,10 +103,17 @@ def daemon_env(base: dict[str, str], tmp_path: Path, **extra: str) -> dict[str, 
 class Daemon:
     """``python -m grctl.daemon -c CONFIG`` with its output collected line by line."""
 
-    def __init__(self, config: Path, env: dict[str, str], args: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        config: Path,
+        env: dict[str, str],
+        args: list[str] | None = None,
+        command: list[str] | None = None,
+    ) -> None:
         self.config = config
         self.env = env
         self.args = args or []
+        self.command = command or [sys.executable, "-m", "grctl.daemon"]
         self.proc: subprocess.Popen[str] | None = None
         self.lines: list[str] = []
         self._changed = threading.Condition()
@@ -114,7 +121,7 @@ class Daemon:
 
     def start(self) -> Daemon:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "grctl.daemon", "-c", str(self.config), *self.args],
+            [*self.command, "-c", str(self.config), *self.args],
             env=self.env,
             cwd=self.config.parent,
             stdout=subprocess.PIPE,
