@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 
 import psutil
-from grctl.client.client import Client
 from ulid import ULID
 
+from grctl.client.client import Client
 from grctl.nats.connection import Connection
 from grctl.nats.server import NatsServerProcess
 

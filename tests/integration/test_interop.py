@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
-from grctl.client.client import Client
 from ulid import ULID
 
+from grctl.client.client import Client
 from grctl.nats.connection import Connection
 
 ROOT = Path(__file__).resolve().parents[2]
