@@ -155,10 +155,13 @@ class CA:
     ca_file: Path
     cert_file: Path
     key_file: Path
+    client_cert: Path
+    client_key: Path
 
 
 def make_tls(directory: Path) -> CA:
-    """A CA and a server certificate for 127.0.0.1/localhost, with the openssl command line tool."""
+    """A CA, a server certificate for 127.0.0.1/localhost and a client certificate, made with the
+    openssl command line tool."""
     openssl = shutil.which("openssl")
     if openssl is None:
         raise FileNotFoundError("openssl")
@@ -213,4 +216,34 @@ def make_tls(directory: Path) -> CA:
         "-out",
         "server.pem",
     )
-    return CA(d / "ca.pem", d / "server.pem", d / "server-key.pem")
+    run(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=grctld",
+        "-keyout",
+        "client-key.pem",
+        "-out",
+        "client.csr",
+    )
+    (d / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
+    run(
+        "x509",
+        "-req",
+        "-in",
+        "client.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca-key.pem",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "client.ext",
+        "-out",
+        "client.pem",
+    )
+    return CA(d / "ca.pem", d / "server.pem", d / "server-key.pem", d / "client.pem", d / "client-key.pem")

@@ -93,11 +93,14 @@ def tls(d: Path) -> Setup:
         other = make_tls(d / "other-pki")
     except FileNotFoundError:
         pytest.skip("the openssl command line tool is not installed (apt-get install openssl)")
+    # mutual TLS: the server verifies the client's certificate too
+    client = f"    cert_file: {ca.client_cert}\n    key_file: {ca.client_key}\n"
     return Setup(
-        f'tls {{ cert_file: "{ca.cert_file}", key_file: "{ca.key_file}" }}\n',
-        f"  tls:\n    ca_file: {ca.ca_file}\n",
-        f"  tls:\n    ca_file: {other.ca_file}\n",
-        [ca.key_file.read_text().splitlines()[1]],
+        f'tls {{ cert_file: "{ca.cert_file}", key_file: "{ca.key_file}", '
+        f'ca_file: "{ca.ca_file}", verify: true }}\n',
+        f"  tls:\n    ca_file: {ca.ca_file}\n" + client,
+        f"  tls:\n    ca_file: {other.ca_file}\n" + client,
+        [ca.key_file.read_text().splitlines()[1], ca.client_key.read_text().splitlines()[1]],
         scheme="tls",
         refused="TLS with NATS failed",
     )
