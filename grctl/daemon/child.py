@@ -171,7 +171,7 @@ async def run_engine(cfg: DaemonConfig, status: StatusPipe) -> int:
     except Exception as exc:
         status.error(f"engine: cannot connect to NATS: {describe_exception(exc)}")
         return EXIT_CONNECT
-    options: dict[str, timedelta] = {}
+    options: dict[str, Any] = {}  # unset: the engine's own defaults
     if cfg.engine.step_timeout is not None:
         options["step_timeout"] = timedelta(seconds=cfg.engine.step_timeout)
     if cfg.engine.wait_timeout is not None:

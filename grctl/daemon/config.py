@@ -27,7 +27,7 @@ DEFAULT_PATH = "/etc/grctl/grctl.yaml"
 SERVER_VARIABLES = ("GRCTL_NATS_SERVERS", "grctl_NATS_SERVERS", "ENGINE_NATS_SERVERS")
 
 # variable → (path in the file, converter from the variable's text)
-ENV_OVERRIDES: dict[str, tuple[Path, Callable[[str], Any]]] = {
+ENV_OVERRIDES: dict[str, tuple[tuple[str, ...], Callable[[str], Any]]] = {
     "GRCTL_NATS_NAME": (("nats", "name"), str),
     "GRCTL_NATS_USER": (("nats", "user"), str),
     "GRCTL_NATS_PASSWORD": (("nats", "password"), str),
@@ -60,15 +60,15 @@ def _number_or_text(text: str) -> Any:
     return text
 
 
-def _put(data: dict[str, Any], path: Path, value: Any) -> None:
+def _put(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
     node = data
     for part in path[:-1]:
-        child = node.get(part)  # type: ignore[call-overload]
+        child = node.get(part)
         if not isinstance(child, dict):
             child = {}
-            node[part] = child  # type: ignore[index]
+            node[part] = child
         node = child
-    node[path[-1]] = value  # type: ignore[index]
+    node[path[-1]] = value
 
 
 class _Locator:
@@ -136,9 +136,9 @@ def apply_overrides(
                 origins[("nats", "servers")] = f"environment {name}"
                 break
     for name, (path, convert) in ENV_OVERRIDES.items():
-        raw = environ.get(name)
-        if raw is not None and raw != "":
-            _put(data, path, convert(raw))
+        value = environ.get(name)
+        if value:
+            _put(data, path, convert(value))
             origins[path] = f"environment {name}"
     if overrides.log_level:
         _put(data, ("logging", "level"), overrides.log_level.lower())
