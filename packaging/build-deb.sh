@@ -28,9 +28,14 @@ trap 'rm -rf "$STAGE"' EXIT
 ROOT=$STAGE/root
 mkdir -p "$ROOT"
 
-# 1. the virtual environment, built where it will live (under the staging root), then relocated
+# 1. the virtual environment, built where it will live (under the staging root), then relocated;
+#    from a clean copy of the sources (a stale build/ directory must not leak into the package)
+mkdir -p "$STAGE/src"
+tar -C "$SRC" --exclude=./.git --exclude=./.venv --exclude=./build --exclude=./dist --exclude='*.egg-info' \
+    --exclude=__pycache__ --exclude=.pytest_cache --exclude=.ruff_cache --exclude=.mypy_cache -cf - . \
+    | tar -C "$STAGE/src" -xf -
 "$PYTHON" -m venv "$ROOT$PREFIX"
-"$ROOT$PREFIX/bin/python" -m pip install --quiet --disable-pip-version-check "$SRC"
+"$ROOT$PREFIX/bin/python" -m pip install --quiet --disable-pip-version-check "$STAGE/src"
 # scripts and activation files name the staging path: point them at the installed one
 grep -rlI --null "$ROOT$PREFIX" "$ROOT$PREFIX/bin" "$ROOT$PREFIX/pyvenv.cfg" | xargs -0 -r sed -i "s|$ROOT$PREFIX|$PREFIX|g"
 find "$ROOT$PREFIX" -name __pycache__ -type d -prune -exec rm -rf {} +   # the postinst compiles
