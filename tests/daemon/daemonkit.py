@@ -6,6 +6,7 @@ the group id of the process it started (never by name).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -16,6 +17,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -279,3 +282,19 @@ async def run(url: str, wf_type: str, wf_id: str, payload: Any, timeout: float =
         return await Client(conn).run_workflow(wf_type, wf_id, payload, timeout=timeout)
     finally:
         await conn.close()
+
+
+async def wait_file(path: Path, timeout: float = 20.0) -> str:
+    for _ in range(int(timeout / 0.05)):
+        if await asyncio.to_thread(path.exists):
+            return await asyncio.to_thread(path.read_text)
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{path} never appeared")
+
+
+async def gone(pid: int, timeout: float = 15.0) -> bool:
+    for _ in range(int(timeout / 0.05)):
+        if not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+            return True
+        await asyncio.sleep(0.05)
+    return False

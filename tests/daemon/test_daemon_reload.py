@@ -14,25 +14,19 @@ from pathlib import Path
 
 import psutil
 import pytest
-from daemonkit import Daemon, NotifySocket, config_text, daemon_env, run, write_atomic, write_flows
+from daemonkit import (
+    Daemon,
+    NotifySocket,
+    config_text,
+    daemon_env,
+    gone,
+    run,
+    wait_file,
+    write_atomic,
+    write_flows,
+)
 
 pytestmark = pytest.mark.timeout(120)
-
-
-async def wait_file(path: Path, timeout: float = 20.0) -> str:
-    for _ in range(int(timeout / 0.05)):
-        if await asyncio.to_thread(path.exists):
-            return await asyncio.to_thread(path.read_text)
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{path} never appeared")
-
-
-async def gone(pid: int, timeout: float = 15.0) -> bool:
-    for _ in range(int(timeout / 0.05)):
-        if not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-            return True
-        await asyncio.sleep(0.05)
-    return False
 
 
 @pytest.fixture

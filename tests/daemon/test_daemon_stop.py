@@ -11,8 +11,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from daemonkit import Daemon, config_text, daemon_env, run, write_atomic, write_flows
-from test_daemon_reload import gone, wait_file
+from daemonkit import Daemon, config_text, daemon_env, gone, run, wait_file, write_atomic, write_flows
 
 pytestmark = pytest.mark.timeout(120)
 
