@@ -7,7 +7,6 @@ import logging
 import os
 from typing import Any
 
-import nats
 from nats.aio.client import Client as NATSClient
 from nats.js import JetStreamContext
 
@@ -45,6 +44,7 @@ class Connection:
     def __init__(self, nc: NATSClient) -> None:
         self._nc = nc
         self._js = nc.jetstream()
+        self._closing = False
 
     @classmethod
     async def connect(
@@ -53,19 +53,33 @@ class Connection:
         """Connect to NATS. ``servers`` defaults to the environment (see ``servers_from_env``).
 
         Extra keyword options go to ``nats.connect`` (credentials, TLS, reconnect settings...).
+        Reconnection never gives up unless ``max_reconnect_attempts`` says otherwise.
         """
         if servers is None:
             servers = servers_from_env()
         elif isinstance(servers, str):
             servers = _split_servers(servers)
+        conn = cls(NATSClient())
+
+        async def on_error(exc: Exception) -> None:
+            log.warning("NATS error: %s", exc)
+
+        async def on_disconnected() -> None:
+            if not conn._closing:
+                log.warning("disconnected from NATS")
+
+        async def on_reconnected() -> None:
+            url = conn._nc.connected_url
+            log.info("reconnected to NATS at %s", url.netloc if url else "?")
+
         options.setdefault("max_reconnect_attempts", -1)
         options.setdefault("reconnect_time_wait", 1)
         options.setdefault("connect_timeout", 5)
-        options.setdefault("error_cb", _log_error)
-        options.setdefault("disconnected_cb", _log_disconnected)
-        options.setdefault("reconnected_cb", _log_reconnected)
-        nc = await nats.connect(servers=servers, name=name, **options)
-        return cls(nc)
+        options.setdefault("error_cb", on_error)
+        options.setdefault("disconnected_cb", on_disconnected)
+        options.setdefault("reconnected_cb", on_reconnected)
+        await conn._nc.connect(servers=servers, name=name, **options)
+        return conn
 
     @property
     def nc(self) -> NATSClient:
@@ -83,16 +97,6 @@ class Connection:
         """Flush and close; safe to call more than once."""
         if self._nc.is_closed:
             return
+        self._closing = True
         await self._nc.close()
 
-
-async def _log_error(exc: Exception) -> None:
-    log.warning("NATS error: %s", exc)
-
-
-async def _log_disconnected() -> None:
-    log.warning("disconnected from NATS")
-
-
-async def _log_reconnected() -> None:
-    log.info("reconnected to NATS")

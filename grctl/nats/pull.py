@@ -7,7 +7,6 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-import nats.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig
@@ -79,13 +78,13 @@ class PullConsumer:
             try:
                 msgs = await self._psub.fetch(min(room, self._batch), timeout=self._fetch_timeout)  # type: ignore[union-attr]
                 failures = 0
-            except nats.errors.TimeoutError:
+            except TimeoutError:  # nats-py raises its own subclass or asyncio's: nothing to fetch
                 continue
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # connection trouble, consumer deleted...
                 failures += 1
-                log.warning("fetch from %s failed (%s); retrying", self.durable, exc)
+                log.warning("fetch from %s failed (%r); retrying", self.durable, exc)
                 await self._wait_either(asyncio.sleep(min(0.2 * failures, 5.0)))
                 if failures % 5 == 0:
                     await self._rebind()
