@@ -167,14 +167,28 @@ def test_logs_mask_secrets_in_text_and_json() -> None:
     assert entry["message"] == "login with ******** and ********" and entry["generation"] == 2
 
 
-def test_configure_logging_to_a_file_in_json(tmp_path: Path) -> None:
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """configure_logging changes process-wide state: put it back for the tests that follow."""
+    names = ["", "nats", "watchfiles", "grctl.workflow"]
+    levels = {name: logging.getLogger(name).level for name in names}
+    handlers = list(logging.getLogger().handlers)
+    yield
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if h not in handlers]:
+        root.removeHandler(handler)
+        handler.close()
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
+
+
+def test_configure_logging_to_a_file_in_json(tmp_path: Path, restore_logging: None) -> None:
     target = tmp_path / "grctld.log"
     configure_logging(LoggingConfig(level="debug", format="json", destination=str(target)), ["s3cr3t"])
-    try:
-        logging.getLogger("grctl.daemon").info("connected with s3cr3t")
-        logging.getLogger("grctl.workflow").debug("workflow says hi")
-    finally:
-        configure_logging(LoggingConfig(level="warning"))
+    logging.getLogger("grctl.daemon").info("connected with s3cr3t")
+    logging.getLogger("grctl.workflow").debug("workflow says hi")
+    for handler in logging.getLogger().handlers:
+        handler.flush()
     lines = [json.loads(x) for x in target.read_text().splitlines()]
     assert lines[0]["message"] == "connected with ********" and lines[0]["role"] == "supervisor"
     assert lines[1]["logger"] == "grctl.workflow"
