@@ -54,7 +54,15 @@ class DirectiveManager:
             log.warning("dropping undecodable directive on %s: %s", msg.subject, exc)
             await msg.ack()
             return
-        key = (d.run_info.wf_id, d.run_info.id)
+        r = d.run_info
+        bad = next((f"{what} {value!r} {reason}" for what, value in
+                    (("workflow id", r.wf_id), ("workflow type", r.wf_type), ("run id", r.id))
+                    if (reason := subjects.invalid_token_reason(value))), None)
+        if bad:  # its records could not be written to any subject: nothing to do but drop it
+            log.warning("dropping directive %s on %s: %s", d.id, msg.subject, bad)
+            await msg.ack()
+            return
+        key = (r.wf_id, r.id)
         await self._serial.run(key, lambda: self._process(msg, d))
 
     async def _process(self, msg: Msg, d: Directive) -> None:

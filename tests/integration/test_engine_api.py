@@ -180,6 +180,9 @@ async def test_malformed_directives_are_dropped_and_the_engine_keeps_serving(wor
     await jsops.publish(worker.nc, "grctl_directive.Api.wf-m.r1",
                         msgspec.msgpack.encode({"id": "x", "k": "no_such_kind", "t": utcnow(),
                                                 "r": {"id": "r1", "wf_id": "wf-m", "wf_type": "Api"}}))
+    bad_ids = Directive(id="d-bad", timestamp=utcnow(), kind=DirectiveKind.start,
+                        run_info=RunInfo(id="r1", wf_id="has.dot", wf_type="Api"), msg=Start())
+    await jsops.publish(worker.nc, "grctl_directive.Api.wf-m.r1", encode_directive(bad_ids))
     await _directives_drained(worker)
     _, info = await worker.start("Api", "wf-m2")
     task = await worker.next_task("Api")
