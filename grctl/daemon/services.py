@@ -6,7 +6,9 @@ import logging
 import os
 from pathlib import Path
 
-from grctl.daemon.model import EmbeddedNats
+import msgspec
+
+from grctl.daemon.model import DaemonConfig, EmbeddedNats
 from grctl.nats.server import NatsServerProcess
 
 log = logging.getLogger("grctl.daemon")
@@ -53,3 +55,14 @@ class EmbeddedNatsServer:
 
     def kill(self) -> None:
         self.process.kill()
+
+
+def keep_services(running: DaemonConfig, new: DaemonConfig) -> DaemonConfig:
+    """Embedded services are not restarted by a reload: ``new`` with the running services' settings."""
+    if new.nats.embedded != running.nats.embedded or new.engine != running.engine:
+        log.warning("changes to nats.embedded and engine take effect when grctld restarts")
+    nats = new.nats
+    if running.nats.embedded is not None or nats.embedded is not None:
+        servers = running.nats.servers if running.nats.embedded else nats.servers
+        nats = msgspec.structs.replace(nats, embedded=running.nats.embedded, servers=servers)
+    return msgspec.structs.replace(new, nats=nats, engine=running.engine)

@@ -17,21 +17,20 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import msgspec
-
 from grctl.daemon.config import Overrides, load_config, locate_message
 from grctl.daemon.errors import ConfigError
 from grctl.daemon.logs import configure_logging
 from grctl.daemon.model import DaemonConfig
 from grctl.daemon.notify import Notifier
 from grctl.daemon.procs import ChildFailed, ChildProcess, Generation
-from grctl.daemon.services import EmbeddedNatsServer
+from grctl.daemon.services import EmbeddedNatsServer, keep_services
 from grctl.daemon.watch import Watcher, digest
 
 log = logging.getLogger("grctl.daemon")
 
 EXIT_FORCED = 130
 STABLE_AFTER = 30.0  # a process up this long resets its restart backoff
+POLL_INTERVAL = 2.0  # content check under the file watch
 
 
 def backoff(failures: int) -> float:
@@ -58,6 +57,7 @@ class Supervisor:
         self.reload_again = False
         self.stopping = False
         self.digest = digest(config_path)
+        self.sources: dict[str, str | None] = {}  # content of changed workflow sources, by path
         self.watcher: Watcher | None = None
         self.tasks: set[asyncio.Task[Any]] = set()
 
@@ -85,6 +85,7 @@ class Supervisor:
                 await self._shutdown()
                 return 1
             self.bringup = self.spawn(self._bring_up(self.cfg, initial=True))
+            self.spawn(self._poll(POLL_INTERVAL))
             return await self._loop()
         finally:
             for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
@@ -103,7 +104,7 @@ class Supervisor:
             elif kind == "config":
                 self._on_config_event()
             elif kind == "sources":
-                self._request_reload(f"workflow sources changed ({', '.join(sorted(value))})")
+                self._on_sources_event(value)
             elif kind == "exit":
                 self._on_exit(value)
             elif kind == "stopped":
@@ -139,6 +140,13 @@ class Supervisor:
             return  # unchanged content (or the file is between a delete and a rename)
         self._request_reload("configuration file changed")
 
+    def _on_sources_event(self, paths: set[str]) -> None:
+        """Reload when a source file's content changed (a rename-over can come as several events)."""
+        changed = sorted(p for p in paths if digest(p) != self.sources.get(p))
+        self.sources.update({p: digest(p) for p in paths})
+        if changed:
+            self._request_reload(f"workflow sources changed ({', '.join(changed)})")
+
     # -- reload --------------------------------------------------------------------------------------
 
     def _request_reload(self, reason: str) -> None:
@@ -165,31 +173,15 @@ class Supervisor:
                 log.error("configuration not reloaded: %s", keeps)
                 self.notifier.ready(f"reload failed: {exc.first}; {keeps}")
                 return False
-            new = self._keep_services(new)
+            new = keep_services(self.cfg, new)
             configure_logging(new.logging, new.secrets(), role="supervisor")
             return await self._bring_up(new, initial=False)
         finally:
             if self.reload_again and not self.stopping:
                 self.reload_again = False
-                self.spawn(self._deferred_reload())
-
-    async def _deferred_reload(self) -> None:
-        await asyncio.sleep(0)
-        self._request_reload("a change made during the previous reload")
-
-    def _keep_services(self, new: DaemonConfig) -> DaemonConfig:
-        """Embedded services are not restarted by a reload: keep their running settings."""
-        old = self.cfg
-        if new.nats.embedded != old.nats.embedded or new.engine != old.engine:
-            log.warning("changes to nats.embedded and engine take effect when grctld restarts")
-        nats = new.nats
-        if old.nats.embedded is not None or nats.embedded is not None:
-            nats = msgspec.structs.replace(
-                nats,
-                embedded=old.nats.embedded,
-                servers=old.nats.servers if old.nats.embedded else nats.servers,
-            )
-        return msgspec.structs.replace(new, nats=nats, engine=old.engine)
+                asyncio.get_running_loop().call_soon(
+                    self._request_reload, "a change made during the last reload"
+                )
 
     async def _bring_up(self, cfg: DaemonConfig, initial: bool) -> bool:
         """Start a generation and wait until it is ready; then the previous one drains.
@@ -235,8 +227,9 @@ class Supervisor:
         for proc in gen.processes:
             self._watch_exit(proc)
         types = sorted({t for info in infos for t in info.get("workflows", [])})
-        files = sorted({f for info in infos for f in info.get("files", [])})
-        self._restart_watcher(gen.cfg, files)
+        imported = {f: d for info in infos for f, d in info.get("files", {}).items()}
+        self.sources = dict(imported)  # what this generation runs: later edits are changes
+        self._restart_watcher(gen.cfg, sorted(imported))
         status = (
             f"generation {gen.number} ready: {len(gen.processes)} worker process(es), pids "
             f"{', '.join(map(str, gen.pids))}; workflows: {', '.join(types)}"
@@ -265,6 +258,9 @@ class Supervisor:
 
     # -- crashed children ----------------------------------------------------------------------------
 
+    def _install_engine(self, proc: ChildProcess) -> None:
+        self.engine = proc
+
     def _watch_exit(self, proc: ChildProcess) -> None:
         async def wait() -> None:
             await proc.wait()
@@ -278,7 +274,7 @@ class Supervisor:
         code = proc.proc.returncode if proc.proc else None
         if proc.role == "engine":
             log.error("the embedded engine (pid %s) exited with code %s", proc.pid, code)
-            self.spawn(self._revive(proc, lambda: ChildProcess("engine", proc.cfg), self._set_engine))
+            self.spawn(self._revive(proc, lambda: ChildProcess("engine", proc.cfg), self._install_engine))
             return
         gen = next((g for g in self.generations if proc in g.processes), None)
         if gen is None or gen is not self.current or gen.stopping:
@@ -291,9 +287,6 @@ class Supervisor:
         self.spawn(
             self._revive(proc, lambda: ChildProcess("worker", gen.cfg, gen.number, proc.index), replace)
         )
-
-    def _set_engine(self, proc: ChildProcess) -> None:
-        self.engine = proc
 
     async def _revive(
         self, dead: ChildProcess, make: Callable[[], ChildProcess], install: Callable[[ChildProcess], None]
@@ -356,6 +349,17 @@ class Supervisor:
             source_dirs=sources,
         )
         self.watcher.start(cfg.reload.watch_config)
+
+    async def _poll(self, interval: float) -> None:
+        """The safety net under the file watch: compare contents every few seconds, so a change that
+        no event reported (made before the watch was set up, or on a file system without inotify)
+        still reloads. Both checks are content digests, so nothing reloads twice."""
+        while not self.stopping:
+            await asyncio.sleep(interval)
+            if self.cfg.reload.watch_config:
+                self.queue.put_nowait(("config", None))
+            if self.cfg.reload.watch_workflows and self.sources:
+                self.queue.put_nowait(("sources", set(self.sources)))
 
     async def _watchdog(self, interval: float) -> None:
         while True:

@@ -7,6 +7,7 @@ failed and where (the file and line of the failing code when it raised during im
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import os
 import sys
@@ -117,12 +118,17 @@ def load_workflows(refs: list[str], python_path: Iterable[str] = ()) -> list[Wor
     return result
 
 
-def module_files(refs: list[str]) -> list[str]:
-    """Source files of the imported workflow modules (after ``load_workflows``), for source watching."""
-    files: set[str] = set()
+def module_files(refs: list[str]) -> dict[str, str]:
+    """Source files of the imported workflow modules (after ``load_workflows``) with the SHA-256 of
+    the content that was imported, so the supervisor can tell when they change."""
+    files: dict[str, str] = {}
     for ref in refs:
         module = sys.modules.get(ref.partition(":")[0])
         path = getattr(module, "__file__", None)
         if path:
-            files.add(os.path.abspath(path))
-    return sorted(files)
+            try:
+                with open(path, "rb") as fh:
+                    files[os.path.abspath(path)] = hashlib.sha256(fh.read()).hexdigest()
+            except OSError:
+                continue
+    return files

@@ -50,7 +50,10 @@ slow = Workflow(workflow_type="Slow")
 @slow.start(timeout=timedelta(seconds=120))
 async def begin(ctx: Context, seconds: float, tag: str) -> Directive:
     (MARKS / f"{{tag}}.started").write_text(str(os.getpid()))
-    await asyncio.sleep(seconds)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while loop.time() < deadline and not (MARKS / f"{{tag}}.release").exists():  # the test may end it early
+        await asyncio.sleep(0.05)
     (MARKS / f"{{tag}}.done").write_text(str(os.getpid()))
     return ctx.next.complete({{"tag": tag, "version": VERSION, "pid": os.getpid()}})
 """

@@ -66,7 +66,7 @@ async def test_reload_by_rename_drains_the_old_generation_without_losing_a_step(
     gen1 = d.ready_pids(1)
     notify.wait_for("READY")
 
-    slow = asyncio.create_task(run(nats_url, "Slow", "slow-1", {"seconds": 4, "tag": "s1"}))
+    slow = asyncio.create_task(run(nats_url, "Slow", "slow-1", {"seconds": 60, "tag": "s1"}))
     assert int(await wait_file(tmp_path / "marks" / "s1.started")) == gen1[0]
     before = await asyncio.gather(*(run(nats_url, "Quick", f"before-{i}", {"n": i}) for i in range(3)))
 
@@ -76,7 +76,11 @@ async def test_reload_by_rename_drains_the_old_generation_without_losing_a_step(
     during = [asyncio.create_task(run(nats_url, "Quick", f"during-{i}", {"n": i})) for i in range(5)]
     gen2 = d.ready_pids(2, after=mark)
     assert set(gen1).isdisjoint(gen2)
-    assert not (tmp_path / "marks" / "s1.done").exists()  # the step was still running at the handover
+    d.wait_for("draining generation 1", after=mark)
+    assert not (tmp_path / "marks" / "s1.done").exists()  # the step is still running at the handover
+    await asyncio.sleep(0.5)
+    assert psutil.pid_exists(gen1[0])  # and generation 1 waits for it
+    (tmp_path / "marks" / "s1.release").touch()
 
     result = await asyncio.wait_for(slow, 30)
     assert result == {"tag": "s1", "version": "v1", "pid": gen1[0]}  # finished by the draining generation
