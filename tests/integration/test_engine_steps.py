@@ -68,7 +68,7 @@ async def test_fail_step_fails_the_run(worker: FakeWorker) -> None:
 async def test_step_timeout_fails_the_run_and_tells_the_worker(connection: Connection,
                                                                engine: Engine) -> None:
     worker = FakeWorker(connection)
-    await worker.register("Slow", start_step_timeout_ms=300)
+    await worker.register("Slow", start_step_timeout_ms=500)
     commands: asyncio.Queue = asyncio.Queue()
 
     async def on_command(msg) -> None:
@@ -79,7 +79,7 @@ async def test_step_timeout_fails_the_run_and_tells_the_worker(connection: Conne
     sub = await connection.nc.subscribe(subjects.worker_cmd(worker.worker_id), cb=on_command)
     _, info = await worker.start("Slow", "wf-slow")
     start = await worker.next_task("Slow")
-    assert start.msg.timeout_ms == 300
+    assert start.msg.timeout_ms == 500
     await worker.picked_up(start, "start")
     events = await worker.wait_history("wf-slow", info.id, H.run_failed, timeout=5)
     assert [e.kind for e in events] == [H.run_started, H.step_started, H.step_timeout, H.run_failed]
@@ -115,7 +115,6 @@ async def test_wait_then_event_and_the_left_wait_timer_never_fails_the_run(worke
     kinds = [e.kind for e in events]
     assert kinds == [H.run_started, H.step_started, H.step_completed, H.wait_started, H.event_received,
                      H.step_started, H.step_completed, H.run_completed]
-    assert await worker.count(subjects.TIMERS_FIRED) == 0
 
 
 async def test_wait_timeout_runs_the_timeout_step(worker: FakeWorker) -> None:
