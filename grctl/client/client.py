@@ -6,8 +6,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import socket
+from collections.abc import AsyncGenerator
 from datetime import timedelta
 from typing import Any, TypeVar, overload
 
@@ -15,7 +17,7 @@ from ulid import ULID
 
 from grctl.client import api
 from grctl.client.handle import WorkflowHandle
-from grctl.client.history import read_history
+from grctl.client.history import follow_history, read_history
 from grctl.client.watch import settle
 from grctl.models.command import CommandKind, DescribeCmd, StartCmd
 from grctl.models.common import RunInfo, utcnow
@@ -110,3 +112,14 @@ class Client:
         if run_id is None:
             run_id = (await self.describe(wf_id)).id
         return await read_history(self._connection.nc, wf_id, run_id)
+
+    async def follow_history(self, wf_id: str,
+                             run_id: str | None = None) -> AsyncGenerator[HistoryEvent, None]:
+        """Like ``get_history``, then every new event as it is written, ending after the run's terminal
+        event. Use ``async with contextlib.aclosing(client.follow_history(...)) as events`` when you may
+        stop early."""
+        if run_id is None:
+            run_id = (await self.describe(wf_id)).id
+        async with contextlib.aclosing(follow_history(self._connection, wf_id, run_id)) as events:
+            async for event in events:
+                yield event

@@ -1,16 +1,20 @@
 """Reading a run's history: every stored event of ``grctl_history.{wf_id}.{run_id}`` from a sequence on,
-in stream order, with batched direct gets (one request per page, no consumer to create or expire)."""
+in stream order, with batched direct gets (one request per page, no consumer to create or expire); and
+following it live (``follow_history``) until the run's terminal event."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncGenerator
 
 from nats.aio.client import Client as NATSClient
 from nats.aio.msg import Msg
+from nats.js.api import DeliverPolicy
 
 from grctl.models.history import HistoryEvent, decode_history
 from grctl.nats import subjects
+from grctl.nats.connection import Connection
 from grctl.nats.jetstream import JetStreamError
 
 PAGE = 512
@@ -64,3 +68,39 @@ async def read_history(nc: NATSClient, wf_id: str, run_id: str, start_seq: int =
         except Exception:  # an event kind we do not know: not ours to interpret
             continue
     return events
+
+
+FOLLOW_INACTIVE_THRESHOLD = 10.0
+
+
+async def follow_history(connection: Connection, wf_id: str,
+                         run_id: str) -> AsyncGenerator[HistoryEvent, None]:
+    """Every history event of a run in stream order, then each new one as it is written; ends after the
+    run's terminal event (at once for a run that has ended). Undecodable events are skipped.
+
+    An ordered push consumer (in memory, no acks) delivers the subject; it restarts itself after a gap
+    or a reconnection. It is deleted when the iterator ends (else the server drops it once nobody has
+    listened for a while): close the iterator when leaving early (``contextlib.aclosing``).
+    """
+    sub = await connection.js.subscribe(subjects.history(wf_id, run_id), stream=subjects.STREAM,
+                                        ordered_consumer=True, deliver_policy=DeliverPolicy.ALL,
+                                        inactive_threshold=FOLLOW_INACTIVE_THRESHOLD)
+    try:
+        while True:
+            msg = await sub.next_msg(timeout=None)
+            if not msg.data:
+                continue
+            try:
+                event = decode_history(msg.data, seq=msg.metadata.sequence.stream)
+            except Exception:  # an event kind we do not know: not ours to interpret
+                continue
+            yield event
+            if event.is_terminal:
+                return
+    finally:
+        try:
+            await sub.unsubscribe()
+            await connection.nc.request(f"$JS.API.CONSUMER.DELETE.{subjects.STREAM}.{sub._consumer}", b"",
+                                        timeout=2.0)
+        except Exception:  # the connection may be gone already; the consumer expires on its own
+            pass
