@@ -1,7 +1,9 @@
 """The ``grctl`` command line: a dispatcher with one function per subcommand.
 
-Subcommands register themselves in ``build_parser`` through an ``add_*_parser`` function that sets
-``func`` (the function running the subcommand, returning the exit status).
+``grctl engine`` runs the orchestration engine (here); the client subcommands (start, run, describe,
+history, send, cancel, terminate) live in ``grctl.cli_client``. Every subcommand takes ``-s/--server``
+(repeatable or comma-separated; default ``$GRCTL_NATS_SERVERS``, else ``nats://localhost:4225``), also
+accepted before the subcommand.
 """
 
 from __future__ import annotations
@@ -13,9 +15,12 @@ import os
 import sys
 from datetime import timedelta
 
+from grctl.cli_client import EXIT_STATUS_HELP, EXIT_USAGE, add_client_parsers, run_client_command
 from grctl.nats.connection import servers_from_env
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+SERVER_HELP = ("NATS server URL (repeatable or comma-separated; default: $GRCTL_NATS_SERVERS, "
+               "else nats://localhost:4225)")
 
 
 def _servers(values: list[str] | None) -> list[str]:
@@ -39,13 +44,10 @@ def setup_logging(level: str) -> None:
 # --- engine ------------------------------------------------------------------------------------------
 
 
-def add_engine_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("engine", help="run the orchestration engine",
+def add_engine_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("engine", help="run the orchestration engine", parents=parents,
                        description="Run the grctl engine against a NATS server with JetStream "
                                    "(2.12 or newer).")
-    p.add_argument("-s", "--server", action="append", metavar="URL",
-                   help="NATS server URL (repeatable or comma-separated; default: $GRCTL_NATS_SERVERS, "
-                        "else nats://localhost:4225)")
     default_level = os.environ.get("GRCTL_LOGGING_LEVEL") or os.environ.get("LOG_LEVEL") or "info"
     p.add_argument("--log-level", default=default_level, choices=["debug", "info", "warning", "error"],
                    type=str.lower, help="log level (default info)")
@@ -76,16 +78,41 @@ def cmd_engine(args: argparse.Namespace) -> int:
 # --- dispatcher --------------------------------------------------------------------------------------
 
 
+def _client_command(args: argparse.Namespace) -> int:
+    return run_client_command(args, _servers(args.server))
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="grctl", description="grctl: durable workflows on NATS JetStream")
+    parser = argparse.ArgumentParser(prog="grctl", description="grctl: durable workflows on NATS JetStream",
+                                     epilog=EXIT_STATUS_HELP,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-s", "--server", action="append", metavar="URL", dest="top_server",
+                        help=SERVER_HELP)
+    # The subcommands' own -s: absent from their namespace unless given, so a top-level -s survives.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-s", "--server", action="append", metavar="URL", default=argparse.SUPPRESS,
+                        help=SERVER_HELP)
+    client = argparse.ArgumentParser(add_help=False)
+    client.add_argument("-v", "--verbose", action="store_true", help="log what the client does (stderr)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    add_engine_parser(sub)
+    add_client_parsers(sub, [common, client])
+    add_engine_parser(sub, [common])
+    parser.set_defaults(func=_client_command)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    if not hasattr(args, "server"):
+        args.server = args.top_server
+    try:
+        return int(args.func(args))
+    except ValueError as exc:  # e.g. GRCTL_NATS_SERVERS that is neither a URL list nor JSON
+        print(f"grctl: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:  # stdout closed early (`grctl history ID | head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

@@ -1,0 +1,360 @@
+"""The ``grctl`` client subcommands: start, run, describe, history, send, cancel, terminate.
+
+Each one checks its arguments first (so bad input fails without a server), connects, does one thing
+through ``grctl.client.client.Client``, and maps what went wrong to a distinct exit status
+(``EXIT_STATUS_HELP``, printed by ``grctl --help``). Results and messages go to stdout, errors to
+stderr as ``grctl: <message>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import nats.errors
+
+from grctl import cli_format as fmt
+from grctl.client.client import Client
+from grctl.client.handle import WorkflowHandle
+from grctl.models.errors import (
+    WorkflowAlreadyRunningError,
+    WorkflowCancelledError,
+    WorkflowError,
+    WorkflowNotFoundError,
+    WorkflowRunFinishedError,
+    WorkflowTerminatedError,
+    WorkflowTypeNotRegisteredError,
+)
+from grctl.nats.connection import Connection
+from grctl.nats.subjects import invalid_token_reason
+
+EXIT_OK = 0
+EXIT_RUN_FAILED = 1
+EXIT_USAGE = 2
+EXIT_RUN_CANCELLED = 3
+EXIT_BAD_INPUT = 4
+EXIT_NOT_FOUND = 5
+EXIT_REFUSED = 6
+EXIT_UNREACHABLE = 7
+EXIT_INTERRUPTED = 130
+
+EXIT_STATUS_HELP = """\
+exit status:
+  0  success
+  1  the run failed or timed out (run, start --wait)
+  2  bad command line
+  3  the run was cancelled or terminated (run, start --wait)
+  4  bad input: --input/--payload is not JSON, an @file cannot be read, or a name
+     contains '.', '*', '>' or white space
+  5  the workflow id has no run
+  6  the engine refused the command: the id already has an active run, the type is
+     not registered, or the run has already finished
+  7  the NATS server cannot be reached, or no engine answers
+"""
+
+# One connection attempt, then two more half a second apart: an unreachable server is reported after
+# about a second, and a long ``history --follow`` survives a short outage.
+CONNECT_OPTIONS: dict[str, Any] = {"connect_timeout": 2, "max_reconnect_attempts": 2,
+                                   "reconnect_time_wait": 0.5}
+NO_RESPONDERS_RETRIES = 3
+
+Command = Callable[[Client, argparse.Namespace], Awaitable[int]]
+
+
+class CliError(Exception):
+    """Ends the command with ``status`` after printing ``message`` on stderr."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+# --- arguments -----------------------------------------------------------------------------------
+
+
+def json_argument(option: str, text: str | None) -> Any:
+    """The value of a JSON option: inline JSON, ``@path`` (a file) or ``@-`` (stdin); None if absent."""
+    if text is None:
+        return None
+    source = ""
+    if text.startswith("@"):
+        path = text[1:]
+        source = " (stdin)" if path == "-" else f" (file {path})"
+        try:
+            text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise CliError(EXIT_BAD_INPUT, f"{option}: cannot read {path}: {reason}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CliError(EXIT_BAD_INPUT, f"{option} is not valid JSON{source}: {exc}") from None
+
+
+def check_name(what: str, value: str) -> None:
+    reason = invalid_token_reason(value)
+    if reason:
+        raise CliError(EXIT_BAD_INPUT, f"invalid {what} {value!r}: it {reason}")
+
+
+def positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be a positive number of seconds")
+    return value
+
+
+# --- running a command ---------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace, servers: list[str], command: Command) -> int:
+    """Run ``command`` with a connected client; the exit status."""
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.ERROR, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return asyncio.run(_connected(args, servers, command))
+    except CliError as exc:
+        print(f"grctl: {exc.message}", file=sys.stderr)
+        return exc.status
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+async def connect(servers: list[str]) -> Connection:
+    errors: list[BaseException] = []
+
+    async def remember(exc: Exception) -> None:
+        errors.append(exc)
+
+    try:
+        return await Connection.connect(servers, name="grctl-cli", error_cb=remember, **CONNECT_OPTIONS)
+    except (OSError, TimeoutError, nats.errors.Error) as exc:
+        cause = errors[-1] if errors else exc
+        reason = getattr(cause, "strerror", None) or str(cause) or type(cause).__name__
+        where = ", ".join(servers)
+        raise CliError(EXIT_UNREACHABLE, f"cannot connect to NATS at {where}: {reason}") from None
+
+
+async def _connected(args: argparse.Namespace, servers: list[str], command: Command) -> int:
+    connection = await connect(servers)
+    try:
+        for attempt in range(NO_RESPONDERS_RETRIES):
+            try:
+                return await command(Client(connection), args)
+            except nats.errors.NoRespondersError:
+                # Nothing subscribes to the API, so the command was not delivered: safe to repeat.
+                if attempt + 1 == NO_RESPONDERS_RETRIES:
+                    raise CliError(EXIT_UNREACHABLE, f"no engine answers on {', '.join(servers)} "
+                                                     "(is `grctl engine` running?)") from None
+                await asyncio.sleep(0.2)
+            except CliError:
+                raise
+            except WorkflowError as exc:
+                raise _refusal(exc, args) from None
+            except nats.errors.TimeoutError:
+                raise CliError(EXIT_UNREACHABLE, "the engine did not answer in time") from None
+            except (nats.errors.ConnectionClosedError, nats.errors.NoServersError) as exc:
+                raise CliError(EXIT_UNREACHABLE, f"lost the connection to NATS: {exc}") from None
+        raise AssertionError("unreachable")
+    finally:
+        await connection.close()
+
+
+def _refusal(exc: WorkflowError, args: argparse.Namespace) -> CliError:
+    """The exit status and message for an error reply of the engine API."""
+    wf_id = getattr(args, "id", "")
+    if isinstance(exc, WorkflowNotFoundError):
+        return CliError(EXIT_NOT_FOUND, f"workflow {wf_id!r} not found: it has no run")
+    if isinstance(exc, WorkflowAlreadyRunningError):
+        return CliError(EXIT_REFUSED, f"workflow {wf_id!r} already has an active run")
+    if isinstance(exc, WorkflowTypeNotRegisteredError):
+        return CliError(EXIT_REFUSED, f"workflow type {args.type!r} is not registered "
+                                      "(no worker serving it has started)")
+    if isinstance(exc, WorkflowRunFinishedError):
+        return CliError(EXIT_REFUSED, f"the latest run of workflow {wf_id!r} has already finished")
+    return CliError(EXIT_REFUSED, f"the engine refused the command: {exc}")
+
+
+async def _outcome(handle: WorkflowHandle) -> int:
+    """Wait for the run to end; print its result (stdout) or why it did not complete (stderr)."""
+    what = f"run {handle.run_id} of workflow {handle.wf_id!r}"
+    try:
+        result = await handle.result()
+    except WorkflowTerminatedError:
+        raise CliError(EXIT_RUN_CANCELLED, f"{what} was terminated") from None
+    except WorkflowCancelledError:
+        raise CliError(EXIT_RUN_CANCELLED, f"{what} was cancelled") from None
+    except WorkflowError as exc:
+        raise CliError(EXIT_RUN_FAILED, f"{what} failed: {exc}") from None
+    except TimeoutError as exc:
+        raise CliError(EXIT_RUN_FAILED, f"{what} timed out: {exc}") from None
+    print(fmt.result_text(result), flush=True)
+    return EXIT_OK
+
+
+# --- the commands --------------------------------------------------------------------------------
+
+
+async def cmd_start(client: Client, args: argparse.Namespace) -> int:
+    handle = await client.start_workflow(args.type, args.id, args.input_value, timeout=args.timeout)
+    try:
+        if args.json:
+            print(fmt.to_json({"wf_id": handle.wf_id, "wf_type": args.type, "run_id": handle.run_id}))
+        else:
+            print(f"Started workflow {handle.wf_id} ({args.type}), run {handle.run_id}")
+        sys.stdout.flush()
+        return await _outcome(handle) if args.wait else EXIT_OK
+    finally:
+        await handle.close()
+
+
+async def cmd_run(client: Client, args: argparse.Namespace) -> int:
+    handle = await client.start_workflow(args.type, args.id, args.input_value, timeout=args.timeout)
+    try:
+        return await _outcome(handle)
+    finally:
+        await handle.close()
+
+
+async def cmd_describe(client: Client, args: argparse.Namespace) -> int:
+    info = await client.describe(args.id)
+    print(fmt.run_info_json(info) if args.json else "\n".join(fmt.run_info_lines(info)))
+    return EXIT_OK
+
+
+async def cmd_history(client: Client, args: argparse.Namespace) -> int:
+    run_id = args.run_id or (await client.describe(args.id)).id
+    show = fmt.event_json if args.json else fmt.table_row
+    if args.follow:
+        if not args.json:
+            print(fmt.TABLE_HEADER, flush=True)
+        async for event in client.follow_history(args.id, run_id):
+            print(show(event), flush=True)
+        return EXIT_OK
+    events = await client.get_history(args.id, run_id)
+    if not events and args.run_id:
+        raise CliError(EXIT_NOT_FOUND, f"workflow {args.id!r} has no run {args.run_id!r}")
+    if not args.json:
+        print(fmt.TABLE_HEADER)
+    for event in events:
+        print(show(event))
+    return EXIT_OK
+
+
+async def _latest(client: Client, wf_id: str) -> WorkflowHandle:
+    """A handle on the latest run, without watching it (only its commands are used)."""
+    return WorkflowHandle(await client.describe(wf_id), client.connection, client.id)
+
+
+async def cmd_send(client: Client, args: argparse.Namespace) -> int:
+    handle = await _latest(client, args.id)
+    await handle.send(args.event, args.payload_value)
+    print(f"Sent event {args.event!r} to workflow {args.id} (run {handle.run_id})")
+    return EXIT_OK
+
+
+async def cmd_cancel(client: Client, args: argparse.Namespace) -> int:
+    handle = await _latest(client, args.id)
+    await handle.cancel(args.reason)
+    print(f"Cancel requested for workflow {args.id} (run {handle.run_id}); "
+          "a running step finishes first")
+    return EXIT_OK
+
+
+async def cmd_terminate(client: Client, args: argparse.Namespace) -> int:
+    handle = await _latest(client, args.id)
+    await handle.terminate(args.reason)
+    print(f"Terminated workflow {args.id} (run {handle.run_id})")
+    return EXIT_OK
+
+
+# --- parsers -------------------------------------------------------------------------------------
+
+
+_RUN_TIMEOUT_HELP = "run-level timeout: the engine ends the run as timed out after SECONDS"
+_INPUT_HELP = "the workflow input: JSON, @FILE (a JSON file) or @- (stdin); default none"
+
+
+Prepare = Callable[[argparse.Namespace], None]
+
+
+def _add(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser], name: str,
+         help: str, command: Command, prepare: Prepare) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = sub.add_parser(name, help=help, description=help, parents=parents,
+                                                epilog=EXIT_STATUS_HELP,
+                                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.set_defaults(client_command=command, prepare=prepare)
+    return p
+
+
+def _prepare_start(args: argparse.Namespace) -> None:
+    check_name("workflow type", args.type)
+    check_name("workflow id", args.id)
+    args.input_value = json_argument("--input", args.input)
+
+
+def _prepare_id(args: argparse.Namespace) -> None:
+    check_name("workflow id", args.id)
+    if getattr(args, "run_id", None):
+        check_name("run id", args.run_id)
+
+
+def _prepare_send(args: argparse.Namespace) -> None:
+    _prepare_id(args)
+    check_name("event name", args.event)
+    args.payload_value = json_argument("--payload", args.payload)
+
+
+def add_client_parsers(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+    for name, help, command in (("start", "start a workflow run", cmd_start),
+                                ("run", "start a workflow run, wait for it and print its result", cmd_run)):
+        p = _add(sub, parents, name, help, command, _prepare_start)
+        p.add_argument("type", metavar="TYPE", help="the workflow type")
+        p.add_argument("--id", required=True, metavar="ID", help="the workflow id")
+        p.add_argument("--input", metavar="JSON|@FILE", help=_INPUT_HELP)
+        p.add_argument("--timeout", type=positive_seconds, metavar="SECONDS", help=_RUN_TIMEOUT_HELP)
+        if name == "start":
+            p.add_argument("--wait", action="store_true", help="then wait for the run and print its result")
+            p.add_argument("--json", action="store_true", help="print the started run as JSON")
+
+    p = _add(sub, parents, "describe", "show the latest run of a workflow", cmd_describe, _prepare_id)
+    p.add_argument("id", metavar="ID", help="the workflow id")
+    p.add_argument("--json", action="store_true", help="print the run info as JSON")
+
+    p = _add(sub, parents, "history", "show the history of a run", cmd_history, _prepare_id)
+    p.add_argument("id", metavar="ID", help="the workflow id")
+    p.add_argument("--run-id", metavar="RUN_ID", help="a run of the workflow (default: the latest)")
+    p.add_argument("-f", "--follow", action="store_true",
+                   help="keep printing new events; end when the run ends")
+    p.add_argument("--json", action="store_true", help="one JSON object per event and line (JSON Lines)")
+
+    p = _add(sub, parents, "send", "send an event to the latest run of a workflow", cmd_send, _prepare_send)
+    p.add_argument("id", metavar="ID", help="the workflow id")
+    p.add_argument("event", metavar="EVENT", help="the event name")
+    p.add_argument("--payload", metavar="JSON|@FILE", help="the event payload (JSON, @FILE or @-)")
+
+    for name, help, command in (
+            ("cancel", "cancel the latest run of a workflow (after its running step)", cmd_cancel),
+            ("terminate", "end the latest run of a workflow now, stopping its step", cmd_terminate)):
+        p = _add(sub, parents, name, help, command, _prepare_id)
+        p.add_argument("id", metavar="ID", help="the workflow id")
+        p.add_argument("--reason", help="why (recorded in the history)")
+
+
+def run_client_command(args: argparse.Namespace, servers: list[str]) -> int:
+    try:
+        args.prepare(args)
+    except CliError as exc:
+        print(f"grctl: {exc.message}", file=sys.stderr)
+        return exc.status
+    return run(args, servers, args.client_command)

@@ -1,0 +1,238 @@
+"""The ``grctl`` command line as a user runs it: ``python -m grctl ...`` subprocesses against an engine
+process and a worker process on a real nats-server; results, tables, JSON, ``history --follow``, and
+the exit status of every error case."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from support.processes import WorkerProcess, worker_env
+from support.sdk import kinds, wait_history
+
+from grctl.cli_client import (
+    EXIT_BAD_INPUT,
+    EXIT_NOT_FOUND,
+    EXIT_REFUSED,
+    EXIT_RUN_CANCELLED,
+    EXIT_RUN_FAILED,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+)
+from grctl.client.client import Client
+from grctl.nats.connection import Connection
+
+pytestmark = pytest.mark.timeout(90)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Done:
+    rc: int
+    out: str
+    err: str
+
+    def __repr__(self) -> str:
+        return f"exit {self.rc}\n--- stdout\n{self.out}--- stderr\n{self.err}"
+
+
+async def spawn(env: dict[str, str], *args: str, stdin: bool = False) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "grctl", *args, env=env, cwd=ROOT,
+        stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+async def finish(proc: asyncio.subprocess.Process, stdin: bytes | None = None, timeout: float = 20.0) -> Done:
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise
+    assert proc.returncode is not None
+    return Done(proc.returncode, out.decode(), err.decode())
+
+
+async def grctl(env: dict[str, str], *args: str, stdin: str | None = None, timeout: float = 20.0) -> Done:
+    proc = await spawn(env, *args, stdin=stdin is not None)
+    return await finish(proc, stdin.encode() if stdin is not None else None, timeout)
+
+
+@pytest.fixture
+async def cli(engine_process: subprocess.Popen, subprocess_env: dict[str, str],
+              tmp_path: Path) -> AsyncIterator[dict[str, str]]:
+    """The environment of a ``grctl`` call (GRCTL_NATS_SERVERS set), with an engine and a worker
+    serving ``CliFlow`` running."""
+    worker = WorkerProcess("support.wf_cli", worker_env(subprocess_env, GRCTL_TEST_DIR=tmp_path)).start()
+    try:
+        await worker.ready()
+        yield subprocess_env
+    finally:
+        worker.stop()
+
+
+@pytest.fixture
+def client(connection: Connection) -> Client:
+    return Client(connection)
+
+
+def table_kinds(text: str) -> list[str]:
+    lines = text.splitlines()
+    assert lines[0].split() == ["SEQ", "TIME", "(UTC)", "EVENT", "DETAILS"]
+    return [line.split()[3] for line in lines[1:]]
+
+
+async def test_run_describe_and_history(cli: dict[str, str], client: Client, tmp_path: Path) -> None:
+    done = await grctl(cli, "run", "CliFlow", "--id", "cli-1", "--input", '{"name": "Ada"}')
+    assert done.rc == 0, done
+    assert json.loads(done.out) == {"greeting": "Hello, Ada!", "mode": "ok"}
+
+    info = await client.describe("cli-1")
+    done = await grctl(cli, "describe", "cli-1")
+    assert done.rc == 0, done
+    assert re.search(r"^Status:\s+completed$", done.out, re.M)
+    assert re.search(rf"^Run id:\s+{info.id}$", done.out, re.M)
+    described = json.loads((await grctl(cli, "describe", "cli-1", "--json")).out)
+    assert (described["id"], described["wf_type"], described["status"]) == (info.id, "CliFlow", "completed")
+
+    history = await client.get_history("cli-1")
+    done = await grctl(cli, "history", "cli-1")
+    assert done.rc == 0, done
+    assert table_kinds(done.out) == kinds(history)
+    assert 'result={"greeting": "Hello, Ada!", "mode": "ok"}' in done.out.splitlines()[-1]
+    done = await grctl(cli, "history", "cli-1", "--json")
+    rows = [json.loads(line) for line in done.out.splitlines()]
+    assert [(r["seq"], r["kind"]) for r in rows] == [(e.seq, str(e.kind)) for e in history]
+    assert rows[-1]["msg"]["result"] == {"greeting": "Hello, Ada!", "mode": "ok"}
+
+    # The input from a file and from stdin; an explicit -s instead of the environment.
+    (tmp_path / "input.json").write_text('{"name": "File", "mode": "from-file"}')
+    done = await grctl(cli, "run", "CliFlow", "--id", "cli-2", "--input", f"@{tmp_path / 'input.json'}",
+                       "-s", cli["GRCTL_NATS_SERVERS"])
+    assert json.loads(done.out) == {"greeting": "Hello, File!", "mode": "from-file"}, done
+    done = await grctl(cli, "run", "CliFlow", "--id", "cli-3", "--input", "@-", stdin='{"name": "Stdin"}')
+    assert json.loads(done.out)["greeting"] == "Hello, Stdin!", done
+
+    done = await grctl(cli, "start", "CliFlow", "--id", "cli-4", "--json")
+    assert done.rc == 0, done
+    started = json.loads(done.out)
+    assert started == {"wf_id": "cli-4", "wf_type": "CliFlow", "run_id": (await client.describe("cli-4")).id}
+
+    done = await grctl(cli, "start", "CliFlow", "--id", "cli-5", "--input", '{"mode": "fail"}', "--wait")
+    assert done.rc == EXIT_RUN_FAILED, done
+    assert done.out.startswith("Started workflow cli-5 (CliFlow), run ")
+    assert "failed: ValueError: cli exploded" in done.err
+
+    done = await grctl(cli, "run", "CliFlow", "--id", "cli-6", "--input", '{"mode": "wait"}',
+                       "--timeout", "1")
+    assert done.rc == EXIT_RUN_FAILED, done
+    assert "timed out" in done.err
+    assert (await client.describe("cli-6")).status == "timed_out"
+
+
+async def test_follow_send_cancel_and_terminate(cli: dict[str, str], client: Client, tmp_path: Path) -> None:
+    done = await grctl(cli, "start", "CliFlow", "--id", "cli-w", "--input", '{"mode": "wait"}')
+    assert done.rc == 0, done
+    follow = await spawn(cli, "history", "cli-w", "--follow")
+    assert follow.stdout is not None
+    seen: list[str] = []
+    while not any("wait.started" in line for line in seen):
+        line = await asyncio.wait_for(follow.stdout.readline(), 15)
+        assert line, f"--follow ended early: {seen}"
+        seen.append(line.decode())
+    done = await grctl(cli, "send", "cli-w", "finish", "--payload", '{"result": "approved"}')
+    assert done.rc == 0, done
+    assert done.out.startswith("Sent event 'finish' to workflow cli-w")
+    rest = await finish(follow)  # ends by itself once the run has ended
+    assert rest.rc == 0, rest
+    lines = seen + rest.out.splitlines()
+    assert table_kinds("".join(seen) + rest.out) == kinds(await client.get_history("cli-w"))
+    assert "event.received" in lines[-4] and 'finish payload={"result": "approved"}' in lines[-4]
+    assert "run.completed" in lines[-1] and 'result="approved"' in lines[-1]
+    done = await grctl(cli, "history", "cli-w", "--follow", "--json")  # a finished run: at once
+    assert json.loads(done.out.splitlines()[-1])["kind"] == "run.completed", done
+
+    waiting = await spawn(cli, "start", "CliFlow", "--id", "cli-c", "--input", '{"mode": "wait"}', "--wait")
+    await wait_history(client, "cli-c", "wait.started")
+    done = await grctl(cli, "cancel", "cli-c", "--reason", "no longer needed")
+    assert done.rc == 0, done
+    done = await finish(waiting)
+    assert done.rc == EXIT_RUN_CANCELLED and "was cancelled" in done.err, done
+    cancelled = (await client.get_history("cli-c"))[-1]
+    assert (str(cancelled.kind), cancelled.msg.reason) == ("run.cancelled", "no longer needed")
+
+    running = await spawn(cli, "run", "CliFlow", "--id", "cli-t", "--input", '{"mode": "slow"}')
+    await wait_history(client, "cli-t", "step.started", step="slow_step")
+    done = await grctl(cli, "terminate", "cli-t", "--reason", "stop it")
+    assert done.rc == 0, done
+    done = await finish(running)
+    assert done.rc == EXIT_RUN_CANCELLED and "was terminated" in done.err, done
+    assert json.loads((await grctl(cli, "describe", "cli-t", "--json")).out)["status"] == "terminated"
+    for _ in range(100):  # the worker was told to stop the step
+        if (tmp_path / "cli-t.cancelled").exists():
+            break
+        await asyncio.sleep(0.05)
+    assert (tmp_path / "cli-t.cancelled").exists()
+
+
+async def test_error_exit_status(cli: dict[str, str], client: Client, tmp_path: Path) -> None:
+    assert (await grctl(cli, "run", "CliFlow", "--id", "cli-done")).rc == 0
+    assert (await grctl(cli, "start", "CliFlow", "--id", "cli-busy", "--input", '{"mode": "wait"}')).rc == 0
+    cases: list[tuple[int, str, list[str]]] = [
+        (EXIT_NOT_FOUND, "workflow 'nope' not found", ["describe", "nope"]),
+        (EXIT_NOT_FOUND, "workflow 'nope' not found", ["history", "nope"]),
+        (EXIT_NOT_FOUND, "workflow 'nope' not found", ["send", "nope", "finish"]),
+        (EXIT_NOT_FOUND, "workflow 'nope' not found", ["cancel", "nope"]),
+        (EXIT_NOT_FOUND, "workflow 'nope' not found", ["terminate", "nope"]),
+        (EXIT_NOT_FOUND, "has no run 'R1'", ["history", "cli-done", "--run-id", "R1"]),
+        (EXIT_REFUSED, "'Unknown' is not registered", ["run", "Unknown", "--id", "cli-u"]),
+        (EXIT_REFUSED, "already has an active run", ["start", "CliFlow", "--id", "cli-busy"]),
+        (EXIT_REFUSED, "has already finished", ["send", "cli-done", "finish"]),
+        (EXIT_REFUSED, "has already finished", ["terminate", "cli-done"]),
+        (EXIT_BAD_INPUT, "--input is not valid JSON", ["start", "CliFlow", "--id", "x", "--input", "{bad"]),
+        (EXIT_BAD_INPUT, "--payload is not valid JSON", ["send", "cli-busy", "finish", "--payload", "'a'"]),
+        (EXIT_BAD_INPUT, "cannot read", ["run", "CliFlow", "--id", "x", "--input", f"@{tmp_path}/none"]),
+        (EXIT_BAD_INPUT, "invalid workflow id 'a.b'", ["run", "CliFlow", "--id", "a.b"]),
+        (EXIT_BAD_INPUT, "invalid workflow type 'Cli Flow'", ["start", "Cli Flow", "--id", "x"]),
+        (EXIT_BAD_INPUT, "invalid event name 'a>b'", ["send", "cli-busy", "a>b"]),
+        (EXIT_USAGE, "required: --id", ["start", "CliFlow"]),
+    ]
+    results = await asyncio.gather(*(grctl(cli, *args) for _, _, args in cases))
+    for (rc, message, args), done in zip(cases, results, strict=True):
+        assert (done.rc, done.out) == (rc, ""), f"{args}: {done!r}"
+        assert message in done.err and done.err.startswith(("grctl: ", "usage: ")), f"{args}: {done!r}"
+        assert "Traceback" not in done.err
+    assert str((await client.describe("cli-busy")).status) == "running"  # nothing was sent to it
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_unreachable_server_and_missing_engine(nats_url: str, subprocess_env: dict[str, str]) -> None:
+    nowhere = f"nats://127.0.0.1:{free_port()}"
+    done = await grctl(subprocess_env, "-s", nowhere, "describe", "x")
+    assert done.rc == EXIT_UNREACHABLE and f"cannot connect to NATS at {nowhere}" in done.err, done
+    done = await grctl(dict(subprocess_env, GRCTL_NATS_SERVERS=nowhere), "run", "CliFlow", "--id", "x")
+    assert done.rc == EXIT_UNREACHABLE and nowhere in done.err, done
+    done = await grctl(subprocess_env, "describe", "x")  # a NATS server, but no engine on it
+    assert done.rc == EXIT_UNREACHABLE and "no engine answers" in done.err, done
+    assert "Traceback" not in done.err
+
+    script = Path(sys.executable).with_name("grctl")  # the console script, as installed
+    if script.exists():
+        proc = await asyncio.create_subprocess_exec(str(script), "--help", stdout=subprocess.PIPE)
+        out, _ = await proc.communicate()
+        assert proc.returncode == 0 and b"exit status:" in out
