@@ -78,7 +78,7 @@ async def cli(engine_process: subprocess.Popen, subprocess_env: dict[str, str],
         await worker.ready()
         yield subprocess_env
     finally:
-        worker.stop()
+        worker.kill()  # nothing to check about its shutdown; a graceful one waits for its fetches
 
 
 @pytest.fixture
