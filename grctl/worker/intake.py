@@ -12,7 +12,6 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-import nats.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
@@ -53,13 +52,15 @@ class Intake:
             try:
                 msgs = await psub.fetch(want, timeout=self._fetch_timeout)
                 failures = 0
-            except nats.errors.TimeoutError:
+            except TimeoutError:  # nats-py raises its own subclass or asyncio's: nothing to fetch
                 msgs = []
             except asyncio.CancelledError:
                 self._free += want
                 raise
             except Exception as exc:
                 self._free += want
+                if self._closing.is_set():
+                    break
                 failures += 1
                 log.warning("fetching tasks of %s failed (%s: %s); retrying", name, type(exc).__name__, exc)
                 await self._until_closed(asyncio.sleep(min(0.2 * failures, 5.0)))
