@@ -90,6 +90,7 @@ class Client:
 
     async def describe(self, wf_id: str) -> RunInfo:
         """RunInfo of the latest run of ``wf_id``; ``WorkflowNotFoundError`` if there is none."""
+        api.check_name("workflow id", wf_id)
         response = await api.call(self._connection, wf_id, CommandKind.run_describe,
                                   DescribeCmd(wf_id=wf_id), self.id)
         return response.run_info()
@@ -109,17 +110,23 @@ class Client:
 
     async def get_history(self, wf_id: str, run_id: str | None = None) -> list[HistoryEvent]:
         """Every history event of a run (default: the latest run of ``wf_id``), in order."""
-        if run_id is None:
-            run_id = (await self.describe(wf_id)).id
+        run_id = await self._run_id(wf_id, run_id)
         return await read_history(self._connection.nc, wf_id, run_id)
+
+    async def _run_id(self, wf_id: str, run_id: str | None) -> str:
+        """``run_id`` when given (both names checked), else the latest run's id."""
+        api.check_name("workflow id", wf_id)
+        if run_id is None:
+            return (await self.describe(wf_id)).id
+        api.check_name("run id", run_id)
+        return run_id
 
     async def follow_history(self, wf_id: str,
                              run_id: str | None = None) -> AsyncGenerator[HistoryEvent, None]:
         """Like ``get_history``, then every new event as it is written, ending after the run's terminal
         event. Use ``async with contextlib.aclosing(client.follow_history(...)) as events`` when you may
         stop early."""
-        if run_id is None:
-            run_id = (await self.describe(wf_id)).id
+        run_id = await self._run_id(wf_id, run_id)
         async with contextlib.aclosing(follow_history(self._connection, wf_id, run_id)) as events:
             async for event in events:
                 yield event

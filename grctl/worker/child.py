@@ -111,6 +111,7 @@ async def run_child(rt: StepRuntime, workflow_type: str, workflow_id: str, workf
 async def send_to_parent(rt: StepRuntime, event_name: str, payload: Any = None) -> None:
     from grctl.client import api
 
+    api.check_name("event name", event_name)
     run = rt.run_info
     if not run.parent_wf_id:
         raise RuntimeError("this run has no parent workflow to send an event to")
