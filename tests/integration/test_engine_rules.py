@@ -13,7 +13,19 @@ import pytest
 from test_engine_support import FakeWorker, eventually
 
 from grctl.engine import Engine
-from grctl.models import CommandKind, Directive, DirectiveKind, HistoryKind, RunStatus, decode_directive
+from grctl.models import (
+    Cancel,
+    CommandKind,
+    Complete,
+    Directive,
+    DirectiveKind,
+    Fail,
+    HistoryKind,
+    RunStatus,
+    Terminate,
+    decode_directive,
+    utcnow,
+)
 from grctl.models.command import CancelCmd, EventCmd, TerminateCmd
 from grctl.models.common import ErrorDetails
 from grctl.models.records import BG_PAYLOAD_TYPES, BackgroundTask, BgTaskKind, PurgeRunResidue
@@ -111,6 +123,36 @@ async def test_c39_terminate_tells_a_worker_only_when_one_is_known(worker: FakeW
     assert await tasks_of(worker, BgTaskKind.worker_terminate_run, run_id=unknown.id) == []
     told = await tasks_of(worker, BgTaskKind.worker_terminate_run, run_id=known.id)
     assert [(t.worker_id, t.run_id) for t in told] == [(worker.worker_id, known.id)]
+
+
+async def test_c39_directives_for_a_finished_run_write_nothing(worker: FakeWorker) -> None:
+    _, info = await worker.start("Rule", "wf-over")
+    task = await worker.next_task("Rule")
+    await worker.result(task, "complete", {"result": "ok"})
+    before = await worker.wait_history("wf-over", info.id, H.run_completed)
+    ended = await worker.run_info("wf-over")
+    late = [(DirectiveKind.complete, Complete(result="again")),
+            (DirectiveKind.fail, Fail(error=ErrorDetails(type="Late", message="late"))),
+            (DirectiveKind.cancel, Cancel(reason="late")),
+            (DirectiveKind.terminate, Terminate(reason="late"))]
+
+    async def purged() -> bool:  # so that the purge cannot remove the late directives unseen
+        return await worker.count(f"grctl_directive.*.wf-over.{info.id}") == 0
+
+    await eventually(purged)
+    for n, (kind, msg) in enumerate(late):  # straight to the engine, past the API's 4003
+        await worker.publish_directive(Directive(id=f"late-{n}", timestamp=utcnow(), kind=kind,
+                                                 run_info=info, msg=msg))
+
+    async def drained() -> bool:
+        ci = await worker.conn.js.consumer_info(subjects.STREAM, subjects.DIRECTIVE_CONSUMER)
+        return ci.num_pending == 0 and ci.num_ack_pending == 0
+
+    await eventually(drained)
+    assert await worker.count(f"grctl_directive.*.wf-over.{info.id}") == len(late)  # delivered, not purged
+    assert await worker.history("wf-over", info.id) == before
+    assert await worker.run_info("wf-over") == ended
+    assert len(await tasks_of(worker, BgTaskKind.purge_run_residue, run_id=info.id)) == 1
 
 
 async def test_c40_parent_notification_records(worker: FakeWorker) -> None:
