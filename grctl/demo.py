@@ -1,6 +1,6 @@
 """A small demo workflow, run by ``grctld -c grctl.yaml.example``.
 
-    grctl run Greeting greet-1 '{"name": "Ada"}'      (or Client(conn).run_workflow("Greeting", ...))
+    grctl run Greeting --id greet-1 --input '{"name": "Ada"}'   (or Client(conn).run_workflow(...))
 
 ``Greeting`` takes a name, writes it down in the run's store, and completes with a greeting.
 """
