@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -29,6 +28,7 @@ from grctl.cli_client import (
 )
 from grctl.client.client import Client
 from grctl.nats.connection import Connection
+from grctl.nats.server import free_port
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -213,12 +213,6 @@ async def test_error_exit_status(cli: dict[str, str], client: Client, tmp_path: 
         assert message in done.err and done.err.startswith(("grctl: ", "usage: ")), f"{args}: {done!r}"
         assert "Traceback" not in done.err
     assert str((await client.describe("cli-busy")).status) == "running"  # nothing was sent to it
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def test_unreachable_server_and_missing_engine(nats_url: str, subprocess_env: dict[str, str]) -> None:

@@ -1,0 +1,47 @@
+"""The README's "Command line" section as written: ``grctld -c grctl.yaml.example`` (moved to a free
+port), then ``grctl run``/``start``/``describe``/``history --follow`` against the demo workflow."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from daemonkit import ROOT, Daemon, daemon_env
+
+from grctl.nats.server import free_port
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def grctl(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "grctl", *args], env=env, cwd=ROOT, capture_output=True,
+                          text=True, timeout=30)
+
+
+def test_the_readme_commands_against_the_example_config(tmp_path: Path,
+                                                        subprocess_env: dict[str, str]) -> None:
+    port = free_port()
+    example = (ROOT / "grctl.yaml.example").read_text()
+    assert "    port: 4225\n" in example
+    config = tmp_path / "grctl.yaml"
+    config.write_text(example.replace("    port: 4225\n", f"    port: {port}\n"))
+    env = daemon_env(subprocess_env, tmp_path)
+    d = Daemon(config, env).start()
+    try:
+        d.ready_pids(1)
+        cli = dict(env, GRCTL_NATS_SERVERS=f"nats://127.0.0.1:{port}")
+        done = grctl(cli, "run", "Greeting", "--id", "greet-1", "--input", '{"name": "Ada"}')
+        assert (done.returncode, done.stdout) == (0, '"Hello, Ada!"\n'), done
+        done = grctl(cli, "start", "Greeting", "--id", "greet-2", "--input", '{"name": "Grace"}')
+        assert done.returncode == 0, done
+        assert done.stdout.startswith("Started workflow greet-2 (Greeting), run "), done
+        done = grctl(cli, "history", "greet-2", "--follow")  # ends with the run
+        assert done.returncode == 0, done
+        assert "run.completed" in done.stdout.splitlines()[-1]
+        assert 'result="Hello, Grace!"' in done.stdout.splitlines()[-1]
+        done = grctl(cli, "describe", "greet-2")
+        assert "Status:          completed" in done.stdout, done
+    finally:
+        d.stop()
