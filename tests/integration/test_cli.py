@@ -217,13 +217,15 @@ async def test_error_exit_status(cli: dict[str, str], client: Client, tmp_path: 
 
 async def test_unreachable_server_and_missing_engine(nats_url: str, subprocess_env: dict[str, str]) -> None:
     nowhere = f"nats://127.0.0.1:{free_port()}"
-    done = await grctl(subprocess_env, "-s", nowhere, "describe", "x")
-    assert done.rc == EXIT_UNREACHABLE and f"cannot connect to NATS at {nowhere}" in done.err, done
-    done = await grctl(dict(subprocess_env, GRCTL_NATS_SERVERS=nowhere), "run", "CliFlow", "--id", "x")
-    assert done.rc == EXIT_UNREACHABLE and nowhere in done.err, done
-    done = await grctl(subprocess_env, "describe", "x")  # a NATS server, but no engine on it
-    assert done.rc == EXIT_UNREACHABLE and "no engine answers" in done.err, done
-    assert "Traceback" not in done.err
+    by_option, by_env, no_engine = await asyncio.gather(
+        grctl(subprocess_env, "-s", nowhere, "describe", "x"),
+        grctl(dict(subprocess_env, GRCTL_NATS_SERVERS=nowhere), "run", "CliFlow", "--id", "x"),
+        grctl(subprocess_env, "describe", "x"))  # a NATS server, but no engine on it
+    assert by_option.rc == EXIT_UNREACHABLE, by_option
+    assert f"cannot connect to NATS at {nowhere}" in by_option.err, by_option
+    assert by_env.rc == EXIT_UNREACHABLE and nowhere in by_env.err, by_env
+    assert no_engine.rc == EXIT_UNREACHABLE and "no engine answers" in no_engine.err, no_engine
+    assert all("Traceback" not in done.err for done in (by_option, by_env, no_engine))
 
     script = Path(sys.executable).with_name("grctl")  # the console script, as installed
     if script.exists():
