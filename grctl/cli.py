@@ -15,7 +15,7 @@ import os
 import sys
 from datetime import timedelta
 
-from grctl.cli_client import EXIT_STATUS_HELP, EXIT_USAGE, add_client_parsers, run_client_command
+from grctl.cli_client import EXIT_STATUS_HELP, EXIT_USAGE, CliError, add_client_parsers, run_client_command
 from grctl.nats.connection import servers_from_env
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -26,7 +26,11 @@ SERVER_HELP = ("NATS server URL (repeatable or comma-separated; default: $GRCTL_
 def _servers(values: list[str] | None) -> list[str]:
     """Servers from repeated/comma-separated ``-s`` options, else from the environment."""
     if not values:
-        return servers_from_env()
+        try:
+            return servers_from_env()
+        except ValueError as exc:
+            raise CliError(EXIT_USAGE, "the NATS servers in the environment (GRCTL_NATS_SERVERS) are "
+                                       f"neither a comma-separated nor a JSON list of URLs: {exc}") from None
     return [s.strip() for v in values for s in v.split(",") if s.strip()]
 
 
@@ -107,9 +111,9 @@ def main(argv: list[str] | None = None) -> int:
         args.server = args.top_server
     try:
         return int(args.func(args))
-    except ValueError as exc:  # e.g. GRCTL_NATS_SERVERS that is neither a URL list nor JSON
-        print(f"grctl: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    except CliError as exc:
+        print(f"grctl: {exc.message}", file=sys.stderr)
+        return exc.status
     except BrokenPipeError:  # stdout closed early (`grctl history ID | head`): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141

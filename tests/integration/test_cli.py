@@ -217,15 +217,17 @@ async def test_error_exit_status(cli: dict[str, str], client: Client, tmp_path: 
 
 async def test_unreachable_server_and_missing_engine(nats_url: str, subprocess_env: dict[str, str]) -> None:
     nowhere = f"nats://127.0.0.1:{free_port()}"
-    by_option, by_env, no_engine = await asyncio.gather(
+    by_option, by_env, no_engine, bad_env = await asyncio.gather(
         grctl(subprocess_env, "-s", nowhere, "describe", "x"),
         grctl(dict(subprocess_env, GRCTL_NATS_SERVERS=nowhere), "run", "CliFlow", "--id", "x"),
-        grctl(subprocess_env, "describe", "x"))  # a NATS server, but no engine on it
+        grctl(subprocess_env, "describe", "x"),  # a NATS server, but no engine on it
+        grctl(dict(subprocess_env, GRCTL_NATS_SERVERS='["nats://a:1"'), "describe", "x"))
+    assert bad_env.rc == EXIT_USAGE and "GRCTL_NATS_SERVERS" in bad_env.err, bad_env
     assert by_option.rc == EXIT_UNREACHABLE, by_option
     assert f"cannot connect to NATS at {nowhere}" in by_option.err, by_option
     assert by_env.rc == EXIT_UNREACHABLE and nowhere in by_env.err, by_env
     assert no_engine.rc == EXIT_UNREACHABLE and "no engine answers" in no_engine.err, no_engine
-    assert all("Traceback" not in done.err for done in (by_option, by_env, no_engine))
+    assert all("Traceback" not in done.err for done in (by_option, by_env, no_engine, bad_env))
 
     script = Path(sys.executable).with_name("grctl")  # the console script, as installed
     if script.exists():
