@@ -3,7 +3,6 @@ lines, history as a fixed-width table (so ``--follow`` can print row by row) or 
 
 from __future__ import annotations
 
-import base64
 import json
 from datetime import datetime
 from typing import Any
@@ -18,11 +17,7 @@ VALUE_WIDTH = 60
 
 
 def _default(value: Any) -> Any:
-    """JSON for what msgpack carries but JSON does not: bytes (base64), timestamps (RFC 3339)."""
-    if isinstance(value, bytes | bytearray | memoryview):
-        return base64.b64encode(bytes(value)).decode("ascii")
-    if isinstance(value, datetime):
-        return value.isoformat()
+    """JSON for what msgpack carries but JSON does not: bytes (base64), timestamps (RFC 3339, UTC as Z)."""
     return msgspec.to_builtins(value)
 
 
@@ -109,7 +104,8 @@ def _worker_summary(e: HistoryEvent) -> str:
     if k == H.parent_event_sent:
         payload = "" if m.payload is None else f" payload={short(m.payload)}"
         return f"{m.event_name} to {m.parent_wf_id}{payload}"
-    return short(msgspec.to_builtins(m))
+    fields = msgspec.to_builtins(m)
+    return short(fields) if fields else ""
 
 
 TABLE_HEADER = f"{'SEQ':>6}  {'TIME (UTC)':<23}  {'EVENT':<19}  DETAILS"
