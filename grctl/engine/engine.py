@@ -89,6 +89,9 @@ class Engine:
         await self.api.stop(timeout=max(0.1, timeout / 3))
         for consumer in self._consumers:
             consumer.stop_fetching()
+        # A fetch in progress may still hand out messages: wait for the loops to end, then for handlers.
+        if self._loops:
+            await asyncio.wait(self._loops, timeout=max(0.1, deadline - loop.time()))
         for consumer in self._consumers:
             if not await consumer.wait_idle(max(0.1, deadline - loop.time())):
                 log.warning("%s: handlers still running at shutdown; cancelling them", consumer.durable)

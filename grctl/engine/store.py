@@ -16,7 +16,7 @@ from nats.aio.client import Client as NATSClient
 from grctl.engine.committer import GroupCommitter
 from grctl.engine.records import Record, to_msgs
 from grctl.engine.snapshot import Snapshot
-from grctl.models.directive import Directive, DirectiveKind, Event, decode_directive
+from grctl.models.directive import Directive, DirectiveKind, Event, StepResult, decode_directive
 from grctl.models.records import RunState
 from grctl.nats import subjects
 from grctl.nats.jetstream import (
@@ -33,9 +33,14 @@ log = logging.getLogger(__name__)
 ERR_WRONG_LAST_SEQUENCE_IN_BATCH = 10164
 
 # Directives whose plan may look at the inbox.
-_NEEDS_INBOX = frozenset({DirectiveKind.event, DirectiveKind.wake_from_inbox, DirectiveKind.step_result,
-                          DirectiveKind.wait})
+_NEEDS_INBOX = frozenset({DirectiveKind.event, DirectiveKind.wake_from_inbox, DirectiveKind.wait})
 _MAX_BAD_INBOX_SKIPS = 100
+
+
+def _needs_inbox(d: Directive) -> bool:
+    if d.kind == DirectiveKind.step_result:  # only a result that asks to wait looks at the inbox
+        return isinstance(d.msg, StepResult) and d.msg.next_msg_kind == DirectiveKind.wait
+    return d.kind in _NEEDS_INBOX
 
 _state_decoder = msgspec.msgpack.Decoder(RunState)
 
@@ -74,7 +79,7 @@ class Store:
         state = _state_decoder.decode(state_msg.data) if state_msg is not None else None
         next_event = None
         inbox_last = 0
-        if state is not None and d.kind in _NEEDS_INBOX:
+        if state is not None and _needs_inbox(d):
             next_event = await self.next_inbox_event(wf_id, state.last_event_seq_id)
         if state is None and d.kind == DirectiveKind.start:
             last = await get_last(self._nc, subjects.inbox(wf_id))
