@@ -13,7 +13,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from ulid import ULID
 
-from grctl.engine.manager import consumer_config
+from grctl.engine.manager import FETCH_TIMEOUT, consumer_config
 from grctl.models.command import Command, CommandKind, WorkerTerminateRunCmd, encode_command
 from grctl.models.common import RunInfo, utcnow
 from grctl.models.directive import Directive, DirectiveKind, Event, encode_directive
@@ -50,7 +50,7 @@ class BackgroundTasks:
         self._worker_cmd_timeout = worker_cmd_timeout
         self.consumer = PullConsumer(js, subjects.BG_TASK_CONSUMER, self._handle,
                                      config=consumer_config(subjects.BG_TASK), slots=128, batch=64,
-                                     fetch_timeout=0.5)
+                                     fetch_timeout=FETCH_TIMEOUT)
 
     async def _handle(self, msg: Msg) -> None:
         delivered = msg.metadata.num_delivered or 1

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 RETRY_DELAY = 0.1
 MAX_ATTEMPTS = 50  # in place; then NAK and let JetStream redeliver
 ACK_WAIT = 30.0
+FETCH_TIMEOUT = 0.25  # idle polling period; also how long stop() waits for a fetch in progress
 
 
 def consumer_config(filter_subject: str, ack_wait: float = ACK_WAIT) -> ConsumerConfig:
@@ -43,7 +44,7 @@ class DirectiveManager:
         self._serial = KeyedSerializer()
         self.consumer = PullConsumer(js, subjects.DIRECTIVE_CONSUMER, self._handle,
                                      config=consumer_config(subjects.DIRECTIVES_ALL), slots=slots, batch=256,
-                                     fetch_timeout=0.5)
+                                     fetch_timeout=FETCH_TIMEOUT)
         self.applied = 0  # directives that produced a commit
         self.no_ops = 0
 

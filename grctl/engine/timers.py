@@ -12,7 +12,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from ulid import ULID
 
-from grctl.engine.manager import RETRY_DELAY, consumer_config
+from grctl.engine.manager import FETCH_TIMEOUT, RETRY_DELAY, consumer_config
 from grctl.engine.transitions import PlanError, step_name_of
 from grctl.models.common import ErrorDetails, utcnow
 from grctl.models.directive import (
@@ -73,7 +73,7 @@ class TimerHandler:
         self._nc = nc
         self.consumer = PullConsumer(js, subjects.TIMER_CONSUMER, self._handle,
                                      config=consumer_config(subjects.TIMERS_FIRED), slots=256, batch=128,
-                                     fetch_timeout=0.5)
+                                     fetch_timeout=FETCH_TIMEOUT)
 
     async def _handle(self, msg: Msg) -> None:
         try:
