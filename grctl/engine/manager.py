@@ -103,7 +103,7 @@ class DirectiveManager:
                 log.debug("directive %s (%s) is a no-op for %s/%s", d.id, d.kind, snap.wf_id, snap.run_id)
                 return True
             try:
-                await self._store.commit(records)
+                await self._store.commit(records, d.id)
             except Exception as exc:
                 outcome = classify(exc)
                 if outcome is Outcome.DONE:

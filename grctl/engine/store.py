@@ -23,6 +23,7 @@ from grctl.nats.jetstream import (
     ERR_DUPLICATE_IN_BATCH,
     ERR_TOO_MANY_INFLIGHT,
     ERR_WRONG_LAST_SEQUENCE,
+    H_MSG_ID,
     JetStreamError,
     get_last,
     get_next,
@@ -109,5 +110,11 @@ class Store:
             return event
         return None
 
-    async def commit(self, records: list[Record]) -> dict:
-        return await self._committer.submit(to_msgs(records))
+    async def commit(self, records: list[Record], commit_id: str = "") -> dict:
+        """Commit ``records`` atomically. ``commit_id`` (the directive's id) becomes the first message's
+        ``Nats-Msg-Id``, so a directive redelivered after its commit (an engine that died before the ack)
+        is refused as a duplicate (10201) within the stream's duplicate window instead of applied twice."""
+        msgs = to_msgs(records)
+        if commit_id and H_MSG_ID not in msgs[0].headers:
+            msgs[0].headers[H_MSG_ID] = f"commit.{commit_id}"
+        return await self._committer.submit(msgs)

@@ -16,6 +16,7 @@ from grctl.models import (
     DescribeCmd,
     Directive,
     DirectiveKind,
+    Event,
     HistoryKind,
     RegisterCmd,
     RunInfo,
@@ -221,3 +222,17 @@ async def test_concurrent_starts_of_one_workflow_id_across_two_engines(worker: F
     finally:
         await other.stop()
         await other_conn.close()
+
+
+async def test_a_directive_delivered_twice_is_applied_once(worker: FakeWorker) -> None:
+    """As after an engine died between its commit and its ack: the second copy is a duplicate commit."""
+    _, info = await worker.start("Api", "wf-twice")
+    task = await worker.next_task("Api")
+    event = Directive(id="ev-twice", timestamp=utcnow(), kind=DirectiveKind.event,
+                      run_info=task.run_info, msg=Event(event_name="ping", payload=1))
+    subject = subjects.directive("Api", "wf-twice", info.id)
+    for _ in range(2):  # no Nats-Msg-Id on the publish: the stream keeps both copies
+        await jsops.publish(worker.nc, subject, encode_directive(event))
+    await _directives_drained(worker)
+    assert (await worker.kinds("wf-twice", info.id)).count(HistoryKind.event_received) == 1
+    assert await worker.count(subjects.inbox("wf-twice")) == 1
