@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import subprocess
+import sys
 
 from test_engine_support import FakeWorker, eventually
 
@@ -98,3 +99,20 @@ async def test_engine_as_a_process_serves_and_stops_on_sigterm(connection: Conne
     await worker.wait_history("wf-proc", info.id, HistoryKind.run_completed)
     engine_process.send_signal(signal.SIGTERM)
     assert await asyncio.to_thread(engine_process.wait, 15) == 0
+
+
+async def test_engine_command_memory_flag_creates_a_memory_stream(connection: Connection, nats_url: str,
+                                                                  subprocess_env: dict[str, str]) -> None:
+    from conftest import wait_engine_ready
+    from nats.js.api import StorageType
+
+    proc = subprocess.Popen([sys.executable, "-m", "grctl", "engine", "-s", nats_url, "--memory",
+                             "--log-level", "warning"], env=subprocess_env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        await wait_engine_ready(nats_url)
+        info = await connection.js.stream_info(subjects.STREAM)
+        assert info.config.storage == StorageType.MEMORY
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(proc.wait, 15) == 0
