@@ -17,7 +17,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from grctl.engine.keyed import KeyedSerializer
-from grctl.engine.plan import PlanConfig, plan, plan_failure
+from grctl.engine.plan import PlanConfig, PlanError, plan, plan_failure
 from grctl.engine.store import Outcome, Store, classify
 from grctl.models.common import utcnow
 from grctl.models.directive import Directive, decode_directive
@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 RETRY_DELAY = 0.1
 MAX_ATTEMPTS = 50  # in place; then NAK and let JetStream redeliver
 ACK_WAIT = 30.0
+MAX_RECORDS = 999  # a server batch holds at most 1000 messages (one is kept spare)
 FETCH_TIMEOUT = 0.25  # idle polling period; also how long stop() waits for a fetch in progress
 
 
@@ -89,6 +90,9 @@ class DirectiveManager:
             now = utcnow()
             try:
                 records = plan(snap, d, now, self._config)
+                if len(records) > MAX_RECORDS:
+                    raise PlanError(f"the transition needs {len(records)} messages, more than an atomic "
+                                    f"batch may hold ({MAX_RECORDS})")
             except Exception as exc:
                 log.warning("directive %s (%s) of run %s/%s cannot be applied: %s; failing the run", d.id,
                             d.kind, snap.wf_id, snap.run_id, exc)

@@ -161,3 +161,12 @@ async def test_run_timeout_is_cancelled_when_the_run_ends_first(worker: FakeWork
         return await worker.count("grctl_timers.wf-rt2.>") == 0
 
     await eventually(gone)
+
+
+async def test_a_transition_too_large_for_one_batch_fails_the_run(worker: FakeWorker) -> None:
+    _, info = await worker.start("Flow", "wf-huge")
+    start = await worker.next_task("Flow")
+    await worker.result(start, "complete", {"result": 1}, kv={f"k{i}": i for i in range(1000)})
+    events = await worker.wait_history("wf-huge", info.id, H.run_failed)
+    assert events[-1].msg.error.type == "UnexpectedFailure"
+    assert "more than an atomic batch may hold" in events[-1].msg.error.message
