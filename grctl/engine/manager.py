@@ -18,6 +18,8 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from grctl.engine.keyed import KeyedSerializer
 from grctl.engine.plan import PlanConfig, PlanError, plan, plan_failure
+from grctl.engine.records import Record
+from grctl.engine.snapshot import Snapshot
 from grctl.engine.store import Outcome, Store, classify
 from grctl.models.common import utcnow
 from grctl.models.directive import Directive, decode_directive
@@ -76,6 +78,7 @@ class DirectiveManager:
     async def apply(self, d: Directive, msg: Msg | None = None) -> bool:
         """Apply ``d`` to its run; True when done (committed, nothing to do, or already processed)."""
         last_progress = time.monotonic()
+        unfit = ""  # why the planned records cannot be stored; then the run is failed instead
         for attempt in range(1, MAX_ATTEMPTS + 1):
             if msg is not None and time.monotonic() - last_progress > ACK_WAIT / 3:
                 await msg.in_progress()
@@ -87,21 +90,9 @@ class DirectiveManager:
                             attempt, exc)
                 await asyncio.sleep(RETRY_DELAY)
                 continue
-            now = utcnow()
-            try:
-                records = plan(snap, d, now, self._config)
-                if len(records) > MAX_RECORDS:
-                    raise PlanError(f"the transition needs {len(records)} messages, more than an atomic "
-                                    f"batch may hold ({MAX_RECORDS})")
-            except Exception as exc:
-                log.warning("directive %s (%s) of run %s/%s cannot be applied: %s; failing the run", d.id,
-                            d.kind, snap.wf_id, snap.run_id, exc)
-                try:
-                    records = plan_failure(snap, d, str(exc), now, self._config)
-                except Exception:
-                    log.exception("cannot fail run %s/%s either; dropping directive %s", snap.wf_id,
-                                  snap.run_id, d.id)
-                    return True
+            records = self._plan(snap, d, unfit)
+            if records is None:
+                return True
             if not records:
                 self.no_ops += 1
                 log.debug("directive %s (%s) is a no-op for %s/%s", d.id, d.kind, snap.wf_id, snap.run_id)
@@ -113,6 +104,9 @@ class DirectiveManager:
                 if outcome is Outcome.DONE:
                     log.debug("directive %s was already processed", d.id)
                     return True
+                if outcome is Outcome.UNFIT and not unfit:
+                    unfit = f"its records cannot be stored: {exc}"
+                    continue
                 if outcome is Outcome.RESNAPSHOT:
                     log.debug("run %s/%s moved under directive %s; planning again", snap.wf_id, snap.run_id,
                               d.id)
@@ -126,3 +120,25 @@ class DirectiveManager:
             return True
         log.error("giving up on directive %s (%s) for now after %d attempts", d.id, d.kind, MAX_ATTEMPTS)
         return False
+
+    def _plan(self, snap: Snapshot, d: Directive, unfit: str) -> list[Record] | None:
+        """The records for ``d``, or those failing the run when ``d`` cannot be applied (or its records
+        cannot be stored: ``unfit``); None when not even that is possible (the directive is dropped)."""
+        now = utcnow()
+        try:
+            if unfit:
+                raise PlanError(unfit)
+            records = plan(snap, d, now, self._config)
+            if len(records) > MAX_RECORDS:
+                raise PlanError(f"the transition needs {len(records)} messages, more than an atomic "
+                                f"batch may hold ({MAX_RECORDS})")
+            return records
+        except Exception as exc:
+            log.warning("directive %s (%s) of run %s/%s cannot be applied: %s; failing the run", d.id,
+                        d.kind, snap.wf_id, snap.run_id, exc)
+            try:
+                return plan_failure(snap, d, str(exc), now, self._config)
+            except Exception:
+                log.exception("cannot fail run %s/%s either; dropping directive %s", snap.wf_id,
+                              snap.run_id, d.id)
+                return None

@@ -11,6 +11,7 @@ import logging
 from enum import Enum
 
 import msgspec
+import nats.errors
 from nats.aio.client import Client as NATSClient
 
 from grctl.engine.committer import GroupCommitter
@@ -32,6 +33,8 @@ from grctl.nats.jetstream import (
 log = logging.getLogger(__name__)
 
 ERR_WRONG_LAST_SEQUENCE_IN_BATCH = 10164
+ERR_BATCH_TOO_LARGE = 10199
+ERR_MESSAGE_TOO_LARGE = 10054
 
 # Directives whose plan may look at the inbox.
 _NEEDS_INBOX = frozenset({DirectiveKind.event, DirectiveKind.wake_from_inbox, DirectiveKind.wait})
@@ -52,10 +55,15 @@ class Outcome(Enum):
     DONE = "done"  # already processed (duplicate message id): ack
     RESNAPSHOT = "resnapshot"  # someone else moved the run: plan again on a fresh snapshot
     BACKOFF = "backoff"  # retry after a short delay
+    UNFIT = "unfit"  # these records can never be stored (too big): fail the run instead
 
 
 def classify(exc: BaseException) -> Outcome:
+    if isinstance(exc, nats.errors.MaxPayloadError):
+        return Outcome.UNFIT
     if isinstance(exc, JetStreamError):
+        if exc.err_code in (ERR_BATCH_TOO_LARGE, ERR_MESSAGE_TOO_LARGE):
+            return Outcome.UNFIT
         if exc.err_code == ERR_DUPLICATE_IN_BATCH or "duplicate" in exc.description.lower():
             return Outcome.DONE
         if exc.err_code in (ERR_WRONG_LAST_SEQUENCE, ERR_WRONG_LAST_SEQUENCE_IN_BATCH):
