@@ -227,7 +227,9 @@ def finish(ctx: Ctx, origin: Directive, ri: RunInfo, completed_at: datetime, end
             status=ending.status, result=ending.result, error=ending.notify_error,
             parent_run_id=ri.parent_run_id or "")
         records.append(_bg(BgTaskKind.notify_parent_complete, origin, notify))
-    timer_ids = [t for t in (ctx.snap.active_timer_id, run_timer) if t]
+    # The active timer and (when the run has a timeout) the run timer are cancelled by this commit;
+    # the purge only needs to look for a run timer the run info does not tell about.
+    timer_ids = [] if cancel_run_timer else [run_timer]
     purge = PurgeRunResidue(wf_id=ctx.snap.wf_id, run_id=ctx.snap.run_id, timer_ids=timer_ids)
     records.append(_bg(BgTaskKind.purge_run_residue, origin, purge))
     return records

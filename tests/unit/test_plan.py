@@ -159,7 +159,8 @@ def test_cancel_while_waiting_ends_the_run_and_cancels_the_wait_timer() -> None:
     st = of(records, StateRec)[0]
     assert st.cancel_timer == timer_subject(WF, "wait_timeout.next.S9")
     purge = bg_payload(records, BgTaskKind.purge_run_residue)
-    assert purge.wf_id == WF and purge.run_id == RUN and "wait_timeout.next.S9" in purge.timer_ids
+    assert purge.wf_id == WF and purge.run_id == RUN
+    assert purge.timer_ids == [f"run_timeout.{RUN}"], "the wait timer is cancelled by the commit itself"
 
 
 def test_cancel_before_start_uses_duration_zero() -> None:
@@ -305,6 +306,7 @@ def test_run_timeout_ends_the_run_as_timed_out() -> None:
     assert BgTaskKind.worker_terminate_run in bg(records)
     info = next(r for r in records if type(r).__name__ == "InfoRec")
     assert info.cancel_timer == timer_subject(WF, f"run_timeout.{RUN}")
+    assert bg_payload(records, BgTaskKind.purge_run_residue).timer_ids == [], "cancelled in the commit"
 
 
 def test_run_timeout_after_the_run_ended_is_a_no_op() -> None:

@@ -134,7 +134,7 @@ def test_result_with_complete_ends_the_run() -> None:
     assert st.kind == RunStateKind.complete and st.active_directive_id == ""
     purge = bg_payload(records, BgTaskKind.purge_run_residue)
     assert (purge.wf_id, purge.run_id) == (WF, RUN)
-    assert f"step_timeout.{STEP_DIRECTIVE}" in purge.timer_ids and f"run_timeout.{RUN}" in purge.timer_ids
+    assert purge.timer_ids == [f"run_timeout.{RUN}"]
 
 
 def test_complete_with_nil_result_writes_no_output() -> None:
