@@ -207,7 +207,9 @@ def finish(ctx: Ctx, origin: Directive, ri: RunInfo, completed_at: datetime, end
     output or error record, the worker cancel, the parent notification and the residue purge."""
     info = replace(ri, status=ending.status, completed_at=completed_at, started_at=ctx.started_at(ri))
     run_timer = ctx.snap.run_timer_id
-    cancel_run_timer = timer_subject(ctx.snap.wf_id, run_timer) if ri.timeout_seconds else ""
+    # Cancelled whether or not the run has one: cancelling an empty schedule subject is accepted, and
+    # is cheaper than a purge afterwards.
+    cancel_run_timer = timer_subject(ctx.snap.wf_id, run_timer)
     base = ctx.base_state()
     state = replace(base, kind=ending.state_kind, entered_at=ctx.now, active_directive_id="",
                     pending_cancel=None, active_step_name="", active_history_seq_id=0, active_timer_id="")
@@ -227,10 +229,8 @@ def finish(ctx: Ctx, origin: Directive, ri: RunInfo, completed_at: datetime, end
             status=ending.status, result=ending.result, error=ending.notify_error,
             parent_run_id=ri.parent_run_id or "")
         records.append(_bg(BgTaskKind.notify_parent_complete, origin, notify))
-    # The active timer and (when the run has a timeout) the run timer are cancelled by this commit;
-    # the purge only needs to look for a run timer the run info does not tell about.
-    timer_ids = [] if cancel_run_timer else [run_timer]
-    purge = PurgeRunResidue(wf_id=ctx.snap.wf_id, run_id=ctx.snap.run_id, timer_ids=timer_ids)
+    # Both the active timer and the run timer are cancelled by this commit: no timer to purge.
+    purge = PurgeRunResidue(wf_id=ctx.snap.wf_id, run_id=ctx.snap.run_id)
     records.append(_bg(BgTaskKind.purge_run_residue, origin, purge))
     return records
 

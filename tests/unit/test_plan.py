@@ -160,7 +160,9 @@ def test_cancel_while_waiting_ends_the_run_and_cancels_the_wait_timer() -> None:
     assert st.cancel_timer == timer_subject(WF, "wait_timeout.next.S9")
     purge = bg_payload(records, BgTaskKind.purge_run_residue)
     assert purge.wf_id == WF and purge.run_id == RUN
-    assert purge.timer_ids == [f"run_timeout.{RUN}"], "the wait timer is cancelled by the commit itself"
+    assert purge.timer_ids == [], "the wait and run timers are cancelled by the commit itself"
+    info = next(r for r in records if type(r).__name__ == "InfoRec")
+    assert info.cancel_timer == timer_subject(WF, f"run_timeout.{RUN}")
 
 
 def test_cancel_before_start_uses_duration_zero() -> None:

@@ -134,7 +134,7 @@ def test_result_with_complete_ends_the_run() -> None:
     assert st.kind == RunStateKind.complete and st.active_directive_id == ""
     purge = bg_payload(records, BgTaskKind.purge_run_residue)
     assert (purge.wf_id, purge.run_id) == (WF, RUN)
-    assert purge.timer_ids == [f"run_timeout.{RUN}"]
+    assert purge.timer_ids == []
 
 
 def test_complete_with_nil_result_writes_no_output() -> None:
