@@ -33,8 +33,13 @@ class KeyedSerializer:
         finally:
             if previous is not None and not previous.done():
                 # Cancelled while waiting: release our successor only after our predecessor.
-                previous.add_done_callback(lambda _f: done.done() or done.set_result(None))
+                previous.add_done_callback(lambda _f: _release(done))
             elif not done.done():
                 done.set_result(None)
             if self._tails.get(key) is done:
                 del self._tails[key]
+
+
+def _release(done: asyncio.Future[None]) -> None:
+    if not done.done():
+        done.set_result(None)
