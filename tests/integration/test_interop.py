@@ -26,13 +26,20 @@ SDK_VERSION = "0.3.0"
 pytestmark = pytest.mark.interop
 
 
+def _runs_313(python: str) -> bool:
+    """Does ``python`` start and is it 3.13 or newer? (A pyenv shim may exist yet refuse to run.)"""
+    try:
+        out = subprocess.run([python, "-c", "import sys; print(sys.version_info >= (3, 13))"],
+                             capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return out.returncode == 0 and out.stdout.strip() == "True"
+
+
 def _python313() -> str | None:
-    for candidate in ("python3.13", "python3.14"):
-        found = shutil.which(candidate)
-        if found:
-            return found
-    pyenv = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.1[3-9]*/bin/python")))
-    return pyenv[-1] if pyenv else None
+    candidates = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.1[3-9]*/bin/python")), reverse=True)
+    candidates += [found for name in ("python3.13", "python3.14") if (found := shutil.which(name))]
+    return next((c for c in candidates if _runs_313(c)), None)
 
 
 @pytest.fixture(scope="session")
