@@ -17,11 +17,14 @@ import signal
 import ssl
 import sys
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from grctl.daemon.channel import StatusPipe, on_parent_exit, read_spec
 from grctl.daemon.logs import configure_logging, workflow_logger
 from grctl.daemon.model import DaemonConfig, NatsConfig
+
+if TYPE_CHECKING:
+    from grctl.nats.connection import Connection
 
 log = logging.getLogger("grctl.daemon.child")
 
@@ -83,6 +86,29 @@ async def _race(main: asyncio.Future[Any], *others: asyncio.Future[Any]) -> bool
     return main in done
 
 
+async def _connect_unless_stopped(cfg: DaemonConfig, status: StatusPipe, stop: asyncio.Event,
+                                  what: str) -> tuple[Connection, _Connector] | int:
+    """Connect with the configured options; an exit status instead when stopped or refused first."""
+    failed = asyncio.Event()
+    connector = _Connector(cfg.nats, status, failed)
+    connecting = asyncio.ensure_future(connector.connect())
+    stopped, refused = asyncio.ensure_future(stop.wait()), asyncio.ensure_future(failed.wait())
+    try:
+        if not await _race(connecting, stopped, refused):
+            connecting.cancel()
+            return 0 if stop.is_set() else EXIT_CONNECT
+    finally:
+        stopped.cancel()
+        refused.cancel()
+    try:
+        return connecting.result(), connector
+    except Exception as exc:
+        message = f"{what}cannot connect to NATS {', '.join(cfg.nats.servers)}: {describe_exception(exc)}"
+        log.error("%s", message)
+        status.error(message)
+        return EXIT_CONNECT
+
+
 def _stop_signals(stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -102,20 +128,11 @@ async def run_worker(cfg: DaemonConfig, status: StatusPipe) -> int:
         log.error("%s", message)
         status.error(message, fatal=True)
         return EXIT_IMPORT
-    failed = asyncio.Event()
-    connector = _Connector(cfg.nats, status, failed)
-    connecting = asyncio.ensure_future(connector.connect())
-    stopped, refused = asyncio.ensure_future(stop.wait()), asyncio.ensure_future(failed.wait())
-    if not await _race(connecting, stopped, refused):
-        connecting.cancel()
-        return 0 if stop.is_set() else EXIT_CONNECT
-    try:
-        connection = connecting.result()
-    except Exception as exc:
-        message = f"cannot connect to NATS {', '.join(cfg.nats.servers)}: {describe_exception(exc)}"
-        log.error("%s", message)
-        status.error(message)
-        return EXIT_CONNECT
+    connected = await _connect_unless_stopped(cfg, status, stop, "")
+    if isinstance(connected, int):
+        return connected
+    connection, connector = connected
+    stopped = asyncio.ensure_future(stop.wait())
     worker = Worker(
         workflows=workflows,
         connection=connection,
@@ -159,18 +176,10 @@ async def run_engine(cfg: DaemonConfig, status: StatusPipe) -> int:
 
     stop = asyncio.Event()
     _stop_signals(stop)
-    failed = asyncio.Event()
-    connector = _Connector(cfg.nats, status, failed)
-    connecting = asyncio.ensure_future(connector.connect())
-    stopped, refused = asyncio.ensure_future(stop.wait()), asyncio.ensure_future(failed.wait())
-    if not await _race(connecting, stopped, refused):
-        connecting.cancel()
-        return 0 if stop.is_set() else EXIT_CONNECT
-    try:
-        connection = connecting.result()
-    except Exception as exc:
-        status.error(f"engine: cannot connect to NATS: {describe_exception(exc)}")
-        return EXIT_CONNECT
+    connected = await _connect_unless_stopped(cfg, status, stop, "engine: ")
+    if isinstance(connected, int):
+        return connected
+    connection, connector = connected
     options: dict[str, Any] = {}  # unset: the engine's own defaults
     if cfg.engine.step_timeout is not None:
         options["step_timeout"] = timedelta(seconds=cfg.engine.step_timeout)
