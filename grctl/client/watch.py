@@ -78,9 +78,14 @@ class RunWatcher:
 
         The consumer is ephemeral, in memory and without acks; it is deleted as soon as the outcome is
         known, so a busy client does not leave hundreds of idle consumers for the server to match.
+        After a reconnection it is made again (a restarted server has lost it).
         """
         if self._sub is not None or self.future.done():
             return
+        await self._subscribe()
+        self._connection.add_reconnect_listener(self._rewatch)
+
+    async def _subscribe(self) -> None:
         nc = self._connection.nc
         inbox = nc.new_inbox()
         self._sub = await nc.subscribe(inbox, cb=self._on_msg)
@@ -92,9 +97,23 @@ class RunWatcher:
         try:
             info = await self._connection.js.add_consumer(subjects.STREAM, config)
         except BaseException:
-            await self.close()
+            await self._unsubscribe()
             raise
         self._consumer = info.name
+
+    async def _rewatch(self) -> None:
+        """A new consumer after a reconnection; deliver last also brings an outcome stored meanwhile."""
+        for attempt in range(60):
+            if self.future.done() or self._connection.is_closed:
+                return
+            await self._unsubscribe()
+            try:
+                await self._subscribe()
+                return
+            except Exception as exc:  # JetStream may need a moment after a server restart
+                log.debug("re-watching run %s failed (%s); retrying", self.run_id, exc)
+                await asyncio.sleep(min(0.2 * (attempt + 1), 2.0))
+        log.warning("gave up watching run %s after a reconnection", self.run_id)
 
     async def _on_msg(self, msg: Msg) -> None:
         try:
@@ -109,6 +128,10 @@ class RunWatcher:
             self._closing = asyncio.ensure_future(self.close())
 
     async def close(self) -> None:
+        self._connection.remove_reconnect_listener(self._rewatch)
+        await self._unsubscribe()
+
+    async def _unsubscribe(self) -> None:
         sub, self._sub = self._sub, None
         consumer, self._consumer = self._consumer, None
         if sub is not None:

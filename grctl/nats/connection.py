@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from nats.aio.client import Client as NATSClient
@@ -45,6 +47,8 @@ class Connection:
         self._nc = nc
         self._js = nc.jetstream()
         self._closing = False
+        self._reconnect_listeners: set[Callable[[], Awaitable[None]]] = set()
+        self._listener_tasks: set[asyncio.Future[None]] = set()
 
     @classmethod
     async def connect(
@@ -71,6 +75,10 @@ class Connection:
         async def on_reconnected() -> None:
             url = conn._nc.connected_url
             log.info("reconnected to NATS at %s", url.netloc if url else "?")
+            for listener in list(conn._reconnect_listeners):
+                task = asyncio.ensure_future(listener())
+                conn._listener_tasks.add(task)
+                task.add_done_callback(conn._listener_tasks.discard)
 
         options.setdefault("max_reconnect_attempts", -1)
         options.setdefault("reconnect_time_wait", 1)
@@ -80,6 +88,14 @@ class Connection:
         options.setdefault("reconnected_cb", on_reconnected)
         await conn._nc.connect(servers=servers, name=name, **options)
         return conn
+
+    def add_reconnect_listener(self, listener: Callable[[], Awaitable[None]]) -> None:
+        """Call ``listener`` (in a task of its own) after every reconnection, e.g. to re-create state a
+        restarted server lost, such as in-memory consumers."""
+        self._reconnect_listeners.add(listener)
+
+    def remove_reconnect_listener(self, listener: Callable[[], Awaitable[None]]) -> None:
+        self._reconnect_listeners.discard(listener)
 
     @property
     def nc(self) -> NATSClient:

@@ -2,7 +2,8 @@
 
 - undecodable or not a start/step/event task → logged and terminated (never redelivered);
 - workflow type not served here → NAK (another worker may serve it);
-- a redelivery of a dispatch that is still running here → ACK as a duplicate;
+- a redelivery of a dispatch that is still running here (its in-progress acks were lost, e.g. while
+  NATS restarted) → not run twice: the running step settles the newest delivery when it ends;
 - the next dispatch of a run whose previous step is still finishing here → waits for it (never dropped);
 - step result published → ACK; publishing failed → NAK with a delay (the step is replayed);
 - terminated by the engine → ACK; cancelled by shutdown → NAK (another worker takes it at once).
@@ -37,6 +38,7 @@ RETRY_DELAY = 1.0
 class _Run:
     directive_id: str
     task: asyncio.Task[Outcome]
+    msg: Msg  # the newest delivery of the task: the one the server will take an ack for
     terminated: bool = False
 
 
@@ -138,12 +140,15 @@ class Dispatcher:
         run_id = task.run_info.id
         while (current := self._runs.get(run_id)) is not None:
             if current.directive_id == task.id:
-                log.info("task %s of run %s is already running here: ACK as a duplicate", task.id, run_id)
-                await _settle(msg, "ack")
+                log.info("task %s of run %s was redelivered while running here: it settles when the step "
+                         "ends", task.id, run_id)
+                current.msg = msg  # kept alive by the heartbeat while this handler holds it
+                await asyncio.wait({current.task})
                 return
             await asyncio.wait({current.task})  # the previous step of this run is still finishing
         # No await between the check above and the claim below: one runner per run at a time.
-        run = _Run(task.id, asyncio.create_task(self._execute(workflow, task), name=f"grctl-run-{run_id}"))
+        runner = asyncio.create_task(self._execute(workflow, task), name=f"grctl-run-{run_id}")
+        run = _Run(task.id, runner, msg)
         self._runs[run_id] = run
         try:
             await asyncio.wait({run.task})
@@ -153,7 +158,7 @@ class Dispatcher:
         finally:
             if self._runs.get(run_id) is run:
                 del self._runs[run_id]
-        await self._finish(msg, run, task)
+        await self._finish(run.msg, run, task)
 
     async def _execute(self, workflow: Workflow, task: Directive) -> Outcome:
         """Read the step's history when this is a redelivery, then run the step."""

@@ -51,7 +51,7 @@ def dispatcher() -> tuple[Dispatcher, RecordingPublisher]:
     return d, pub
 
 
-async def test_next_step_waits_for_the_previous_runner_and_duplicates_are_acked() -> None:
+async def test_next_step_waits_for_the_previous_runner_and_a_redelivery_settles_with_it() -> None:
     GATES["start"] = asyncio.Event()
     ORDER.clear()
     d, pub = dispatcher()
@@ -61,17 +61,18 @@ async def test_next_step_waits_for_the_previous_runner_and_duplicates_are_acked(
     nxt = FakeMsg(task(DirectiveKind.step, Step(step_name="second"), "D2"))
     handling = [asyncio.create_task(d.handle(first))]
     await asyncio.sleep(0.05)
-    await d.handle(duplicate)  # same dispatch, still running here
-    assert duplicate.settled == ["ack"]
+    # Same dispatch, still running here (its in-progress acks were lost): not run a second time.
+    handling.append(asyncio.create_task(d.handle(duplicate)))
     handling.append(asyncio.create_task(d.handle(nxt)))  # next dispatch arrives early
     await asyncio.sleep(0.05)
-    assert ORDER == ["start:begin"] and nxt.settled == []
-    assert first.progress > 0 and nxt.progress > 0  # both kept alive while held
+    assert ORDER == ["start:begin"] and nxt.settled == [] and duplicate.settled == []
+    assert first.progress > 0 and duplicate.progress > 0 and nxt.progress > 0  # all kept alive while held
     GATES["start"].set()
     await asyncio.gather(*handling)
     await d.close()
     assert ORDER == ["start:begin", "start:end", "second"]
-    assert first.settled == ["ack"] and nxt.settled == ["ack"]
+    # The server takes the ack of the newest delivery: that is the one settled.
+    assert duplicate.settled == ["ack"] and first.settled == [] and nxt.settled == ["ack"]
     assert [str(x.msg.next_msg_kind) for x in pub.directives if x.kind == DirectiveKind.step_result] == \
         ["step", "complete"]
 
