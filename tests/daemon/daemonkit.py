@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from support.processes import ChildProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -106,8 +107,8 @@ def daemon_env(base: dict[str, str], tmp_path: Path, **extra: str) -> dict[str, 
     return env
 
 
-class Daemon:
-    """``python -m grctl.daemon -c CONFIG`` with its output collected line by line."""
+class Daemon(ChildProcess):
+    """``python -m grctl.daemon -c CONFIG`` with its output collected line by line (and in grctld.out)."""
 
     def __init__(
         self,
@@ -117,48 +118,9 @@ class Daemon:
         command: list[str] | None = None,
     ) -> None:
         self.config = config
-        self.env = env
-        self.args = args or []
-        self.command = command or [sys.executable, "-m", "grctl.daemon"]
-        self.proc: subprocess.Popen[str] | None = None
-        self.lines: list[str] = []
-        self._changed = threading.Condition()
-        self._log = config.parent / "grctld.out"
-
-    def start(self) -> Daemon:
-        self.proc = subprocess.Popen(
-            [*self.command, "-c", str(self.config), *self.args],
-            env=self.env,
-            cwd=self.config.parent,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-        threading.Thread(target=self._read, daemon=True).start()
-        return self
-
-    def _read(self) -> None:
-        assert self.proc and self.proc.stdout
-        with open(self._log, "a") as log:
-            for line in self.proc.stdout:
-                log.write(line)
-                log.flush()
-                with self._changed:
-                    self.lines.append(line.rstrip("\n"))
-                    self._changed.notify_all()
-        with self._changed:
-            self._changed.notify_all()
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    @property
-    def output(self) -> str:
-        with self._changed:
-            return "\n".join(self.lines)
+        command = command or [sys.executable, "-m", "grctl.daemon"]
+        super().__init__([*command, "-c", str(config), *(args or [])], env, cwd=config.parent,
+                         log_path=config.parent / "grctld.out")
 
     def mark(self) -> int:
         with self._changed:

@@ -18,10 +18,12 @@ TESTS = Path(__file__).resolve().parents[1]
 class ChildProcess:
     """A child process whose output is collected in the background (so it can never block)."""
 
-    def __init__(self, args: list[str], env: dict[str, str], cwd: Path | None = None) -> None:
+    def __init__(self, args: list[str], env: dict[str, str], cwd: Path | None = None,
+                 log_path: Path | None = None) -> None:
         self.args = args
         self.env = env
         self.cwd = cwd
+        self.log_path = log_path  # where the output is also written, as it comes
         self.proc: subprocess.Popen[str] | None = None
         self.lines: list[str] = []
         self._changed = threading.Condition()
@@ -34,10 +36,18 @@ class ChildProcess:
 
     def _read(self) -> None:
         assert self.proc and self.proc.stdout
-        for line in self.proc.stdout:
-            with self._changed:
-                self.lines.append(line.rstrip("\n"))
-                self._changed.notify_all()
+        log = open(self.log_path, "a") if self.log_path else None
+        try:
+            for line in self.proc.stdout:
+                if log is not None:
+                    log.write(line)
+                    log.flush()
+                with self._changed:
+                    self.lines.append(line.rstrip("\n"))
+                    self._changed.notify_all()
+        finally:
+            if log is not None:
+                log.close()
         with self._changed:
             self._changed.notify_all()
 
@@ -48,7 +58,8 @@ class ChildProcess:
 
     @property
     def output(self) -> str:
-        return "\n".join(self.lines)
+        with self._changed:
+            return "\n".join(self.lines)
 
     def wait_for_line(self, prefix: str, timeout: float = 15.0) -> str:
         deadline = time.monotonic() + timeout
