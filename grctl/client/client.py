@@ -19,11 +19,11 @@ from grctl.client import api
 from grctl.client.handle import WorkflowHandle
 from grctl.client.history import follow_history, read_history
 from grctl.client.watch import settle
+from grctl.codec import CodecRegistry, default_codec
 from grctl.models.command import CommandKind, DescribeCmd, StartCmd
 from grctl.models.common import RunInfo, utcnow
 from grctl.models.history import HistoryEvent
 from grctl.nats.connection import Connection
-from grctl.worker import codec
 
 T = TypeVar("T")
 
@@ -35,13 +35,20 @@ def _seconds(timeout: timedelta | float | None) -> float | None:
 
 
 class Client:
-    def __init__(self, connection: Connection) -> None:
+    """``codec`` converts custom types in inputs, event payloads and results (``grctl.codec``)."""
+
+    def __init__(self, connection: Connection, codec: CodecRegistry | None = None) -> None:
         self._connection = connection
+        self._codec = codec or default_codec
         self.id = f"c_{secrets.token_hex(4)}@{socket.gethostname() or 'localhost'}"
 
     @property
     def connection(self) -> Connection:
         return self._connection
+
+    @property
+    def codec(self) -> CodecRegistry:
+        return self._codec
 
     async def start_workflow(self, type: str, id: str, input: Any = None,
                              timeout: timedelta | float | None = None,
@@ -60,11 +67,11 @@ class Client:
 
     async def _start(self, run_info: RunInfo, input: Any, return_type: Any,
                      sender_id: str) -> WorkflowHandle:
-        handle = WorkflowHandle(run_info, self._connection, sender_id, return_type)
+        handle = WorkflowHandle(run_info, self._connection, sender_id, return_type, self._codec)
         await handle.watcher.watch()  # before the start command, so no event can be missed
         try:
             await api.call(self._connection, run_info.wf_id, CommandKind.run_start,
-                           StartCmd(run_info=run_info, input=codec.normalize(input)), sender_id)
+                           StartCmd(run_info=run_info, input=self._codec.normalize(input)), sender_id)
         except BaseException:
             await handle.discard()
             raise
@@ -98,7 +105,7 @@ class Client:
     async def get_workflow_handle(self, wf_id: str) -> WorkflowHandle:
         """A handle on the latest run of ``wf_id``; its future resolves at once if the run has ended."""
         run_info = await self.describe(wf_id)
-        handle = WorkflowHandle(run_info, self._connection, self.id)
+        handle = WorkflowHandle(run_info, self._connection, self.id, codec=self._codec)
         if run_info.is_terminal:
             for event in reversed(await read_history(self._connection.nc, wf_id, run_info.id)):
                 if settle(handle.future, event):

@@ -7,21 +7,22 @@ from typing import Any, TypeVar, overload
 
 from grctl.client import api
 from grctl.client.watch import RunWatcher
+from grctl.codec import CodecRegistry, default_codec
 from grctl.models.command import CancelCmd, CommandKind, EventCmd, TerminateCmd
 from grctl.models.common import RunInfo
 from grctl.nats.connection import Connection
-from grctl.worker import codec
 
 T = TypeVar("T")
 
 
 class WorkflowHandle:
     def __init__(self, run_info: RunInfo, connection: Connection, sender_id: str,
-                 return_type: Any = None) -> None:
+                 return_type: Any = None, codec: CodecRegistry | None = None) -> None:
         self.run_info = run_info
         self._connection = connection
         self._sender_id = sender_id
         self._return_type = return_type
+        self._codec = codec or default_codec
         self._watcher = RunWatcher(connection, run_info.wf_id, run_info.id)
 
     def __repr__(self) -> str:
@@ -56,16 +57,16 @@ class WorkflowHandle:
         """Wait for the outcome (``timeout`` seconds at most: ``TimeoutError``); convert the result to
         ``return_type`` (or the type given at start)."""
         await self._watcher.watch()
-        raw = await asyncio.wait_for(asyncio.shield(self.future), timeout)
+        raw = await asyncio.wait_for(asyncio.shield(self._watcher.future), timeout)
         target = return_type or self._return_type
-        return codec.convert(raw, target) if target is not None else raw
+        return self._codec.convert(raw, target) if target is not None else raw
 
     async def send(self, event_name: str, payload: Any = None) -> None:
         """Send an event to the workflow (its latest run); raises on an API error."""
         api.check_name("event name", event_name)
+        value = self._codec.normalize(payload)
         await api.call(self._connection, self.wf_id, CommandKind.run_event,
-                       EventCmd(wf_id=self.wf_id, event_name=event_name, payload=codec.normalize(payload)),
-                       self._sender_id)
+                       EventCmd(wf_id=self.wf_id, event_name=event_name, payload=value), self._sender_id)
 
     async def cancel(self, reason: str | None = None) -> None:
         """Ask the run to cancel (deferred until the running step ends); raises on an API error."""

@@ -18,7 +18,6 @@ from grctl.models.command import CommandKind, EventCmd, StartCmd
 from grctl.models.common import ErrorDetails, RunInfo, RunStatus, utcnow
 from grctl.models.errors import WorkflowError
 from grctl.models.history import ChildStarted, HistoryKind, ParentEventSent
-from grctl.worker import codec
 
 if TYPE_CHECKING:
     from grctl.client.handle import WorkflowHandle
@@ -79,8 +78,10 @@ async def start_child(rt: StepRuntime, workflow_type: str, workflow_id: str, wor
     api.check_name("workflow type", workflow_type)
     api.check_name("workflow id", workflow_id)
     seconds = _timeout_seconds(workflow_timeout)
+    # Normalised first: the operation id then hashes the same bytes whatever the codec makes of a type.
+    input_value = rt.codec.normalize(workflow_input)
     op = rt.next_operation_id("start", {"wf_type": workflow_type, "wf_id": workflow_id,
-                                        "workflow_input": workflow_input, "workflow_timeout": seconds})
+                                        "workflow_input": input_value, "workflow_timeout": seconds})
     recorded = await rt.replayed(op, _CHILD_STARTED)
     run = rt.run_info
     child = RunInfo(
@@ -89,10 +90,9 @@ async def start_child(rt: StepRuntime, workflow_type: str, workflow_id: str, wor
         parent_wf_id=run.wf_id, parent_wf_type=run.wf_type, parent_run_id=run.id,
         parent_callback_step=_step_name(on_completed_step),
     )
-    handle = WorkflowHandle(child, rt.connection, rt.worker_id)
+    handle = WorkflowHandle(child, rt.connection, rt.worker_id, codec=rt.codec)
     rt.closers.append(handle)
     if recorded is None:
-        input_value = codec.normalize(workflow_input)
         await handle.watcher.watch()
         await api.call(rt.connection, workflow_id, CommandKind.run_start,
                        StartCmd(run_info=child, input=input_value), rt.worker_id)
@@ -115,10 +115,10 @@ async def send_to_parent(rt: StepRuntime, event_name: str, payload: Any = None) 
     run = rt.run_info
     if not run.parent_wf_id:
         raise RuntimeError("this run has no parent workflow to send an event to")
-    op = rt.next_operation_id("send_to_parent", {"event_name": event_name, "payload": payload})
+    value = rt.codec.normalize(payload)
+    op = rt.next_operation_id("send_to_parent", {"event_name": event_name, "payload": value})
     if await rt.replayed(op, _PARENT_EVENT) is not None:
         return
-    value = codec.normalize(payload)
     await api.call(rt.connection, run.parent_wf_id, CommandKind.run_event,
                    EventCmd(wf_id=run.parent_wf_id, event_name=event_name, payload=value), rt.worker_id)
     await rt.record(HistoryKind.parent_event_sent, ParentEventSent(

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from nats.aio.msg import Msg
 
 from grctl.client.history import read_history
+from grctl.codec import CodecRegistry, default_codec
 from grctl.models.directive import Directive, DirectiveKind, decode_directive
 from grctl.models.history import HistoryEvent
 from grctl.nats.connection import Connection
@@ -63,8 +64,10 @@ async def _settle(msg: Msg, action: str, delay: float | None = None) -> None:
 
 class Dispatcher:
     def __init__(self, workflows: dict[str, Workflow], connection: Connection, publisher: Publisher,
-                 workflow_logger: logging.Logger, heartbeat_interval: float) -> None:
+                 workflow_logger: logging.Logger, heartbeat_interval: float,
+                 codec: CodecRegistry = default_codec) -> None:
         self._workflows = workflows
+        self._codec = codec
         self._connection = connection
         self._publisher = publisher
         self._workflow_logger = workflow_logger
@@ -167,7 +170,8 @@ class Dispatcher:
         if task.attempt > 0 and ri.history_seq_id > 0:
             events = await read_history(self._connection.nc, ri.wf_id, ri.id, ri.history_seq_id)
             history = [e for e in events if e.operation_id]
-        runner = StepRunner(workflow, task, history, self._connection, self._publisher, self._workflow_logger)
+        runner = StepRunner(workflow, task, history, self._connection, self._publisher, self._workflow_logger,
+                            self._codec)
         return await runner.run()
 
     def _decode(self, msg: Msg) -> Directive | None:

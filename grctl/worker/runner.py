@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 
+from grctl.codec import CodecRegistry, default_codec
 from grctl.models.common import RunInfo, RunStatus, utcnow
 from grctl.models.directive import Directive, DirectiveKind, Event, Start, Step, StepPickedUp
 from grctl.models.history import HistoryEvent
@@ -61,7 +62,8 @@ def _retrieve(future: asyncio.Future[Any]) -> None:
 
 class StepRunner:
     def __init__(self, workflow: Workflow, task: Directive, history: list[HistoryEvent],
-                 connection: Connection, publisher: Publisher, workflow_logger: logging.Logger) -> None:
+                 connection: Connection, publisher: Publisher, workflow_logger: logging.Logger,
+                 codec: CodecRegistry = default_codec) -> None:
         self.workflow = workflow
         self.task = task
         step_name, self.config, self.payload = resolve(workflow, task)
@@ -70,7 +72,7 @@ class StepRunner:
             run_info = msgspec.structs.replace(run_info, status=RunStatus.running, started_at=utcnow())
         self.runtime = StepRuntime(
             workflow=workflow, task=task, run_info=run_info, step_name=step_name, connection=connection,
-            publisher=publisher, cursor=ReplayCursor(history), workflow_logger=workflow_logger,
+            publisher=publisher, cursor=ReplayCursor(history), workflow_logger=workflow_logger, codec=codec,
         )
 
     @property
@@ -120,7 +122,7 @@ class StepRunner:
             rt.deactivate(token)
 
     async def _call(self, ctx: Context, config: HandlerConfig) -> Directive:
-        kwargs = bind_arguments(config.spec, self.payload)
+        kwargs = bind_arguments(config.spec, self.payload, self.runtime.codec)
         returned = config.handler(ctx, **kwargs)
         if inspect.isawaitable(returned):
             returned = await returned

@@ -11,6 +11,7 @@ from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from typing import Any
 
+from grctl.codec import CodecRegistry, default_codec
 from grctl.models.common import RunInfo
 from grctl.models.directive import Directive
 from grctl.models.history import HistoryEvent, HistoryKind
@@ -49,9 +50,10 @@ class StepRuntime:
     workflow_logger: logging.Logger
     ops: OperationCounter = field(default_factory=OperationCounter)
     closers: list[Any] = field(default_factory=list)  # child handles opened in this step
+    codec: CodecRegistry = field(default_factory=lambda: default_codec)  # the worker's
 
     def __post_init__(self) -> None:
-        self.store = Store(self._load_kv)
+        self.store = Store(self._load_kv, self.codec)
 
     @property
     def worker_id(self) -> str:

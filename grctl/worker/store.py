@@ -12,8 +12,8 @@ from typing import Any, TypeVar, overload
 
 import msgspec
 
+from grctl.codec import CodecRegistry, default_codec
 from grctl.nats.subjects import invalid_token_reason
-from grctl.worker import codec
 
 T = TypeVar("T")
 
@@ -38,8 +38,9 @@ def _check_key(key: str) -> None:
 
 
 class Store:
-    def __init__(self, loader: Loader) -> None:
+    def __init__(self, loader: Loader, codec: CodecRegistry | None = None) -> None:
         self._loader = loader
+        self._codec = codec or default_codec
         self._data: dict[str, bytes] = {}
         self._dirty: set[str] = set()
 
@@ -58,12 +59,12 @@ class Store:
             if raw is None:
                 raise StoreKeyNotFoundError(key)
             self._data[key] = raw
-        return codec.convert(msgspec.msgpack.decode(raw), type)
+        return self._codec.convert(msgspec.msgpack.decode(raw), type)
 
     def put(self, key: str, value: Any) -> None:
         """Set ``key`` for the rest of the run; sent with the step's result."""
         _check_key(key)
-        self._data[key] = codec.encode(value)
+        self._data[key] = self._codec.encode(value)
         self._dirty.add(key)
 
     def take_pending(self) -> dict[str, Any]:

@@ -18,6 +18,7 @@ import logging
 
 from nats.js import JetStreamContext
 
+from grctl.codec import CodecRegistry, default_codec
 from grctl.nats.connection import Connection
 from grctl.worker.commands import CommandServer
 from grctl.worker.consumer import ack_wait_from_env, ensure_task_consumer
@@ -46,6 +47,7 @@ class Worker:
         max_concurrent_steps: int = DEFAULT_MAX_CONCURRENT_STEPS,
         ack_wait: float | None = None,
         fetch_batch: int = 32,
+        codec: CodecRegistry | None = None,
     ) -> None:
         if not workflows:
             raise ValueError("a worker needs at least one workflow")
@@ -58,6 +60,7 @@ class Worker:
         self._workflows = {wf.workflow_type: wf for wf in workflows}
         self._connection = connection
         self._workflow_logger = workflow_logger or logging.getLogger()
+        self.codec = codec or default_codec
         self._ack_wait = ack_wait if ack_wait is not None else ack_wait_from_env()
         self.max_concurrent_steps = max_concurrent_steps
         self.worker_name = make_worker_name(types)
@@ -71,7 +74,7 @@ class Worker:
         self._stop_task: asyncio.Future[None] | None = None
         self._publisher = Publisher(connection, self.worker_id)
         self._dispatcher = Dispatcher(self._workflows, connection, self._publisher, self._workflow_logger,
-                                      heartbeat_interval=max(self._ack_wait / 3, 0.05))
+                                      heartbeat_interval=max(self._ack_wait / 3, 0.05), codec=self.codec)
         self._intake = Intake(self._dispatcher.handle, max_concurrent_steps, batch=fetch_batch)
         self._commands = CommandServer(connection, self.worker_id, self._dispatcher.terminate_run)
         self._subscriptions: list[JetStreamContext.PullSubscription] = []
