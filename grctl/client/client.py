@@ -108,12 +108,14 @@ class Client:
         handle = WorkflowHandle(run_info, self._connection, self.id, codec=self._codec)
         if run_info.is_terminal:
             for event in reversed(await read_history(self._connection.nc, wf_id, run_info.id)):
-                if settle(handle.future, event):
+                if settle(handle.watcher.future, event):
                     return handle
         await handle.watcher.watch()
         return handle
 
-    get_handle = get_workflow_handle
+    async def get_handle(self, workflow_id: str) -> WorkflowHandle:
+        """The same as ``get_workflow_handle`` (the documentation's name and keyword)."""
+        return await self.get_workflow_handle(workflow_id)
 
     async def get_history(self, wf_id: str, run_id: str | None = None) -> list[HistoryEvent]:
         """Every history event of a run (default: the latest run of ``wf_id``), in order."""

@@ -6,6 +6,7 @@ import asyncio
 from typing import Any, TypeVar, overload
 
 from grctl.client import api
+from grctl.client.future import WorkflowFuture
 from grctl.client.watch import RunWatcher
 from grctl.codec import CodecRegistry, default_codec
 from grctl.models.command import CancelCmd, CommandKind, EventCmd, TerminateCmd
@@ -24,6 +25,7 @@ class WorkflowHandle:
         self._return_type = return_type
         self._codec = codec or default_codec
         self._watcher = RunWatcher(connection, run_info.wf_id, run_info.id)
+        self._future = WorkflowFuture(run_info, self._watcher)
 
     def __repr__(self) -> str:
         return f"WorkflowHandle(wf_id={self.run_info.wf_id!r}, run_id={self.run_info.id!r})"
@@ -37,11 +39,11 @@ class WorkflowHandle:
         return self.run_info.id
 
     @property
-    def future(self) -> asyncio.Future[Any]:
+    def future(self) -> WorkflowFuture:
         """Resolves with the run's result, or raises ``WorkflowError`` (failed),
         ``WorkflowCancelledError``/``WorkflowTerminatedError`` (also ``asyncio.CancelledError``) or
-        ``TimeoutError`` (run-level timeout)."""
-        return self._watcher.future
+        ``TimeoutError`` (run-level timeout). See ``grctl.client.future``."""
+        return self._future
 
     @property
     def watcher(self) -> RunWatcher:

@@ -149,6 +149,15 @@ class Worker:
         if not self.ready.is_set():
             raise RuntimeError("worker was stopped before it became ready")
 
+    async def wait_until_ready(self, timeout_ms: float = 5.0) -> None:
+        """``wait_ready`` under the public SDK's name and behaviour: despite its name ``timeout_ms`` is
+        in seconds there too, and the error that made start fail is raised as it is."""
+        await asyncio.wait_for(self._settled.wait(), timeout_ms)
+        if self._startup_error is not None:
+            raise self._startup_error
+        if not self.ready.is_set():
+            raise RuntimeError("worker was stopped before it became ready")
+
     # --- stop ----------------------------------------------------------------------------------------
 
     def terminate_run(self, run_id: str) -> bool:
