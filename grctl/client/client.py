@@ -15,7 +15,7 @@ from typing import Any, TypeVar, overload
 
 from ulid import ULID
 
-from grctl.client import api
+from grctl.client import api, registering
 from grctl.client.handle import WorkflowHandle
 from grctl.client.history import follow_history, read_history
 from grctl.client.watch import settle
@@ -60,6 +60,7 @@ class Client:
         """
         api.check_name("workflow type", type)
         api.check_name("workflow id", id)
+        await registering.wait_registered(self._connection, type)  # a worker starting on this connection
         seconds = _seconds(timeout)
         run_info = RunInfo(id=str(ULID()), wf_id=id, wf_type=type, created_at=utcnow(),
                            timeout=max(1, int(seconds)) if seconds else None)

@@ -18,6 +18,7 @@ import logging
 
 from nats.js import JetStreamContext
 
+from grctl.client import registering
 from grctl.codec import CodecRegistry, default_codec
 from grctl.nats.connection import Connection
 from grctl.worker.commands import CommandServer
@@ -78,6 +79,7 @@ class Worker:
         self._intake = Intake(self._dispatcher.handle, max_concurrent_steps, batch=fetch_batch)
         self._commands = CommandServer(connection, self.worker_id, self._dispatcher.terminate_run)
         self._subscriptions: list[JetStreamContext.PullSubscription] = []
+        registering.announce(connection, types, self._settled)
 
     def __repr__(self) -> str:
         return f"Worker({self.worker_id!r}, types={list(self._workflows)})"

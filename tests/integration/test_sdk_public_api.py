@@ -1,11 +1,13 @@
 """The public SDK's client and worker API on a real engine and nats-server: ``handle.future`` as a
-``WorkflowFuture``, ``get_handle(workflow_id=...)``, ``Worker.wait_until_ready``, ``Connection.reset``
-and ``handle.send`` to a finished run (which raises here, on purpose)."""
+``WorkflowFuture``, ``get_handle(workflow_id=...)``, ``Worker.wait_until_ready``, ``Connection.reset``,
+a run started on a worker's connection before that worker has registered, and ``handle.send`` to a
+finished run (which raises here, on purpose)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -101,6 +103,28 @@ async def test_send_to_a_finished_run_raises(client: Client) -> None:
     assert await handle.future == 1
     with pytest.raises(WorkflowRunFinishedError):
         await handle.send("finish", {"value": 2})
+
+
+async def test_a_run_started_before_the_worker_on_its_connection_has_registered(engine: Any,
+                                                                                nats_url: str) -> None:
+    """As the public examples do: the worker task is created, and a run of its type is started at once
+    on the same connection. The start waits for that worker's registration instead of being refused."""
+    connection = await Connection.connect([nats_url])
+    quick = Workflow(f"Quick{ULID()}")
+
+    @quick.start()
+    async def begin(ctx: Context, name: str) -> Directive:
+        return ctx.next.complete(f"hi {name}")
+
+    worker = Worker(workflows=[quick], connection=connection)
+    runner = asyncio.create_task(worker.start())
+    try:
+        result = await Client(connection).run_workflow(type=quick.workflow_type, id=f"q-{ULID()}",
+                                                       input={"name": "Ada"}, timeout=timedelta(seconds=10))
+        assert result == "hi Ada"
+    finally:
+        await worker.stop()
+        await asyncio.gather(runner, return_exceptions=True)
 
 
 async def test_wait_until_ready(engine: Any, nats_url: str) -> None:
