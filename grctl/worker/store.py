@@ -50,9 +50,14 @@ class Store:
     @overload
     async def get(self, key: str, type: type[T]) -> T: ...
 
-    async def get(self, key: str, type: Any = None) -> Any:
-        """The value of ``key`` (converted to ``type`` when given); ``StoreKeyNotFoundError`` if absent."""
+    @overload
+    async def get(self, key: str, *, ty: type[T]) -> T: ...
+
+    async def get(self, key: str, type: Any = None, *, ty: Any = None) -> Any:
+        """The value of ``key`` (converted to ``type`` when given; ``ty`` is the public SDK's name for
+        it); ``StoreKeyNotFoundError`` if absent."""
         _check_key(key)
+        type = type if ty is None else ty
         raw = self._data.get(key)
         if raw is None:
             raw = await self._loader(key)

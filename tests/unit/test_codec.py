@@ -149,3 +149,19 @@ def test_a_check_that_cannot_judge_a_type_does_not_apply() -> None:
     assert codec.convert({"name": "n"}, Model) == Model("n")
     assert codec.convert("3", Money) == Money(Decimal("3"), "EUR")
     assert codec.convert([1, 2], list[int]) == [1, 2]
+
+
+async def test_the_store_encodes_and_converts_with_its_registry() -> None:
+    from grctl.worker.store import Store
+
+    async def stored(key: str) -> bytes | None:
+        return money_codec().encode(INVOICE) if key == "invoice" else None
+
+    store = Store(stored, money_codec())
+    assert await store.get("invoice", Invoice) == INVOICE
+    assert await store.get("invoice", ty=Invoice) == INVOICE  # the public SDK's keyword
+    store.put("fee", Money(Decimal("0.30"), "EUR"))
+    assert await store.get("fee", Money) == Money(Decimal("0.30"), "EUR")
+    assert store.take_pending() == {"fee": {"amount": "0.30", "currency": "EUR"}}
+    with pytest.raises(TypeError, match="Money"):
+        Store(stored).put("fee", Money(Decimal("0.30"), "EUR"))
