@@ -1,9 +1,9 @@
 """The grctl wire layer: msgspec structs and codecs for everything that crosses a process boundary.
 
 Imports nothing else of grctl, so every other layer can depend on it. The public SDK's names stand
-beside ours where they differ (``CmdKind``, ``GrctlAPIResponse``, ``ChildWorkflowStarted``...). As in
-the public SDK, ``StepTimeout`` here is the ``step.timeout`` history event; the directive of that name
-is ``grctl.models.directive.StepTimeout``.
+beside ours where they differ (``CmdKind``, ``GrctlAPIResponse``, ``ChildWorkflowStarted``...), with
+one exception: ``StepTimeout`` here stays our step-timeout directive; the ``step.timeout`` history event
+(the public SDK's ``grctl.models.StepTimeout``) is ``StepTimedOut``, or ``grctl.models.history.StepTimeout``.
 """
 
 from grctl.models.command import (
@@ -40,6 +40,7 @@ from grctl.models.directive import (
     Step,
     StepPickedUp,
     StepResult,
+    StepTimeout,
     Terminate,
     Wait,
     WaitTimeout,
@@ -72,7 +73,6 @@ from grctl.models.history import (
     StepFailed,
     StepStarted,
     StepTimedOut,
-    StepTimeout,
     TaskAttemptFailed,
     TaskCancelled,
     TaskCompleted,

@@ -22,9 +22,10 @@ PUBLIC_NAMES = {
                      "ChildWorkflowStarted", "EventReceived", "TimestampRecorded", "RandomRecorded",
                      "UuidRecorded", "SleepRecorded", "RunCompleted", "RunFailed", "RunCancelled",
                      "RunTerminated", "RunTimeout", "StepStarted", "StepCompleted", "StepFailed",
-                     "StepTimeout", "TaskStarted", "TaskCompleted", "TaskFailed", "WaitStarted",
+                     "StepTimedOut", "TaskStarted", "TaskCompleted", "TaskFailed", "WaitStarted",
                      "ParentEventSent", "RunEvents", "StepEvents", "TaskEvents", "DeterministicEvents",
                      "CmdKind", "GrctlAPIError", "GrctlAPIResponse"],
+    "grctl.models.history": ["StepTimeout", "ChildWorkflowStarted", "HistoryEvent", "HistoryKind"],
     "grctl.models.errors": ["WorkflowError", "WorkflowNotFoundError", "WorkflowAlreadyRunningError",
                             "WorkflowTypeNotRegisteredError"],
     "grctl.models.directive": ["RetryPolicy", "Directive"],
@@ -48,7 +49,7 @@ def test_public_names_are_our_types() -> None:
     from grctl.client.client import Client
     from grctl.client.future import WorkflowFuture
     from grctl.client.handle import WorkflowHandle
-    from grctl.models import history
+    from grctl.models import directive, history
     from grctl.models.command import CommandKind
 
     assert importlib.import_module("grctl.client").Client is Client
@@ -57,7 +58,8 @@ def test_public_names_are_our_types() -> None:
     assert issubclass(WorkflowFuture, asyncio.Future)
     models = importlib.import_module("grctl.models")
     assert models.ChildWorkflowStarted is history.ChildStarted
-    assert models.StepTimeout is history.StepTimedOut  # the history event, as in the public SDK
+    assert history.StepTimeout is history.StepTimedOut  # the public name of the history event
+    assert models.StepTimeout is directive.StepTimeout  # ours, kept: the README says so
     assert models.CmdKind is CommandKind
 
 
