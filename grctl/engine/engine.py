@@ -27,7 +27,7 @@ from grctl.engine.store import Store
 from grctl.engine.sweep import DEFAULT_INTERVAL, Sweeper
 from grctl.engine.timers import TimerHandler
 from grctl.models.common import utcnow
-from grctl.nats.connection import Connection, ConnectionLostError
+from grctl.nats.connection import Connection
 from grctl.nats.jetstream import ensure_stream
 from grctl.nats.pull import PullLoop
 
@@ -159,13 +159,7 @@ async def run_engine(servers: list[str] | None = None, *, memory: bool = False,
                     retention=retention)
     try:
         await engine.start()
-        stopped = asyncio.ensure_future(stop.wait())
-        lost = asyncio.ensure_future(connection.wait_lost())
-        await asyncio.wait({stopped, lost}, return_when=asyncio.FIRST_COMPLETED)
-        stopped.cancel()
-        lost.cancel()
-        if connection.lost.is_set():
-            raise ConnectionLostError("the NATS connection was closed for good")
+        await connection.serve_until(stop)
         log.info("stopping")
     finally:
         await engine.stop(timeout=5.0 if connection.lost.is_set() else 30.0)
