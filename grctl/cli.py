@@ -16,7 +16,7 @@ import sys
 from datetime import timedelta
 
 from grctl.cli_client import EXIT_STATUS_HELP, EXIT_USAGE, CliError, add_client_parsers, run_client_command
-from grctl.daemon.schema import parse_duration
+from grctl.daemon.schema import parse_retention
 from grctl.engine.snapshot import DEFAULT_RETENTION
 from grctl.nats.connection import servers_from_env
 
@@ -44,15 +44,11 @@ def _positive_seconds(text: str) -> timedelta:
 
 
 def _retention(text: str) -> timedelta | None:
-    if text.strip().lower() in ("forever", "never", "0", "none"):
-        return None
     try:
-        seconds = parse_duration(text)
+        seconds = parse_retention(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-    if seconds <= 0:
-        raise argparse.ArgumentTypeError("must be a positive duration, or \"forever\"")
-    return timedelta(seconds=seconds)
+    return timedelta(seconds=seconds) if seconds else None
 
 
 def setup_logging(level: str) -> None:
