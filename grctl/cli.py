@@ -16,6 +16,8 @@ import sys
 from datetime import timedelta
 
 from grctl.cli_client import EXIT_STATUS_HELP, EXIT_USAGE, CliError, add_client_parsers, run_client_command
+from grctl.daemon.schema import parse_duration
+from grctl.engine.snapshot import DEFAULT_RETENTION
 from grctl.nats.connection import servers_from_env
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -41,6 +43,18 @@ def _positive_seconds(text: str) -> timedelta:
     return timedelta(seconds=value)
 
 
+def _retention(text: str) -> timedelta | None:
+    if text.strip().lower() in ("forever", "never", "0", "none"):
+        return None
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError("must be a positive duration, or \"forever\"")
+    return timedelta(seconds=seconds)
+
+
 def setup_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format=LOG_FORMAT, stream=sys.stderr)
 
@@ -60,6 +74,9 @@ def add_engine_parser(sub: argparse._SubParsersAction, parents: list[argparse.Ar
                    help="default step timeout (default 300)")
     p.add_argument("--wait-timeout", type=_positive_seconds, default=timedelta(hours=1), metavar="SECONDS",
                    help="default wait timeout (default 3600)")
+    p.add_argument("--retention", type=_retention, default=DEFAULT_RETENTION, metavar="DURATION",
+                   help='how long finished runs are kept, e.g. "7d", "12h", "30m", or "forever" '
+                        "(default 7d)")
     p.set_defaults(func=cmd_engine)
 
 
@@ -70,7 +87,7 @@ def cmd_engine(args: argparse.Namespace) -> int:
     servers = _servers(args.server)
     try:
         asyncio.run(run_engine(servers, memory=args.memory, step_timeout=args.step_timeout,
-                               wait_timeout=args.wait_timeout))
+                               wait_timeout=args.wait_timeout, retention=args.retention))
     except KeyboardInterrupt:
         return 130
     except Exception as exc:

@@ -16,14 +16,12 @@ from typing import Any, TypeVar, overload
 from ulid import ULID
 
 from grctl.client import api
-from grctl.client.handle import WorkflowHandle
-from grctl.client.history import follow_history, read_history
-from grctl.client.watch import settle
-from grctl.models.command import CommandKind, DescribeCmd, StartCmd
+from grctl.client.handle import WorkflowHandle, start_run
+from grctl.models.command import CommandKind, DescribeCmd
 from grctl.models.common import RunInfo, utcnow
 from grctl.models.history import HistoryEvent
 from grctl.nats.connection import Connection
-from grctl.worker import codec
+from grctl.nats.history import follow_history, read_history
 
 T = TypeVar("T")
 
@@ -35,8 +33,12 @@ def _seconds(timeout: timedelta | float | None) -> float | None:
 
 
 class Client:
-    def __init__(self, connection: Connection) -> None:
+    """``retry_for``: how long (seconds) a command is tried again while no engine answers, the engine is
+    busy or NATS is reconnecting, before the error is raised (commands are safe to repeat)."""
+
+    def __init__(self, connection: Connection, retry_for: float = api.DEFAULT_BUDGET) -> None:
         self._connection = connection
+        self.retry_for = retry_for
         self.id = f"c_{secrets.token_hex(4)}@{socket.gethostname() or 'localhost'}"
 
     @property
@@ -56,19 +58,7 @@ class Client:
         seconds = _seconds(timeout)
         run_info = RunInfo(id=str(ULID()), wf_id=id, wf_type=type, created_at=utcnow(),
                            timeout=max(1, int(seconds)) if seconds else None)
-        return await self._start(run_info, input, return_type, self.id)
-
-    async def _start(self, run_info: RunInfo, input: Any, return_type: Any,
-                     sender_id: str) -> WorkflowHandle:
-        handle = WorkflowHandle(run_info, self._connection, sender_id, return_type)
-        await handle.watcher.watch()  # before the start command, so no event can be missed
-        try:
-            await api.call(self._connection, run_info.wf_id, CommandKind.run_start,
-                           StartCmd(run_info=run_info, input=codec.normalize(input)), sender_id)
-        except BaseException:
-            await handle.discard()
-            raise
-        return handle
+        return await start_run(self._connection, run_info, input, self.id, return_type, self.retry_for)
 
     @overload
     async def run_workflow(self, type: str, id: str, input: Any = None,
@@ -90,20 +80,20 @@ class Client:
 
     async def describe(self, wf_id: str) -> RunInfo:
         """RunInfo of the latest run of ``wf_id``; ``WorkflowNotFoundError`` if there is none."""
+        return (await self._describe(wf_id)).response.run_info()
+
+    async def _describe(self, wf_id: str) -> api.Reply:
         api.check_name("workflow id", wf_id)
-        response = await api.call(self._connection, wf_id, CommandKind.run_describe,
-                                  DescribeCmd(wf_id=wf_id), self.id)
-        return response.run_info()
+        return await api.call(self._connection, wf_id, CommandKind.run_describe, DescribeCmd(wf_id=wf_id),
+                              self.id, budget=self.retry_for)
 
     async def get_workflow_handle(self, wf_id: str) -> WorkflowHandle:
-        """A handle on the latest run of ``wf_id``; its future resolves at once if the run has ended."""
-        run_info = await self.describe(wf_id)
-        handle = WorkflowHandle(run_info, self._connection, self.id)
-        if run_info.is_terminal:
-            for event in reversed(await read_history(self._connection.nc, wf_id, run_info.id)):
-                if settle(handle.future, event):
-                    return handle
-        await handle.watcher.watch()
+        """A handle on the latest run of ``wf_id``, listening for its outcome; its future resolves at
+        once if the run has ended."""
+        reply = await self._describe(wf_id)
+        handle = WorkflowHandle(reply.response.run_info(), self._connection, self.id,
+                                notifies=reply.notifies, budget=self.retry_for)
+        await handle.watch()
         return handle
 
     get_handle = get_workflow_handle

@@ -1,5 +1,5 @@
-"""The JetStream operations the protocol needs and nats-py has no helper for (NATS-NOTES.md):
-atomic batch publish, message schedules, direct gets by subject, purge by subject."""
+"""The JetStream writes the protocol needs and nats-py has no helper for: atomic batch publish, message
+schedules, purge by subject, delete by sequence, and the stream itself. Reads are in ``direct``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import nats.errors
 from nats.aio.client import Client as NATSClient
 from nats.js import JetStreamContext
 from nats.js.api import RetentionPolicy, StorageType, StreamConfig
@@ -52,14 +51,6 @@ class JetStreamError(Exception):
         self.code = code
         self.err_code = err_code
         self.description = description
-
-
-@dataclass(slots=True)
-class StoredMsg:
-    seq: int
-    subject: str
-    data: bytes
-    headers: dict[str, str]
 
 
 def format_schedule_time(when: datetime) -> str:
@@ -121,34 +112,6 @@ async def publish(nc: NATSClient, subject: str, data: bytes, headers: dict[str, 
     return ack
 
 
-def _stored(msg) -> StoredMsg | None:
-    headers = msg.headers or {}
-    status = headers.get("Status")
-    if status:
-        if status in ("404", "204"):
-            return None
-        raise JetStreamError(int(status), 0, str(headers.get("Description", "")))
-    return StoredMsg(
-        seq=int(headers.get("Nats-Sequence", 0)),
-        subject=headers.get("Nats-Subject", ""),
-        data=msg.data or b"",
-        headers=dict(headers),
-    )
-
-
-async def get_last(nc: NATSClient, subject: str, timeout: float = 5.0) -> StoredMsg | None:
-    """The last stored message on ``subject`` (wildcards allowed), or None."""
-    msg = await nc.request(f"$JS.API.DIRECT.GET.{subjects.STREAM}.{subject}", b"", timeout=timeout)
-    return _stored(msg)
-
-
-async def get_next(nc: NATSClient, subject: str, from_seq: int, timeout: float = 5.0) -> StoredMsg | None:
-    """The first stored message on ``subject`` with sequence >= ``from_seq``, or None."""
-    req = json.dumps({"seq": max(from_seq, 1), "next_by_subj": subject}).encode()
-    msg = await nc.request(f"$JS.API.DIRECT.GET.{subjects.STREAM}", req, timeout=timeout)
-    return _stored(msg)
-
-
 async def purge(nc: NATSClient, subject_filter: str, keep: int | None = None, timeout: float = 5.0,
                 up_to_seq: int | None = None) -> int:
     """Purge the stream's messages matching ``subject_filter`` (only those with a sequence below
@@ -201,7 +164,3 @@ async def ensure_stream(js: JetStreamContext, memory: bool = False) -> None:
     )
     await js.update_stream(updated)
     log.info("updated stream %s to the protocol's settings", subjects.STREAM)
-
-
-def is_no_responders(exc: BaseException) -> bool:
-    return isinstance(exc, nats.errors.NoRespondersError)

@@ -108,8 +108,8 @@ class _TaskCall:
             raise rebuild_error(msg.error)
         raise asyncio.CancelledError(f"task {self.name} was cancelled")
 
-    async def _publish(self, kind: HistoryKind, msg: object, timestamp: Any = None) -> None:
-        await self.rt.publisher.history(self.rt.run_info, kind, msg, self.op, timestamp)
+    async def _publish(self, kind: HistoryKind, msg: object, timestamp: Any = None, attempt: int = 0) -> None:
+        await self.rt.record(kind, msg, self.op, timestamp, attempt=attempt)
 
     async def _execute(self) -> Any:
         step = self.rt.step_name
@@ -135,7 +135,7 @@ class _TaskCall:
                     await self._publish(HistoryKind.task_attempt_failed, TaskAttemptFailed(
                         task_id=self.op, task_name=self.name, step_name=step, attempt=attempt,
                         max_attempts=max_attempts(self.policy), error=error_details(exc),
-                        next_retry_delay_ms=delay, duration_ms=duration))
+                        next_retry_delay_ms=delay, duration_ms=duration), attempt=attempt)
                     await asyncio.sleep(delay / 1000)
                     continue
                 await self._publish(HistoryKind.task_failed, TaskFailed(

@@ -7,8 +7,8 @@ import asyncio
 import pytest
 
 from grctl.engine.committer import GroupCommitter
+from grctl.nats import direct, subjects
 from grctl.nats import jetstream as jsops
-from grctl.nats import subjects
 from grctl.nats.connection import Connection
 
 
@@ -49,7 +49,7 @@ async def test_a_refused_member_fails_alone_and_the_others_are_stored(connection
         assert errors[0].err_code in (jsops.ERR_WRONG_LAST_SEQUENCE, 10164)
         assert committer.split_batches == 1
         for i in range(30):
-            assert await jsops.get_last(connection.nc, subjects.run_state("W", f"R{i}")) is not None
+            assert await direct.get_last(connection.nc, subjects.run_state("W", f"R{i}")) is not None
         assert await stored(connection) == 60
     finally:
         await committer.close()

@@ -1,73 +1,43 @@
 """Reading a run's history: every stored event of ``grctl_history.{wf_id}.{run_id}`` from a sequence on,
-in stream order, with batched direct gets (one request per page, no consumer to create or expire); and
-following it live (``follow_history``) until the run's terminal event."""
+in stream order, with batched direct gets (one request per page, no consumer to create or expire); the
+last event alone; and following the history live (``follow_history``) until the run's terminal event."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 from collections.abc import AsyncGenerator
 
 from nats.aio.client import Client as NATSClient
-from nats.aio.msg import Msg
 from nats.js.api import DeliverPolicy
 
 from grctl.models.history import HistoryEvent, decode_history
 from grctl.nats import subjects
 from grctl.nats.connection import Connection
-from grctl.nats.jetstream import JetStreamError
-
-PAGE = 512
-
-
-async def read_subject(nc: NATSClient, subject: str, start_seq: int = 1, page: int = PAGE,
-                       timeout: float = 5.0) -> list[tuple[int, bytes]]:
-    """(sequence, data) of every message on ``subject`` with sequence >= ``start_seq``."""
-    out: list[tuple[int, bytes]] = []
-    queue: asyncio.Queue[Msg] = asyncio.Queue()
-
-    async def collect(msg: Msg) -> None:
-        queue.put_nowait(msg)
-
-    inbox = nc.new_inbox()
-    sub = await nc.subscribe(inbox, cb=collect)
-    seq = max(start_seq, 1)
-    try:
-        while True:
-            request = {"seq": seq, "next_by_subj": subject, "batch": page}
-            await nc.publish(f"$JS.API.DIRECT.GET.{subjects.STREAM}", json.dumps(request).encode(),
-                             reply=inbox)
-            while True:
-                msg = await asyncio.wait_for(queue.get(), timeout)
-                headers = msg.headers or {}
-                status = headers.get("Status")
-                if status is None:
-                    found = int(headers.get("Nats-Sequence", 0))
-                    out.append((found, msg.data or b""))
-                    seq = found + 1
-                    continue
-                if status == "404":
-                    return out
-                if status == "204":  # end of this page
-                    if int(headers.get("Nats-Num-Pending", 0) or 0) > 0:
-                        break
-                    return out
-                raise JetStreamError(int(status), 0, str(headers.get("Description", "")))
-    finally:
-        await sub.unsubscribe()
+from grctl.nats.direct import get_last, read_subject
 
 
 async def read_history(nc: NATSClient, wf_id: str, run_id: str, start_seq: int = 1) -> list[HistoryEvent]:
     """The decoded history of a run from ``start_seq`` on (undecodable events are skipped)."""
     events: list[HistoryEvent] = []
-    for seq, data in await read_subject(nc, subjects.history(wf_id, run_id), start_seq):
-        if not data:
+    for stored in await read_subject(nc, subjects.history(wf_id, run_id), start_seq):
+        if not stored.data:
             continue
         try:
-            events.append(decode_history(data, seq=seq))
+            events.append(decode_history(stored.data, seq=stored.seq))
         except Exception:  # an event kind we do not know: not ours to interpret
             continue
     return events
+
+
+async def last_event(nc: NATSClient, wf_id: str, run_id: str, timeout: float = 5.0) -> HistoryEvent | None:
+    """The run's last history event (one exact-subject read), or None when it has none or it cannot
+    be decoded."""
+    stored = await get_last(nc, subjects.history(wf_id, run_id), timeout=timeout)
+    if stored is None or not stored.data:
+        return None
+    try:
+        return decode_history(stored.data, seq=stored.seq)
+    except Exception:  # an event kind we do not know
+        return None
 
 
 FOLLOW_INACTIVE_THRESHOLD = 10.0
@@ -99,8 +69,8 @@ async def follow_history(connection: Connection, wf_id: str,
                 return
     finally:
         try:
+            info = await sub.consumer_info()
             await sub.unsubscribe()
-            await connection.nc.request(f"$JS.API.CONSUMER.DELETE.{subjects.STREAM}.{sub._consumer}", b"",
-                                        timeout=2.0)
+            await connection.js.delete_consumer(subjects.STREAM, info.name)
         except Exception:  # the connection may be gone already; the consumer expires on its own
             pass
