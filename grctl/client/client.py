@@ -15,8 +15,9 @@ from typing import Any, TypeVar, overload
 
 from ulid import ULID
 
-from grctl.client import api
+from grctl.client import api, registering
 from grctl.client.handle import WorkflowHandle, start_run
+from grctl.codec import CodecRegistry, default_codec
 from grctl.models.command import CommandKind, DescribeCmd
 from grctl.models.common import RunInfo, utcnow
 from grctl.models.history import HistoryEvent
@@ -33,17 +34,24 @@ def _seconds(timeout: timedelta | float | None) -> float | None:
 
 
 class Client:
-    """``retry_for``: how long (seconds) a command is tried again while no engine answers, the engine is
+    """``codec`` converts custom types in inputs, event payloads and results (``grctl.codec``).
+    ``retry_for``: how long (seconds) a command is tried again while no engine answers, the engine is
     busy or NATS is reconnecting, before the error is raised (commands are safe to repeat)."""
 
-    def __init__(self, connection: Connection, retry_for: float = api.DEFAULT_BUDGET) -> None:
+    def __init__(self, connection: Connection, codec: CodecRegistry | None = None,
+                 retry_for: float = api.DEFAULT_BUDGET) -> None:
         self._connection = connection
+        self._codec = codec or default_codec
         self.retry_for = retry_for
         self.id = f"c_{secrets.token_hex(4)}@{socket.gethostname() or 'localhost'}"
 
     @property
     def connection(self) -> Connection:
         return self._connection
+
+    @property
+    def codec(self) -> CodecRegistry:
+        return self._codec
 
     async def start_workflow(self, type: str, id: str, input: Any = None,
                              timeout: timedelta | float | None = None,
@@ -55,10 +63,12 @@ class Client:
         """
         api.check_name("workflow type", type)
         api.check_name("workflow id", id)
+        await registering.wait_registered(self._connection, type)  # a worker starting on this connection
         seconds = _seconds(timeout)
         run_info = RunInfo(id=str(ULID()), wf_id=id, wf_type=type, created_at=utcnow(),
                            timeout=max(1, int(seconds)) if seconds else None)
-        return await start_run(self._connection, run_info, input, self.id, return_type, self.retry_for)
+        return await start_run(self._connection, run_info, input, self.id, return_type, self.retry_for,
+                               self._codec)
 
     @overload
     async def run_workflow(self, type: str, id: str, input: Any = None,
@@ -91,12 +101,14 @@ class Client:
         """A handle on the latest run of ``wf_id``, listening for its outcome; its future resolves at
         once if the run has ended."""
         reply = await self._describe(wf_id)
-        handle = WorkflowHandle(reply.response.run_info(), self._connection, self.id,
+        handle = WorkflowHandle(reply.response.run_info(), self._connection, self.id, codec=self._codec,
                                 notifies=reply.notifies, budget=self.retry_for)
         await handle.watch()
         return handle
 
-    get_handle = get_workflow_handle
+    async def get_handle(self, workflow_id: str) -> WorkflowHandle:
+        """The same as ``get_workflow_handle`` (the documentation's name and keyword)."""
+        return await self.get_workflow_handle(workflow_id)
 
     async def get_history(self, wf_id: str, run_id: str | None = None) -> list[HistoryEvent]:
         """Every history event of a run (default: the latest run of ``wf_id``), in order."""

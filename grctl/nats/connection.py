@@ -115,6 +115,11 @@ class Connection:
         conn.up_since = utcnow()
         return conn
 
+    @classmethod
+    def reset(cls) -> None:
+        """Does nothing: every ``connect()`` opens a new connection, so there is no shared one to
+        forget (the public SDK keeps a process-wide instance and uses this to drop it)."""
+
     def add_reconnect_listener(self, listener: Callable[[], Awaitable[None]]) -> None:
         """Call ``listener`` (in a task of its own) after every reconnection, e.g. to re-create state a
         restarted server lost, such as in-memory consumers."""

@@ -20,7 +20,6 @@ from grctl.models.errors import WorkflowError
 from grctl.models.history import ChildStarted, HistoryKind, ParentEventSent
 from grctl.nats.retry import is_transient
 from grctl.nats.subjects import check_token
-from grctl.worker import codec
 from grctl.worker.errors import StepInterrupted
 
 if TYPE_CHECKING:
@@ -81,8 +80,10 @@ async def start_child(rt: StepRuntime, workflow_type: str, workflow_id: str, wor
     check_token("workflow type", workflow_type)
     check_token("workflow id", workflow_id)
     seconds = _timeout_seconds(workflow_timeout)
+    # Normalised first: the operation id then hashes the same bytes whatever the codec makes of a type.
+    input_value = rt.codec.normalize(workflow_input)
     op = rt.next_operation_id("start", {"wf_type": workflow_type, "wf_id": workflow_id,
-                                        "workflow_input": workflow_input, "workflow_timeout": seconds})
+                                        "workflow_input": input_value, "workflow_timeout": seconds})
     recorded = await rt.replayed(op, _CHILD_STARTED)
     run = rt.run_info
     child = RunInfo(
@@ -92,11 +93,10 @@ async def start_child(rt: StepRuntime, workflow_type: str, workflow_id: str, wor
         parent_callback_step=_step_name(on_completed_step),
     )
     if recorded is not None:
-        handle = WorkflowHandle(child, rt.connection, rt.worker_id)
+        handle = WorkflowHandle(child, rt.connection, rt.worker_id, codec=rt.codec)
     else:
-        input_value = codec.normalize(workflow_input)
         handle = await _interruptible(
-            start_run(rt.connection, child, input_value, rt.worker_id, budget=rt.io_budget),
+            start_run(rt.connection, child, input_value, rt.worker_id, budget=rt.io_budget, codec=rt.codec),
             f"starting child workflow {workflow_id!r}")
         await rt.record(HistoryKind.child_started, ChildStarted(
             run_id=child.id, wf_type=workflow_type, wf_id=workflow_id, input=input_value), op)
@@ -129,10 +129,10 @@ async def send_to_parent(rt: StepRuntime, event_name: str, payload: Any = None) 
     run = rt.run_info
     if not run.parent_wf_id:
         raise RuntimeError("this run has no parent workflow to send an event to")
-    op = rt.next_operation_id("send_to_parent", {"event_name": event_name, "payload": payload})
+    value = rt.codec.normalize(payload)
+    op = rt.next_operation_id("send_to_parent", {"event_name": event_name, "payload": value})
     if await rt.replayed(op, _PARENT_EVENT) is not None:
         return
-    value = codec.normalize(payload)
     await _interruptible(api.call(rt.connection, run.parent_wf_id, CommandKind.run_event,
                                   EventCmd(wf_id=run.parent_wf_id, event_name=event_name, payload=value),
                                   rt.worker_id, budget=rt.io_budget),

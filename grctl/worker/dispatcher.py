@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import msgspec
 from nats.aio.msg import Msg
 
+from grctl.codec import CodecRegistry, default_codec
 from grctl.models.directive import Directive, DirectiveKind, decode_directive
 from grctl.models.history import HistoryEvent
 from grctl.nats.connection import Connection
@@ -55,8 +56,9 @@ def _num_delivered(msg: Msg) -> int:
 
 class Dispatcher:
     def __init__(self, workflows: dict[str, Workflow], connection: Connection, publisher: Publisher,
-                 workflow_logger: logging.Logger) -> None:
+                 workflow_logger: logging.Logger, codec: CodecRegistry = default_codec) -> None:
         self._workflows = workflows
+        self._codec = codec
         self._connection = connection
         self._publisher = publisher
         self._workflow_logger = workflow_logger
@@ -135,7 +137,8 @@ class Dispatcher:
                             ri.id, exc)
                 return Outcome.NOT_REPORTED
             history = [e for e in events if e.operation_id]
-        runner = StepRunner(workflow, task, history, self._connection, self._publisher, self._workflow_logger)
+        runner = StepRunner(workflow, task, history, self._connection, self._publisher, self._workflow_logger,
+                            self._codec)
         return await runner.run()
 
     def _decode(self, msg: Msg) -> Directive | None:

@@ -17,6 +17,7 @@ from typing import Any
 
 import msgspec
 
+from grctl.codec import CodecRegistry, default_codec
 from grctl.models.common import RunInfo, RunStatus, utcnow
 from grctl.models.directive import Directive, DirectiveKind, Event, Start, Step, StepPickedUp
 from grctl.models.history import HistoryEvent
@@ -74,7 +75,8 @@ def _retrieve(future: asyncio.Future[Any]) -> None:
 
 class StepRunner:
     def __init__(self, workflow: Workflow, task: Directive, history: list[HistoryEvent],
-                 connection: Connection, publisher: Publisher, workflow_logger: logging.Logger) -> None:
+                 connection: Connection, publisher: Publisher, workflow_logger: logging.Logger,
+                 codec: CodecRegistry = default_codec) -> None:
         self.workflow = workflow
         self.task = task
         step_name, self.config, self.payload = resolve(workflow, task)
@@ -84,7 +86,7 @@ class StepRunner:
         self.runtime = StepRuntime(
             workflow=workflow, task=task, run_info=run_info, step_name=step_name, connection=connection,
             publisher=publisher, cursor=ReplayCursor(history), workflow_logger=workflow_logger,
-            deadline=step_deadline(task),
+            deadline=step_deadline(task), codec=codec,
         )
 
     @property
@@ -138,7 +140,7 @@ class StepRunner:
             rt.deactivate(token)
 
     async def _call(self, ctx: Context, config: HandlerConfig) -> Directive:
-        kwargs = bind_arguments(config.spec, self.payload)
+        kwargs = bind_arguments(config.spec, self.payload, self.runtime.codec)
         returned = config.handler(ctx, **kwargs)
         if inspect.isawaitable(returned):
             returned = await returned

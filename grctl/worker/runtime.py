@@ -15,6 +15,7 @@ from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from grctl.codec import CodecRegistry, default_codec
 from grctl.models.common import RunInfo
 from grctl.models.directive import Directive
 from grctl.models.history import HistoryEvent, HistoryKind
@@ -54,9 +55,10 @@ class StepRuntime:
     ops: OperationCounter = field(default_factory=OperationCounter)
     closers: list[Any] = field(default_factory=list)  # child handles opened in this step
     deadline: float = 0.0  # time.monotonic() by which the step should be done (0: unknown)
+    codec: CodecRegistry = field(default_factory=lambda: default_codec)  # the worker's
 
     def __post_init__(self) -> None:
-        self.store = Store(self._load_kv)
+        self.store = Store(self._load_kv, self.codec)
 
     @property
     def io_budget(self) -> float:

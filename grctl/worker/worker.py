@@ -17,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from grctl.client import registering
+from grctl.codec import CodecRegistry, default_codec
 from grctl.nats.connection import Connection, ConnectionLostError
 from grctl.nats.pull import Capacity, PullLoop
 from grctl.worker.commands import CommandServer
@@ -45,6 +47,7 @@ class Worker:
         max_concurrent_steps: int = DEFAULT_MAX_CONCURRENT_STEPS,
         ack_wait: float | None = None,
         fetch_batch: int = 32,
+        codec: CodecRegistry | None = None,
     ) -> None:
         if not workflows:
             raise ValueError("a worker needs at least one workflow")
@@ -57,6 +60,7 @@ class Worker:
         self._workflows = {wf.workflow_type: wf for wf in workflows}
         self._connection = connection
         self._workflow_logger = workflow_logger or logging.getLogger()
+        self.codec = codec or default_codec
         self._ack_wait = ack_wait if ack_wait is not None else ack_wait_from_env()
         self.max_concurrent_steps = max_concurrent_steps
         self.worker_name = make_worker_name(types)
@@ -69,10 +73,12 @@ class Worker:
         self._stopping = False
         self._stop_task: asyncio.Future[None] | None = None
         self._publisher = Publisher(connection, self.worker_id)
-        self._dispatcher = Dispatcher(self._workflows, connection, self._publisher, self._workflow_logger)
+        self._dispatcher = Dispatcher(self._workflows, connection, self._publisher, self._workflow_logger,
+                                      codec=self.codec)
         self._capacity = Capacity(max_concurrent_steps)
         self._loops = [self._loop(wf_type, fetch_batch) for wf_type in self._workflows]
         self._commands = CommandServer(connection, self.worker_id, self._dispatcher.terminate_run)
+        registering.announce(connection, types, self._settled)
 
     def _loop(self, wf_type: str, batch: int) -> PullLoop:
         js = self._connection.js
@@ -157,6 +163,15 @@ class Worker:
         await asyncio.wait_for(self._settled.wait(), timeout)
         if self._startup_error is not None:
             raise RuntimeError(f"worker failed to start: {self._startup_error}") from self._startup_error
+        if not self.ready.is_set():
+            raise RuntimeError("worker was stopped before it became ready")
+
+    async def wait_until_ready(self, timeout_ms: float = 5.0) -> None:
+        """``wait_ready`` under the public SDK's name and behaviour: despite its name ``timeout_ms`` is
+        in seconds there too, and the error that made start fail is raised as it is."""
+        await asyncio.wait_for(self._settled.wait(), timeout_ms)
+        if self._startup_error is not None:
+            raise self._startup_error
         if not self.ready.is_set():
             raise RuntimeError("worker was stopped before it became ready")
 
