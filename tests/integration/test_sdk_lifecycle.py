@@ -1,5 +1,6 @@
-"""SDK against a real engine and nats-server, worker in-process: PROTOCOL.md §7 lifecycle (C1–C9),
-steps and timeouts (C3, C11–C13), events (C14–C17), cancel/terminate (C21–C23), store (C33)."""
+"""SDK against a real engine and nats-server, worker in-process (docs/protocol.md#conformance-scenarios):
+lifecycle (C1–C9), steps and timeouts (C3, C11–C13), events (C14–C17), cancel/terminate (C21–C23),
+store (C33)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """plan(): step results (T3–T6, T10), step timeouts (T13), directly received kinds (T15), parent
-notification records (C38–C40 of PROTOCOL §7.9)."""
+notification records (C38–C40 of docs/protocol.md#conformance-scenarios)."""
 
 from __future__ import annotations
 
