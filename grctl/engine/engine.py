@@ -154,7 +154,20 @@ async def run_engine(servers: list[str] | None = None, *, memory: bool = False,
             installed.append(sig)
         except (NotImplementedError, RuntimeError):  # not the main thread
             pass
-    connection = await Connection.connect(servers, name="grctl-engine")
+    # Until NATS answers, a stop request must still be heard (the connection attempts go on for ever).
+    connecting = asyncio.ensure_future(Connection.connect(servers, name="grctl-engine"))
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if not connecting.done():
+        connecting.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await connecting
+        log.info("stopped before a connection to NATS was made")
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+        return
+    connection = connecting.result()
     engine = Engine(connection, step_timeout=step_timeout, wait_timeout=wait_timeout, memory=memory,
                     retention=retention)
     try:

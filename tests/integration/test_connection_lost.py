@@ -6,6 +6,7 @@ its supervisor (systemd, grctld) starts it again."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 from grctl.models import Command, CommandKind, RegisterCmd, WorkflowTypeDef, encode_command, utcnow
 from grctl.nats import subjects
 from grctl.nats.connection import Connection, ConnectionLostError
-from grctl.nats.server import NatsServerProcess
+from grctl.nats.server import NatsServerProcess, free_port
 from grctl.worker.context import Context
 from grctl.worker.worker import Worker
 from grctl.workflow import Workflow
@@ -96,3 +97,17 @@ async def test_the_engine_exits_non_zero_when_its_connection_is_lost(tmp_path: P
         assert "closed for good" in log
     finally:
         server.cleanup()
+
+
+async def test_an_engine_that_cannot_reach_nats_still_stops_on_sigterm(tmp_path: Path) -> None:
+    nowhere = f"nats://127.0.0.1:{free_port()}"
+    engine = subprocess.Popen([sys.executable, "-m", "grctl", "engine", "-s", nowhere],
+                              stdout=subprocess.DEVNULL, stderr=open(tmp_path / "engine.log", "wb"), cwd=ROOT)
+    try:
+        await asyncio.sleep(1.5)  # trying to connect
+        assert engine.poll() is None
+        engine.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(engine.wait, 10) == 0
+    finally:
+        if engine.poll() is None:
+            engine.kill()
