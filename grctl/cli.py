@@ -17,7 +17,7 @@ from datetime import timedelta
 
 from grctl.cli_client import EXIT_STATUS_HELP, EXIT_USAGE, CliError, add_client_parsers, run_client_command
 from grctl.daemon.schema import parse_retention
-from grctl.engine.snapshot import DEFAULT_RETENTION
+from grctl.engine.snapshot import DEFAULT_RETENTION, DEFAULT_STEP_TIMEOUT, DEFAULT_WAIT_TIMEOUT
 from grctl.nats.connection import servers_from_env
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -66,10 +66,10 @@ def add_engine_parser(sub: argparse._SubParsersAction, parents: list[argparse.Ar
     p.add_argument("--log-level", default=default_level, choices=["debug", "info", "warning", "error"],
                    type=str.lower, help="log level (default info)")
     p.add_argument("--memory", action="store_true", help="create the stream in memory instead of on disk")
-    p.add_argument("--step-timeout", type=_positive_seconds, default=timedelta(minutes=5), metavar="SECONDS",
-                   help="default step timeout (default 300)")
-    p.add_argument("--wait-timeout", type=_positive_seconds, default=timedelta(hours=1), metavar="SECONDS",
-                   help="default wait timeout (default 3600)")
+    p.add_argument("--step-timeout", type=_positive_seconds, default=DEFAULT_STEP_TIMEOUT, metavar="SECONDS",
+                   help=f"default step timeout (default {DEFAULT_STEP_TIMEOUT.total_seconds():g})")
+    p.add_argument("--wait-timeout", type=_positive_seconds, default=DEFAULT_WAIT_TIMEOUT, metavar="SECONDS",
+                   help=f"default wait timeout (default {DEFAULT_WAIT_TIMEOUT.total_seconds():g})")
     p.add_argument("--retention", type=_retention, default=DEFAULT_RETENTION, metavar="DURATION",
                    help='how long finished runs are kept, e.g. "7d", "12h", "30m", or "forever" '
                         "(default 7d)")

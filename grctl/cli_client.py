@@ -31,7 +31,7 @@ from grctl.models.errors import (
     WorkflowTypeNotRegisteredError,
 )
 from grctl.nats.connection import Connection
-from grctl.nats.subjects import invalid_token_reason
+from grctl.nats.subjects import check_token
 from grctl.workflow.handle import WorkflowHandle
 
 EXIT_OK = 0
@@ -100,10 +100,10 @@ def json_argument(option: str, text: str | None) -> Any:
 
 
 def check_name(what: str, value: str) -> None:
-    reason = invalid_token_reason(value)
-    if reason:
-        shown = value if len(value) <= 64 else f"{value[:61]}..."
-        raise CliError(EXIT_BAD_INPUT, f"invalid {what} {shown!r}: it {reason}")
+    try:
+        check_token(what, value)
+    except ValueError as exc:
+        raise CliError(EXIT_BAD_INPUT, f"invalid {exc}") from None
 
 
 def positive_seconds(text: str) -> float:

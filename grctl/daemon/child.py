@@ -125,9 +125,8 @@ async def run_worker(cfg: DaemonConfig, status: StatusPipe) -> int:
     try:
         workflows = load_workflows(cfg.workflows, cfg.python_path)
     except WorkflowImportError as exc:
-        message = f"workflows[{exc.index}]: {exc.message}"
-        log.error("%s", message)
-        status.error(message, fatal=True)
+        log.error("workflows[%d]: %s", exc.index, exc.message)
+        status.error(exc.message, fatal=True, entry=exc.index)
         return EXIT_IMPORT
     connected = await _connect_unless_stopped(cfg, status, stop, "")
     if isinstance(connected, int):

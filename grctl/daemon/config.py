@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import os
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path as FsPath
@@ -20,11 +19,11 @@ from grctl.daemon.errors import ConfigError, Problem
 from grctl.daemon.model import DaemonConfig
 from grctl.daemon.resolve import Resolver
 from grctl.daemon.yamlmarks import Marks, Path, YamlError, load_with_marks
-from grctl.nats.connection import split_servers
+from grctl.nats.connection import SERVER_ENVIRONMENT, split_servers
 
 DEFAULT_PATH = "/etc/grctl/grctl.yaml"
 
-SERVER_VARIABLES = ("GRCTL_NATS_SERVERS", "grctl_NATS_SERVERS", "ENGINE_NATS_SERVERS")
+SERVER_VARIABLES = SERVER_ENVIRONMENT
 
 # variable → (path in the file, converter from the variable's text)
 ENV_OVERRIDES: dict[str, tuple[tuple[str, ...], Callable[[str], Any]]] = {
@@ -167,17 +166,11 @@ def load_config(
     return Resolver(merged, path, base, env, origins, locate).build()
 
 
-_ENTRY = re.compile(r"^workflows\[(\d+)\]: ")
-
-
-def locate_message(path: str, message: str) -> str:
-    """Prefix a child's ``workflows[N]: ...`` message with that entry's ``file:line:col``."""
-    found = _ENTRY.match(message)
-    if found is None:
-        return message
+def workflow_problem(path: str, index: int, message: str) -> Problem:
+    """A problem with entry ``index`` of ``workflows``, located in the file when it can be read."""
     try:
         _, marks = read_document(path)
+        where = marks.value(("workflows", index))
     except ConfigError:
-        return message
-    where = marks.value(("workflows", int(found.group(1))))
-    return f"{path}:{where.line}:{where.column}: {message}"
+        where = None
+    return Problem(path, where, ("workflows", index), message)

@@ -12,8 +12,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
+from grctl.nats.connection import DEFAULT_PORT
+from grctl.worker.worker import DEFAULT_MAX_CONCURRENT_STEPS
+
 MASK = "********"
-DEFAULT_EMBEDDED_PORT = 4225
+DEFAULT_EMBEDDED_PORT = DEFAULT_PORT
 
 
 class TLSConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -96,7 +99,7 @@ class LoggingConfig(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class WorkerConfig(msgspec.Struct, frozen=True, kw_only=True):
-    max_concurrent_steps: int = 16
+    max_concurrent_steps: int = DEFAULT_MAX_CONCURRENT_STEPS
     processes: int = 1
     ready_timeout: float = 60.0
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from grctl.daemon.errors import ConfigError, Problem
 from grctl.daemon.model import (
+    DEFAULT_EMBEDDED_PORT,
     DEFAULT_RETENTION_SECONDS,
     DaemonConfig,
     EmbeddedNats,
@@ -26,6 +27,7 @@ from grctl.daemon.model import (
 from grctl.daemon.schema import parse_duration, parse_retention
 from grctl.daemon.yamlmarks import Path
 from grctl.nats.connection import DEFAULT_SERVERS
+from grctl.worker.worker import DEFAULT_MAX_CONCURRENT_STEPS
 
 Locate = Callable[[Path, str, bool], Problem]
 _SEED_LINE = re.compile(r"^\s*S[A-Z][A-Z2-7]{56}\s*$", re.MULTILINE)
@@ -217,7 +219,7 @@ class Resolver:
         store = self.path(e["store_dir"]) if "store_dir" in e else None
         return EmbeddedNats(
             host=e.get("host", "127.0.0.1"),
-            port=e.get("port", 4225),
+            port=e.get("port", DEFAULT_EMBEDDED_PORT),
             store_dir=store,
             config_file=config_file,
         )
@@ -241,7 +243,7 @@ class Resolver:
 
     def worker(self, w: dict[str, Any]) -> WorkerConfig:
         return WorkerConfig(
-            max_concurrent_steps=w.get("max_concurrent_steps", 16),
+            max_concurrent_steps=w.get("max_concurrent_steps", DEFAULT_MAX_CONCURRENT_STEPS),
             processes=w.get("processes", 1),
             ready_timeout=self.duration(w, "ready_timeout", 60.0),
         )

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from grctl.daemon.config import Overrides, load_config, locate_message
+from grctl.daemon.config import Overrides, load_config, workflow_problem
 from grctl.daemon.errors import ConfigError
 from grctl.daemon.logs import configure_logging
 from grctl.daemon.model import DaemonConfig
@@ -25,16 +25,13 @@ from grctl.daemon.notify import Notifier
 from grctl.daemon.procs import ChildFailed, ChildProcess, Generation
 from grctl.daemon.services import EmbeddedNatsServer, keep_services
 from grctl.daemon.watch import Watcher, digest
+from grctl.nats.retry import RESTART
 
 log = logging.getLogger("grctl.daemon")
 
 EXIT_FORCED = 130
 STABLE_AFTER = 30.0  # a process up this long resets its restart backoff
 POLL_INTERVAL = 2.0  # content check under the file watch
-
-
-def backoff(failures: int) -> float:
-    return min(0.5 * 2 ** max(failures - 1, 0), 30.0)
 
 
 class StartupError(Exception):
@@ -211,7 +208,7 @@ class Supervisor:
                     self.spawn(self._stop_then_report(1))
                     return False
                 failures += 1
-                delay = backoff(failures)
+                delay = RESTART.delay(failures)
                 self.notifier.status(f"generation {gen.number} did not start: {exc}; retrying in {delay:g}s")
                 log.info("retrying in %gs", delay)
                 await asyncio.sleep(delay)
@@ -251,9 +248,10 @@ class Supervisor:
             self.generations.discard(gen)
 
     def _located(self, exc: Exception) -> Exception:
-        """A child's ``workflows[N]: ...`` error, prefixed with that entry's file:line:col."""
-        if isinstance(exc, ChildFailed):
-            return ChildFailed(locate_message(self.config_path, str(exc)), exc.fatal)
+        """A child's error about a ``workflows`` entry, as ``file:line:col: workflows[N]: ...``."""
+        if isinstance(exc, ChildFailed) and exc.entry is not None:
+            problem = workflow_problem(self.config_path, exc.entry, str(exc))
+            return ChildFailed(str(problem), exc.fatal, exc.entry)
         return exc
 
     # -- crashed children ----------------------------------------------------------------------------
@@ -295,7 +293,7 @@ class Supervisor:
         stable = dead.ready_at is not None and time.monotonic() - dead.ready_at > STABLE_AFTER
         failures = 1 if stable else dead.failures + 1
         while not self.stopping:
-            delay = backoff(failures)
+            delay = RESTART.delay(failures)
             log.info("restarting %s in %gs", dead.label, delay)
             await asyncio.sleep(delay)
             if self.stopping or (
