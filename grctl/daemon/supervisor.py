@@ -99,7 +99,7 @@ class Supervisor:
                 if done is not None:
                     return done
             elif kind == "config":
-                self._on_config_event()
+                self._on_config_event(value)
             elif kind == "sources":
                 self._on_sources_event(value)
             elif kind == "exit":
@@ -131,10 +131,15 @@ class Supervisor:
         await self._shutdown()
         self.queue.put_nowait(("stopped", code))
 
-    def _on_config_event(self) -> None:
+    def _on_config_event(self, source: str) -> None:
+        """A file event (``watch``) or the periodic check (``poll``) of the configuration file."""
         now = digest(self.config_path)
-        if now is None or now == self.digest:
-            return  # unchanged content (or the file is between a delete and a rename)
+        if now is None:
+            return  # between a delete and a rename
+        if now == self.digest:
+            if source == "watch":
+                log.info("configuration file written without a change: nothing to do")
+            return
         self._request_reload("configuration file changed")
 
     def _on_sources_event(self, paths: set[str]) -> None:
@@ -342,7 +347,7 @@ class Supervisor:
         )
         self.watcher = Watcher(
             self.config_path,
-            on_config=lambda: self.queue.put_nowait(("config", None)),
+            on_config=lambda: self.queue.put_nowait(("config", "watch")),
             on_sources=lambda changed: self.queue.put_nowait(("sources", changed)),
             source_dirs=sources,
         )
@@ -355,7 +360,7 @@ class Supervisor:
         while not self.stopping:
             await asyncio.sleep(interval)
             if self.cfg.reload.watch_config:
-                self.queue.put_nowait(("config", None))
+                self.queue.put_nowait(("config", "poll"))
             if self.cfg.reload.watch_workflows and self.sources:
                 self.queue.put_nowait(("sources", set(self.sources)))
 
