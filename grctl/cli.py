@@ -17,6 +17,7 @@ from datetime import timedelta
 
 from grctl.cli_client import EXIT_STATUS_HELP, EXIT_USAGE, CliError, add_client_parsers, run_client_command
 from grctl.nats.connection import servers_from_env
+from grctl.nats.stream_settings import StreamSettings
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 SERVER_HELP = ("NATS server URL (repeatable or comma-separated; default: $GRCTL_NATS_SERVERS, "
@@ -41,6 +42,19 @@ def _positive_seconds(text: str) -> timedelta:
     return timedelta(seconds=value)
 
 
+def _size(text: str) -> int:
+    from grctl.daemon.schema import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _seconds_value(text: str) -> float:
+    return _positive_seconds(text).total_seconds()
+
+
 def setup_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format=LOG_FORMAT, stream=sys.stderr)
 
@@ -60,6 +74,17 @@ def add_engine_parser(sub: argparse._SubParsersAction, parents: list[argparse.Ar
                    help="default step timeout (default 300)")
     p.add_argument("--wait-timeout", type=_positive_seconds, default=timedelta(hours=1), metavar="SECONDS",
                    help="default wait timeout (default 3600)")
+    stream = p.add_argument_group("the grctl_state stream (applied to an existing stream at every start)")
+    stream.add_argument("--replicas", type=int, metavar="N",
+                        help="copies of the stream on as many NATS servers: 1 on a single node (the "
+                             "default), 3 on a cluster")
+    stream.add_argument("--max-bytes", type=_size, metavar="SIZE",
+                        help="size limit, e.g. 50GiB (default none; when reached the OLDEST messages "
+                             "are deleted, so keep it far above the expected size)")
+    stream.add_argument("--max-msg-size", type=_size, metavar="SIZE",
+                        help="largest message stored, e.g. 1MiB (default: the server's max_payload)")
+    stream.add_argument("--duplicate-window", type=_seconds_value, metavar="SECONDS",
+                        help="how long a repeated message id is recognised (default 120, at least 30)")
     p.set_defaults(func=cmd_engine)
 
 
@@ -69,8 +94,14 @@ def cmd_engine(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
     servers = _servers(args.server)
     try:
+        stream = StreamSettings(**{k: v for k, v in (
+            ("replicas", args.replicas), ("max_bytes", args.max_bytes), ("max_msg_size", args.max_msg_size),
+            ("duplicate_window", args.duplicate_window)) if v is not None})
+    except ValueError as exc:
+        raise CliError(EXIT_USAGE, str(exc)) from None
+    try:
         asyncio.run(run_engine(servers, memory=args.memory, step_timeout=args.step_timeout,
-                               wait_timeout=args.wait_timeout))
+                               wait_timeout=args.wait_timeout, stream=stream))
     except KeyboardInterrupt:
         return 130
     except Exception as exc:

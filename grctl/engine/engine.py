@@ -9,6 +9,7 @@ import logging
 import signal
 import socket
 from datetime import timedelta
+from typing import Any
 
 from grctl.engine.api import ApiServer
 from grctl.engine.bgtasks import BackgroundTasks
@@ -21,6 +22,7 @@ from grctl.engine.timers import TimerHandler
 from grctl.nats.connection import Connection
 from grctl.nats.jetstream import ensure_stream
 from grctl.nats.pull import PullConsumer
+from grctl.nats.stream_settings import StreamSettings
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +43,14 @@ class Engine:
 
     def __init__(self, connection: Connection, *, step_timeout: timedelta = timedelta(minutes=5),
                  wait_timeout: timedelta = timedelta(hours=1), memory: bool = False,
-                 group_commit: bool = True, worker_cmd_timeout: float = 5.0) -> None:
+                 group_commit: bool = True, worker_cmd_timeout: float = 5.0,
+                 stream: StreamSettings | None = None) -> None:
         if step_timeout <= timedelta(0) or wait_timeout <= timedelta(0):
             raise ValueError("step_timeout and wait_timeout must be positive")
         self.connection = connection
         self.config = PlanConfig(step_timeout=step_timeout, wait_timeout=wait_timeout)
         self._memory = memory
+        self._stream = stream or StreamSettings()
         nc, js = connection.nc, connection.js
         self.committer = GroupCommitter(nc, enabled=group_commit)
         self.manager = DirectiveManager(js, Store(nc, self.committer), self.config)
@@ -67,7 +71,7 @@ class Engine:
         if self._state != "new":
             return
         self._state = "starting"
-        await ensure_stream(self.connection.js, memory=self._memory)
+        await ensure_stream(self.connection.js, memory=self._memory, settings=self._stream)
         self.committer.start()
         for consumer in self._consumers:
             await consumer.ensure_consumer()
@@ -112,8 +116,13 @@ class Engine:
 async def run_engine(servers: list[str] | None = None, *, memory: bool = False,
                      step_timeout: timedelta = timedelta(minutes=5),
                      wait_timeout: timedelta = timedelta(hours=1),
-                     stop_event: asyncio.Event | None = None) -> None:
-    """Connect, start an engine, serve until SIGINT/SIGTERM (or ``stop_event``), then stop and close."""
+                     stop_event: asyncio.Event | None = None,
+                     stream: StreamSettings | None = None,
+                     connect_options: dict[str, Any] | None = None) -> None:
+    """Connect, start an engine, serve until SIGINT/SIGTERM (or ``stop_event``), then stop and close.
+
+    ``connect_options`` go to ``Connection.connect`` (credentials, TLS, reconnection: see
+    ``NatsConfig.connect_options``); ``servers``, when given, replace the servers they name."""
     stop = stop_event or asyncio.Event()
     loop = asyncio.get_running_loop()
     installed = []
@@ -123,8 +132,12 @@ async def run_engine(servers: list[str] | None = None, *, memory: bool = False,
             installed.append(sig)
         except (NotImplementedError, RuntimeError):  # not the main thread
             pass
-    connection = await Connection.connect(servers, name="grctl-engine")
-    engine = Engine(connection, step_timeout=step_timeout, wait_timeout=wait_timeout, memory=memory)
+    options: dict[str, Any] = {"name": "grctl-engine", **(connect_options or {})}
+    if servers is not None:
+        options["servers"] = servers
+    connection = await Connection.connect(**options)
+    engine = Engine(connection, step_timeout=step_timeout, wait_timeout=wait_timeout, memory=memory,
+                    stream=stream)
     try:
         await engine.start()
         await stop.wait()
