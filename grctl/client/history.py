@@ -15,14 +15,32 @@ from nats.js.api import DeliverPolicy
 from grctl.models.history import HistoryEvent, decode_history
 from grctl.nats import subjects
 from grctl.nats.connection import Connection
-from grctl.nats.jetstream import JetStreamError
+from grctl.nats.jetstream import JetStreamError, get_last, get_next
 
 PAGE = 512
 
 
 async def read_subject(nc: NATSClient, subject: str, start_seq: int = 1, page: int = PAGE,
                        timeout: float = 5.0) -> list[tuple[int, bytes]]:
-    """(sequence, data) of every message on ``subject`` with sequence >= ``start_seq``."""
+    """(sequence, data) of every message on ``subject`` with sequence >= ``start_seq``.
+
+    The pages come from direct gets, which any replica of a replicated stream may answer, a lagging one
+    included; the stream's leader then says which message is the subject's last, and whatever the
+    pages missed is read from the leader. So a worker replaying a step sees every recorded event."""
+    out = await _read_pages(nc, subject, start_seq, page, timeout)
+    last = await get_last(nc, subject, timeout)
+    seq = out[-1][0] + 1 if out else max(start_seq, 1)
+    while last is not None and last.seq >= seq:
+        missed = await get_next(nc, subject, seq, timeout)
+        if missed is None:
+            break
+        out.append((missed.seq, missed.data))
+        seq = missed.seq + 1
+    return out
+
+
+async def _read_pages(nc: NATSClient, subject: str, start_seq: int, page: int,
+                      timeout: float) -> list[tuple[int, bytes]]:
     out: list[tuple[int, bytes]] = []
     queue: asyncio.Queue[Msg] = asyncio.Queue()
 

@@ -1,8 +1,9 @@
 """The JetStream operations the protocol needs and nats-py has no helper for (NATS-NOTES.md):
-atomic batch publish, message schedules, direct gets by subject, purge by subject."""
+atomic batch publish, message schedules, reads by subject from the stream's leader, purge by subject."""
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 from dataclasses import dataclass, field
@@ -122,32 +123,48 @@ async def publish(nc: NATSClient, subject: str, data: bytes, headers: dict[str, 
     return ack
 
 
-def _stored(msg) -> StoredMsg | None:
-    headers = msg.headers or {}
-    status = headers.get("Status")
-    if status:
-        if status in ("404", "204"):
+# Reads go to the stream's leader ($JS.API.STREAM.MSG.GET), not to $JS.API.DIRECT.GET: on a replicated
+# stream a direct get may be answered by a follower that has not applied the latest writes yet, so a
+# worker could read a store value or a history one step behind. A leader read sees every acknowledged
+# write, and costs about 20 % more than a direct get.
+ERR_NO_MESSAGE = 10037
+
+
+def _parse_headers(block: bytes) -> dict[str, str]:
+    """A stored message's header block (``NATS/1.0\r\nKey: Value\r\n...``) as a dict."""
+    headers: dict[str, str] = {}
+    for line in block.decode("utf-8", errors="replace").split("\r\n")[1:]:
+        key, sep, value = line.partition(":")
+        if sep:
+            headers[key.strip()] = value.strip()
+    return headers
+
+
+async def _leader_get(nc: NATSClient, body: dict, timeout: float) -> StoredMsg | None:
+    reply = await nc.request(f"$JS.API.STREAM.MSG.GET.{subjects.STREAM}", json.dumps(body).encode(),
+                             timeout=timeout)
+    try:
+        found = _raise_on_error(reply.data)
+    except JetStreamError as exc:
+        if exc.err_code == ERR_NO_MESSAGE:
             return None
-        raise JetStreamError(int(status), 0, str(headers.get("Description", "")))
-    return StoredMsg(
-        seq=int(headers.get("Nats-Sequence", 0)),
-        subject=headers.get("Nats-Subject", ""),
-        data=msg.data or b"",
-        headers=dict(headers),
-    )
+        raise
+    msg = found["message"]
+    headers = _parse_headers(base64.b64decode(msg["hdrs"])) if msg.get("hdrs") else {}
+    headers.update({"Nats-Stream": subjects.STREAM, "Nats-Subject": msg["subject"],
+                    "Nats-Sequence": str(msg["seq"]), "Nats-Time-Stamp": msg.get("time", "")})
+    data = base64.b64decode(msg.get("data") or "")
+    return StoredMsg(seq=int(msg["seq"]), subject=msg["subject"], data=data, headers=headers)
 
 
 async def get_last(nc: NATSClient, subject: str, timeout: float = 5.0) -> StoredMsg | None:
     """The last stored message on ``subject`` (wildcards allowed), or None."""
-    msg = await nc.request(f"$JS.API.DIRECT.GET.{subjects.STREAM}.{subject}", b"", timeout=timeout)
-    return _stored(msg)
+    return await _leader_get(nc, {"last_by_subj": subject}, timeout)
 
 
 async def get_next(nc: NATSClient, subject: str, from_seq: int, timeout: float = 5.0) -> StoredMsg | None:
     """The first stored message on ``subject`` with sequence >= ``from_seq``, or None."""
-    req = json.dumps({"seq": max(from_seq, 1), "next_by_subj": subject}).encode()
-    msg = await nc.request(f"$JS.API.DIRECT.GET.{subjects.STREAM}", req, timeout=timeout)
-    return _stored(msg)
+    return await _leader_get(nc, {"seq": max(from_seq, 1), "next_by_subj": subject}, timeout)
 
 
 async def purge(nc: NATSClient, subject_filter: str, keep: int | None = None, timeout: float = 5.0,
