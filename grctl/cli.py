@@ -1,38 +1,41 @@
 """The ``grctl`` command line: a dispatcher with one function per subcommand.
 
 ``grctl engine`` runs the orchestration engine (here); the client subcommands (start, run, describe,
-history, send, cancel, terminate) live in ``grctl.cli_client``. Every subcommand takes ``-s/--server``
-(repeatable or comma-separated; default ``$GRCTL_NATS_SERVERS``, else ``nats://localhost:4225``), also
-accepted before the subcommand.
+history, send, cancel, terminate) live in ``grctl.cli_client``. Every subcommand takes ``-c/--config``
+(grctl.yaml: its ``nats`` section, and for the engine its ``engine`` section; see ``grctl.cli_config``)
+and ``-s/--server`` (repeatable or comma-separated; default: the file, else ``$GRCTL_NATS_SERVERS``,
+else ``nats://localhost:4225``), also accepted before the subcommand.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import os
 import sys
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from grctl.cli_client import EXIT_STATUS_HELP, EXIT_USAGE, CliError, add_client_parsers, run_client_command
-from grctl.nats.connection import servers_from_env
-from grctl.nats.stream_settings import StreamSettings
+
+if TYPE_CHECKING:
+    from grctl.daemon.model import DaemonConfig
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-SERVER_HELP = ("NATS server URL (repeatable or comma-separated; default: $GRCTL_NATS_SERVERS, "
-               "else nats://localhost:4225)")
+SERVER_HELP = ("NATS server URL (repeatable or comma-separated; default: the --config file, else "
+               "$GRCTL_NATS_SERVERS, else nats://localhost:4225)")
+CONFIG_HELP = ("grctl.yaml to take the NATS connection from (servers, credentials, TLS) and, for the "
+               "engine, the engine section; without it the GRCTL_NATS_* environment variables are read")
 
 
-def _servers(values: list[str] | None) -> list[str]:
-    """Servers from repeated/comma-separated ``-s`` options, else from the environment."""
-    if not values:
-        try:
-            return servers_from_env()
-        except ValueError as exc:
-            raise CliError(EXIT_USAGE, "the NATS servers in the environment (GRCTL_NATS_SERVERS) are "
-                                       f"neither a comma-separated nor a JSON list of URLs: {exc}") from None
-    return [s.strip() for v in values for s in v.split(",") if s.strip()]
+def _config(args: argparse.Namespace) -> DaemonConfig:
+    """The configuration (file or environment) with repeated/comma-separated ``-s`` servers applied."""
+    from grctl import cli_config  # the configuration loader (jsonschema) only when a command runs
+
+    servers = [s.strip() for v in args.server or [] for s in v.split(",") if s.strip()]
+    return cli_config.load(args.config, servers or None)
 
 
 def _positive_seconds(text: str) -> timedelta:
@@ -70,11 +73,12 @@ def add_engine_parser(sub: argparse._SubParsersAction, parents: list[argparse.Ar
     p.add_argument("--log-level", default=default_level, choices=["debug", "info", "warning", "error"],
                    type=str.lower, help="log level (default info)")
     p.add_argument("--memory", action="store_true", help="create the stream in memory instead of on disk")
-    p.add_argument("--step-timeout", type=_positive_seconds, default=timedelta(minutes=5), metavar="SECONDS",
-                   help="default step timeout (default 300)")
-    p.add_argument("--wait-timeout", type=_positive_seconds, default=timedelta(hours=1), metavar="SECONDS",
-                   help="default wait timeout (default 3600)")
-    stream = p.add_argument_group("the grctl_state stream (applied to an existing stream at every start)")
+    p.add_argument("--step-timeout", type=_positive_seconds, metavar="SECONDS",
+                   help="default step timeout (default: engine.step_timeout, else 300)")
+    p.add_argument("--wait-timeout", type=_positive_seconds, metavar="SECONDS",
+                   help="default wait timeout (default: engine.wait_timeout, else 3600)")
+    stream = p.add_argument_group("the grctl_state stream (applied to an existing stream at every start; "
+                                  "defaults from the --config file's engine section)")
     stream.add_argument("--replicas", type=int, metavar="N",
                         help="copies of the stream on as many NATS servers: 1 on a single node (the "
                              "default), 3 on a cluster")
@@ -92,16 +96,21 @@ def cmd_engine(args: argparse.Namespace) -> int:
     from grctl.engine import run_engine
 
     setup_logging(args.log_level)
-    servers = _servers(args.server)
+    cfg = _config(args)
+    engine = cfg.engine
+    flags = {"replicas": args.replicas, "max_bytes": args.max_bytes, "max_msg_size": args.max_msg_size,
+             "duplicate_window": args.duplicate_window}
     try:
-        stream = StreamSettings(**{k: v for k, v in (
-            ("replicas", args.replicas), ("max_bytes", args.max_bytes), ("max_msg_size", args.max_msg_size),
-            ("duplicate_window", args.duplicate_window)) if v is not None})
+        stream = dataclasses.replace(engine.stream_settings(),
+                                     **{k: v for k, v in flags.items() if v is not None})
     except ValueError as exc:
         raise CliError(EXIT_USAGE, str(exc)) from None
+    step_timeout = args.step_timeout or timedelta(seconds=engine.step_timeout or 300)
+    wait_timeout = args.wait_timeout or timedelta(seconds=engine.wait_timeout or 3600)
+    options = {**cfg.nats.connect_options(), "name": "grctl-engine"}
     try:
-        asyncio.run(run_engine(servers, memory=args.memory, step_timeout=args.step_timeout,
-                               wait_timeout=args.wait_timeout, stream=stream))
+        asyncio.run(run_engine(memory=args.memory, step_timeout=step_timeout, wait_timeout=wait_timeout,
+                               stream=stream, connect_options=options))
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
@@ -114,7 +123,8 @@ def cmd_engine(args: argparse.Namespace) -> int:
 
 
 def _client_command(args: argparse.Namespace) -> int:
-    return run_client_command(args, _servers(args.server))
+    nats = _config(args).nats
+    return run_client_command(args, nats.servers, nats.auth_options())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -123,10 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-s", "--server", action="append", metavar="URL", dest="top_server",
                         help=SERVER_HELP)
-    # The subcommands' own -s: absent from their namespace unless given, so a top-level -s survives.
+    parser.add_argument("-c", "--config", metavar="FILE", dest="top_config", help=CONFIG_HELP)
+    # The subcommands' own -s/-c: absent from their namespace unless given, so a top-level one survives.
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-s", "--server", action="append", metavar="URL", default=argparse.SUPPRESS,
                         help=SERVER_HELP)
+    common.add_argument("-c", "--config", metavar="FILE", default=argparse.SUPPRESS, help=CONFIG_HELP)
     client = argparse.ArgumentParser(add_help=False)
     client.add_argument("-v", "--verbose", action="store_true", help="log what the client does (stderr)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -140,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not hasattr(args, "server"):
         args.server = args.top_server
+    if not hasattr(args, "config"):
+        args.config = args.top_config
     try:
         return int(args.func(args))
     except CliError as exc:

@@ -68,6 +68,19 @@ def parse_duration(value: str | float | int) -> float:
     return total
 
 
+def parse_sync_interval(value: str | float | int) -> float | None:
+    """``"always"`` → None (fsync after every write), else a positive duration in seconds."""
+    if isinstance(value, str) and value.strip().lower() == "always":
+        return None
+    try:
+        seconds = parse_duration(value)
+    except ValueError:
+        seconds = 0.0
+    if seconds <= 0:
+        raise ValueError(f'{value!r} is not a valid sync interval (use "always", or a duration such as "2m")')
+    return seconds
+
+
 def parse_size(value: str | int) -> int:
     """``"512MiB"``, ``"10GB"``, ``"1.5GiB"`` or a number of bytes → bytes (KB, MB... are powers of 1000;
     KiB, MiB... of 1024)."""
@@ -126,6 +139,11 @@ def _format_checker() -> FormatChecker:
     def _duration(value: object) -> bool:
         if isinstance(value, str):
             parse_duration(value)
+        return True
+
+    @checker.checks("sync-interval", raises=ValueError)
+    def _sync_interval(value: object) -> bool:
+        parse_sync_interval(value)  # type: ignore[arg-type]
         return True
 
     @checker.checks("size", raises=ValueError)
@@ -203,6 +221,8 @@ _TYPE_WORDS = {
 def _expected(schema: dict[str, Any]) -> str:
     if schema.get("format") == "duration":
         return 'a duration such as "30s" or "2m", or a number of seconds'
+    if schema.get("format") == "sync-interval":
+        return '"always" or a duration such as "2m"'
     if schema.get("format") == "size":
         return 'a size such as "512MiB" or "10GB", or a number of bytes'
     types = schema.get("type")
