@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import os
 import statistics
-import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,13 +75,14 @@ class Figures:
 
 
 async def run_load(urls: list[str], label: str, runs: int, concurrency: int,
-                   on_progress: object = None) -> tuple[Figures, list[Outcome]]:
+                   on_progress: Callable[[int], None] | None = None,
+                   result_timeout: float = 90.0) -> tuple[Figures, list[Outcome]]:
     conn = await Connection.connect(urls, name="bench-client")
     try:
         client = Client(conn)
         await Load(client, 5, concurrency=5, prefix=f"warm-{time.time_ns()}").run()  # registration, caches
         load = Load(client, runs, concurrency=concurrency, prefix=f"bench-{time.time_ns()}",
-                    on_progress=on_progress)  # type: ignore[arg-type]
+                    on_progress=on_progress, result_timeout=result_timeout)
         started = time.monotonic()
         outcomes = await load.run()
         wall = time.monotonic() - started
@@ -93,7 +94,3 @@ async def run_load(urls: list[str], label: str, runs: int, concurrency: int,
         print(f"  {label}: {summary(outcomes)}", flush=True)
     return figures, outcomes
 
-
-def kill_wait(proc: subprocess.Popen[bytes]) -> None:
-    proc.kill()
-    proc.wait()
