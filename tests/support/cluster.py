@@ -125,7 +125,7 @@ class NatsCluster:
             if not node.running:
                 continue
             try:
-                jsz = node.monitor("jsz?streams=true")
+                jsz = node.monitor("jsz?streams=true&config=true")
             except (OSError, ValueError):
                 continue
             for account in jsz.get("account_details") or []:

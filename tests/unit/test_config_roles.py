@@ -4,6 +4,7 @@ alone."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ import yaml
 from grctl.daemon.config import Overrides, load_config, load_environment
 from grctl.daemon.errors import ConfigError
 from grctl.daemon.model import DaemonConfig
+from grctl.nats.server import find_nats_server
 from grctl.nats.stream_settings import StreamSettings
 
 
@@ -99,3 +101,26 @@ def test_the_environment_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         load_environment({"GRCTL_NATS_TLS_CA_FILE": "ca.pem"})
     assert "environment GRCTL_NATS_TLS_CA_FILE" in str(bad_tls.value)
     assert "cannot load the TLS files" in str(bad_tls.value)
+
+
+def test_the_cluster_examples_are_valid(tmp_path: Path) -> None:
+    """docs/examples: the engine and worker host files load as grctld would load them (credentials as
+    systemd hands them over), and the NATS node file passes ``nats-server -t``."""
+    examples = Path(__file__).resolve().parents[2] / "docs" / "examples"
+    creds = tmp_path / "credentials"
+    creds.mkdir()
+    for name in ("grctl_engine.creds", "grctl_worker.creds"):
+        (creds / name).write_text("-----BEGIN NATS USER JWT-----\nx\n------END NATS USER JWT------\n")
+    env = {"CREDENTIALS_DIRECTORY": str(creds)}
+    engine = load_config(str(examples / "grctl-engine.yaml"), environ=env)
+    assert engine.workflows == [] and engine.engine.embedded and engine.engine.replicas == 3
+    assert len(engine.nats.servers) == 3 and engine.nats.credentials_file == str(creds / "grctl_engine.creds")
+    worker = load_config(str(examples / "grctl-worker.yaml"), environ=env)
+    assert worker.workflows and not worker.engine.embedded and worker.nats.servers == engine.nats.servers
+    try:
+        binary = find_nats_server()
+    except FileNotFoundError:
+        pytest.skip("nats-server is not installed")
+    test = subprocess.run([binary, "-c", str(examples / "nats-node.conf"), "-t"], capture_output=True,
+                          text=True, timeout=30)
+    assert test.returncode == 0, test.stderr
