@@ -16,12 +16,12 @@ import logging
 import os
 import sys
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
+from grctl import cli_config
 from grctl.cli_client import EXIT_STATUS_HELP, EXIT_USAGE, CliError, add_client_parsers, run_client_command
-
-if TYPE_CHECKING:
-    from grctl.daemon.model import DaemonConfig
+from grctl.daemon.model import DaemonConfig
+from grctl.daemon.schema import parse_duration, parse_size
+from grctl.engine.snapshot import DEFAULT_RETENTION
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 SERVER_HELP = ("NATS server URL (repeatable or comma-separated; default: the --config file, else "
@@ -32,8 +32,6 @@ CONFIG_HELP = ("grctl.yaml to take the NATS connection from (servers, credential
 
 def _config(args: argparse.Namespace) -> DaemonConfig:
     """The configuration (file or environment) with repeated/comma-separated ``-s`` servers applied."""
-    from grctl import cli_config  # the configuration loader (jsonschema) only when a command runs
-
     servers = [s.strip() for v in args.server or [] for s in v.split(",") if s.strip()]
     return cli_config.load(args.config, servers or None)
 
@@ -46,8 +44,6 @@ def _positive_seconds(text: str) -> timedelta:
 
 
 def _size(text: str) -> int:
-    from grctl.daemon.schema import parse_size
-
     try:
         return parse_size(text)
     except ValueError as exc:
@@ -56,6 +52,18 @@ def _size(text: str) -> int:
 
 def _seconds_value(text: str) -> float:
     return _positive_seconds(text).total_seconds()
+
+
+def _retention(text: str) -> timedelta | None:
+    if text.strip().lower() in ("forever", "never", "0", "none"):
+        return None
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError("must be a positive duration, or \"forever\"")
+    return timedelta(seconds=seconds)
 
 
 def setup_logging(level: str) -> None:
@@ -77,6 +85,9 @@ def add_engine_parser(sub: argparse._SubParsersAction, parents: list[argparse.Ar
                    help="default step timeout (default: engine.step_timeout, else 300)")
     p.add_argument("--wait-timeout", type=_positive_seconds, metavar="SECONDS",
                    help="default wait timeout (default: engine.wait_timeout, else 3600)")
+    p.add_argument("--retention", type=_retention, default=DEFAULT_RETENTION, metavar="DURATION",
+                   help='how long finished runs are kept, e.g. "7d", "12h", "30m", or "forever" '
+                        "(default 7d)")
     stream = p.add_argument_group("the grctl_state stream (applied to an existing stream at every start; "
                                   "defaults from the --config file's engine section)")
     stream.add_argument("--replicas", type=int, metavar="N",
@@ -110,7 +121,7 @@ def cmd_engine(args: argparse.Namespace) -> int:
     options = {**cfg.nats.connect_options(), "name": "grctl-engine"}
     try:
         asyncio.run(run_engine(memory=args.memory, step_timeout=step_timeout, wait_timeout=wait_timeout,
-                               stream=stream, connect_options=options))
+                               retention=args.retention, stream=stream, connect_options=options))
     except KeyboardInterrupt:
         return 130
     except Exception as exc:

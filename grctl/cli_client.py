@@ -63,7 +63,8 @@ exit status:
 # about a second, and a long ``history --follow`` survives a short outage.
 CONNECT_OPTIONS: dict[str, Any] = {"connect_timeout": 2, "max_reconnect_attempts": 2,
                                    "reconnect_time_wait": 0.5}
-NO_RESPONDERS_RETRIES = 3
+# How long a command is tried again while no engine answers (e.g. one restarting) or it is busy.
+RETRY_FOR = 3.0
 
 Command = Callable[[Client, argparse.Namespace], Awaitable[int]]
 
@@ -165,24 +166,20 @@ async def _connected(args: argparse.Namespace, servers: list[str], command: Comm
                      auth: dict[str, Any]) -> int:
     connection = await connect(servers, auth)
     try:
-        for attempt in range(NO_RESPONDERS_RETRIES):
-            try:
-                return await command(Client(connection), args)
-            except nats.errors.NoRespondersError:
-                # Nothing subscribes to the API, so the command was not delivered: safe to repeat.
-                if attempt + 1 == NO_RESPONDERS_RETRIES:
-                    raise CliError(EXIT_UNREACHABLE, f"no engine answers on {', '.join(servers)} "
-                                                     "(is `grctl engine` running?)") from None
-                await asyncio.sleep(0.2)
-            except CliError:
-                raise
-            except WorkflowError as exc:
-                raise _refusal(exc, args) from None
-            except nats.errors.TimeoutError:
-                raise CliError(EXIT_UNREACHABLE, "the engine did not answer in time") from None
-            except (nats.errors.ConnectionClosedError, nats.errors.NoServersError) as exc:
-                raise CliError(EXIT_UNREACHABLE, f"lost the connection to NATS: {exc}") from None
-        raise AssertionError("unreachable")
+        try:
+            return await command(Client(connection, retry_for=RETRY_FOR), args)
+        except CliError:
+            raise
+        except WorkflowError as exc:
+            raise _refusal(exc, args) from None
+        except nats.errors.NoRespondersError:
+            # Nothing subscribes to the API, so the command was not delivered.
+            raise CliError(EXIT_UNREACHABLE, f"no engine answers on {', '.join(servers)} "
+                                             "(is `grctl engine` running?)") from None
+        except nats.errors.TimeoutError:
+            raise CliError(EXIT_UNREACHABLE, "the engine did not answer in time") from None
+        except (nats.errors.ConnectionClosedError, nats.errors.NoServersError) as exc:
+            raise CliError(EXIT_UNREACHABLE, f"lost the connection to NATS: {exc}") from None
     finally:
         await connection.close()
 

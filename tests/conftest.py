@@ -65,9 +65,11 @@ def subprocess_env(nats_url: str) -> dict[str, str]:
 async def engine(nats_url: str) -> AsyncIterator[Engine]:
     """An in-process engine on the test's nats-server (its own connection), stopped after the test.
 
-    Short worker-command timeout so tests that end runs without a live worker do not linger."""
+    Short worker-command timeout so tests that end runs without a live worker do not linger. The sweep
+    of acknowledged messages runs only when a test calls ``engine.sweeper.sweep()``, so tests that read
+    directives, tasks or background tasks see them."""
     conn = await Connection.connect([nats_url], name="grctl-engine-test")
-    eng = Engine(conn, worker_cmd_timeout=2.0)
+    eng = Engine(conn, worker_cmd_timeout=2.0, sweep_interval=3600)
     await eng.start()
     try:
         yield eng

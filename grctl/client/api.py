@@ -1,17 +1,30 @@
 """Request/reply to the engine API (``grctl_api.workflow.{wf_id}``) and the mapping of its error codes
-to exceptions (PROTOCOL.md §4.4.3)."""
+to exceptions.
+
+A command is sent again, unchanged (same command id), when no engine answered in time, none is
+subscribed right now (an engine restarting) or the engine said it is busy: every command is safe to
+repeat (a start carries its run id, the others get their directive id from the command id), so a
+retry never does the work twice. Retries use growing pauses and stop after ``budget`` seconds. At most
+``MAX_OUTSTANDING`` requests of one connection wait for the engine at once; the others queue here.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import weakref
+from dataclasses import dataclass
 from typing import Any
 
 from ulid import ULID
 
 from grctl.models.command import (
     ERR_ALREADY_RUNNING,
+    ERR_BUSY,
     ERR_RUN_FINISHED,
     ERR_RUN_NOT_FOUND,
     ERR_TYPE_NOT_REGISTERED,
+    H_OUTCOME,
+    OUTCOME_NOTIFY,
     APIResponse,
     Command,
     CommandKind,
@@ -28,8 +41,12 @@ from grctl.models.errors import (
 )
 from grctl.nats import subjects
 from grctl.nats.connection import Connection
+from grctl.nats.retry import Backoff, is_transient
 
 API_TIMEOUT = 5.0
+DEFAULT_BUDGET = 60.0
+MAX_OUTSTANDING = 256
+RETRY = Backoff(initial=0.1, factor=2.0, cap=3.0)
 
 _ERRORS: dict[int, type[WorkflowError]] = {
     ERR_ALREADY_RUNNING: WorkflowAlreadyRunningError,
@@ -38,11 +55,15 @@ _ERRORS: dict[int, type[WorkflowError]] = {
     ERR_TYPE_NOT_REGISTERED: WorkflowTypeNotRegisteredError,
 }
 
+_gates: weakref.WeakKeyDictionary[Connection, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+
+
+class EngineBusyError(WorkflowError):
+    """The engine stayed too busy to take the command for as long as the caller allowed."""
+
 
 def check_name(what: str, value: str) -> None:
-    reason = subjects.invalid_token_reason(value)
-    if reason:
-        raise ValueError(f"{what} {value!r} {reason}")
+    subjects.check_token(what, value)
 
 
 def raise_for(response: APIResponse, operation: str, wf_id: str) -> None:
@@ -54,17 +75,48 @@ def raise_for(response: APIResponse, operation: str, wf_id: str) -> None:
     message = err.message if err else "unknown error"
     if err and err.detail:
         message = f"{message} ({err.detail})"
-    cls = _ERRORS.get(code, WorkflowError)
+    cls = _ERRORS.get(code, EngineBusyError if code == ERR_BUSY else WorkflowError)
     exc = cls(f"{operation} {wf_id!r} failed (code={code}): {message}")
     exc.code = code  # type: ignore[attr-defined]
     raise exc
 
 
+@dataclass(frozen=True, slots=True)
+class Reply:
+    response: APIResponse
+    notifies: bool  # the engine announces run outcomes on core NATS (ours; the public server does not)
+
+
+def _gate(connection: Connection) -> asyncio.Semaphore:
+    gate = _gates.get(connection)
+    if gate is None:
+        gate = _gates[connection] = asyncio.Semaphore(MAX_OUTSTANDING)
+    return gate
+
+
 async def call(connection: Connection, wf_id: str, kind: CommandKind, msg: Any, sender_id: str,
-               timeout: float = API_TIMEOUT) -> APIResponse:
-    """Send one command for ``wf_id`` and raise on an error reply."""
+               timeout: float = API_TIMEOUT, budget: float = DEFAULT_BUDGET) -> Reply:
+    """Send one command for ``wf_id`` (again, unchanged, after transient failures for up to ``budget``
+    seconds) and raise on an error reply."""
     cmd = Command(id=str(ULID()), kind=kind, timestamp=utcnow(), msg=msg, sender_id=sender_id)
-    reply = await connection.nc.request(subjects.api_workflow(wf_id), encode_command(cmd), timeout=timeout)
-    response = decode_response(reply.data)
-    raise_for(response, str(kind), wf_id)
-    return response
+    data = encode_command(cmd)
+    subject = subjects.api_workflow(wf_id)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + budget
+    attempt = 0
+    async with _gate(connection):
+        while True:
+            attempt += 1
+            try:
+                reply = await connection.interruptible(connection.nc.request(subject, data, timeout=timeout))
+                response = decode_response(reply.data)
+                if not (response.error is not None and response.error.code == ERR_BUSY):
+                    raise_for(response, str(kind), wf_id)
+                    notifies = (reply.headers or {}).get(H_OUTCOME) == OUTCOME_NOTIFY
+                    return Reply(response, notifies)
+                if loop.time() + RETRY.delay(attempt) > deadline:
+                    raise_for(response, str(kind), wf_id)
+            except Exception as exc:
+                if not is_transient(exc) or loop.time() + RETRY.delay(attempt) > deadline:
+                    raise
+            await asyncio.sleep(RETRY.delay(attempt))

@@ -15,15 +15,14 @@ from typing import Any, TypeVar, overload
 
 from ulid import ULID
 
-from grctl.client import api
-from grctl.client.handle import WorkflowHandle
-from grctl.client.history import follow_history, read_history
-from grctl.client.watch import settle
-from grctl.models.command import CommandKind, DescribeCmd, StartCmd
+from grctl.client import api, registering
+from grctl.client.handle import WorkflowHandle, start_run
+from grctl.codec import CodecRegistry, default_codec
+from grctl.models.command import CommandKind, DescribeCmd
 from grctl.models.common import RunInfo, utcnow
 from grctl.models.history import HistoryEvent
 from grctl.nats.connection import Connection
-from grctl.worker import codec
+from grctl.nats.history import follow_history, read_history
 
 T = TypeVar("T")
 
@@ -35,13 +34,24 @@ def _seconds(timeout: timedelta | float | None) -> float | None:
 
 
 class Client:
-    def __init__(self, connection: Connection) -> None:
+    """``codec`` converts custom types in inputs, event payloads and results (``grctl.codec``).
+    ``retry_for``: how long (seconds) a command is tried again while no engine answers, the engine is
+    busy or NATS is reconnecting, before the error is raised (commands are safe to repeat)."""
+
+    def __init__(self, connection: Connection, codec: CodecRegistry | None = None,
+                 retry_for: float = api.DEFAULT_BUDGET) -> None:
         self._connection = connection
+        self._codec = codec or default_codec
+        self.retry_for = retry_for
         self.id = f"c_{secrets.token_hex(4)}@{socket.gethostname() or 'localhost'}"
 
     @property
     def connection(self) -> Connection:
         return self._connection
+
+    @property
+    def codec(self) -> CodecRegistry:
+        return self._codec
 
     async def start_workflow(self, type: str, id: str, input: Any = None,
                              timeout: timedelta | float | None = None,
@@ -53,22 +63,12 @@ class Client:
         """
         api.check_name("workflow type", type)
         api.check_name("workflow id", id)
+        await registering.wait_registered(self._connection, type)  # a worker starting on this connection
         seconds = _seconds(timeout)
         run_info = RunInfo(id=str(ULID()), wf_id=id, wf_type=type, created_at=utcnow(),
                            timeout=max(1, int(seconds)) if seconds else None)
-        return await self._start(run_info, input, return_type, self.id)
-
-    async def _start(self, run_info: RunInfo, input: Any, return_type: Any,
-                     sender_id: str) -> WorkflowHandle:
-        handle = WorkflowHandle(run_info, self._connection, sender_id, return_type)
-        await handle.watcher.watch()  # before the start command, so no event can be missed
-        try:
-            await api.call(self._connection, run_info.wf_id, CommandKind.run_start,
-                           StartCmd(run_info=run_info, input=codec.normalize(input)), sender_id)
-        except BaseException:
-            await handle.discard()
-            raise
-        return handle
+        return await start_run(self._connection, run_info, input, self.id, return_type, self.retry_for,
+                               self._codec)
 
     @overload
     async def run_workflow(self, type: str, id: str, input: Any = None,
@@ -90,23 +90,25 @@ class Client:
 
     async def describe(self, wf_id: str) -> RunInfo:
         """RunInfo of the latest run of ``wf_id``; ``WorkflowNotFoundError`` if there is none."""
+        return (await self._describe(wf_id)).response.run_info()
+
+    async def _describe(self, wf_id: str) -> api.Reply:
         api.check_name("workflow id", wf_id)
-        response = await api.call(self._connection, wf_id, CommandKind.run_describe,
-                                  DescribeCmd(wf_id=wf_id), self.id)
-        return response.run_info()
+        return await api.call(self._connection, wf_id, CommandKind.run_describe, DescribeCmd(wf_id=wf_id),
+                              self.id, budget=self.retry_for)
 
     async def get_workflow_handle(self, wf_id: str) -> WorkflowHandle:
-        """A handle on the latest run of ``wf_id``; its future resolves at once if the run has ended."""
-        run_info = await self.describe(wf_id)
-        handle = WorkflowHandle(run_info, self._connection, self.id)
-        if run_info.is_terminal:
-            for event in reversed(await read_history(self._connection.nc, wf_id, run_info.id)):
-                if settle(handle.future, event):
-                    return handle
-        await handle.watcher.watch()
+        """A handle on the latest run of ``wf_id``, listening for its outcome; its future resolves at
+        once if the run has ended."""
+        reply = await self._describe(wf_id)
+        handle = WorkflowHandle(reply.response.run_info(), self._connection, self.id, codec=self._codec,
+                                notifies=reply.notifies, budget=self.retry_for)
+        await handle.watch()
         return handle
 
-    get_handle = get_workflow_handle
+    async def get_handle(self, workflow_id: str) -> WorkflowHandle:
+        """The same as ``get_workflow_handle`` (the documentation's name and keyword)."""
+        return await self.get_workflow_handle(workflow_id)
 
     async def get_history(self, wf_id: str, run_id: str | None = None) -> list[HistoryEvent]:
         """Every history event of a run (default: the latest run of ``wf_id``), in order."""

@@ -1,5 +1,16 @@
-"""Watching a run for its outcome: a deliver-last push consumer on the run's history subject resolves
-a future on the first terminal event (PROTOCOL.md §5.15)."""
+"""Waiting for a run's outcome: a future resolved by the run's terminal history event.
+
+With our engine (its replies carry the ``Grctl-Outcome: notify`` header) the watcher subscribes to the
+core NATS subject ``grctl_outcome.{wf_id}.{run_id}``, on which the engine announces the end of the run:
+no JetStream API call and no consumer per awaited run, so any number of runs can be awaited at once.
+It subscribes before the run is started (or, for a run that exists, before reading its stored last
+event once), so no outcome can slip between the check and the subscription; after a reconnection it
+reads the stored last event again, in case the announcement was sent while it was away.
+
+The public server announces nothing: then the watcher falls back to an ephemeral JetStream consumer
+that delivers the run's last history event and every new one (``watch_history``), made again after a
+reconnection.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +19,7 @@ import logging
 from typing import Any
 
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from grctl.models.errors import (
@@ -18,10 +30,13 @@ from grctl.models.errors import (
 from grctl.models.history import HistoryEvent, HistoryKind, decode_history
 from grctl.nats import subjects
 from grctl.nats.connection import Connection
+from grctl.nats.history import last_event
+from grctl.nats.retry import TRANSPORT, is_transient
 
 log = logging.getLogger("grctl.client")
 
 INACTIVE_THRESHOLD = 5.0
+RECHECK_ATTEMPTS = 60
 
 
 def outcome_of(event: HistoryEvent) -> tuple[bool, Any]:
@@ -65,30 +80,75 @@ class RunWatcher:
         # An outcome nobody awaits must not be reported as "exception never retrieved".
         self.future.add_done_callback(lambda f: f.cancelled() or f.exception())
         self.future.add_done_callback(self._on_done)
-        self._sub: Any = None
+        self._sub: Subscription | None = None
+        self._history_sub: Subscription | None = None  # the fallback for engines that announce nothing
         self._consumer: str | None = None
         self._closing: asyncio.Task[None] | None = None
+        self._listening = False
 
     @property
     def watching(self) -> bool:
-        return self._sub is not None
+        return self._sub is not None or self._history_sub is not None
 
-    async def watch(self) -> None:
-        """Subscribe (deliver last: the latest event already stored, then every new one).
-
-        The consumer is ephemeral, in memory and without acks; it is deleted as soon as the outcome is
-        known, so a busy client does not leave hundreds of idle consumers for the server to match.
-        After a reconnection it is made again (a restarted server has lost it).
-        """
-        if self._sub is not None or self.future.done():
+    async def watch(self, check_stored: bool = True) -> None:
+        """Subscribe to the run's outcome announcements; then, unless the run is only about to be
+        started (``check_stored=False``), read its stored last event once."""
+        if self.future.done():
             return
-        await self._subscribe()
-        self._connection.add_reconnect_listener(self._rewatch)
+        if self._sub is None:
+            self._sub = await self._connection.nc.subscribe(subjects.outcome(self.wf_id, self.run_id),
+                                                            cb=self._on_msg)
+        if not self._listening:
+            self._listening = True
+            self._connection.add_reconnect_listener(self._recheck)
+        if check_stored:
+            await self.check_stored()
 
-    async def _subscribe(self) -> None:
+    async def check_stored(self) -> None:
+        """Settle the future from the run's stored last event, if that event ends the run."""
+        if self.future.done():
+            return
+        event = await last_event(self._connection.nc, self.wf_id, self.run_id)
+        if event is not None:
+            settle(self.future, event)
+
+    async def _recheck(self) -> None:
+        """After a reconnection: an announcement may have been missed; read the stored outcome (or
+        make the history consumer again, which a restarted server has lost)."""
+        for attempt in range(1, RECHECK_ATTEMPTS + 1):
+            if self.future.done() or self._connection.is_closed:
+                return
+            try:
+                if self._history_sub is not None:
+                    await self._unsubscribe_history()
+                    await self.watch_history()
+                else:
+                    await self.check_stored()
+                return
+            except Exception as exc:  # JetStream may need a moment after a server restart
+                if not is_transient(exc) and not isinstance(exc, OSError):
+                    log.warning("checking run %s after a reconnection failed: %s", self.run_id, exc)
+                await asyncio.sleep(TRANSPORT.delay(attempt))
+        log.warning("gave up checking run %s after a reconnection", self.run_id)
+
+    async def _on_msg(self, msg: Msg) -> None:
+        try:
+            event = decode_history(msg.data)
+        except Exception as exc:  # not an event of a kind we know: nothing to settle
+            log.debug("skipping an undecodable history event of run %s: %s", self.run_id, exc)
+            return
+        settle(self.future, event)
+
+    # --- the fallback: a history consumer --------------------------------------------------------
+
+    async def watch_history(self) -> None:
+        """Watch the run's history with an ephemeral consumer (deliver last: the latest event already
+        stored, then every new one), for engines that do not announce outcomes."""
+        if self.future.done() or self._history_sub is not None:
+            return
         nc = self._connection.nc
         inbox = nc.new_inbox()
-        self._sub = await nc.subscribe(inbox, cb=self._on_msg)
+        self._history_sub = await nc.subscribe(inbox, cb=self._on_msg)
         config = ConsumerConfig(
             deliver_subject=inbox, filter_subject=subjects.history(self.wf_id, self.run_id),
             deliver_policy=DeliverPolicy.LAST, ack_policy=AckPolicy.NONE, mem_storage=True,
@@ -97,42 +157,15 @@ class RunWatcher:
         try:
             info = await self._connection.js.add_consumer(subjects.STREAM, config)
         except BaseException:
-            await self._unsubscribe()
+            await self._unsubscribe_history()
             raise
         self._consumer = info.name
+        if not self._listening:
+            self._listening = True
+            self._connection.add_reconnect_listener(self._recheck)
 
-    async def _rewatch(self) -> None:
-        """A new consumer after a reconnection; deliver last also brings an outcome stored meanwhile."""
-        for attempt in range(60):
-            if self.future.done() or self._connection.is_closed:
-                return
-            await self._unsubscribe()
-            try:
-                await self._subscribe()
-                return
-            except Exception as exc:  # JetStream may need a moment after a server restart
-                log.debug("re-watching run %s failed (%s); retrying", self.run_id, exc)
-                await asyncio.sleep(min(0.2 * (attempt + 1), 2.0))
-        log.warning("gave up watching run %s after a reconnection", self.run_id)
-
-    async def _on_msg(self, msg: Msg) -> None:
-        try:
-            event = decode_history(msg.data)
-        except Exception as exc:
-            log.debug("skipping an undecodable history event of run %s: %s", self.run_id, exc)
-            return
-        settle(self.future, event)
-
-    def _on_done(self, _: asyncio.Future[Any]) -> None:
-        if self._sub is not None and self._closing is None:
-            self._closing = asyncio.ensure_future(self.close())
-
-    async def close(self) -> None:
-        self._connection.remove_reconnect_listener(self._rewatch)
-        await self._unsubscribe()
-
-    async def _unsubscribe(self) -> None:
-        sub, self._sub = self._sub, None
+    async def _unsubscribe_history(self) -> None:
+        sub, self._history_sub = self._history_sub, None
         consumer, self._consumer = self._consumer, None
         if sub is not None:
             try:
@@ -141,10 +174,28 @@ class RunWatcher:
                 log.debug("unsubscribing from run %s failed", self.run_id, exc_info=True)
         if consumer is not None and not self._connection.is_closed:
             try:
-                await self._connection.nc.request(
-                    f"$JS.API.CONSUMER.DELETE.{subjects.STREAM}.{consumer}", b"", timeout=2.0)
+                await self._connection.js.delete_consumer(subjects.STREAM, consumer)
             except Exception:  # it expires on its own after the inactive threshold
                 log.debug("deleting the history consumer of run %s failed", self.run_id, exc_info=True)
+
+    # --- closing ---------------------------------------------------------------------------------
+
+    def _on_done(self, _: asyncio.Future[Any]) -> None:
+        if self.watching and self._closing is None:
+            self._closing = asyncio.ensure_future(self.close())
+
+    async def close(self) -> None:
+        """Stop listening (the future stays as it is)."""
+        if self._listening:
+            self._listening = False
+            self._connection.remove_reconnect_listener(self._recheck)
+        sub, self._sub = self._sub, None
+        if sub is not None:
+            try:
+                await sub.unsubscribe()
+            except Exception:
+                log.debug("unsubscribing from run %s failed", self.run_id, exc_info=True)
+        await self._unsubscribe_history()
 
     async def discard(self) -> None:
         """Stop watching and drop the future (used for child handles at the end of a step)."""

@@ -196,12 +196,21 @@ async def run_engine(cfg: DaemonConfig, status: StatusPipe) -> int:
         return EXIT_CRASH
     log.info("engine ready")
     status.ready({"pid": os.getpid()})
-    await stop.wait()
+    stopped, lost = asyncio.ensure_future(stop.wait()), asyncio.ensure_future(connection.wait_lost())
+    await asyncio.wait({stopped, lost}, return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    lost.cancel()
+    code = 0
+    if not stop.is_set():  # the connection is gone for good: a crash for the supervisor
+        message = "engine: the NATS connection was closed for good"
+        log.error("%s", message)
+        status.error(message)
+        code = EXIT_CRASH
     connector.closing = True
-    await engine.stop(cfg.shutdown_timeout)
+    await engine.stop(cfg.shutdown_timeout if code == 0 else 5.0)
     await connection.close()
     log.info("engine stopped")
-    return 0
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:

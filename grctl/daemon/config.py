@@ -20,7 +20,7 @@ from grctl.daemon.errors import ConfigError, Problem
 from grctl.daemon.model import DaemonConfig
 from grctl.daemon.resolve import Resolver
 from grctl.daemon.yamlmarks import Marks, Path, YamlError, load_with_marks
-from grctl.nats.connection import _split_servers
+from grctl.nats.connection import split_servers
 
 DEFAULT_PATH = "/etc/grctl/grctl.yaml"
 
@@ -135,7 +135,7 @@ def apply_overrides(
         raw = environ.get(name, "")
         if raw.strip():
             try:
-                servers = _split_servers(raw)
+                servers = split_servers(raw)
             except ValueError as exc:
                 raise ConfigError(
                     [Problem(f"environment {name}", None, ("nats", "servers"), str(exc))]

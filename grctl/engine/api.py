@@ -1,15 +1,28 @@
-"""The engine's request/reply API on ``grctl_api.>`` (PROTOCOL.md §4.4, §5.2), served in the queue group
-``grctl_api`` so several engines on one stream answer each request once.
+"""The engine's request/reply API on ``grctl_api.>``, served in the queue group ``grctl_api`` so several
+engines on one stream answer each request once.
 
 Replies decode with the public SDK 0.3.0 (absent keys omitted). Names that would break subjects are
-refused with 4006. ``run.start`` is safe against concurrent starts of one workflow id, in this process
-(a per-id lock) and across engines (compare-and-swap on the id's latest run-info record).
+refused with 4006 before anything is read or written.
+
+Lookups by workflow id read one exact subject, ``grctl_latest.{wf_id}`` (ours: the id's latest run),
+then the run's own run-info record, so their cost does not grow with the number of runs stored.
+``run.start`` writes the pointer with a compare-and-swap on that subject: concurrent starts of one id
+(in this engine, serialised per id; across engines, by the CAS) create one run. A start whose run id
+already exists is answered with success: a client that retries after a lost reply gets its run, never
+a second one. Events, cancels and terminates take their directive id from the command id, so a retried
+command is stored once (the stream's duplicate window).
+
+Admission: at most ``MAX_CONCURRENT_REQUESTS`` requests are worked on at once; a request that cannot
+get a slot within ``QUEUE_WAIT`` seconds (or arrives when ``MAX_QUEUED`` are already waiting) is
+answered at once with 5030 "busy", which our client retries after a pause: overload shows as latency,
+not as timeouts and duplicate work.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -20,19 +33,24 @@ from nats.aio.subscription import Subscription
 from ulid import ULID
 
 from grctl.engine.committer import GroupCommitter
+from grctl.engine.keyed import KeyedSerializer
 from grctl.engine.registry import Registry
 from grctl.engine.store import Outcome, classify
 from grctl.models.command import (
     ERR_ALREADY_RUNNING,
+    ERR_BUSY,
     ERR_INTERNAL,
     ERR_INVALID_NAME,
     ERR_RUN_FINISHED,
     ERR_RUN_NOT_FOUND,
     ERR_TYPE_NOT_REGISTERED,
     ERR_UNKNOWN_COMMAND,
+    H_OUTCOME,
+    OUTCOME_NOTIFY,
     APIError,
     APIResponse,
     CancelCmd,
+    Command,
     CommandKind,
     DescribeCmd,
     EventCmd,
@@ -53,17 +71,22 @@ from grctl.models.directive import (
     Terminate,
     encode_directive,
 )
+from grctl.models.records import LatestRun
 from grctl.nats import subjects
-from grctl.nats.jetstream import H_EXPECTED_LAST_SUBJECT_SEQ, H_MSG_ID, OutMsg, get_last, publish
+from grctl.nats.direct import StoredMsg, get_last
+from grctl.nats.jetstream import H_EXPECTED_LAST_SUBJECT_SEQ, H_MSG_ID, OutMsg, publish
 
 log = logging.getLogger(__name__)
 
-H_EXPECTED_LAST_SUBJECT_SEQ_SUBJECT = "Nats-Expected-Last-Subject-Sequence-Subject"
 MAX_CONCURRENT_REQUESTS = 256
+MAX_QUEUED = 4096
+QUEUE_WAIT = 2.0
 START_ATTEMPTS = 5
 API_SETTLE_SECONDS = 0.05
 
 OK = APIResponse(success=True)
+_latest_decoder = msgspec.msgpack.Decoder(LatestRun)
+_info_decoder = msgspec.msgpack.Decoder(RunInfo)
 
 
 def fail(code: int, message: str, detail: str = "") -> APIResponse:
@@ -78,6 +101,7 @@ FINISHED = fail(ERR_RUN_FINISHED, "Workflow run has already finished and cannot 
                 "workflow run is in a terminal state")
 NOT_REGISTERED = fail(ERR_TYPE_NOT_REGISTERED, "Workflow type not registered", "workflow type not registered")
 UNKNOWN = fail(ERR_UNKNOWN_COMMAND, "Unknown API command", "unknown API command")
+BUSY = fail(ERR_BUSY, "Engine busy", "too many requests at once; retry after a pause")
 
 
 def check_names(*named: tuple[str, str]) -> APIResponse | None:
@@ -85,8 +109,17 @@ def check_names(*named: tuple[str, str]) -> APIResponse | None:
     for what, value in named:
         reason = subjects.invalid_token_reason(value)
         if reason:
-            return fail(ERR_INVALID_NAME, f"Invalid {what}", f"{what} {value!r} {reason}")
+            shown = value if len(value) <= 64 else f"{value[:61]}..."
+            return fail(ERR_INVALID_NAME, f"Invalid {what}", f"{what} {shown!r} {reason}")
     return None
+
+
+def directive_id(kind: DirectiveKind, cmd: Command) -> str:
+    """The id of the directive a command becomes: derived from the command id when it can be, so that a
+    command sent again (a retry after a lost reply) is recognised as a duplicate."""
+    if cmd.id and subjects.invalid_id_reason(cmd.id) is None and len(cmd.id) <= subjects.MAX_NAME_BYTES:
+        return f"{kind}.{cmd.id}"
+    return str(ULID())
 
 
 class ApiServer:
@@ -98,9 +131,10 @@ class ApiServer:
         self._start_step_timeout_ms = start_step_timeout_ms
         self._sub: Subscription | None = None
         self._gate = asyncio.Semaphore(MAX_CONCURRENT_REQUESTS)
+        self._waiting = 0
         self._tasks: set[asyncio.Task[None]] = set()
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._handlers: dict[CommandKind, Callable[[Any], Awaitable[APIResponse]]] = {
+        self._per_id = KeyedSerializer()
+        self._handlers: dict[CommandKind, Callable[[Command], Awaitable[APIResponse]]] = {
             CommandKind.run_start: self._start,
             CommandKind.run_describe: self._describe,
             CommandKind.run_event: self._event,
@@ -108,9 +142,11 @@ class ApiServer:
             CommandKind.run_terminate: self._terminate,
             CommandKind.worker_register: self._register,
         }
+        self.busy_replies = 0
 
     async def start(self) -> None:
-        self._sub = await self._nc.subscribe(subjects.API_ALL, queue=subjects.API_QUEUE, cb=self._on_msg)
+        self._sub = await self._nc.subscribe(subjects.API_ALL, queue=subjects.API_QUEUE, cb=self._on_msg,
+                                             pending_msgs_limit=-1, pending_bytes_limit=-1)
         await self._nc.flush()  # the server knows the subscription when start() returns...
         # ...but requests from other connections right after that were seen to get "no responders" now
         # and then (nats-server 2.15, ~4 in 100 fresh subscriptions); a short settle time avoids it.
@@ -133,37 +169,83 @@ class ApiServer:
         task.add_done_callback(self._tasks.discard)
 
     async def _serve(self, msg: Msg) -> None:
-        async with self._gate:
-            try:
-                resp = await self.handle(msg.data)
-            except Exception as exc:  # never leave a requester without an answer
-                log.exception("API request on %s failed", msg.subject)
-                resp = fail(ERR_INTERNAL, str(exc))
+        resp = await self._admitted(msg)
         if msg.reply:
+            headers = {H_OUTCOME: OUTCOME_NOTIFY} if resp.success else None
             try:
-                await msg.respond(encode_response(resp))
+                await self._nc.publish(msg.reply, encode_response(resp), headers=headers)
             except Exception as exc:
-                log.warning("replying on %s failed: %s", msg.subject, exc)
+                log.warning("replying on %s failed: %s", msg.subject[:128], exc)
+
+    async def _admitted(self, msg: Msg) -> APIResponse:
+        """The reply to ``msg``, or BUSY when no slot frees up in time."""
+        if self._waiting >= MAX_QUEUED:
+            self.busy_replies += 1
+            return BUSY
+        self._waiting += 1
+        arrived = time.monotonic()
+        try:
+            await asyncio.wait_for(self._gate.acquire(), QUEUE_WAIT)
+        except TimeoutError:
+            self.busy_replies += 1
+            return BUSY
+        finally:
+            self._waiting -= 1
+        try:
+            if time.monotonic() - arrived > QUEUE_WAIT:
+                self.busy_replies += 1
+                return BUSY
+            return await self.handle(msg.data)
+        except Exception as exc:  # never leave a requester without an answer
+            log.exception("API request on %s failed", msg.subject[:128])
+            return fail(ERR_INTERNAL, str(exc))
+        finally:
+            self._gate.release()
 
     async def handle(self, data: bytes) -> APIResponse:
         try:
             cmd = decode_command(data)
-        except Exception as exc:
+        except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
             log.warning("undecodable API request: %s", exc)
             return fail(ERR_INTERNAL, str(exc))
         handler = self._handlers.get(cmd.kind)
         if not cmd.id or handler is None:
             return UNKNOWN
         try:
-            return await handler(cmd.msg)
-        except Exception as exc:
-            log.warning("API %s failed: %s", cmd.kind, exc)
+            return await handler(cmd)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            log.warning("API %s: a stored record cannot be read: %s", cmd.kind, exc)
             return fail(ERR_INTERNAL, str(exc))
+        except (TimeoutError, ConnectionError, OSError) as exc:
+            log.warning("API %s failed: %s", cmd.kind, exc)
+            return fail(ERR_INTERNAL, str(exc) or type(exc).__name__)
+
+    # --- lookups by workflow id ------------------------------------------------------------------
+
+    async def _pointer(self, wf_id: str) -> tuple[LatestRun, StoredMsg] | None:
+        stored = await get_last(self._nc, subjects.latest(wf_id))
+        if stored is None:
+            return None
+        return _latest_decoder.decode(stored.data), stored
+
+    async def _run_info(self, wf_type: str, wf_id: str, run_id: str) -> tuple[RunInfo, bytes] | None:
+        stored = await get_last(self._nc, subjects.run_info(wf_type, wf_id, run_id))
+        if stored is None:
+            return None
+        return _info_decoder.decode(stored.data), stored.data
+
+    async def _latest(self, wf_id: str) -> tuple[RunInfo, bytes] | None:
+        found = await self._pointer(wf_id)
+        if found is None:
+            return None
+        pointer = found[0]
+        return await self._run_info(pointer.wf_type, wf_id, pointer.run_id)
 
     # --- run.start -----------------------------------------------------------------------------
 
-    async def _start(self, cmd: StartCmd) -> APIResponse:
-        ri = cmd.run_info
+    async def _start(self, cmd: Command) -> APIResponse:
+        start: StartCmd = cmd.msg
+        ri = start.run_info
         bad = check_names(("workflow id", ri.wf_id), ("workflow type", ri.wf_type), ("run id", ri.id))
         if bad:
             return bad
@@ -171,63 +253,58 @@ class ApiServer:
         if entry is None:
             return NOT_REGISTERED
         timeout_ms = entry.start_step_timeout_ms or self._start_step_timeout_ms
-        d = Directive(id=str(ULID()), timestamp=utcnow(), kind=DirectiveKind.start, run_info=ri,
-                      msg=Start(input=cmd.input, timeout_ms=timeout_ms))
-        lock = self._locks.setdefault(ri.wf_id, asyncio.Lock())
-        try:
-            async with lock:
-                return await self._create_run(d)
-        finally:
-            if not lock.locked() and self._locks.get(ri.wf_id) is lock:
-                del self._locks[ri.wf_id]
+        d = Directive(id=f"start.{ri.id}", timestamp=utcnow(), kind=DirectiveKind.start, run_info=ri,
+                      msg=Start(input=start.input, timeout_ms=timeout_ms))
+        return await self._per_id.run(ri.wf_id, lambda: self._create_run(d))
 
     async def _create_run(self, d: Directive) -> APIResponse:
         ri = d.run_info
-        latest_subject = subjects.latest_run_info(ri.wf_id)
         for _ in range(START_ATTEMPTS):
-            latest = await get_last(self._nc, latest_subject)
-            if latest is not None:
-                current = msgspec.msgpack.decode(latest.data, type=RunInfo)
-                if not current.is_terminal:
+            found = await self._pointer(ri.wf_id)
+            if found is not None:
+                pointer = found[0]
+                if pointer.run_id == ri.id:
+                    return OK  # this very start was done before (a retry): the run exists
+                latest = await self._run_info(pointer.wf_type, ri.wf_id, pointer.run_id)
+                if latest is not None and not latest[0].is_terminal:
                     return fail(ERR_ALREADY_RUNNING, "Workflow already has an active run",
-                                f"workflow already has an active run: {current.id}")
-                if current.id == ri.id:
-                    return fail(ERR_ALREADY_RUNNING, "Workflow already has an active run",
-                                f"run id {ri.id} was already used")
-            cas = {H_EXPECTED_LAST_SUBJECT_SEQ: str(latest.seq if latest else 0),
-                   H_EXPECTED_LAST_SUBJECT_SEQ_SUBJECT: latest_subject}
+                                f"workflow already has an active run: {pointer.run_id}")
+                if await self._run_info(ri.wf_type, ri.wf_id, ri.id) is not None:
+                    return OK  # an older start of this run id, retried after newer runs of the id
+            pointer_msg = OutMsg(subjects.latest(ri.wf_id),
+                                 msgspec.msgpack.encode(LatestRun(run_id=ri.id, wf_type=ri.wf_type)),
+                                 {H_EXPECTED_LAST_SUBJECT_SEQ: str(found[1].seq if found else 0)})
             msgs = [
-                OutMsg(subjects.run_info(ri.wf_type, ri.wf_id, ri.id), msgspec.msgpack.encode(ri), cas),
+                pointer_msg,
+                OutMsg(subjects.run_info(ri.wf_type, ri.wf_id, ri.id), msgspec.msgpack.encode(ri)),
                 OutMsg(subjects.directive(ri.wf_type, ri.wf_id, ri.id), encode_directive(d),
                        {H_MSG_ID: d.id}),
             ]
             try:
                 await self._committer.submit(msgs)
             except Exception as exc:
-                if classify(exc) is Outcome.RESNAPSHOT:
-                    continue  # another start (or a transition) wrote first: look again
+                outcome = classify(exc)
+                if outcome is Outcome.RESNAPSHOT:
+                    continue  # another start wrote first: look again
+                if outcome is Outcome.DONE:
+                    return OK  # the same start, committed by another engine or an earlier attempt
                 raise
             return OK
         return fail(ERR_INTERNAL, f"workflow {ri.wf_id} kept changing; start not done")
 
     # --- describe, event, cancel, terminate -----------------------------------------------------
 
-    async def _latest(self, wf_id: str) -> tuple[RunInfo, bytes] | None:
-        stored = await get_last(self._nc, subjects.latest_run_info(wf_id))
-        if stored is None:
-            return None
-        return msgspec.msgpack.decode(stored.data, type=RunInfo), stored.data
-
-    async def _describe(self, cmd: DescribeCmd) -> APIResponse:
-        bad = check_names(("workflow id", cmd.wf_id))
+    async def _describe(self, cmd: Command) -> APIResponse:
+        describe: DescribeCmd = cmd.msg
+        bad = check_names(("workflow id", describe.wf_id))
         if bad:
             return bad
-        found = await self._latest(cmd.wf_id)
+        found = await self._latest(describe.wf_id)
         if found is None:
             return not_found("failed to get run info: workflow run not found")
         return APIResponse(success=True, payload=msgspec.Raw(found[1]))
 
-    async def _send(self, wf_id: str, kind: DirectiveKind, msg: DirectiveMessage | None,
+    async def _send(self, cmd: Command, wf_id: str, kind: DirectiveKind, msg: DirectiveMessage | None,
                     event_name: str = "", payload: Any = None) -> APIResponse:
         bad = check_names(("workflow id", wf_id))
         if bad:
@@ -241,27 +318,37 @@ class ApiServer:
         if msg is None:  # an event: its step timeout comes from the registered event definition
             timeout_ms = await self._registry.event_timeout_ms(current.wf_type, event_name)
             msg = Event(event_name=event_name, payload=payload, timeout_ms=timeout_ms)
-        d = Directive(id=str(ULID()), timestamp=utcnow(), kind=kind, run_info=current, msg=msg)
+        d = Directive(id=directive_id(kind, cmd), timestamp=utcnow(), kind=kind, run_info=current, msg=msg)
         await publish(self._nc, subjects.directive(current.wf_type, current.wf_id, current.id),
                       encode_directive(d), {H_MSG_ID: d.id})
         return OK
 
-    async def _event(self, cmd: EventCmd) -> APIResponse:
-        bad = check_names(("event name", cmd.event_name))
-        return bad or await self._send(cmd.wf_id, DirectiveKind.event, None, cmd.event_name, cmd.payload)
+    async def _event(self, cmd: Command) -> APIResponse:
+        event: EventCmd = cmd.msg
+        bad = check_names(("event name", event.event_name))
+        return bad or await self._send(cmd, event.wf_id, DirectiveKind.event, None, event.event_name,
+                                       event.payload)
 
-    async def _cancel(self, cmd: CancelCmd) -> APIResponse:
-        return await self._send(cmd.wf_id, DirectiveKind.cancel, Cancel(reason=cmd.reason or ""))
+    async def _cancel(self, cmd: Command) -> APIResponse:
+        cancel: CancelCmd = cmd.msg
+        return await self._send(cmd, cancel.wf_id, DirectiveKind.cancel, Cancel(reason=cancel.reason or ""))
 
-    async def _terminate(self, cmd: TerminateCmd) -> APIResponse:
-        return await self._send(cmd.wf_id, DirectiveKind.terminate, Terminate(reason=cmd.reason or ""))
+    async def _terminate(self, cmd: Command) -> APIResponse:
+        terminate: TerminateCmd = cmd.msg
+        return await self._send(cmd, terminate.wf_id, DirectiveKind.terminate,
+                                Terminate(reason=terminate.reason or ""))
 
     # --- worker.register -------------------------------------------------------------------------
 
-    async def _register(self, cmd: RegisterCmd) -> APIResponse:
-        for t in cmd.types:
+    async def _register(self, cmd: Command) -> APIResponse:
+        register: RegisterCmd = cmd.msg
+        reason = subjects.invalid_id_reason(register.worker_id)
+        if reason:
+            return fail(ERR_INVALID_NAME, "Invalid worker id",
+                        f"worker id {register.worker_id[:64]!r} {reason}")
+        for t in register.types:
             bad = check_names(("workflow type", t.type), *(("event name", e.name) for e in t.events))
             if bad:
                 return bad
-        await self._registry.register(cmd.worker_id, cmd.types)
+        await self._registry.register(register.worker_id, register.types)
         return OK

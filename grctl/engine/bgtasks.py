@@ -1,5 +1,9 @@
-"""The background-task consumer (PROTOCOL.md §4.9): timer deletion, residue purge, parent notification
-and asking a worker to stop a run. At most 5 deliveries, then the task is dropped (logged)."""
+"""The background-task consumer: timer deletion, the inbox purge of a finished run, parent notification,
+asking a worker to stop a run, and (ours) removing a finished run once its retention has passed.
+
+A task that fails is retried with growing pauses for about ten minutes (a NATS outage or an election
+delays it; it does not lose it), then dropped with an error in the log.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from ulid import ULID
 
-from grctl.engine.manager import FETCH_TIMEOUT, consumer_config
+from grctl.engine.manager import engine_consumer
 from grctl.models.command import Command, CommandKind, WorkerTerminateRunCmd, encode_command
 from grctl.models.common import RunInfo, utcnow
 from grctl.models.directive import Directive, DirectiveKind, Event, encode_directive
@@ -22,20 +26,25 @@ from grctl.models.records import (
     BackgroundTask,
     DeleteInboxEvent,
     DeleteTimer,
+    LatestRun,
     NotifyParentComplete,
+    PurgeRun,
     PurgeRunResidue,
     WorkerTerminateRun,
 )
 from grctl.nats import subjects
-from grctl.nats.jetstream import H_MSG_ID, delete_msg, get_last, publish, purge
-from grctl.nats.pull import PullConsumer
+from grctl.nats.direct import get_last
+from grctl.nats.jetstream import H_MSG_ID, delete_msg, publish, purge
+from grctl.nats.pull import ACK, Decision, nak
+from grctl.nats.retry import Backoff
 
 log = logging.getLogger(__name__)
 
-MAX_BG_DELIVERIES = 5
-BG_RETRY_DELAY = 0.5
+MAX_BG_DELIVERIES = 60
+RETRY = Backoff(initial=0.2, factor=2.0, cap=10.0)
 
 _task_decoder = msgspec.msgpack.Decoder(BackgroundTask)
+_latest_decoder = msgspec.msgpack.Decoder(LatestRun)
 
 
 class RetryLater(Exception):
@@ -48,11 +57,10 @@ class BackgroundTasks:
         self._nc = nc
         self._sender_id = sender_id
         self._worker_cmd_timeout = worker_cmd_timeout
-        self.consumer = PullConsumer(js, subjects.BG_TASK_CONSUMER, self._handle,
-                                     config=consumer_config(subjects.BG_TASK), slots=128, batch=64,
-                                     fetch_timeout=FETCH_TIMEOUT)
+        self.consumer = engine_consumer(js, subjects.BG_TASK_CONSUMER, subjects.BG_TASK, self._handle,
+                                        slots=128, batch=64)
 
-    async def _handle(self, msg: Msg) -> None:
+    async def _handle(self, msg: Msg) -> Decision:
         delivered = msg.metadata.num_delivered or 1
         try:
             task = _task_decoder.decode(msg.data)
@@ -60,23 +68,19 @@ class BackgroundTasks:
             if payload_type is None:
                 raise ValueError(f"unknown background task kind {task.kind!r}")
             payload = msgspec.msgpack.decode(task.payload, type=payload_type)
-        except Exception as exc:
+        except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
             log.warning("dropping undecodable background task: %s", exc)
-            await msg.ack()
-            return
+            return ACK
         try:
             await self.run(task.deduplication_id, payload, msg.metadata.sequence.stream)
         except Exception as exc:
             if delivered >= MAX_BG_DELIVERIES:
                 log.error("dropping background task %s after %d attempts: %s", task.deduplication_id,
                           delivered, exc)
-                await msg.ack()
-            else:
-                log.warning("background task %s failed (attempt %d): %s", task.deduplication_id, delivered,
-                            exc)
-                await msg.nak(delay=BG_RETRY_DELAY)
-            return
-        await msg.ack()
+                return ACK
+            log.warning("background task %s failed (attempt %d): %s", task.deduplication_id, delivered, exc)
+            return nak(RETRY.delay(delivered))
+        return ACK
 
     async def run(self, dedup_id: str, payload: Any, own_seq: int) -> None:
         """Do one task; ``own_seq`` is the task message's stream sequence (it was committed with the
@@ -91,22 +95,37 @@ class BackgroundTasks:
             await self._terminate_on_worker(payload)
         elif isinstance(payload, DeleteInboxEvent):
             await delete_msg(self._nc, payload.seq_id)
+        elif isinstance(payload, PurgeRun):
+            await self._purge_run(payload)
 
     async def _purge_residue(self, p: PurgeRunResidue, own_seq: int) -> None:
-        if not p.run_id:  # a task written by the Go server: everything of the workflow id
+        if not p.run_id:  # a task written by the public server: everything of the workflow id
             for pattern in (f"grctl_directive.*.{p.wf_id}.>", f"grctl_timers.{p.wf_id}.>",
                             subjects.inbox(p.wf_id), f"grctl_worker_task.*.{p.wf_id}.>"):
                 await purge(self._nc, pattern)
             return
-        await purge(self._nc, f"grctl_directive.*.{p.wf_id}.{p.run_id}")
-        await purge(self._nc, f"grctl_worker_task.*.{p.wf_id}.{p.run_id}")
+        # Ours: the run's directives and tasks are swept with everything acknowledged (engine.sweep);
+        # timers named by tasks written before that are purged here.
         for timer_id in p.timer_ids:
             kind = timer_id.split(".", 1)[0]
             await purge(self._nc, subjects.timer(p.wf_id, kind, timer_id))
         await purge(self._nc, subjects.inbox(p.wf_id), up_to_seq=p.inbox_up_to_seq or own_seq)
 
+    async def _purge_run(self, p: PurgeRun) -> None:
+        """Remove every record of a finished run, and the workflow id's latest-run pointer if it still
+        points at this run (purged up to its own sequence, so a newer start is never touched)."""
+        pointer = await get_last(self._nc, subjects.latest(p.wf_id))
+        for subject in subjects.run_records(p.wf_type, p.wf_id, p.run_id):
+            await purge(self._nc, subject)
+        if pointer is not None and _latest_decoder.decode(pointer.data).run_id == p.run_id:
+            await purge(self._nc, subjects.latest(p.wf_id), up_to_seq=pointer.seq + 1)
+        log.debug("removed run %s/%s (retention)", p.wf_id, p.run_id)
+
     async def _notify_parent(self, dedup_id: str, p: NotifyParentComplete) -> None:
-        if p.parent_run_id:
+        if p.parent_run_id and p.parent_wf_type:
+            stored = await get_last(self._nc, subjects.run_info(p.parent_wf_type, p.parent_wf_id,
+                                                                p.parent_run_id))
+        elif p.parent_run_id:  # written by an earlier version, without the parent's type
             stored = await get_last(self._nc, f"grctl_run.*.{p.parent_wf_id}.{p.parent_run_id}.info")
         else:
             stored = await get_last(self._nc, subjects.latest_run_info(p.parent_wf_id))
@@ -125,10 +144,14 @@ class BackgroundTasks:
         await publish(self._nc, subject, encode_directive(d), {H_MSG_ID: d.id})
 
     async def _terminate_on_worker(self, p: WorkerTerminateRun) -> None:
+        bad = subjects.invalid_id_reason(p.worker_id)
+        if bad:  # reported by a worker; never let it make a subject the server would refuse
+            log.warning("not asking worker %r to stop run %s: its id %s", p.worker_id[:64], p.run_id, bad)
+            return
         cmd = Command(id=str(ULID()), kind=CommandKind.worker_terminate_run, timestamp=utcnow(),
                       msg=WorkerTerminateRunCmd(run_id=p.run_id), sender_id=self._sender_id)
         try:
-            # Never decode the reply: the public SDK's reply is not valid msgpack (PROTOCOL §4.10).
+            # Never decode the reply: the public SDK's reply is not valid msgpack.
             await self._nc.request(subjects.worker_cmd(p.worker_id), encode_command(cmd),
                                    timeout=self._worker_cmd_timeout)
         except (nats.errors.NoRespondersError, nats.errors.TimeoutError):

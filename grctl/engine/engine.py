@@ -1,5 +1,5 @@
 """The engine: owns the ``grctl_state`` stream and runs the directive, timer and background-task
-consumers, the group committer and the API. ``run_engine`` is the ``grctl engine`` program."""
+consumers, the group committer, the sweep and the API. ``run_engine`` is the ``grctl engine`` program."""
 
 from __future__ import annotations
 
@@ -8,20 +8,29 @@ import contextlib
 import logging
 import signal
 import socket
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from grctl.engine.api import ApiServer
 from grctl.engine.bgtasks import BackgroundTasks
 from grctl.engine.committer import GroupCommitter
 from grctl.engine.manager import DirectiveManager
+from grctl.engine.migrate import ensure_latest_pointers
 from grctl.engine.registry import Registry
-from grctl.engine.snapshot import PlanConfig
+from grctl.engine.snapshot import (
+    DEFAULT_RECOVERY_GRACE,
+    DEFAULT_RETENTION,
+    DEFAULT_STEP_TIMEOUT,
+    DEFAULT_WAIT_TIMEOUT,
+    PlanConfig,
+)
 from grctl.engine.store import Store
+from grctl.engine.sweep import DEFAULT_INTERVAL, Sweeper
 from grctl.engine.timers import TimerHandler
-from grctl.nats.connection import Connection
+from grctl.models.common import utcnow
+from grctl.nats.connection import Connection, ConnectionLostError
 from grctl.nats.jetstream import ensure_stream
-from grctl.nats.pull import PullConsumer
+from grctl.nats.pull import PullLoop
 from grctl.nats.stream_settings import StreamSettings
 
 log = logging.getLogger(__name__)
@@ -39,47 +48,67 @@ class Engine:
 
     ``await start()`` returns once every consumer is fetching and the API is subscribed; ``await stop()``
     stops intake, lets in-flight work finish (within ``timeout``) and unsubscribes. Both are idempotent.
+    ``retention`` None keeps finished runs for ever.
     """
 
-    def __init__(self, connection: Connection, *, step_timeout: timedelta = timedelta(minutes=5),
-                 wait_timeout: timedelta = timedelta(hours=1), memory: bool = False,
+    def __init__(self, connection: Connection, *, step_timeout: timedelta = DEFAULT_STEP_TIMEOUT,
+                 wait_timeout: timedelta = DEFAULT_WAIT_TIMEOUT, memory: bool = False,
                  group_commit: bool = True, worker_cmd_timeout: float = 5.0,
+                 retention: timedelta | None = DEFAULT_RETENTION,
+                 recovery_grace: timedelta = DEFAULT_RECOVERY_GRACE,
+                 sweep_interval: float = DEFAULT_INTERVAL,
                  stream: StreamSettings | None = None) -> None:
         if step_timeout <= timedelta(0) or wait_timeout <= timedelta(0):
             raise ValueError("step_timeout and wait_timeout must be positive")
+        if retention is not None and retention <= timedelta(0):
+            raise ValueError("retention must be positive (or None to keep finished runs for ever)")
         self.connection = connection
-        self.config = PlanConfig(step_timeout=step_timeout, wait_timeout=wait_timeout)
+        self.config = PlanConfig(step_timeout=step_timeout, wait_timeout=wait_timeout,
+                                 recovery_grace=recovery_grace, retention=retention)
         self._memory = memory
         self._stream = stream or StreamSettings()
+        self._started_at: datetime = utcnow()
         nc, js = connection.nc, connection.js
-        self.committer = GroupCommitter(nc, enabled=group_commit)
-        self.manager = DirectiveManager(js, Store(nc, self.committer), self.config)
+        self.committer = GroupCommitter(connection, enabled=group_commit)
+        self.manager = DirectiveManager(nc, js, Store(nc, self.committer), self.config,
+                                        watched_since=self.watched_since)
         self.timers = TimerHandler(nc, js)
         self.bg_tasks = BackgroundTasks(nc, js, sender_id(connection), worker_cmd_timeout)
+        self.sweeper = Sweeper(nc, js, sweep_interval)
         self.api = ApiServer(nc, self.committer, Registry(nc, self.committer),
                              int(step_timeout.total_seconds() * 1000))
-        self._consumers: list[PullConsumer] = [self.manager.consumer, self.timers.consumer,
-                                               self.bg_tasks.consumer]
+        self._consumers: list[PullLoop] = [self.manager.consumer, self.timers.consumer,
+                                           self.bg_tasks.consumer]
         self._loops: list[asyncio.Task[None]] = []
+        self._sweep_task: asyncio.Task[None] | None = None
         self._state = "new"
 
     @property
     def running(self) -> bool:
         return self._state == "running"
 
+    def watched_since(self) -> datetime:
+        """Since when this engine has been consuming without a break (its start, or its last
+        reconnection to NATS)."""
+        return max(self._started_at, self.connection.up_since)
+
     async def start(self) -> None:
         if self._state != "new":
             return
         self._state = "starting"
         await ensure_stream(self.connection.js, memory=self._memory, settings=self._stream)
+        await ensure_latest_pointers(self.connection.nc)
+        self._started_at = utcnow()
         self.committer.start()
         for consumer in self._consumers:
-            await consumer.ensure_consumer()
-            self._loops.append(asyncio.create_task(consumer.run(), name=f"grctl-{consumer.durable}"))
+            await consumer.bind()
+            self._loops.append(consumer.start())
+        self._sweep_task = asyncio.create_task(self.sweeper.run(), name="grctl-sweep")
         await self.api.start()  # last: requests are only taken once directives are consumed
         self._state = "running"
-        log.info("engine running (step timeout %s, wait timeout %s)", self.config.step_timeout,
-                 self.config.wait_timeout)
+        retention = self.config.retention or "for ever"
+        log.info("engine running (step timeout %s, wait timeout %s, finished runs kept %s)",
+                 self.config.step_timeout, self.config.wait_timeout, retention)
 
     async def stop(self, timeout: float = 30.0) -> None:
         if self._state in ("stopping", "stopped"):
@@ -91,22 +120,20 @@ class Engine:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         await self.api.stop(timeout=max(0.1, timeout / 3))
+        if self._sweep_task is not None:
+            self._sweep_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweep_task
+        # A fetch in progress may still hand out messages: end the loops first, then wait for handlers.
         for consumer in self._consumers:
-            consumer.stop_fetching()
-        # A fetch in progress may still hand out messages: wait for the loops to end, then for handlers.
-        if self._loops:
-            await asyncio.wait(self._loops, timeout=max(0.1, deadline - loop.time()))
+            await consumer.stop()
         for consumer in self._consumers:
             if not await consumer.wait_idle(max(0.1, deadline - loop.time())):
-                log.warning("%s: handlers still running at shutdown; cancelling them", consumer.durable)
+                log.warning("%s: handlers still running at shutdown; cancelling them", consumer.name)
                 await consumer.cancel_running()
         await self.committer.close(timeout=max(0.1, deadline - loop.time()))
         for consumer in self._consumers:
             await consumer.close()
-        for task in self._loops:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
         self._loops.clear()
         self._state = "stopped"
         log.info("engine stopped (%d transitions committed in %d batches)", self.committer.transitions,
@@ -114,15 +141,18 @@ class Engine:
 
 
 async def run_engine(servers: list[str] | None = None, *, memory: bool = False,
-                     step_timeout: timedelta = timedelta(minutes=5),
-                     wait_timeout: timedelta = timedelta(hours=1),
+                     step_timeout: timedelta = DEFAULT_STEP_TIMEOUT,
+                     wait_timeout: timedelta = DEFAULT_WAIT_TIMEOUT,
+                     retention: timedelta | None = DEFAULT_RETENTION,
                      stop_event: asyncio.Event | None = None,
                      stream: StreamSettings | None = None,
                      connect_options: dict[str, Any] | None = None) -> None:
     """Connect, start an engine, serve until SIGINT/SIGTERM (or ``stop_event``), then stop and close.
 
-    ``connect_options`` go to ``Connection.connect`` (credentials, TLS, reconnection: see
-    ``NatsConfig.connect_options``); ``servers``, when given, replace the servers they name."""
+    Raises ``ConnectionLostError`` when the NATS connection is closed for good, so the program exits
+    non-zero and its supervisor starts it again. ``connect_options`` go to ``Connection.connect``
+    (credentials, TLS, reconnection: see ``NatsConfig.connect_options``); ``servers``, when given,
+    replace the servers they name."""
     stop = stop_event or asyncio.Event()
     loop = asyncio.get_running_loop()
     installed = []
@@ -137,13 +167,19 @@ async def run_engine(servers: list[str] | None = None, *, memory: bool = False,
         options["servers"] = servers
     connection = await Connection.connect(**options)
     engine = Engine(connection, step_timeout=step_timeout, wait_timeout=wait_timeout, memory=memory,
-                    stream=stream)
+                    retention=retention, stream=stream)
     try:
         await engine.start()
-        await stop.wait()
+        stopped = asyncio.ensure_future(stop.wait())
+        lost = asyncio.ensure_future(connection.wait_lost())
+        await asyncio.wait({stopped, lost}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        lost.cancel()
+        if connection.lost.is_set():
+            raise ConnectionLostError("the NATS connection was closed for good")
         log.info("stopping")
     finally:
-        await engine.stop()
+        await engine.stop(timeout=5.0 if connection.lost.is_set() else 30.0)
         await connection.close()
         for sig in installed:
             loop.remove_signal_handler(sig)

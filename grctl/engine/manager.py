@@ -3,99 +3,136 @@
 Different runs proceed concurrently (so their commits can share a batch); one run's directives are
 applied one at a time. Retries happen in place (keeping the run's order) and only after many failed
 attempts is the message NAKed. Undecodable messages are logged and acked; a directive that cannot be
-planned fails its run with ``UnexpectedFailure`` (PROTOCOL.md §5.3.3).
+planned fails its run with ``UnexpectedFailure``.
+
+The consumer's ack wait is short (``ACK_WAIT``) and the pull loop sends in-progress acks for work that
+takes longer, so a directive held by an engine that died is delivered again within seconds. When a run
+ends, its outcome is announced on a core NATS subject for the clients waiting for it; a directive
+that finds its run already ended announces it again (the engine may have died between the commit and
+the announcement).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
-import time
+from collections.abc import Callable
+from datetime import datetime
 
+import msgspec
+from nats.aio.client import Client as NATSClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from grctl.engine.keyed import KeyedSerializer
 from grctl.engine.plan import PlanConfig, PlanError, plan, plan_failure
-from grctl.engine.records import Record
+from grctl.engine.records import HistoryRec, Record
 from grctl.engine.snapshot import Snapshot
 from grctl.engine.store import Outcome, Store, classify
 from grctl.models.common import utcnow
 from grctl.models.directive import Directive, decode_directive
+from grctl.models.history import HistoryEvent, encode_history
 from grctl.nats import subjects
-from grctl.nats.pull import PullConsumer
+from grctl.nats.history import last_event
+from grctl.nats.pull import ACK, Decision, Handler, PullLoop, bind_durable, nak
+from grctl.nats.retry import Backoff
 
 log = logging.getLogger(__name__)
 
-RETRY_DELAY = 0.1
 MAX_ATTEMPTS = 50  # in place; then NAK and let JetStream redeliver
-ACK_WAIT = 30.0
+RETRY = Backoff(initial=0.05, factor=2.0, cap=2.0)
+ACK_WAIT = 5.0  # a directive held by a dead engine comes back after this long
+HEARTBEAT = ACK_WAIT / 3
 MAX_RECORDS = 999  # a server batch holds at most 1000 messages (one is kept spare)
 FETCH_TIMEOUT = 0.25  # idle polling period; also how long stop() waits for a fetch in progress
-
+SLOTS = 512
 
 def consumer_config(filter_subject: str, ack_wait: float = ACK_WAIT) -> ConsumerConfig:
     return ConsumerConfig(filter_subject=filter_subject, deliver_policy=DeliverPolicy.ALL,
                           ack_policy=AckPolicy.EXPLICIT, ack_wait=ack_wait, max_ack_pending=10000)
 
 
+def engine_consumer(js: JetStreamContext, durable: str, filter_subject: str, handler: Handler, *,
+                    slots: int, batch: int) -> PullLoop:
+    """A pull loop on one of the engine's durable consumers (short ack wait, heartbeats)."""
+    return PullLoop(durable, bind_durable(js, durable, consumer_config(filter_subject)), handler, slots=slots,
+                    batch=batch, fetch_timeout=FETCH_TIMEOUT, heartbeat=HEARTBEAT)
+
+
+def unfit_names(d: Directive) -> str | None:
+    """Why ``d`` cannot be applied because a name in it could not be part of a subject, or None."""
+    r = d.run_info
+    for what, value in (("workflow id", r.wf_id), ("workflow type", r.wf_type), ("run id", r.id)):
+        reason = subjects.invalid_token_reason(value)
+        if reason:
+            return f"{what} {value[:64]!r} {reason}"
+    reason = subjects.invalid_id_reason(d.id)
+    if reason:
+        return f"directive id {d.id[:64]!r} {reason}"
+    return None
+
+
+def terminal_event(records: list[Record]) -> HistoryEvent | None:
+    for record in records:
+        if isinstance(record, HistoryRec) and record.event.is_terminal:
+            return record.event
+    return None
+
+
 class DirectiveManager:
-    def __init__(self, js: JetStreamContext, store: Store, config: PlanConfig, *, slots: int = 1024) -> None:
+    def __init__(self, nc: NATSClient, js: JetStreamContext, store: Store, config: PlanConfig, *,
+                 watched_since: Callable[[], datetime] | None = None, slots: int = SLOTS) -> None:
+        self._nc = nc
         self._store = store
         self._config = config
+        self._watched_since = watched_since
         self._serial = KeyedSerializer()
-        self.consumer = PullConsumer(js, subjects.DIRECTIVE_CONSUMER, self._handle,
-                                     config=consumer_config(subjects.DIRECTIVES_ALL), slots=slots, batch=256,
-                                     fetch_timeout=FETCH_TIMEOUT)
+        self.consumer = engine_consumer(js, subjects.DIRECTIVE_CONSUMER, subjects.DIRECTIVES_ALL,
+                                        self._handle, slots=slots, batch=256)
         self.applied = 0  # directives that produced a commit
         self.no_ops = 0
 
-    async def _handle(self, msg: Msg) -> None:
+    async def _handle(self, msg: Msg) -> Decision:
         try:
             d = decode_directive(msg.data)
-        except Exception as exc:
+        except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
             log.warning("dropping undecodable directive on %s: %s", msg.subject, exc)
-            await msg.ack()
-            return
-        r = d.run_info
-        bad = next((f"{what} {value!r} {reason}" for what, value in
-                    (("workflow id", r.wf_id), ("workflow type", r.wf_type), ("run id", r.id))
-                    if (reason := subjects.invalid_token_reason(value))), None)
+            return ACK
+        bad = unfit_names(d)
         if bad:  # its records could not be written to any subject: nothing to do but drop it
-            log.warning("dropping directive %s on %s: %s", d.id, msg.subject, bad)
-            await msg.ack()
-            return
-        key = (r.wf_id, r.id)
-        await self._serial.run(key, lambda: self._process(msg, d))
+            log.warning("dropping directive on %s: %s", msg.subject[:128], bad)
+            return ACK
+        r = d.run_info
+        return await self._serial.run((r.wf_id, r.id), lambda: self._process(d, msg))
 
-    async def _process(self, msg: Msg, d: Directive) -> None:
-        if await self.apply(d, msg):
-            await msg.ack()
-        else:
-            await msg.nak(delay=RETRY_DELAY)
+    async def _process(self, d: Directive, msg: Msg) -> Decision:
+        if await self.apply(d, msg.metadata.num_delivered or 1):
+            return ACK
+        return nak(RETRY.delay(msg.metadata.num_delivered or 1))
 
-    async def apply(self, d: Directive, msg: Msg | None = None) -> bool:
+    async def apply(self, d: Directive, delivered: int = 1) -> bool:
         """Apply ``d`` to its run; True when done (committed, nothing to do, or already processed)."""
-        last_progress = time.monotonic()
         unfit = ""  # why the planned records cannot be stored; then the run is failed instead
         for attempt in range(1, MAX_ATTEMPTS + 1):
-            if msg is not None and time.monotonic() - last_progress > ACK_WAIT / 3:
-                await msg.in_progress()
-                last_progress = time.monotonic()
             try:
                 snap = await self._store.load(d)
             except Exception as exc:
                 log.warning("snapshot of %s/%s failed (attempt %d): %s", d.run_info.wf_id, d.run_info.id,
                             attempt, exc)
-                await asyncio.sleep(RETRY_DELAY)
+                await asyncio.sleep(RETRY.delay(attempt))
                 continue
+            if self._watched_since is not None:
+                snap = dataclasses.replace(snap, watched_since=self._watched_since())
             records = self._plan(snap, d, unfit)
             if records is None:
                 return True
             if not records:
                 self.no_ops += 1
                 log.debug("directive %s (%s) is a no-op for %s/%s", d.id, d.kind, snap.wf_id, snap.run_id)
+                if snap.is_terminal:
+                    await self._announce_stored(snap.wf_id, snap.run_id)
                 return True
             try:
                 await self._store.commit(records, d.id)
@@ -103,6 +140,8 @@ class DirectiveManager:
                 outcome = classify(exc)
                 if outcome is Outcome.DONE:
                     log.debug("directive %s was already processed", d.id)
+                    if terminal_event(records) is not None:
+                        await self._announce_stored(snap.wf_id, snap.run_id)
                     return True
                 if outcome is Outcome.UNFIT and not unfit:
                     unfit = f"its records cannot be stored: {exc}"
@@ -111,12 +150,15 @@ class DirectiveManager:
                     log.debug("run %s/%s moved under directive %s; planning again", snap.wf_id, snap.run_id,
                               d.id)
                     if attempt > 3:
-                        await asyncio.sleep(RETRY_DELAY * min(attempt, 10) / 10)
+                        await asyncio.sleep(RETRY.delay(attempt - 3))
                     continue
                 log.warning("commit of directive %s (%s) failed (attempt %d): %s", d.id, d.kind, attempt, exc)
-                await asyncio.sleep(RETRY_DELAY)
+                await asyncio.sleep(RETRY.delay(attempt))
                 continue
             self.applied += 1
+            ended = terminal_event(records)
+            if ended is not None:
+                await self._announce(ended)
             return True
         log.error("giving up on directive %s (%s) for now after %d attempts", d.id, d.kind, MAX_ATTEMPTS)
         return False
@@ -133,12 +175,34 @@ class DirectiveManager:
                 raise PlanError(f"the transition needs {len(records)} messages, more than an atomic "
                                 f"batch may hold ({MAX_RECORDS})")
             return records
-        except Exception as exc:
+        except PlanError as exc:
             log.warning("directive %s (%s) of run %s/%s cannot be applied: %s; failing the run", d.id,
                         d.kind, snap.wf_id, snap.run_id, exc)
-            try:
-                return plan_failure(snap, d, str(exc), now, self._config)
-            except Exception:
-                log.exception("cannot fail run %s/%s either; dropping directive %s", snap.wf_id,
-                              snap.run_id, d.id)
-                return None
+            cause = str(exc)
+        except Exception as exc:  # a bug in the planner: say so loudly, and still end the run cleanly
+            log.exception("planning directive %s (%s) of run %s/%s failed; failing the run", d.id, d.kind,
+                          snap.wf_id, snap.run_id)
+            cause = f"{type(exc).__name__}: {exc}"
+        try:
+            return plan_failure(snap, d, cause, now, self._config)
+        except Exception:
+            log.exception("cannot fail run %s/%s either; dropping directive %s", snap.wf_id, snap.run_id,
+                          d.id)
+            return None
+
+    async def _announce(self, event: HistoryEvent) -> None:
+        """Tell the clients waiting for this run that it ended (core NATS: nothing is stored)."""
+        try:
+            await self._nc.publish(subjects.outcome(event.wf_id, event.run_id), encode_history(event))
+        except Exception as exc:  # the stored outcome is still there for a client that looks
+            log.debug("announcing the end of run %s failed: %s", event.run_id, exc)
+
+    async def _announce_stored(self, wf_id: str, run_id: str) -> None:
+        try:
+            event = await last_event(self._nc, wf_id, run_id)
+        except Exception as exc:
+            log.debug("reading the end of run %s failed: %s", run_id, exc)
+            return
+        if event is not None and event.is_terminal:
+            await self._announce(event)
+

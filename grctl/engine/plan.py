@@ -34,6 +34,7 @@ from grctl.engine.transitions import (
     cancel_run,
     complete_run,
     fail_run,
+    rearm_step_timer,
     step_start,
     step_timer,
     terminate_run,
@@ -251,7 +252,7 @@ def _event(ctx: Ctx, d: Directive) -> list[Record]:
     ]
     state = ctx.state
     if state is not None:
-        records.append(ctx.write_state(state, cancel_active=False))
+        records.append(ctx.write_state(replace(state, inbox_used=True), cancel_active=False))
         if state.kind == RunStateKind.wait and ctx.snap.next_event is None:
             records.append(wake_directive(ctx, d.id, d.run_info))
     return records
@@ -274,12 +275,21 @@ def _is_active(state: RunState | None, kind: RunStateKind, directive_id: str) ->
 
 
 def _step_timeout(ctx: Ctx, d: Directive) -> list[Record]:
-    """T13: the active step ran out of time; a timer for any other dispatch is stale (no-op)."""
+    """T13: the active step ran out of time; a timer for any other dispatch is stale (no-op).
+
+    Ours, so that an outage costs time and not the run: a result the worker reported before the
+    deadline (still waiting to be applied) is applied instead; a deadline that passed while this
+    engine could not watch the step arms the timer again (``rearm_step_timer``)."""
     msg = _msg(d, StepTimeout)
     state = ctx.state
     if not _is_active(state, RunStateKind.step, msg.original_directive_id):
         return []
     assert state is not None
+    if ctx.snap.reported_result is not None:
+        return _step_result(ctx, ctx.snap.reported_result)
+    rearmed = rearm_step_timer(ctx, msg)
+    if rearmed is not None:
+        return rearmed
     error = ErrorDetails(type="StepTimeout", message=f"step {msg.step_name} timed out")
     f = Directive(id=f"fail.{d.id}", timestamp=ctx.now, kind=DirectiveKind.fail, run_info=d.run_info,
                   msg=Fail(error=error))

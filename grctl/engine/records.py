@@ -1,7 +1,8 @@
 """What a transition writes: typed records, each turned into one stream message of the commit batch.
 
 The planner returns these (so tests can read them without decoding bytes); the store encodes them with
-``to_msg`` in the order given. Subjects and encodings follow PROTOCOL.md §4.6–4.9.
+``to_msg`` in the order given. Subjects and encodings follow the public protocol's records; the ones
+marked "ours" are this engine's own.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import msgspec
 from grctl.models.common import ErrorDetails, RunInfo
 from grctl.models.directive import Directive, encode_directive
 from grctl.models.history import HistoryEvent, encode_history
-from grctl.models.records import BackgroundTask, RunState, Timer
+from grctl.models.records import BackgroundTask, BgTaskKind, PurgeRun, RunState, Timer
 from grctl.nats import subjects
 from grctl.nats.jetstream import (
     H_EXPECTED_LAST_SUBJECT_SEQ,
@@ -93,6 +94,24 @@ class TimerRec:
     def to_msg(self) -> OutMsg:
         return OutMsg(self.subject, msgspec.msgpack.encode(self.timer),
                       schedule_headers(self.timer.expires, subjects.TIMERS_FIRED))
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionRec:
+    """Ours: a scheduled message that becomes a ``purge_run`` background task at ``expires``, removing
+    the records of a finished run once its retention has passed."""
+
+    wf_type: str
+    wf_id: str
+    run_id: str
+    expires: datetime
+
+    def to_msg(self) -> OutMsg:
+        payload = PurgeRun(wf_type=self.wf_type, wf_id=self.wf_id, run_id=self.run_id)
+        task = BackgroundTask(kind=BgTaskKind.purge_run, deduplication_id=f"bg.purge_run.{self.run_id}",
+                              payload=msgspec.msgpack.encode(payload))
+        return OutMsg(subjects.retention_timer(self.wf_id, self.run_id), msgspec.msgpack.encode(task),
+                      schedule_headers(self.expires, subjects.BG_TASK))
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +202,7 @@ class ErrorRec:
 
 Record = (
     HistoryRec | InfoRec | StateRec | TimerRec | TaskRec | DirectiveRec | BgRec | KVRec | InboxRec
-    | InputRec | OutputRec | ErrorRec
+    | InputRec | OutputRec | ErrorRec | RetentionRec
 )
 
 

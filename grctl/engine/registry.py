@@ -1,7 +1,15 @@
-"""The workflow-type registry on ``grctl_registry.{wf_type}`` (PROTOCOL.md §4.7.3): the last
-registration of a type wins (``Nats-Rollup: sub``); a catalog is written in one atomic batch."""
+"""The workflow-type registry on ``grctl_registry.{wf_type}``: the last registration of a type wins
+(``Nats-Rollup: sub``); a catalog is written in one atomic batch.
+
+Entries are read on every start, so a found entry is kept in memory for ``CACHE_SECONDS`` (a worker
+that registers again is seen within that time). A record that cannot be decoded is logged and treated
+as absent: the type is "not registered" until a worker registers it again, which heals the record.
+"""
 
 from __future__ import annotations
+
+import logging
+import time
 
 import msgspec
 from nats.aio.client import Client as NATSClient
@@ -11,19 +19,39 @@ from grctl.models.command import WorkflowTypeDef
 from grctl.models.common import utcnow
 from grctl.models.records import RegistryEntry
 from grctl.nats import subjects
-from grctl.nats.jetstream import H_ROLLUP, OutMsg, get_last
+from grctl.nats.direct import get_last
+from grctl.nats.jetstream import H_ROLLUP, OutMsg
+
+log = logging.getLogger(__name__)
 
 _entry_decoder = msgspec.msgpack.Decoder(RegistryEntry)
+CACHE_SECONDS = 2.0
 
 
 class Registry:
     def __init__(self, nc: NATSClient, committer: GroupCommitter) -> None:
         self._nc = nc
         self._committer = committer
+        self._cache: dict[str, tuple[float, RegistryEntry]] = {}
 
     async def get(self, wf_type: str) -> RegistryEntry | None:
+        cached = self._cache.get(wf_type)
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < CACHE_SECONDS:
+            return cached[1]
         stored = await get_last(self._nc, subjects.registry(wf_type))
-        return _entry_decoder.decode(stored.data) if stored is not None else None
+        if stored is None:
+            return None
+        try:
+            entry = _entry_decoder.decode(stored.data)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            log.warning("the registry record of workflow type %r (seq %d) cannot be read (%s); treating the "
+                        "type as not registered until a worker registers it again", wf_type, stored.seq, exc)
+            return None
+        self._cache[wf_type] = (now, entry)
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        return entry
 
     async def event_timeout_ms(self, wf_type: str, event_name: str) -> int:
         """The registered execution timeout of an event handler; 0 (server default) when unknown."""
@@ -47,3 +75,5 @@ class Registry:
                                   registered_at=now)
             msgs.append(OutMsg(subjects.registry(t.type), msgspec.msgpack.encode(entry), {H_ROLLUP: "sub"}))
         await self._committer.submit(msgs)
+        for t in latest:
+            self._cache.pop(t, None)

@@ -3,18 +3,31 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from grctl.models.directive import Directive
 from grctl.models.records import RunState, RunStateKind
 
+DEFAULT_STEP_TIMEOUT = timedelta(minutes=5)
+DEFAULT_WAIT_TIMEOUT = timedelta(hours=1)
+DEFAULT_RECOVERY_GRACE = timedelta(seconds=15)
+DEFAULT_RETENTION = timedelta(days=7)
+
 
 @dataclass(frozen=True, slots=True)
 class PlanConfig:
-    """Server defaults used when a message asks for 0 (PROTOCOL.md §5.5.1)."""
+    """The engine's settings the planner uses.
 
-    step_timeout: timedelta = timedelta(minutes=5)
-    wait_timeout: timedelta = timedelta(hours=1)
+    ``step_timeout``/``wait_timeout``: used when a message asks for 0. ``recovery_grace``: the extra
+    time a step gets when its deadline passed while this engine could not watch it (see
+    ``transitions.step_timed_out``). ``retention``: how long a finished run's records are kept (None:
+    for ever).
+    """
+
+    step_timeout: timedelta = DEFAULT_STEP_TIMEOUT
+    wait_timeout: timedelta = DEFAULT_WAIT_TIMEOUT
+    recovery_grace: timedelta = DEFAULT_RECOVERY_GRACE
+    retention: timedelta | None = DEFAULT_RETENTION
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +38,11 @@ class Snapshot:
     value of the commit. ``next_event`` is the oldest inbox event not yet dispatched to a worker (its
     ``event_seq_id`` set to its stream sequence). ``inbox_last_seq`` is the last inbox sequence of the
     workflow id, read only for ``start`` so a new run skips events left by earlier runs.
+
+    For a ``step_timeout`` only: ``reported_result`` is a result of the active step that its worker
+    reported before the deadline but that has not been applied yet (it waits in the directive
+    consumer, e.g. for redelivery after an engine crash), and ``watched_since`` is the moment since
+    which this engine has been connected and consuming without a break.
     """
 
     wf_id: str
@@ -34,6 +52,8 @@ class Snapshot:
     last_history_seq: int = 0
     next_event: Directive | None = None
     inbox_last_seq: int = 0
+    reported_result: Directive | None = None
+    watched_since: datetime | None = None
 
     @property
     def is_terminal(self) -> bool:

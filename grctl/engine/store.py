@@ -1,7 +1,8 @@
-"""Reading a run's snapshot from the stream and committing a transition's records (PROTOCOL.md §5.3.1).
+"""Reading a run's snapshot from the stream and committing a transition's records.
 
-The commit is one atomic batch (shared with other runs by the group committer) whose run-state record
-carries the compare-and-swap. ``classify`` maps a failed commit to what the caller should do.
+Every read is by exact subject (its cost does not grow with the number of runs stored). The commit is
+one atomic batch (shared with other runs by the group committer) whose run-state record carries the
+compare-and-swap. ``classify`` maps a failed commit to what the caller should do.
 """
 
 from __future__ import annotations
@@ -17,17 +18,23 @@ from nats.aio.client import Client as NATSClient
 from grctl.engine.committer import GroupCommitter
 from grctl.engine.records import Record, to_msgs
 from grctl.engine.snapshot import Snapshot
-from grctl.models.directive import Directive, DirectiveKind, Event, StepResult, decode_directive
-from grctl.models.records import RunState
+from grctl.models.directive import (
+    Directive,
+    DirectiveKind,
+    Event,
+    StepResult,
+    StepTimeout,
+    decode_directive,
+)
+from grctl.models.records import RunState, RunStateKind
 from grctl.nats import subjects
+from grctl.nats.direct import get_last, get_next, read_subject
 from grctl.nats.jetstream import (
     ERR_DUPLICATE_IN_BATCH,
     ERR_TOO_MANY_INFLIGHT,
     ERR_WRONG_LAST_SEQUENCE,
     H_MSG_ID,
     JetStreamError,
-    get_last,
-    get_next,
 )
 
 log = logging.getLogger(__name__)
@@ -86,17 +93,49 @@ class Store:
             get_last(self._nc, subjects.history(wf_id, run_id)),
         )
         state = _state_decoder.decode(state_msg.data) if state_msg is not None else None
+        state_seq = state_msg.seq if state_msg is not None else 0
+        reported = None
+        if state is not None and isinstance(d.msg, StepTimeout):
+            reported = await self.reported_result(d, state, state_seq)
         next_event = None
         inbox_last = 0
-        if state is not None and _needs_inbox(d):
+        if state is not None and (_needs_inbox(d) or (reported is not None and _needs_inbox(reported))):
             next_event = await self.next_inbox_event(wf_id, state.last_event_seq_id)
         if state is None and d.kind == DirectiveKind.start:
             last = await get_last(self._nc, subjects.inbox(wf_id))
             inbox_last = last.seq if last is not None else 0
-        return Snapshot(wf_id=wf_id, run_id=run_id, state=state,
-                        state_seq=state_msg.seq if state_msg is not None else 0,
+        return Snapshot(wf_id=wf_id, run_id=run_id, state=state, state_seq=state_seq,
                         last_history_seq=last_history.seq if last_history is not None else 0,
-                        next_event=next_event, inbox_last_seq=inbox_last)
+                        next_event=next_event, inbox_last_seq=inbox_last, reported_result=reported)
+
+    async def reported_result(self, d: Directive, state: RunState, state_seq: int) -> Directive | None:
+        """For a step timeout: a result of the active step that its worker reported before the deadline
+        and that waits, unapplied, among the run's directives written after the current run state."""
+        msg = d.msg
+        assert isinstance(msg, StepTimeout)
+        if state.kind != RunStateKind.step or state.active_directive_id != msg.original_directive_id:
+            return None
+        r = d.run_info
+        pending = await read_subject(self._nc, subjects.directive(r.wf_type, r.wf_id, r.id), state_seq + 1)
+        for stored in pending:
+            try:
+                candidate = decode_directive(stored.data)
+            except (ValueError, msgspec.DecodeError, msgspec.ValidationError):
+                continue
+            if candidate.kind != DirectiveKind.step_result or not isinstance(candidate.msg, StepResult):
+                continue
+            if state.active_history_seq_id and \
+                    candidate.run_info.history_seq_id != state.active_history_seq_id:
+                continue
+            try:
+                name = candidate.msg.processed_step_name
+            except (ValueError, msgspec.ValidationError):
+                continue
+            if state.active_step_name and name != state.active_step_name:
+                continue
+            if msg.deadline is None or candidate.timestamp <= msg.deadline:
+                return candidate
+        return None
 
     async def next_inbox_event(self, wf_id: str, after_seq: int) -> Directive | None:
         """The first decodable event in the workflow id's inbox after ``after_seq``, with its

@@ -26,6 +26,7 @@ from grctl.engine.records import (
     InfoRec,
     OutputRec,
     Record,
+    RetentionRec,
     StateRec,
     TaskRec,
     TimerRec,
@@ -34,7 +35,16 @@ from grctl.engine.records import (
 )
 from grctl.engine.snapshot import PlanConfig, Snapshot
 from grctl.models.common import ErrorDetails, RunInfo, RunStatus
-from grctl.models.directive import Directive, DirectiveKind, Event, Start, Step, Wait, WakeFromInbox
+from grctl.models.directive import (
+    Directive,
+    DirectiveKind,
+    Event,
+    Start,
+    Step,
+    StepTimeout,
+    Wait,
+    WakeFromInbox,
+)
 from grctl.models.history import (
     HistoryEvent,
     HistoryKind,
@@ -204,12 +214,14 @@ class Ending:
 
 def finish(ctx: Ctx, origin: Directive, ri: RunInfo, completed_at: datetime, ending: Ending) -> list[Record]:
     """The records every terminal commit shares: run info, terminal history event, run state, then the
-    output or error record, the worker cancel, the parent notification and the residue purge."""
+    output or error record, the worker cancel, the parent notification, the inbox purge (only when
+    events reached it) and the run's removal once its retention has passed.
+
+    The run's directives, tasks and fired timers are not purged one run at a time: the engine sweeps
+    everything its consumers have acknowledged in a few purges per interval (``engine.sweep``)."""
     info = replace(ri, status=ending.status, completed_at=completed_at, started_at=ctx.started_at(ri))
-    run_timer = ctx.snap.run_timer_id
-    # Cancelled whether or not the run has one: cancelling an empty schedule subject is accepted, and
-    # is cheaper than a purge afterwards.
-    cancel_run_timer = timer_subject(ctx.snap.wf_id, run_timer)
+    # The run-level timer is cancelled in this commit when the run has one.
+    cancel_run_timer = timer_subject(ctx.snap.wf_id, ctx.snap.run_timer_id) if ri.timeout_seconds else ""
     base = ctx.base_state()
     state = replace(base, kind=ending.state_kind, entered_at=ctx.now, active_directive_id="",
                     pending_cancel=None, active_step_name="", active_history_seq_id=0, active_timer_id="")
@@ -227,11 +239,14 @@ def finish(ctx: Ctx, origin: Directive, ri: RunInfo, completed_at: datetime, end
         notify = NotifyParentComplete(
             parent_wf_id=ri.parent_wf_id, step_name=ri.parent_callback_step, child_wf_id=ri.wf_id,
             status=ending.status, result=ending.result, error=ending.notify_error,
-            parent_run_id=ri.parent_run_id or "")
+            parent_run_id=ri.parent_run_id or "", parent_wf_type=ri.parent_wf_type or "")
         records.append(_bg(BgTaskKind.notify_parent_complete, origin, notify))
-    # Both the active timer and the run timer are cancelled by this commit: no timer to purge.
-    purge = PurgeRunResidue(wf_id=ctx.snap.wf_id, run_id=ctx.snap.run_id)
-    records.append(_bg(BgTaskKind.purge_run_residue, origin, purge))
+    if base.inbox_used:
+        purge = PurgeRunResidue(wf_id=ctx.snap.wf_id, run_id=ctx.snap.run_id)
+        records.append(_bg(BgTaskKind.purge_run_residue, origin, purge))
+    if ctx.config.retention is not None:
+        records.append(RetentionRec(ri.wf_type, ctx.snap.wf_id, ctx.snap.run_id,
+                                    ctx.now + ctx.config.retention))
     return records
 
 
@@ -284,6 +299,23 @@ def terminate_run(ctx: Ctx, x: Directive, reason: str) -> list[Record]:
                                 RunTerminated(reason=reason, duration_ms=duration), ts),
                     notify_error=error, terminate_worker=True)
     return finish(ctx, x, x.run_info, ts, ending)
+
+
+def rearm_step_timer(ctx: Ctx, msg: StepTimeout) -> list[Record] | None:
+    """Ours: when a step's deadline passed while this engine could not watch the step (it was not
+    running, or not connected to NATS, at some moment since the timer was armed), the step gets until
+    ``max(deadline, watched_since) + recovery_grace`` instead of failing: a worker may need that long
+    to reconnect and report, or to receive its task again. None when the timer was watched all along
+    (the step really ran out of time) or is of an older kind that cannot be armed again."""
+    since = ctx.snap.watched_since
+    if since is None or msg.armed_at is None or msg.armed_by is None or since <= msg.armed_at:
+        return None
+    state = ctx.state
+    assert state is not None
+    deadline = max(msg.deadline or ctx.now, since) + ctx.config.recovery_grace
+    timer = Timer(id=ctx.snap.active_timer_id, k=TimerKind.step_timeout, wfid=ctx.snap.wf_id, created=ctx.now,
+                  expires=deadline, d=msg.armed_by, step=msg.step_name)
+    return [TimerRec(timer), ctx.write_state(state, cancel_active=False)]
 
 
 def timeout_run(ctx: Ctx, x: Directive) -> list[Record]:

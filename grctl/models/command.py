@@ -137,6 +137,12 @@ ERR_TYPE_NOT_REGISTERED = 4004
 ERR_INVALID_MESSAGE = 4005
 ERR_INVALID_NAME = 4006  # ours: a name that cannot be a subject token
 ERR_INTERNAL = 5000
+ERR_BUSY = 5030  # ours: the engine is saturated; retry after a pause (the request was not acted on)
+
+# Ours: a reply header by which the engine says it announces run outcomes on core NATS
+# (``grctl_outcome.{wf_id}.{run_id}``), so a client may wait for them instead of watching the history.
+H_OUTCOME = "Grctl-Outcome"
+OUTCOME_NOTIFY = "notify"
 
 
 class APIError(msgspec.Struct, omit_defaults=True):

@@ -99,9 +99,15 @@ class Wait(msgspec.Struct):
     timeout_step_name: str | None = ""
 
 
-class StepTimeout(msgspec.Struct):
+class StepTimeout(msgspec.Struct, omit_defaults=True):
     step_name: str = ""
     original_directive_id: str = ""
+    # Ours (the engine makes and reads these directives itself): the fired timer's window and the task
+    # it guards, so the engine can tell a step that ran out of time from one whose time was eaten by an
+    # outage, and arm the timer again for the latter.
+    armed_at: datetime | None = None
+    deadline: datetime | None = None
+    armed_by: DirectiveWire | None = None
 
 
 class WaitTimeout(msgspec.Struct):

@@ -217,6 +217,19 @@ class ParentEventSent(msgspec.Struct):
     parent_wf_id: str
 
 
+# The public SDK's names for two of the types above.
+ChildWorkflowStarted = ChildStarted
+StepTimeout = StepTimedOut
+
+# Event types by family (the public SDK's groupings).
+RunEvents = (RunScheduled | RunStarted | RunCompleted | RunFailed | RunCancelReceived | RunCancelled
+             | RunTerminated | RunTimeout)
+StepEvents = StepStarted | StepCompleted | StepFailed | StepCancelled | StepTimedOut
+WaitEvents = WaitStarted | WaitTimedOut | EventReceived
+TaskEvents = TaskStarted | TaskCompleted | TaskFailed | TaskAttemptFailed | TaskCancelled
+DeterministicEvents = TimestampRecorded | RandomRecorded | UuidRecorded | SleepRecorded
+
+
 HISTORY_TYPES: dict[str, type[msgspec.Struct]] = {
     HistoryKind.run_scheduled: RunScheduled,
     HistoryKind.run_started: RunStarted,

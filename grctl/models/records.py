@@ -43,6 +43,8 @@ class RunState(msgspec.Struct, omit_defaults=True):
     active_step_name: str = ""
     active_history_seq_id: int = 0
     active_timer_id: str = ""
+    # Ours: an event reached the workflow id's inbox during this run (so its end purges the inbox).
+    inbox_used: bool = False
 
     @property
     def is_terminal(self) -> bool:
@@ -72,6 +74,7 @@ class BgTaskKind(StrEnum):
     purge_run_residue = "purge_run_residue"
     notify_parent_complete = "notify_parent_complete"
     worker_terminate_run = "worker_terminate_run"
+    purge_run = "purge_run"  # ours: remove a finished run's records once its retention has passed
 
 
 class BackgroundTask(msgspec.Struct):
@@ -106,10 +109,19 @@ class NotifyParentComplete(msgspec.Struct, omit_defaults=True):
     result: Any = None
     error: ErrorDetails | None = None
     parent_run_id: str = ""  # ours: notify the parent by run, not by the latest run of its id
+    parent_wf_type: str = ""  # ours: so the parent's run info is read by its exact subject
 
 
 class WorkerTerminateRun(msgspec.Struct):
     worker_id: str
+    run_id: str
+
+
+class PurgeRun(msgspec.Struct):
+    """Ours: the records of a finished run to remove (scheduled at its end for after the retention)."""
+
+    wf_type: str
+    wf_id: str
     run_id: str
 
 
@@ -119,7 +131,16 @@ BG_PAYLOAD_TYPES: dict[str, type[msgspec.Struct]] = {
     BgTaskKind.purge_run_residue: PurgeRunResidue,
     BgTaskKind.notify_parent_complete: NotifyParentComplete,
     BgTaskKind.worker_terminate_run: WorkerTerminateRun,
+    BgTaskKind.purge_run: PurgeRun,
 }
+
+
+class LatestRun(msgspec.Struct):
+    """Ours, on ``grctl_latest.{wf_id}``: the latest run of a workflow id, written with every start
+    (compare-and-swap on this subject serialises concurrent starts of one id)."""
+
+    run_id: str
+    wf_type: str
 
 
 class RegistryEntry(msgspec.Struct):

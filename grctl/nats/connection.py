@@ -1,4 +1,9 @@
-"""An owned NATS connection: whoever opens it closes it; there is no process-wide singleton."""
+"""An owned NATS connection: whoever opens it closes it; there is no process-wide singleton.
+
+nats-py gives up on a connection for good in a few cases (the server refused a protocol line, the
+reconnect attempts ran out). A component must not go on with a dead connection: ``lost`` is set then,
+and the programs built on a connection exit non-zero so that their supervisor starts them again.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +12,27 @@ import json
 import logging
 import os
 from collections.abc import Awaitable, Callable
-from typing import Any
+from datetime import datetime
+from typing import Any, TypeVar
 
 from nats.aio.client import Client as NATSClient
 from nats.js import JetStreamContext
+
+from grctl.models.common import utcnow
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SERVERS = ["nats://localhost:4225"]
 
 
-def _split_servers(raw: str) -> list[str]:
+T = TypeVar("T")
+
+
+class ConnectionLostError(ConnectionError):
+    """The NATS connection was closed for good without the component asking for it."""
+
+
+def split_servers(raw: str) -> list[str]:
     raw = raw.strip()
     if raw.startswith("["):
         value = json.loads(raw)
@@ -34,7 +49,7 @@ def servers_from_env(environ: dict[str, str] | None = None) -> list[str]:
     for name in ("GRCTL_NATS_SERVERS", "grctl_NATS_SERVERS", "ENGINE_NATS_SERVERS"):
         raw = env.get(name)
         if raw and raw.strip():
-            servers = _split_servers(raw)
+            servers = split_servers(raw)
             if servers:
                 return servers
     return list(DEFAULT_SERVERS)
@@ -49,6 +64,9 @@ class Connection:
         self._closing = False
         self._reconnect_listeners: set[Callable[[], Awaitable[None]]] = set()
         self._listener_tasks: set[asyncio.Future[None]] = set()
+        self.lost = asyncio.Event()  # closed for good, not by close()
+        self._disconnect_waiters: set[asyncio.Future[None]] = set()
+        self.up_since: datetime = utcnow()  # when the current connection to a server was made
 
     @classmethod
     async def connect(
@@ -62,17 +80,21 @@ class Connection:
         if servers is None:
             servers = servers_from_env()
         elif isinstance(servers, str):
-            servers = _split_servers(servers)
+            servers = split_servers(servers)
         conn = cls(NATSClient())
 
         async def on_error(exc: Exception) -> None:
             log.warning("NATS error: %s", exc)
 
         async def on_disconnected() -> None:
+            for waiter in list(conn._disconnect_waiters):
+                if not waiter.done():
+                    waiter.set_result(None)
             if not conn._closing:
                 log.warning("disconnected from NATS")
 
         async def on_reconnected() -> None:
+            conn.up_since = utcnow()
             url = conn._nc.connected_url
             log.info("reconnected to NATS at %s", url.netloc if url else "?")
             for listener in list(conn._reconnect_listeners):
@@ -80,6 +102,16 @@ class Connection:
                 conn._listener_tasks.add(task)
                 task.add_done_callback(conn._listener_tasks.discard)
 
+        user_closed_cb = options.pop("closed_cb", None)
+
+        async def on_closed() -> None:
+            if not conn._closing:
+                log.error("the NATS connection was closed for good (%s)", conn._nc.last_error or "no error")
+                conn.lost.set()
+            if user_closed_cb is not None:
+                await user_closed_cb()
+
+        options["closed_cb"] = on_closed
         options.setdefault("max_reconnect_attempts", -1)
         options.setdefault("reconnect_time_wait", 1)
         options.setdefault("connect_timeout", 5)
@@ -87,7 +119,13 @@ class Connection:
         options.setdefault("disconnected_cb", on_disconnected)
         options.setdefault("reconnected_cb", on_reconnected)
         await conn._nc.connect(servers=servers, name=name, **options)
+        conn.up_since = utcnow()
         return conn
+
+    @classmethod
+    def reset(cls) -> None:
+        """Does nothing: every ``connect()`` opens a new connection, so there is no shared one to
+        forget (the public SDK keeps a process-wide instance and uses this to drop it)."""
 
     def add_reconnect_listener(self, listener: Callable[[], Awaitable[None]]) -> None:
         """Call ``listener`` (in a task of its own) after every reconnection, e.g. to re-create state a
@@ -108,6 +146,34 @@ class Connection:
     @property
     def is_closed(self) -> bool:
         return self._nc.is_closed
+
+    @property
+    def is_connected(self) -> bool:
+        return self._nc.is_connected
+
+    async def interruptible(self, operation: Awaitable[T]) -> T:
+        """Await ``operation`` (a request); if the connection drops meanwhile, cancel it and raise
+        ``ConnectionResetError`` at once: its reply is lost, and waiting out its timeout would stall
+        whoever waits for it. Use it only for operations that are safe to repeat."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._disconnect_waiters.add(waiter)
+        task = asyncio.ensure_future(operation)
+        try:
+            await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            if task.done():
+                return task.result()
+            task.cancel()
+            raise ConnectionResetError("the connection to NATS was lost while waiting for a reply")
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        finally:
+            self._disconnect_waiters.discard(waiter)
+            waiter.cancel()
+
+    async def wait_lost(self) -> None:
+        """Return when the connection is closed for good without ``close()`` having been called."""
+        await self.lost.wait()
 
     async def close(self) -> None:
         """Flush and close; safe to call more than once."""

@@ -1,15 +1,13 @@
-"""The JetStream operations the protocol needs and nats-py has no helper for (NATS-NOTES.md):
-atomic batch publish, message schedules, reads by subject from the stream's leader, purge by subject."""
+"""The JetStream writes the protocol needs and nats-py has no helper for: atomic batch publish, message
+schedules, purge by subject, delete by sequence, and the stream itself. Reads are in ``direct``."""
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import nats.errors
 from nats.aio.client import Client as NATSClient
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
@@ -54,14 +52,6 @@ class JetStreamError(Exception):
         self.code = code
         self.err_code = err_code
         self.description = description
-
-
-@dataclass(slots=True)
-class StoredMsg:
-    seq: int
-    subject: str
-    data: bytes
-    headers: dict[str, str]
 
 
 def format_schedule_time(when: datetime) -> str:
@@ -121,50 +111,6 @@ async def publish(nc: NATSClient, subject: str, data: bytes, headers: dict[str, 
     if "seq" not in ack:
         raise JetStreamError(503, 0, f"no stream answered for {subject}")
     return ack
-
-
-# Reads go to the stream's leader ($JS.API.STREAM.MSG.GET), not to $JS.API.DIRECT.GET: on a replicated
-# stream a direct get may be answered by a follower that has not applied the latest writes yet, so a
-# worker could read a store value or a history one step behind. A leader read sees every acknowledged
-# write, and costs about 20 % more than a direct get.
-ERR_NO_MESSAGE = 10037
-
-
-def _parse_headers(block: bytes) -> dict[str, str]:
-    """A stored message's header block (``NATS/1.0\r\nKey: Value\r\n...``) as a dict."""
-    headers: dict[str, str] = {}
-    for line in block.decode("utf-8", errors="replace").split("\r\n")[1:]:
-        key, sep, value = line.partition(":")
-        if sep:
-            headers[key.strip()] = value.strip()
-    return headers
-
-
-async def _leader_get(nc: NATSClient, body: dict, timeout: float) -> StoredMsg | None:
-    reply = await nc.request(f"$JS.API.STREAM.MSG.GET.{subjects.STREAM}", json.dumps(body).encode(),
-                             timeout=timeout)
-    try:
-        found = _raise_on_error(reply.data)
-    except JetStreamError as exc:
-        if exc.err_code == ERR_NO_MESSAGE:
-            return None
-        raise
-    msg = found["message"]
-    headers = _parse_headers(base64.b64decode(msg["hdrs"])) if msg.get("hdrs") else {}
-    headers.update({"Nats-Stream": subjects.STREAM, "Nats-Subject": msg["subject"],
-                    "Nats-Sequence": str(msg["seq"]), "Nats-Time-Stamp": msg.get("time", "")})
-    data = base64.b64decode(msg.get("data") or "")
-    return StoredMsg(seq=int(msg["seq"]), subject=msg["subject"], data=data, headers=headers)
-
-
-async def get_last(nc: NATSClient, subject: str, timeout: float = 5.0) -> StoredMsg | None:
-    """The last stored message on ``subject`` (wildcards allowed), or None."""
-    return await _leader_get(nc, {"last_by_subj": subject}, timeout)
-
-
-async def get_next(nc: NATSClient, subject: str, from_seq: int, timeout: float = 5.0) -> StoredMsg | None:
-    """The first stored message on ``subject`` with sequence >= ``from_seq``, or None."""
-    return await _leader_get(nc, {"seq": max(from_seq, 1), "next_by_subj": subject}, timeout)
 
 
 async def purge(nc: NATSClient, subject_filter: str, keep: int | None = None, timeout: float = 5.0,
@@ -230,9 +176,5 @@ async def ensure_stream(js: JetStreamContext, memory: bool = False,
         raise settings.explain(exc.err_code or 0, exc.description or "", "update") from exc
     if (current.num_replicas or 1) != settings.replicas:
         log.info("stream %s: replicas changed from %d to %d", subjects.STREAM, current.num_replicas or 1,
-                    settings.replicas)
+                 settings.replicas)
     log.info("updated stream %s to the protocol's settings and %s", subjects.STREAM, settings.describe())
-
-
-def is_no_responders(exc: BaseException) -> bool:
-    return isinstance(exc, nats.errors.NoRespondersError)

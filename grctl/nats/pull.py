@@ -1,136 +1,266 @@
-"""A durable pull-consumer loop: fetch in batches, hand each message to a handler task, never end
-silently. Errors are logged and the loop carries on (re-binding the subscription when needed)."""
+"""The pull loop: fetch messages from a durable JetStream consumer in batches and run a handler per
+message, for the engine's consumers and the worker's alike.
+
+- Capacity: a loop fetches only as many messages as it has free slots, so a process never holds more
+  than it can work on (what it cannot take stays in the stream, where no ack timer runs). Several loops
+  can share one ``Capacity`` (a worker's step slots, shared by the consumers of its workflow types).
+- The handler returns what to do with its message (``ACK``, ``TERM``, ``nak(delay)``) or None when
+  there is nothing to settle (another delivery of the same message settles it). A handler that raises
+  is logged with its traceback and its message is NAKed after a pause.
+- Heartbeats: while a handler holds a message longer than ``heartbeat`` seconds, the loop sends
+  in-progress acks so the consumer's (short) ack wait does not redeliver work that is still going on;
+  a message held by a process that died comes back after one ack wait.
+- Trouble never ends a loop silently: fetch errors are logged and retried with backoff, and the
+  consumer is bound again (created again if it was lost) after repeated failures.
+- ``stop()`` closes the intake: messages a fetch returns after that are NAKed at once so another
+  consumer process takes them; ``wait_idle()`` waits for running handlers; ``cancel_running()``
+  cancels them (their messages are NAKed).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import enum
 import logging
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig
 
 from grctl.nats import subjects
+from grctl.nats.retry import FETCH
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[Msg], Awaitable[None]]
+HANDLER_ERROR_DELAY = 1.0
+REBIND_AFTER_FAILURES = 3
 
 
-class PullConsumer:
-    """Runs ``handler`` for each message of a durable pull consumer, at most ``slots`` at a time.
+class Action(enum.Enum):
+    ACK = "ack"
+    NAK = "nak"
+    TERM = "term"
 
-    The handler owns the ack decision. ``stop_fetching()`` closes the intake; ``wait_idle()`` waits for
-    the handlers already running.
-    """
 
-    def __init__(
-        self,
-        js: JetStreamContext,
-        durable: str,
-        handler: Handler,
-        *,
-        config: ConsumerConfig | None = None,
-        slots: int = 64,
-        batch: int = 64,
-        fetch_timeout: float = 1.0,
-        stream: str = subjects.STREAM,
-    ) -> None:
-        self._js = js
-        self.durable = durable
+@dataclass(frozen=True, slots=True)
+class Decision:
+    action: Action
+    delay: float | None = None
+
+
+ACK = Decision(Action.ACK)
+TERM = Decision(Action.TERM)
+NAK = Decision(Action.NAK)
+
+
+def nak(delay: float | None = None) -> Decision:
+    return Decision(Action.NAK, delay)
+
+
+Handler = Callable[[Msg], Awaitable[Decision | None]]
+Bind = Callable[[], Awaitable[JetStreamContext.PullSubscription]]
+
+
+def bind_durable(js: JetStreamContext, durable: str, config: ConsumerConfig,
+                 stream: str = subjects.STREAM) -> Bind:
+    """A ``Bind`` that creates (or updates) the durable pull consumer ``durable`` with ``config`` and
+    binds to it: binding again after a server lost the consumer makes it anew."""
+
+    async def bind() -> JetStreamContext.PullSubscription:
+        config.durable_name = durable
+        await js.add_consumer(stream, config)
+        return await js.pull_subscribe_bind(durable, stream=stream)
+
+    return bind
+
+
+async def settle(msg: Msg, decision: Decision) -> None:
+    """Ack, NAK or terminate ``msg``; a failure is logged (the server redelivers after its ack wait)."""
+    try:
+        if decision.action is Action.ACK:
+            await msg.ack()
+        elif decision.action is Action.TERM:
+            await msg.term()
+        else:
+            await msg.nak(delay=decision.delay)
+    except Exception as exc:
+        log.warning("could not %s message %s: %s", decision.action.value, msg.subject, exc)
+
+
+class Capacity:
+    """Slots shared by the pull loops of one process."""
+
+    def __init__(self, slots: int) -> None:
+        self.slots = max(1, slots)
+        self.free = self.slots
+        self.loops = 0
+        self._freed = asyncio.Event()
+
+    def share(self, batch: int) -> int:
+        """How many messages one loop may ask for now: its share of the free slots, at most ``batch``."""
+        return min(batch, max(1, self.free // max(1, self.loops)), self.free)
+
+    def take(self, count: int) -> None:
+        self.free -= count
+
+    def give(self, count: int) -> None:
+        self.free += count
+        if count > 0:
+            self._freed.set()
+
+    async def wait(self) -> None:
+        while self.free <= 0:
+            self._freed.clear()
+            await self._freed.wait()
+
+
+class PullLoop:
+    def __init__(self, name: str, bind: Bind, handler: Handler, *, capacity: Capacity | None = None,
+                 slots: int = 64, batch: int = 64, fetch_timeout: float = 1.0,
+                 heartbeat: float | None = None) -> None:
+        self.name = name
+        self._bind = bind
         self._handler = handler
-        self._config = config
-        self._slots = max(1, slots)
+        self.capacity = capacity or Capacity(slots)
+        self.capacity.loops += 1
         self._batch = max(1, batch)
         self._fetch_timeout = fetch_timeout
-        self._stream = stream
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._free = asyncio.Event()
-        self._free.set()
-        self._stopping = asyncio.Event()
+        self._heartbeat = heartbeat
         self._psub: JetStreamContext.PullSubscription | None = None
+        self._stopping = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._held: dict[int, tuple[Msg, float]] = {}
+        self._loop_task: asyncio.Task[None] | None = None
+        self._beat_task: asyncio.Task[None] | None = None
         self.ready = asyncio.Event()
 
     @property
     def in_flight(self) -> int:
         return len(self._tasks)
 
-    async def ensure_consumer(self) -> None:
-        """Create or update the durable consumer (when a config was given) and bind to it."""
-        if self._config is not None:
-            self._config.durable_name = self.durable
-            await self._js.add_consumer(self._stream, self._config)
-        self._psub = await self._js.pull_subscribe_bind(self.durable, stream=self._stream)
+    async def bind(self) -> None:
+        """Create or bind the consumer (raises if it cannot be done; ``start`` calls it when needed)."""
+        old, self._psub = self._psub, None
+        if old is not None:
+            with contextlib.suppress(Exception):
+                await old.unsubscribe()
+        self._psub = await self._bind()
+
+    def start(self) -> asyncio.Task[None]:
+        """Run the loop in a task of its own (bind first with ``bind()`` to see binding errors)."""
+        if self._loop_task is None:
+            self._loop_task = asyncio.create_task(self.run(), name=f"grctl-pull-{self.name}")
+            if self._heartbeat:
+                self._beat_task = asyncio.create_task(self._beat(self._heartbeat),
+                                                      name=f"grctl-heartbeat-{self.name}")
+        return self._loop_task
 
     async def run(self) -> None:
-        """Fetch and dispatch until ``stop_fetching()``; then return (handlers may still be running)."""
+        """Fetch and dispatch until ``stop()``; then return (handlers may still be running)."""
         if self._psub is None:
-            await self.ensure_consumer()
+            await self.bind()
         self.ready.set()
         failures = 0
         while not self._stopping.is_set():
-            room = self._slots - len(self._tasks)
-            if room <= 0:
-                self._free.clear()
-                await self._wait_either(self._free.wait())
+            if self.capacity.free <= 0:
+                await self._unless_stopping(self.capacity.wait())
                 continue
+            want = self.capacity.share(self._batch)
+            self.capacity.take(want)
             try:
-                msgs = await self._psub.fetch(min(room, self._batch), timeout=self._fetch_timeout)  # type: ignore[union-attr]
+                assert self._psub is not None
+                msgs = await self._psub.fetch(want, timeout=self._fetch_timeout)
                 failures = 0
             except TimeoutError:  # nats-py raises its own subclass or asyncio's: nothing to fetch
-                continue
+                msgs = []
             except asyncio.CancelledError:
+                self.capacity.give(want)
                 raise
-            except Exception as exc:  # connection trouble, consumer deleted...
+            except Exception as exc:
+                self.capacity.give(want)
+                if self._stopping.is_set():
+                    break
                 failures += 1
-                log.warning("fetch from %s failed (%r); retrying", self.durable, exc)
-                await self._wait_either(asyncio.sleep(min(0.2 * failures, 5.0)))
-                if failures % 5 == 0:
+                log.warning("fetching from %s failed (%s: %s); retrying", self.name, type(exc).__name__, exc)
+                await self._unless_stopping(asyncio.sleep(FETCH.delay(failures)))
+                if failures % REBIND_AFTER_FAILURES == 0 and not self._stopping.is_set():
                     await self._rebind()
                 continue
+            self.capacity.give(want - len(msgs))
+            if self._stopping.is_set():
+                for msg in msgs:
+                    await settle(msg, NAK)
+                self.capacity.give(len(msgs))
+                break
             for msg in msgs:
-                task = asyncio.create_task(self._run_handler(msg))
+                task = asyncio.create_task(self._handle(msg))
                 self._tasks.add(task)
-                task.add_done_callback(self._task_done)
 
     async def _rebind(self) -> None:
         try:
-            await self.ensure_consumer()
+            await self.bind()
+            log.info("bound consumer %s again", self.name)
         except Exception as exc:
-            log.warning("re-binding consumer %s failed: %s", self.durable, exc)
+            log.warning("binding consumer %s again failed: %s", self.name, exc)
 
-    async def _wait_either(self, aw: Awaitable[object]) -> None:
+    async def _handle(self, msg: Msg) -> None:
+        key = id(msg)
+        self._held[key] = (msg, time.monotonic())
+        decision: Decision | None = None
+        try:
+            decision = await self._handler(msg)
+        except asyncio.CancelledError:
+            decision = NAK  # stopped before it finished: another process takes it at once
+            raise
+        except Exception:
+            log.exception("handling a message of %s on %s failed", self.name, msg.subject)
+            decision = nak(HANDLER_ERROR_DELAY)
+        finally:
+            self._held.pop(key, None)
+            if decision is not None:
+                await settle(msg, decision)
+            self._tasks.discard(asyncio.current_task())  # type: ignore[arg-type]
+            self.capacity.give(1)
+
+    async def _beat(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            for msg, since in list(self._held.values()):
+                if now - since >= interval:
+                    with contextlib.suppress(Exception):
+                        await msg.in_progress()
+
+    async def _unless_stopping(self, aw: Awaitable[object]) -> None:
         waiter = asyncio.ensure_future(aw)
         stopper = asyncio.ensure_future(self._stopping.wait())
         try:
             await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for t in (waiter, stopper):
-                if not t.done():
-                    t.cancel()
+                t.cancel()
 
-    async def _run_handler(self, msg: Msg) -> None:
-        try:
-            await self._handler(msg)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("handler for %s failed on %s", self.durable, msg.subject)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        self._free.set()
-
-    def stop_fetching(self) -> None:
+    async def stop(self, timeout: float | None = None) -> None:
+        """Stop fetching and wait (up to ``timeout``, default the fetch timeout + 1 s) for the loop."""
         self._stopping.set()
+        task = self._loop_task
+        if task is None or task.done():
+            return
+        _, pending = await asyncio.wait({task}, timeout=timeout or self._fetch_timeout + 1.0)
+        for t in pending:
+            t.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
 
     async def wait_idle(self, timeout: float | None = None) -> bool:
-        """Wait for running handlers; True when all finished within ``timeout``."""
-        if not self._tasks:
-            return True
-        _done, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
-        return not pending
+        """Wait for running handlers; True when none is left."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout)
+        return not self._tasks
 
     async def cancel_running(self) -> None:
         for task in list(self._tasks):
@@ -139,10 +269,14 @@ class PullConsumer:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def close(self) -> None:
-        self.stop_fetching()
+        """Stop everything: the intake, the heartbeats and the subscription (not the handlers)."""
+        await self.stop()
+        if self._beat_task is not None:
+            self._beat_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._beat_task
+            self._beat_task = None
         if self._psub is not None:
-            try:
-                await self._psub.unsubscribe()
-            except Exception:
-                pass
-            self._psub = None
+            psub, self._psub = self._psub, None
+            with contextlib.suppress(Exception):
+                await psub.unsubscribe()

@@ -21,6 +21,8 @@ STREAM_SUBJECTS = [
     "grctl_worker_task.>",
     "grctl_bg_task",
     "grctl_registry.>",
+    "grctl_latest.*",
+    "grctl_meta.*",
 ]
 
 DIRECTIVE_CONSUMER = "grctl_directive_cons"
@@ -34,17 +36,54 @@ API_ALL = "grctl_api.>"
 API_WORKER = "grctl_api.worker"
 API_QUEUE = "grctl_api"
 
+# Core NATS subject (not stored) on which the engine announces that a run ended.
+OUTCOME_PREFIX = "grctl_outcome"
+
 # A token may not hold the subject separators or wildcards, nor white space.
 _BAD_TOKEN = re.compile(r"[.*>\s]")
+
+# The longest name (workflow id, type, run id, event name, store key...) in UTF-8 bytes. A subject holds
+# up to three names plus fixed parts, and the server closes any connection that sends a protocol line
+# longer than 4096 bytes: 255 keeps every subject well inside that.
+MAX_NAME_BYTES = 255
 
 
 def invalid_token_reason(value: str) -> str | None:
     """Why ``value`` cannot be a single subject token, or None when it can."""
     if not value:
         return "must not be empty"
+    size = len(value.encode("utf-8", "surrogatepass"))
+    if size > MAX_NAME_BYTES:
+        return f"must be at most {MAX_NAME_BYTES} bytes long (it is {size})"
     if _BAD_TOKEN.search(value):
         return "must not contain '.', '*', '>' or white space"
     return None
+
+
+_BAD_ID = re.compile(r"[*>\s]")
+# Dotted ids are often made of a name and a prefix or two ("start.{run id}", "next.{directive id}").
+MAX_ID_BYTES = 2 * MAX_NAME_BYTES
+
+
+def invalid_id_reason(value: str) -> str | None:
+    """Why ``value`` cannot be a dotted id inside a subject (worker ids, directive ids may hold dots),
+    or None when it can."""
+    if not value:
+        return "must not be empty"
+    size = len(value.encode("utf-8", "surrogatepass"))
+    if size > MAX_ID_BYTES:
+        return f"must be at most {MAX_ID_BYTES} bytes long (it is {size})"
+    if _BAD_ID.search(value):
+        return "must not contain '*', '>' or white space"
+    return None
+
+
+def check_token(what: str, value: str) -> None:
+    """Raise ``ValueError`` naming ``what`` when ``value`` cannot be a subject token."""
+    reason = invalid_token_reason(value)
+    if reason:
+        shown = value if len(value) <= 64 else f"{value[:61]}..."
+        raise ValueError(f"{what} {shown!r} {reason}")
 
 
 def api_workflow(wf_id: str) -> str:
@@ -114,3 +153,32 @@ def timer(wf_id: str, kind: str, timer_id: str) -> str:
 
 def registry(wf_type: str) -> str:
     return f"grctl_registry.{wf_type}"
+
+
+def latest(wf_id: str) -> str:
+    """Ours: the pointer to the latest run of a workflow id (its type and run id), so every lookup by
+    workflow id reads one exact subject, whatever the number of runs stored."""
+    return f"grctl_latest.{wf_id}"
+
+
+def meta(name: str) -> str:
+    """Ours: stream-wide facts the engine keeps about itself (e.g. which record layout is in use)."""
+    return f"grctl_meta.{name}"
+
+
+def outcome(wf_id: str, run_id: str) -> str:
+    """Ours: core NATS subject announcing that a run ended (the payload is its terminal history event)."""
+    return f"{OUTCOME_PREFIX}.{wf_id}.{run_id}"
+
+
+def run_records(wf_type: str, wf_id: str, run_id: str) -> list[str]:
+    """Subject filters that together hold every stored record of one run, once it has finished (run
+    info, input/output/error, history, store, run state); the residue of directives, tasks and timers
+    is swept separately."""
+    return [run_info(wf_type, wf_id, run_id), f"grctl_run.{wf_id}.{run_id}.*", history(wf_id, run_id),
+            f"grctl_wf_kv.{wf_id}.{run_id}.*", run_state(wf_id, run_id)]
+
+
+def retention_timer(wf_id: str, run_id: str) -> str:
+    """Ours: the schedule subject of a finished run's removal."""
+    return f"grctl_timers.{wf_id}.retention.{run_id}"

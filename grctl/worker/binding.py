@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from grctl.worker import codec
+from grctl.codec import CodecRegistry, default_codec
 from grctl.workflow import HandlerSpec
 
 
-def bind_arguments(spec: HandlerSpec, payload: Any) -> dict[str, Any]:
+def bind_arguments(spec: HandlerSpec, payload: Any, codec: CodecRegistry = default_codec) -> dict[str, Any]:
     if not spec.params or payload is None:
         return {}
     if len(spec.params) == 1:

@@ -1,4 +1,4 @@
-"""Child workflows from inside a handler (PROTOCOL.md §5.13): ``start_child``, ``run_child``,
+"""Child workflows from inside a handler: ``start_child``, ``run_child``,
 ``send_to_parent``, and ``ChildOutcome`` — what a completion-callback step receives.
 
 Starting a child and sending to the parent are replayable operations: a re-executed step reuses the
@@ -7,18 +7,20 @@ recorded child run id and does not send the start command (or the event) again.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import msgspec
 from ulid import ULID
 
-from grctl.models.command import CommandKind, EventCmd, StartCmd
+from grctl.models.command import CommandKind, EventCmd
 from grctl.models.common import ErrorDetails, RunInfo, RunStatus, utcnow
 from grctl.models.errors import WorkflowError
 from grctl.models.history import ChildStarted, HistoryKind, ParentEventSent
-from grctl.worker import codec
+from grctl.nats.retry import is_transient
+from grctl.nats.subjects import check_token
+from grctl.worker.errors import StepInterrupted
 
 if TYPE_CHECKING:
     from grctl.client.handle import WorkflowHandle
@@ -73,14 +75,15 @@ def _step_name(fn: Callable[..., Any] | str | None) -> str | None:
 async def start_child(rt: StepRuntime, workflow_type: str, workflow_id: str, workflow_input: Any = None,
                       workflow_timeout: timedelta | float | None = None,
                       on_completed_step: Callable[..., Any] | str | None = None) -> WorkflowHandle:
-    from grctl.client import api
-    from grctl.client.handle import WorkflowHandle
+    from grctl.client.handle import WorkflowHandle, start_run
 
-    api.check_name("workflow type", workflow_type)
-    api.check_name("workflow id", workflow_id)
+    check_token("workflow type", workflow_type)
+    check_token("workflow id", workflow_id)
     seconds = _timeout_seconds(workflow_timeout)
+    # Normalised first: the operation id then hashes the same bytes whatever the codec makes of a type.
+    input_value = rt.codec.normalize(workflow_input)
     op = rt.next_operation_id("start", {"wf_type": workflow_type, "wf_id": workflow_id,
-                                        "workflow_input": workflow_input, "workflow_timeout": seconds})
+                                        "workflow_input": input_value, "workflow_timeout": seconds})
     recorded = await rt.replayed(op, _CHILD_STARTED)
     run = rt.run_info
     child = RunInfo(
@@ -89,16 +92,27 @@ async def start_child(rt: StepRuntime, workflow_type: str, workflow_id: str, wor
         parent_wf_id=run.wf_id, parent_wf_type=run.wf_type, parent_run_id=run.id,
         parent_callback_step=_step_name(on_completed_step),
     )
-    handle = WorkflowHandle(child, rt.connection, rt.worker_id)
-    rt.closers.append(handle)
-    if recorded is None:
-        input_value = codec.normalize(workflow_input)
-        await handle.watcher.watch()
-        await api.call(rt.connection, workflow_id, CommandKind.run_start,
-                       StartCmd(run_info=child, input=input_value), rt.worker_id)
+    if recorded is not None:
+        handle = WorkflowHandle(child, rt.connection, rt.worker_id, codec=rt.codec)
+    else:
+        handle = await _interruptible(
+            start_run(rt.connection, child, input_value, rt.worker_id, budget=rt.io_budget, codec=rt.codec),
+            f"starting child workflow {workflow_id!r}")
         await rt.record(HistoryKind.child_started, ChildStarted(
             run_id=child.id, wf_type=workflow_type, wf_id=workflow_id, input=input_value), op)
+    rt.closers.append(handle)
     return handle
+
+
+async def _interruptible(operation: Awaitable[T], what: str) -> T:
+    """Await an API call made by a step; transport trouble that outlasted the step's retries interrupts
+    the step (it is delivered again) instead of failing it."""
+    try:
+        return await operation
+    except Exception as exc:
+        if is_transient(exc):
+            raise StepInterrupted(f"{what}: {type(exc).__name__}: {exc}") from exc
+        raise
 
 
 async def run_child(rt: StepRuntime, workflow_type: str, workflow_id: str, workflow_input: Any = None,
@@ -111,16 +125,18 @@ async def run_child(rt: StepRuntime, workflow_type: str, workflow_id: str, workf
 async def send_to_parent(rt: StepRuntime, event_name: str, payload: Any = None) -> None:
     from grctl.client import api
 
-    api.check_name("event name", event_name)
+    check_token("event name", event_name)
     run = rt.run_info
     if not run.parent_wf_id:
         raise RuntimeError("this run has no parent workflow to send an event to")
-    op = rt.next_operation_id("send_to_parent", {"event_name": event_name, "payload": payload})
+    value = rt.codec.normalize(payload)
+    op = rt.next_operation_id("send_to_parent", {"event_name": event_name, "payload": value})
     if await rt.replayed(op, _PARENT_EVENT) is not None:
         return
-    value = codec.normalize(payload)
-    await api.call(rt.connection, run.parent_wf_id, CommandKind.run_event,
-                   EventCmd(wf_id=run.parent_wf_id, event_name=event_name, payload=value), rt.worker_id)
+    await _interruptible(api.call(rt.connection, run.parent_wf_id, CommandKind.run_event,
+                                  EventCmd(wf_id=run.parent_wf_id, event_name=event_name, payload=value),
+                                  rt.worker_id, budget=rt.io_budget),
+                         f"sending event {event_name!r} to the parent workflow")
     await rt.record(HistoryKind.parent_event_sent, ParentEventSent(
         event_name=event_name, payload=value, parent_wf_type=run.parent_wf_type or "",
         parent_wf_id=run.parent_wf_id), op)

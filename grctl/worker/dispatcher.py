@@ -1,29 +1,33 @@
-"""From a worker-task message to a finished step, with one ack decision per outcome (§5.6.2).
+"""From a worker-task message to a finished step, with one ack decision per outcome.
 
 - undecodable or not a start/step/event task → logged and terminated (never redelivered);
 - workflow type not served here → NAK (another worker may serve it);
 - a redelivery of a dispatch that is still running here (its in-progress acks were lost, e.g. while
   NATS restarted) → not run twice: the running step settles the newest delivery when it ends;
 - the next dispatch of a run whose previous step is still finishing here → waits for it (never dropped);
-- step result published → ACK; publishing failed → NAK with a delay (the step is replayed);
+- step result published → ACK; not reported (publishing failed, or the step could not talk to NATS)
+  → NAK with a delay (the step is replayed);
 - terminated by the engine → ACK; cancelled by shutdown → NAK (another worker takes it at once).
 
-While a task is held, it is kept alive with in-progress acks well inside the consumer's ack wait.
+The pull loop keeps every held message alive with in-progress acks well inside the consumer's ack wait.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 
+import msgspec
 from nats.aio.msg import Msg
 
-from grctl.client.history import read_history
+from grctl.codec import CodecRegistry, default_codec
 from grctl.models.directive import Directive, DirectiveKind, decode_directive
 from grctl.models.history import HistoryEvent
 from grctl.nats.connection import Connection
+from grctl.nats.history import read_history
+from grctl.nats.pull import ACK, NAK, TERM, Decision, nak
+from grctl.nats.retry import is_transient, retrying
 from grctl.worker.publisher import Publisher
 from grctl.worker.runner import Outcome, StepRunner
 from grctl.workflow import Workflow
@@ -32,6 +36,7 @@ log = logging.getLogger("grctl.worker")
 
 TASK_KINDS = frozenset({DirectiveKind.start, DirectiveKind.step, DirectiveKind.event})
 RETRY_DELAY = 1.0
+HISTORY_READ_BUDGET = 10.0
 
 
 @dataclass
@@ -45,55 +50,19 @@ class _Run:
 def _num_delivered(msg: Msg) -> int:
     try:
         return int(msg.metadata.num_delivered or 1)
-    except Exception:
+    except (ValueError, TypeError, AttributeError):
         return 1
-
-
-async def _settle(msg: Msg, action: str, delay: float | None = None) -> None:
-    try:
-        if action == "ack":
-            await msg.ack()
-        elif action == "term":
-            await msg.term()
-        else:
-            await msg.nak(delay=delay)
-    except Exception as exc:
-        log.warning("could not %s task message %s: %s", action, msg.subject, exc)
 
 
 class Dispatcher:
     def __init__(self, workflows: dict[str, Workflow], connection: Connection, publisher: Publisher,
-                 workflow_logger: logging.Logger, heartbeat_interval: float) -> None:
+                 workflow_logger: logging.Logger, codec: CodecRegistry = default_codec) -> None:
         self._workflows = workflows
+        self._codec = codec
         self._connection = connection
         self._publisher = publisher
         self._workflow_logger = workflow_logger
-        self._heartbeat_interval = heartbeat_interval
         self._runs: dict[str, _Run] = {}
-        self._held: dict[int, Msg] = {}
-        self._heartbeat: asyncio.Task[None] | None = None
-
-    # --- lifecycle -----------------------------------------------------------------------------------
-
-    def start(self) -> None:
-        if self._heartbeat is None:
-            self._heartbeat = asyncio.create_task(self._beat(), name="grctl-heartbeat")
-
-    async def close(self) -> None:
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._heartbeat
-            self._heartbeat = None
-
-    async def _beat(self) -> None:
-        while True:
-            await asyncio.sleep(self._heartbeat_interval)
-            for msg in list(self._held.values()):
-                try:
-                    await msg.in_progress()
-                except Exception:
-                    pass
 
     @property
     def running_runs(self) -> list[str]:
@@ -119,32 +88,23 @@ class Dispatcher:
 
     # --- one message ---------------------------------------------------------------------------------
 
-    async def handle(self, msg: Msg) -> None:
-        self._held[id(msg)] = msg
-        try:
-            await self._handle(msg)
-        finally:
-            self._held.pop(id(msg), None)
-
-    async def _handle(self, msg: Msg) -> None:
+    async def handle(self, msg: Msg) -> Decision | None:
         task = self._decode(msg)
         if task is None:
-            await _settle(msg, "term")
-            return
+            return TERM
         workflow = self._workflows.get(task.run_info.wf_type)
         if workflow is None:
             log.warning("task for workflow type %r, not served by this worker: NAK", task.run_info.wf_type)
-            await _settle(msg, "nak", RETRY_DELAY)
-            return
+            return nak(RETRY_DELAY)
         task.attempt = max(task.attempt, _num_delivered(msg) - 1)
         run_id = task.run_info.id
         while (current := self._runs.get(run_id)) is not None:
             if current.directive_id == task.id:
                 log.info("task %s of run %s was redelivered while running here: it settles when the step "
                          "ends", task.id, run_id)
-                current.msg = msg  # kept alive by the heartbeat while this handler holds it
+                current.msg = msg
                 await asyncio.wait({current.task})
-                return
+                return self._decision(current, task) if current.msg is msg else None
             await asyncio.wait({current.task})  # the previous step of this run is still finishing
         # No await between the check above and the claim below: one runner per run at a time.
         runner = asyncio.create_task(self._execute(workflow, task), name=f"grctl-run-{run_id}")
@@ -158,22 +118,37 @@ class Dispatcher:
         finally:
             if self._runs.get(run_id) is run:
                 del self._runs[run_id]
-        await self._finish(run.msg, run, task)
+        # A newer delivery of this task arrived meanwhile: its handler settles that one.
+        return self._decision(run, task) if run.msg is msg else None
 
     async def _execute(self, workflow: Workflow, task: Directive) -> Outcome:
-        """Read the step's history when this is a redelivery, then run the step."""
+        """Read what the step's earlier executions recorded, then run the step.
+
+        The history is read for every task, not only for redeliveries: a nats-server that crashed can
+        come back having lost its count of deliveries, and then a task that already ran arrives as a
+        first delivery. One read that finds nothing is cheap; running a recorded task again is not."""
         history: list[HistoryEvent] = []
         ri = task.run_info
-        if task.attempt > 0 and ri.history_seq_id > 0:
-            events = await read_history(self._connection.nc, ri.wf_id, ri.id, ri.history_seq_id)
+        if ri.history_seq_id > 0:
+            try:
+                events = await retrying(
+                    lambda: read_history(self._connection.nc, ri.wf_id, ri.id, ri.history_seq_id),
+                    HISTORY_READ_BUDGET, what=f"reading the history of run {ri.id}")
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                log.warning("cannot read the history of run %s (%s); the task will be delivered again",
+                            ri.id, exc)
+                return Outcome.NOT_REPORTED
             history = [e for e in events if e.operation_id]
-        runner = StepRunner(workflow, task, history, self._connection, self._publisher, self._workflow_logger)
+        runner = StepRunner(workflow, task, history, self._connection, self._publisher, self._workflow_logger,
+                            self._codec)
         return await runner.run()
 
     def _decode(self, msg: Msg) -> Directive | None:
         try:
             task = decode_directive(msg.data)
-        except Exception as exc:
+        except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
             log.error("dropping an undecodable worker task on %s: %s", msg.subject, exc)
             return None
         if task.kind not in TASK_KINDS:
@@ -182,22 +157,19 @@ class Dispatcher:
             return None
         return task
 
-    async def _finish(self, msg: Msg, run: _Run, task: Directive) -> None:
+    def _decision(self, run: _Run, task: Directive) -> Decision:
         where = f"{task.kind} task {task.id} of run {task.run_info.id}"
         if run.task.cancelled():
             if run.terminated:
                 log.info("%s terminated", where)
-                await _settle(msg, "ack")
-            else:
-                log.info("%s cancelled by shutdown: NAK for another worker", where)
-                await _settle(msg, "nak")
-            return
+                return ACK
+            log.info("%s cancelled by shutdown: NAK for another worker", where)
+            return NAK
         exc = run.task.exception()
         if exc is not None:
             log.error("%s failed before reporting (%s: %s): NAK", where, type(exc).__name__, exc,
                       exc_info=exc)
-            await _settle(msg, "nak", RETRY_DELAY)
-        elif run.task.result() is Outcome.REPORTED:
-            await _settle(msg, "ack")
-        else:
-            await _settle(msg, "nak", RETRY_DELAY)
+            return nak(RETRY_DELAY)
+        if run.task.result() is Outcome.REPORTED:
+            return ACK
+        return nak(RETRY_DELAY)

@@ -8,6 +8,7 @@ __all__ = [
     "NextDirectiveMissingError",
     "NonDeterminismError",
     "RegistrationError",
+    "StepInterrupted",
     "WorkerConsumerError",
     "WorkflowNotRegisteredError",
 ]
@@ -40,3 +41,11 @@ class NextDirectiveMissingError(Exception):
 
 class HandlerNotFoundError(LookupError):
     """A task names a step or event the workflow has no handler for."""
+
+
+class StepInterrupted(BaseException):
+    """The step cannot talk to NATS now (its history, store, child or event writes kept failing for the
+    time it had): it is not the handler's failure, so the step is not reported and is delivered again.
+
+    A ``BaseException``, like ``asyncio.CancelledError``, so that ``except Exception`` in handler code
+    does not turn it into a handled error."""

@@ -25,7 +25,6 @@ from grctl.models.directive import (
     StepResult,
     Wait,
 )
-from grctl.worker import codec
 from grctl.workflow import timeout_ms, to_timedelta
 
 if TYPE_CHECKING:
@@ -85,7 +84,7 @@ class NextBuilder:
 
     def complete(self, result: Any = None) -> Directive:
         """Finish the run with ``result``."""
-        return self._result(DirectiveKind.complete, Complete(result=codec.normalize(result)))
+        return self._result(DirectiveKind.complete, Complete(result=self._rt.codec.normalize(result)))
 
     def fail(self, error: ErrorDetails | BaseException | str) -> Directive:
         """Fail the run with ``error``."""

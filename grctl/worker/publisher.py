@@ -1,7 +1,11 @@
 """What a worker writes to the stream: its history events and its directives (step_picked_up,
-step_result). History events are awaited for their ack; a directive can also be sent without waiting,
-keeping its ack as a future, so a step does not pay one round trip per message. Messages published
-on one connection are stored in the order they were sent."""
+step_result). Messages published on one connection are stored in the order they were sent.
+
+Every write carries a message id derived from what it records (the run, the dispatch, the operation,
+the event kind), so a write retried after a lost acknowledgement — or repeated by a re-executed step —
+is stored once (within the stream's duplicate window). Transport trouble is retried for the time the
+caller allows; then ``StepInterrupted`` says the step cannot report now and must be delivered again.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +17,19 @@ from grctl.models.directive import Directive, encode_directive
 from grctl.models.history import HistoryEvent, HistoryKind, encode_history
 from grctl.nats import jetstream, subjects
 from grctl.nats.connection import Connection
+from grctl.nats.jetstream import H_MSG_ID
+from grctl.nats.retry import is_transient, retrying
+from grctl.worker.errors import StepInterrupted
 
 PUBLISH_TIMEOUT = 5.0
+DEFAULT_BUDGET = 30.0  # how long a write is retried when the caller does not say
+
+
+def history_msg_id(run: RunInfo, kind: HistoryKind, operation_id: str, attempt: int = 0) -> str:
+    """The message id of a worker's history event: one per dispatch, operation and kind (and attempt,
+    for the failed attempts of a task)."""
+    suffix = f".{attempt}" if attempt else ""
+    return f"h.{run.id}.{run.history_seq_id}.{operation_id}.{kind}{suffix}"
 
 
 class Publisher:
@@ -23,29 +38,42 @@ class Publisher:
         self.worker_id = worker_id
         self._timeout = timeout
 
+    async def _publish(self, subject: str, data: bytes, msg_id: str, budget: float, what: str) -> None:
+        nc = self._connection.nc
+
+        async def once() -> None:
+            await self._connection.interruptible(
+                jetstream.publish(nc, subject, data, {H_MSG_ID: msg_id}, timeout=self._timeout))
+
+        try:
+            await retrying(once, budget, what=what)
+        except Exception as exc:
+            if is_transient(exc):
+                raise StepInterrupted(f"could not record {what}: {type(exc).__name__}: {exc}") from exc
+            raise
+
     async def history(
         self, run: RunInfo, kind: HistoryKind, msg: object, operation_id: str,
-        timestamp: datetime | None = None,
+        timestamp: datetime | None = None, attempt: int = 0, budget: float = DEFAULT_BUDGET,
     ) -> None:
         event = HistoryEvent(
             wf_id=run.wf_id, run_id=run.id, worker_id=self.worker_id, timestamp=timestamp or utcnow(),
             kind=kind, msg=msg, operation_id=operation_id,
         )
-        await jetstream.publish(self._connection.nc, subjects.history(run.wf_id, run.id),
-                                encode_history(event), timeout=self._timeout)
+        await self._publish(subjects.history(run.wf_id, run.id), encode_history(event),
+                            history_msg_id(run, kind, operation_id, attempt), budget,
+                            f"{kind} of {operation_id}")
 
-    async def directive(self, directive: Directive) -> None:
-        """Publish a directive and wait for the stream's ack."""
+    async def directive(self, directive: Directive, budget: float = DEFAULT_BUDGET) -> None:
+        """Publish a directive and wait for the stream's ack (retrying transport trouble)."""
         r = directive.run_info
-        await jetstream.publish(self._connection.nc, subjects.directive(r.wf_type, r.wf_id, r.id),
-                                encode_directive(directive), timeout=self._timeout)
+        await self._publish(subjects.directive(r.wf_type, r.wf_id, r.id), encode_directive(directive),
+                            directive.id, budget, f"{directive.kind} directive")
 
     async def directive_nowait(self, directive: Directive) -> asyncio.Future[object]:
-        """Send a directive now and return the future of its ack (await it with ``wait_ack``)."""
+        """Send a directive now and return the future of its ack (for reports nothing depends on)."""
         r = directive.run_info
         return await self._connection.js.publish_async(
-            subjects.directive(r.wf_type, r.wf_id, r.id), encode_directive(directive)
+            subjects.directive(r.wf_type, r.wf_id, r.id), encode_directive(directive),
+            headers={H_MSG_ID: directive.id},
         )
-
-    async def wait_ack(self, future: asyncio.Future[object]) -> None:
-        await asyncio.wait_for(future, timeout=self._timeout)

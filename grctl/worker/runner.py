@@ -1,5 +1,8 @@
 """Executes one worker task: resolve the handler, report the pick-up, call the handler, publish the
-step's result — or a ``fail_step`` when anything raised (PROTOCOL.md §5.6.3)."""
+step's result — or a ``fail_step`` when the handler raised. When the step could not talk to NATS
+(``StepInterrupted``: its own writes and reads kept failing for the time it had) or its result cannot be
+published, nothing is reported and the task is delivered again: transport trouble is never the
+handler's failure."""
 
 from __future__ import annotations
 
@@ -9,17 +12,19 @@ import inspect
 import logging
 import time
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import msgspec
 
+from grctl.codec import CodecRegistry, default_codec
 from grctl.models.common import RunInfo, RunStatus, utcnow
 from grctl.models.directive import Directive, DirectiveKind, Event, Start, Step, StepPickedUp
 from grctl.models.history import HistoryEvent
 from grctl.nats.connection import Connection
 from grctl.worker.binding import bind_arguments
 from grctl.worker.context import Context
-from grctl.worker.errors import HandlerNotFoundError, NextDirectiveMissingError
+from grctl.worker.errors import HandlerNotFoundError, NextDirectiveMissingError, StepInterrupted
 from grctl.worker.next import error_details
 from grctl.worker.publisher import Publisher
 from grctl.worker.replay import ReplayCursor
@@ -55,13 +60,23 @@ def _missing(workflow: Workflow, task: Directive, step_name: str) -> HandlerNotF
                                 f"{step_name!r}")
 
 
+def step_deadline(task: Directive) -> float:
+    """The ``time.monotonic()`` by which the engine expects the task done (0 when it did not say)."""
+    timeout_ms = getattr(task.msg, "timeout_ms", 0) or 0
+    if timeout_ms <= 0:
+        return 0.0
+    left = (task.timestamp + timedelta(milliseconds=timeout_ms) - utcnow()).total_seconds()
+    return time.monotonic() + left
+
+
 def _retrieve(future: asyncio.Future[Any]) -> None:
     future.add_done_callback(lambda f: f.cancelled() or f.exception())
 
 
 class StepRunner:
     def __init__(self, workflow: Workflow, task: Directive, history: list[HistoryEvent],
-                 connection: Connection, publisher: Publisher, workflow_logger: logging.Logger) -> None:
+                 connection: Connection, publisher: Publisher, workflow_logger: logging.Logger,
+                 codec: CodecRegistry = default_codec) -> None:
         self.workflow = workflow
         self.task = task
         step_name, self.config, self.payload = resolve(workflow, task)
@@ -71,6 +86,7 @@ class StepRunner:
         self.runtime = StepRuntime(
             workflow=workflow, task=task, run_info=run_info, step_name=step_name, connection=connection,
             publisher=publisher, cursor=ReplayCursor(history), workflow_logger=workflow_logger,
+            deadline=step_deadline(task), codec=codec,
         )
 
     @property
@@ -97,6 +113,10 @@ class StepRunner:
                 if self.config is None:
                     raise _missing(self.workflow, self.task, rt.step_name)
                 result = await self._call(ctx, self.config)
+            except StepInterrupted as exc:
+                log.warning("step %s of run %s could not talk to NATS (%s); the task will be delivered "
+                            "again", rt.step_name, rt.run_info.id, exc)
+                return Outcome.NOT_REPORTED
             except asyncio.CancelledError as exc:
                 task = asyncio.current_task()
                 if task is not None and task.cancelling():
@@ -107,8 +127,8 @@ class StepRunner:
             assert isinstance(result.msg, msgspec.Struct)
             result.msg.duration_ms = int((time.monotonic() - started) * 1000)  # type: ignore[attr-defined]
             try:
-                await rt.publisher.directive(result)
-            except Exception as exc:
+                await rt.publisher.directive(result, budget=rt.io_budget)
+            except (Exception, StepInterrupted) as exc:
                 log.warning("could not publish the result of step %s of run %s (%s); the task will be "
                             "delivered again", rt.step_name, rt.run_info.id, exc)
                 return Outcome.NOT_REPORTED
@@ -120,7 +140,7 @@ class StepRunner:
             rt.deactivate(token)
 
     async def _call(self, ctx: Context, config: HandlerConfig) -> Directive:
-        kwargs = bind_arguments(config.spec, self.payload)
+        kwargs = bind_arguments(config.spec, self.payload, self.runtime.codec)
         returned = config.handler(ctx, **kwargs)
         if inspect.isawaitable(returned):
             returned = await returned

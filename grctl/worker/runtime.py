@@ -1,26 +1,38 @@
 """The state of one step execution, reachable from tasks and context helpers through a context var.
 
 Everything replayable goes through ``replayed()`` (is this operation in the recorded history?) and
-``record()`` (write its history event, tagged with the operation id).
+``record()`` (write its history event, tagged with the operation id). Every read or write the step does
+through NATS goes through ``io()``: transport trouble is retried for the time the step has left, then
+``StepInterrupted`` leaves the step to be delivered again instead of failing it.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
+from grctl.codec import CodecRegistry, default_codec
 from grctl.models.common import RunInfo
 from grctl.models.directive import Directive
 from grctl.models.history import HistoryEvent, HistoryKind
-from grctl.nats import jetstream, subjects
+from grctl.nats import subjects
 from grctl.nats.connection import Connection
+from grctl.nats.direct import get_last
+from grctl.nats.retry import is_transient, retrying
+from grctl.worker.errors import StepInterrupted
 from grctl.worker.opid import OperationCounter
 from grctl.worker.publisher import Publisher
 from grctl.worker.replay import ReplayCursor
 from grctl.worker.store import Store
 from grctl.workflow import Workflow
+
+T = TypeVar("T")
+
+MIN_IO_BUDGET = 10.0  # even a step past its deadline tries this long before giving up
 
 _current: ContextVar[StepRuntime | None] = ContextVar("grctl_step_runtime", default=None)
 
@@ -28,13 +40,6 @@ _current: ContextVar[StepRuntime | None] = ContextVar("grctl_step_runtime", defa
 def current_runtime() -> StepRuntime | None:
     """The step being executed by this asyncio task, or None outside a worker."""
     return _current.get()
-
-
-def require_runtime(what: str) -> StepRuntime:
-    runtime = _current.get()
-    if runtime is None:
-        raise RuntimeError(f"{what} can only be used inside a workflow handler run by a worker")
-    return runtime
 
 
 @dataclass
@@ -49,9 +54,26 @@ class StepRuntime:
     workflow_logger: logging.Logger
     ops: OperationCounter = field(default_factory=OperationCounter)
     closers: list[Any] = field(default_factory=list)  # child handles opened in this step
+    deadline: float = 0.0  # time.monotonic() by which the step should be done (0: unknown)
+    codec: CodecRegistry = field(default_factory=lambda: default_codec)  # the worker's
 
     def __post_init__(self) -> None:
-        self.store = Store(self._load_kv)
+        self.store = Store(self._load_kv, self.codec)
+
+    @property
+    def io_budget(self) -> float:
+        """Seconds a NATS operation of this step may keep retrying."""
+        left = self.deadline - time.monotonic() if self.deadline else 0.0
+        return max(left, MIN_IO_BUDGET)
+
+    async def io(self, operation: Callable[[], Awaitable[T]], what: str) -> T:
+        """Run a NATS operation of this step, retrying transport trouble within the step's time."""
+        try:
+            return await retrying(operation, self.io_budget, what=what)
+        except Exception as exc:
+            if is_transient(exc):
+                raise StepInterrupted(f"{what}: {type(exc).__name__}: {exc}") from exc
+            raise
 
     @property
     def worker_id(self) -> str:
@@ -67,12 +89,14 @@ class StepRuntime:
     async def replayed(self, op_id: str, kinds: frozenset[HistoryKind]) -> HistoryEvent | None:
         return await self.cursor.match(op_id, kinds)
 
-    async def record(self, kind: HistoryKind, msg: object, op_id: str) -> None:
-        await self.publisher.history(self.run_info, kind, msg, op_id)
+    async def record(self, kind: HistoryKind, msg: object, op_id: str, timestamp: Any = None,
+                     attempt: int = 0) -> None:
+        await self.publisher.history(self.run_info, kind, msg, op_id, timestamp, attempt=attempt,
+                                     budget=self.io_budget)
 
     async def _load_kv(self, key: str) -> bytes | None:
-        found = await jetstream.get_last(self.connection.nc,
-                                         subjects.kv(self.run_info.wf_id, self.run_info.id, key))
+        subject = subjects.kv(self.run_info.wf_id, self.run_info.id, key)
+        found = await self.io(lambda: get_last(self.connection.nc, subject), f"reading store key {key!r}")
         return found.data if found is not None else None
 
     def activate(self) -> Token[StepRuntime | None]:

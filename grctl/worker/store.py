@@ -12,8 +12,8 @@ from typing import Any, TypeVar, overload
 
 import msgspec
 
+from grctl.codec import CodecRegistry, default_codec
 from grctl.nats.subjects import invalid_token_reason
-from grctl.worker import codec
 
 T = TypeVar("T")
 
@@ -38,8 +38,9 @@ def _check_key(key: str) -> None:
 
 
 class Store:
-    def __init__(self, loader: Loader) -> None:
+    def __init__(self, loader: Loader, codec: CodecRegistry | None = None) -> None:
         self._loader = loader
+        self._codec = codec or default_codec
         self._data: dict[str, bytes] = {}
         self._dirty: set[str] = set()
 
@@ -49,21 +50,26 @@ class Store:
     @overload
     async def get(self, key: str, type: type[T]) -> T: ...
 
-    async def get(self, key: str, type: Any = None) -> Any:
-        """The value of ``key`` (converted to ``type`` when given); ``StoreKeyNotFoundError`` if absent."""
+    @overload
+    async def get(self, key: str, *, ty: type[T]) -> T: ...
+
+    async def get(self, key: str, type: Any = None, *, ty: Any = None) -> Any:
+        """The value of ``key`` (converted to ``type`` when given; ``ty`` is the public SDK's name for
+        it); ``StoreKeyNotFoundError`` if absent."""
         _check_key(key)
+        type = type if ty is None else ty
         raw = self._data.get(key)
         if raw is None:
             raw = await self._loader(key)
             if raw is None:
                 raise StoreKeyNotFoundError(key)
             self._data[key] = raw
-        return codec.convert(msgspec.msgpack.decode(raw), type)
+        return self._codec.convert(msgspec.msgpack.decode(raw), type)
 
     def put(self, key: str, value: Any) -> None:
         """Set ``key`` for the rest of the run; sent with the step's result."""
         _check_key(key)
-        self._data[key] = codec.encode(value)
+        self._data[key] = self._codec.encode(value)
         self._dirty.add(key)
 
     def take_pending(self) -> dict[str, Any]:

@@ -32,7 +32,6 @@ from grctl.models.history import (
     TaskFailed,
     TaskStarted,
 )
-from grctl.worker import codec
 from grctl.worker.next import error_details
 from grctl.worker.retry import backoff_delay_ms, max_attempts, rebuild_error, should_retry
 from grctl.worker.runtime import StepRuntime, current_runtime
@@ -87,7 +86,7 @@ class _TaskCall:
         self.name: str = fn.__name__
         bound = signature.bind(*args, **kwargs)
         bound.apply_defaults()
-        self.arg_map = {k: codec.to_builtins(v) for k, v in bound.arguments.items()}
+        self.arg_map = {k: runtime.codec.to_builtins(v) for k, v in bound.arguments.items()}
         self.op = runtime.next_operation_id(self.name, self.arg_map)
 
     async def run(self) -> Any:
@@ -103,13 +102,13 @@ class _TaskCall:
                 return_type = typing.get_type_hints(self.fn).get("return")
             except Exception:
                 return_type = None
-            return codec.convert(raw, return_type) if return_type not in (None, type(None)) else raw
+            return self.rt.codec.convert(raw, return_type) if return_type not in (None, type(None)) else raw
         if kind == HistoryKind.task_failed:
             raise rebuild_error(msg.error)
         raise asyncio.CancelledError(f"task {self.name} was cancelled")
 
-    async def _publish(self, kind: HistoryKind, msg: object, timestamp: Any = None) -> None:
-        await self.rt.publisher.history(self.rt.run_info, kind, msg, self.op, timestamp)
+    async def _publish(self, kind: HistoryKind, msg: object, timestamp: Any = None, attempt: int = 0) -> None:
+        await self.rt.record(kind, msg, self.op, timestamp, attempt=attempt)
 
     async def _execute(self) -> Any:
         step = self.rt.step_name
@@ -135,7 +134,7 @@ class _TaskCall:
                     await self._publish(HistoryKind.task_attempt_failed, TaskAttemptFailed(
                         task_id=self.op, task_name=self.name, step_name=step, attempt=attempt,
                         max_attempts=max_attempts(self.policy), error=error_details(exc),
-                        next_retry_delay_ms=delay, duration_ms=duration))
+                        next_retry_delay_ms=delay, duration_ms=duration), attempt=attempt)
                     await asyncio.sleep(delay / 1000)
                     continue
                 await self._publish(HistoryKind.task_failed, TaskFailed(
@@ -143,6 +142,6 @@ class _TaskCall:
                     duration_ms=duration))
                 raise
             await self._publish(HistoryKind.task_completed, TaskCompleted(
-                task_id=self.op, task_name=self.name, output={"result": codec.to_builtins(result)},
+                task_id=self.op, task_name=self.name, output={"result": self.rt.codec.to_builtins(result)},
                 step_name=step, duration_ms=_ms_since(started)))
             return result

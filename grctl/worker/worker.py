@@ -4,11 +4,12 @@
     await worker.start()            # blocks until stop() has finished
 
 Lifecycle: ``start()`` registers the catalog with the engine (no consuming if that fails), creates or
-binds the pull consumer of each type, starts the fetch loops and the command subscription, then sets
-``ready``. ``stop(shutdown_timeout)`` closes the intake (no new steps), keeps in-flight steps alive
-with in-progress acks until they finish or the timeout passes, cancels what is left (their tasks are
-NAKed for another worker), and closes the connection it was given. ``stop()`` is idempotent and safe
-before ``start()``.
+binds the pull consumer of each type, starts the fetch loops (one per type, sharing the process's step
+slots) and the command subscription, then sets ``ready``. ``stop(shutdown_timeout)`` closes the intake
+(no new steps), keeps in-flight steps alive with in-progress acks until they finish or the timeout
+passes, cancels what is left (their tasks are NAKed for another worker), and closes the connection it
+was given. ``stop()`` is idempotent and safe before ``start()``. If the connection is closed for good
+under it, ``start()`` raises ``ConnectionLostError`` (a supervisor then starts the process again).
 """
 
 from __future__ import annotations
@@ -16,15 +17,15 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from nats.js import JetStreamContext
-
-from grctl.nats.connection import Connection
+from grctl.client import registering
+from grctl.codec import CodecRegistry, default_codec
+from grctl.nats.connection import Connection, ConnectionLostError
+from grctl.nats.pull import Capacity, PullLoop
 from grctl.worker.commands import CommandServer
 from grctl.worker.consumer import ack_wait_from_env, ensure_task_consumer
 from grctl.worker.dispatcher import Dispatcher
 from grctl.worker.identity import worker_id as make_worker_id
 from grctl.worker.identity import worker_name as make_worker_name
-from grctl.worker.intake import Intake
 from grctl.worker.publisher import Publisher
 from grctl.worker.registration import register
 from grctl.workflow import Workflow
@@ -46,6 +47,7 @@ class Worker:
         max_concurrent_steps: int = DEFAULT_MAX_CONCURRENT_STEPS,
         ack_wait: float | None = None,
         fetch_batch: int = 32,
+        codec: CodecRegistry | None = None,
     ) -> None:
         if not workflows:
             raise ValueError("a worker needs at least one workflow")
@@ -58,6 +60,7 @@ class Worker:
         self._workflows = {wf.workflow_type: wf for wf in workflows}
         self._connection = connection
         self._workflow_logger = workflow_logger or logging.getLogger()
+        self.codec = codec or default_codec
         self._ack_wait = ack_wait if ack_wait is not None else ack_wait_from_env()
         self.max_concurrent_steps = max_concurrent_steps
         self.worker_name = make_worker_name(types)
@@ -71,10 +74,21 @@ class Worker:
         self._stop_task: asyncio.Future[None] | None = None
         self._publisher = Publisher(connection, self.worker_id)
         self._dispatcher = Dispatcher(self._workflows, connection, self._publisher, self._workflow_logger,
-                                      heartbeat_interval=max(self._ack_wait / 3, 0.05))
-        self._intake = Intake(self._dispatcher.handle, max_concurrent_steps, batch=fetch_batch)
+                                      codec=self.codec)
+        self._capacity = Capacity(max_concurrent_steps)
+        self._loops = [self._loop(wf_type, fetch_batch) for wf_type in self._workflows]
         self._commands = CommandServer(connection, self.worker_id, self._dispatcher.terminate_run)
-        self._subscriptions: list[JetStreamContext.PullSubscription] = []
+        registering.announce(connection, types, self._settled)
+
+    def _loop(self, wf_type: str, batch: int) -> PullLoop:
+        js = self._connection.js
+        max_ack_pending = max(1000, self.max_concurrent_steps)
+
+        async def bind():  # type: ignore[no-untyped-def]
+            return await ensure_task_consumer(js, wf_type, self._ack_wait, max_ack_pending=max_ack_pending)
+
+        return PullLoop(f"grctl_worker_{wf_type}", bind, self._dispatcher.handle, capacity=self._capacity,
+                        batch=batch, fetch_timeout=1.0, heartbeat=max(self._ack_wait / 3, 0.05))
 
     def __repr__(self) -> str:
         return f"Worker({self.worker_id!r}, types={list(self._workflows)})"
@@ -85,7 +99,7 @@ class Worker:
 
     @property
     def running_steps(self) -> int:
-        return self._intake.running
+        return sum(loop.in_flight for loop in self._loops)
 
     # --- start ---------------------------------------------------------------------------------------
 
@@ -108,26 +122,32 @@ class Worker:
             self._settled.set()
             await self._abandon()
             raise
+        stopped = asyncio.ensure_future(self._stopped.wait())
+        lost = asyncio.ensure_future(self._connection.wait_lost())
         try:
-            await self._stopped.wait()
+            await asyncio.wait({stopped, lost}, return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
             if not self._stopping:  # cancelled without stop(): shut down at once, in the background
                 self._stop_task = asyncio.ensure_future(self._stop(0))
             raise
+        finally:
+            stopped.cancel()
+            lost.cancel()
+        if not self._stopped.is_set():
+            log.error("worker %s: the NATS connection was closed for good; stopping", self.worker_id)
+            await self.stop(shutdown_timeout=0)
+            raise ConnectionLostError("the NATS connection was closed for good")
 
     async def _start(self) -> None:
         log.info("worker %s starting for %s", self.worker_id, self.workflow_types)
         catalog = [wf.type_def() for wf in self._workflows.values()]
         await register(self._connection, self.worker_id, catalog)
-        for wf_type in self._workflows:
+        for loop in self._loops:
             self._check_stopping()
-            psub = await ensure_task_consumer(self._connection.js, wf_type, self._ack_wait,
-                                              max_ack_pending=max(1000, self.max_concurrent_steps))
-            self._subscriptions.append(psub)
+            await loop.bind()
         self._check_stopping()
-        self._dispatcher.start()
-        for wf_type, psub in zip(self._workflows, self._subscriptions, strict=True):
-            self._intake.start(wf_type, psub)
+        for loop in self._loops:
+            loop.start()
         await self._commands.start()
         self.ready.set()
         self._settled.set()
@@ -143,6 +163,15 @@ class Worker:
         await asyncio.wait_for(self._settled.wait(), timeout)
         if self._startup_error is not None:
             raise RuntimeError(f"worker failed to start: {self._startup_error}") from self._startup_error
+        if not self.ready.is_set():
+            raise RuntimeError("worker was stopped before it became ready")
+
+    async def wait_until_ready(self, timeout_ms: float = 5.0) -> None:
+        """``wait_ready`` under the public SDK's name and behaviour: despite its name ``timeout_ms`` is
+        in seconds there too, and the error that made start fail is raised as it is."""
+        await asyncio.wait_for(self._settled.wait(), timeout_ms)
+        if self._startup_error is not None:
+            raise self._startup_error
         if not self.ready.is_set():
             raise RuntimeError("worker was stopped before it became ready")
 
@@ -162,14 +191,15 @@ class Worker:
     async def _stop(self, shutdown_timeout: float) -> None:
         self._stopping = True
         try:
-            await self._intake.close()
-            if self._intake.running:
+            for loop in self._loops:
+                await loop.stop()
+            if self.running_steps:
                 log.info("worker %s waiting up to %.1fs for %d step(s)", self.worker_id, shutdown_timeout,
-                         self._intake.running)
-            if not await self._intake.wait_idle(shutdown_timeout):
+                         self.running_steps)
+            if not await self._wait_idle(shutdown_timeout):
                 cancelled = self._dispatcher.cancel_all()
                 log.warning("worker %s: shutdown timeout, cancelling %d step(s)", self.worker_id, cancelled)
-                await self._intake.wait_idle(CANCEL_GRACE)
+                await self._wait_idle(CANCEL_GRACE)
             await self._abandon()
             await self._connection.close()
         finally:
@@ -177,14 +207,16 @@ class Worker:
             self._stopped.set()
             log.info("worker %s stopped", self.worker_id)
 
+    async def _wait_idle(self, timeout: float) -> bool:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        for pull in self._loops:
+            if not await pull.wait_idle(max(0.0, deadline - loop.time())):
+                return False
+        return True
+
     async def _abandon(self) -> None:
         """Release subscriptions and background tasks (not the connection)."""
-        await self._intake.close()
         await self._commands.stop()
-        await self._dispatcher.close()
-        for psub in self._subscriptions:
-            try:
-                await psub.unsubscribe()
-            except Exception:
-                log.debug("unsubscribing a task consumer failed", exc_info=True)
-        self._subscriptions.clear()
+        for loop in self._loops:
+            await loop.close()

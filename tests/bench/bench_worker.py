@@ -8,9 +8,9 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from bench_workflows import WORKFLOWS
-from grctl.worker.worker import Worker
 
 from grctl.nats.connection import Connection
+from grctl.worker.worker import Worker
 
 
 async def main() -> None:

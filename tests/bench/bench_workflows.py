@@ -1,9 +1,22 @@
-"""Workflows for the throughput benchmark: a one-step and a five-step workflow."""
+"""Workflows for the benchmarks: a one-step and a five-step workflow, and a one-step workflow whose
+step calls one task (the overload benchmark's)."""
 
+from grctl.worker.task import task
 from grctl.workflow import Workflow
 
 one_step = Workflow(workflow_type="BenchOne")
 five_step = Workflow(workflow_type="BenchFive")
+with_task = Workflow(workflow_type="BenchTask")
+
+
+@task
+async def echo(n: int) -> int:
+    return n
+
+
+@with_task.start()
+async def task_start(ctx, n: int):
+    return ctx.next.complete(await echo(n))
 
 
 @one_step.start()
@@ -37,4 +50,4 @@ async def s5(ctx):
     return ctx.next.complete(await ctx.store.get("n"))
 
 
-WORKFLOWS = [one_step, five_step]
+WORKFLOWS = [one_step, five_step, with_task]

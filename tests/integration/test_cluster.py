@@ -25,11 +25,11 @@ from support.sdk import wait_for
 from ulid import ULID
 
 from grctl.client.client import Client
-from grctl.client.history import read_subject
 from grctl.engine.manager import ACK_WAIT
 from grctl.nats import subjects
 from grctl.nats.connection import Connection
-from grctl.nats.jetstream import ensure_stream, get_last, publish
+from grctl.nats.direct import get_last, read_subject
+from grctl.nats.jetstream import ensure_stream, publish
 from grctl.nats.stream_settings import StreamSettings
 
 pytestmark = pytest.mark.timeout(240)
@@ -271,7 +271,7 @@ async def test_reads_see_every_acknowledged_write_through_any_node(nats_cluster:
                 last = await get_last(conn.nc, subject)
                 assert last is not None and last.seq == ack["seq"], (conn.nc.connected_url, i)
                 if i % 25 == 24:
-                    seqs = [seq for seq, _ in await read_subject(conn.nc, subject)]
+                    seqs = [stored.seq for stored in await read_subject(conn.nc, subject)]
                     assert seqs[-1] == ack["seq"]
     finally:
         for conn in conns:

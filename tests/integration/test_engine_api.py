@@ -28,8 +28,8 @@ from grctl.models import (
 )
 from grctl.models.command import CancelCmd, EventCmd, TerminateCmd
 from grctl.models.records import RegistryEntry
+from grctl.nats import direct, subjects
 from grctl.nats import jetstream as jsops
-from grctl.nats import subjects
 from grctl.nats.connection import Connection
 
 
@@ -153,7 +153,7 @@ def RegistryEntry_type(name: str):
 
 
 async def test_registration_writes_the_catalog_and_an_empty_one_nothing(worker: FakeWorker) -> None:
-    stored = await jsops.get_last(worker.nc, subjects.registry("Api"))
+    stored = await direct.get_last(worker.nc, subjects.registry("Api"))
     entry = msgspec.msgpack.decode(stored.data, type=RegistryEntry)
     assert entry.worker_id == worker.worker_id and entry.start_step == "start" and entry.steps == ["second"]
     assert stored.headers.get("Nats-Rollup") == "sub"
@@ -217,7 +217,7 @@ async def test_concurrent_starts_of_one_workflow_id_across_two_engines(worker: F
         assert task.run_info.id == winners[0].id
         assert await worker.count("grctl_directive.*.wf-race.>") >= 1
         assert await worker.count("grctl_run.*.wf-race.*.info") >= 1
-        first = await jsops.get_next(worker.nc, "grctl_run.*.wf-race.*.info", 1)
+        first = await direct.get_next(worker.nc, "grctl_run.*.wf-race.*.info", 1)
         assert msgspec.msgpack.decode(first.data, type=RunInfo).id == winners[0].id
     finally:
         await other.stop()

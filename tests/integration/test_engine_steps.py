@@ -158,7 +158,7 @@ async def test_run_timeout_is_cancelled_when_the_run_ends_first(worker: FakeWork
     assert await worker.count(subjects.TIMERS_FIRED) == 0
 
     async def gone() -> bool:
-        return await worker.count("grctl_timers.wf-rt2.>") == 0
+        return await worker.count("grctl_timers.wf-rt2.run_timeout.>") == 0
 
     await eventually(gone)
 

@@ -34,8 +34,8 @@ from grctl.models import (
     encode_directive,
     utcnow,
 )
+from grctl.nats import direct, subjects
 from grctl.nats import jetstream as jsops
-from grctl.nats import subjects
 from grctl.nats.connection import Connection
 
 T = TypeVar("T")
@@ -138,7 +138,7 @@ class FakeWorker:
         events = []
         seq = 1
         while True:
-            stored = await jsops.get_next(self.nc, subjects.history(wf_id, run_id), seq)
+            stored = await direct.get_next(self.nc, subjects.history(wf_id, run_id), seq)
             if stored is None:
                 return events
             events.append(decode_history(stored.data, stored.seq))
@@ -158,11 +158,11 @@ class FakeWorker:
     async def count(self, subject: str) -> int:
         n, seq = 0, 1
         while True:
-            stored = await jsops.get_next(self.nc, subject, seq)
+            stored = await direct.get_next(self.nc, subject, seq)
             if stored is None:
                 return n
             n, seq = n + 1, stored.seq + 1
 
     async def run_info(self, wf_id: str) -> RunInfo | None:
-        stored = await jsops.get_last(self.nc, subjects.latest_run_info(wf_id))
+        stored = await direct.get_last(self.nc, subjects.latest_run_info(wf_id))
         return msgspec.msgpack.decode(stored.data, type=RunInfo) if stored else None

@@ -8,8 +8,8 @@ from datetime import timedelta
 import pytest
 
 from grctl.models import utcnow
+from grctl.nats import direct, subjects
 from grctl.nats import jetstream as jsops
-from grctl.nats import subjects
 from grctl.nats.connection import Connection
 
 
@@ -27,7 +27,7 @@ async def test_atomic_batch_commits_all_or_nothing(connection: Connection) -> No
     msgs = [jsops.OutMsg(subjects.history("W1", "R1"), f"e{i}".encode()) for i in range(3)]
     ack = await jsops.publish_batch(nc, msgs)
     assert ack["count"] == 3
-    last = await jsops.get_last(nc, subjects.history("W1", "R1"))
+    last = await direct.get_last(nc, subjects.history("W1", "R1"))
     assert last is not None and last.data == b"e2" and last.seq == ack["seq"]
 
     # A compare-and-swap that fails rejects the whole batch.
@@ -39,22 +39,22 @@ async def test_atomic_batch_commits_all_or_nothing(connection: Connection) -> No
     with pytest.raises(jsops.JetStreamError) as err:
         await jsops.publish_batch(nc, bad)
     assert err.value.err_code == jsops.ERR_WRONG_LAST_SEQUENCE
-    assert (await jsops.get_last(nc, subjects.history("W1", "R1"))).data == b"e2"
+    assert (await direct.get_last(nc, subjects.history("W1", "R1"))).data == b"e2"
 
 
 async def test_direct_gets_and_purge(connection: Connection) -> None:
     await jsops.ensure_stream(connection.js)
     nc = connection.nc
-    assert await jsops.get_last(nc, subjects.inbox("W9")) is None
+    assert await direct.get_last(nc, subjects.inbox("W9")) is None
     a = await jsops.publish(nc, subjects.inbox("W9"), b"a")
     await jsops.publish(nc, subjects.inbox("W9"), b"b")
-    first = await jsops.get_next(nc, subjects.inbox("W9"), a["seq"])
+    first = await direct.get_next(nc, subjects.inbox("W9"), a["seq"])
     assert first is not None and first.data == b"a"
-    second = await jsops.get_next(nc, subjects.inbox("W9"), a["seq"] + 1)
+    second = await direct.get_next(nc, subjects.inbox("W9"), a["seq"] + 1)
     assert second is not None and second.data == b"b"
-    assert await jsops.get_next(nc, subjects.inbox("W9"), second.seq + 1) is None
+    assert await direct.get_next(nc, subjects.inbox("W9"), second.seq + 1) is None
     assert await jsops.purge(nc, subjects.inbox("W9")) == 2
-    assert await jsops.get_last(nc, subjects.inbox("W9")) is None
+    assert await direct.get_last(nc, subjects.inbox("W9")) is None
 
 
 async def test_schedule_fires_onto_target(connection: Connection) -> None:
@@ -64,7 +64,7 @@ async def test_schedule_fires_onto_target(connection: Connection) -> None:
     await jsops.publish(nc, subjects.timer("W5", "step_timeout", "t1"), b"timer-body",
                         jsops.schedule_headers(when, subjects.TIMERS_FIRED))
     for _ in range(50):
-        fired = await jsops.get_last(nc, subjects.TIMERS_FIRED)
+        fired = await direct.get_last(nc, subjects.TIMERS_FIRED)
         if fired:
             break
         await asyncio.sleep(0.05)

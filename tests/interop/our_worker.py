@@ -3,11 +3,10 @@
 import asyncio
 import signal
 
+from grctl.nats.connection import Connection
 from grctl.worker.task import task
 from grctl.worker.worker import Worker
 from grctl.workflow import Workflow
-
-from grctl.nats.connection import Connection
 
 wf = Workflow(workflow_type="OurInterop")
 

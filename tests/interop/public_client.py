@@ -9,7 +9,6 @@ import sys
 from datetime import timedelta
 
 from grctl.client.client import Client
-
 from grctl.nats.connection import Connection
 
 

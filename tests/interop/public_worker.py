@@ -6,11 +6,10 @@ Serves the workflow type "PublicInterop"; NATS address from ENGINE_NATS_SERVERS,
 import asyncio
 import signal
 
-from grctl.worker.worker import Worker
-from grctl.workflow import Workflow
-
 from grctl.nats.connection import Connection
 from grctl.worker import task
+from grctl.worker.worker import Worker
+from grctl.workflow import Workflow
 
 wf = Workflow(workflow_type="PublicInterop")
 

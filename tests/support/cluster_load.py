@@ -25,7 +25,7 @@ from grctl.client.handle import WorkflowHandle
 from grctl.models.errors import WorkflowAlreadyRunningError, WorkflowNotFoundError
 from grctl.models.history import decode_history
 from grctl.nats import subjects
-from grctl.nats.jetstream import get_next
+from grctl.nats.direct import get_next
 
 WORKFLOW = "Triple"
 

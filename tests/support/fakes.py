@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from types import SimpleNamespace
+from typing import Any
 
 from grctl.models.common import RunInfo, utcnow
 from grctl.models.directive import Directive, DirectiveKind, StepResult
 from grctl.models.history import HistoryEvent, HistoryKind
+from grctl.nats.pull import Decision, settle
 
 WORKER = "w_test0.00@host"
 
@@ -21,12 +24,12 @@ class RecordingPublisher:
         self.directives: list[Directive] = []
 
     async def history(self, run: RunInfo, kind: HistoryKind, msg: object, operation_id: str,
-                      timestamp: datetime | None = None) -> None:
+                      timestamp: datetime | None = None, attempt: int = 0, budget: float = 0.0) -> None:
         self.events.append(HistoryEvent(wf_id=run.wf_id, run_id=run.id, worker_id=WORKER,
                                         timestamp=timestamp or utcnow(), kind=kind, msg=msg,
                                         operation_id=operation_id))
 
-    async def directive(self, directive: Directive) -> None:
+    async def directive(self, directive: Directive, budget: float = 0.0) -> None:
         self.directives.append(directive)
 
     async def directive_nowait(self, directive: Directive) -> asyncio.Future[object]:
@@ -34,9 +37,6 @@ class RecordingPublisher:
         future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
         future.set_result(None)
         return future
-
-    async def wait_ack(self, future: asyncio.Future[object]) -> None:
-        await future
 
     @property
     def kinds(self) -> list[str]:
@@ -54,7 +54,7 @@ class RecordingPublisher:
 
 
 class FakeMsg:
-    """A worker-task message: records the ack decision."""
+    """A JetStream message: records how it was settled (as the pull loop settles it)."""
 
     def __init__(self, data: bytes, num_delivered: int = 1,
                  subject: str = "grctl_worker_task.T.W1.R1") -> None:
@@ -75,3 +75,10 @@ class FakeMsg:
 
     async def in_progress(self) -> None:
         self.progress += 1
+
+
+async def handled(handler: Callable[[Any], Awaitable[Decision | None]], msg: FakeMsg) -> None:
+    """Run a pull-loop handler on ``msg`` and settle the message with its decision, as the loop does."""
+    decision = await handler(msg)
+    if decision is not None:
+        await settle(msg, decision)  # type: ignore[arg-type]

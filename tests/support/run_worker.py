@@ -3,7 +3,8 @@
     python -m support.run_worker MODULE [--max-concurrent N] [--shutdown-timeout S]
 
 MODULE is an importable module name or a path to a .py file; its ``WORKFLOWS`` list (or every
-``Workflow`` it defines) is served. NATS servers come from the environment (GRCTL_NATS_SERVERS).
+``Workflow`` it defines) is served, with its ``CODEC`` (a ``CodecRegistry``) if it has one. NATS
+servers come from the environment (GRCTL_NATS_SERVERS).
 Prints ``READY <worker_id>`` once registered and consuming; SIGTERM/SIGINT stop it gracefully.
 """
 
@@ -50,9 +51,10 @@ async def main() -> None:
     parser.add_argument("--shutdown-timeout", type=float, default=30.0)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(process)d %(name)s %(message)s")
-    workflows = workflows_of(load(args.module))
+    module = load(args.module)
     connection = await Connection.connect()
-    worker = Worker(workflows=workflows, connection=connection, max_concurrent_steps=args.max_concurrent)
+    worker = Worker(workflows=workflows_of(module), connection=connection,
+                    max_concurrent_steps=args.max_concurrent, codec=getattr(module, "CODEC", None))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, lambda: asyncio.ensure_future(worker.stop(args.shutdown_timeout)))

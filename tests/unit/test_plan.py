@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from test_plan_support import (
+    CONFIG,
     NOW,
     RUN,
     STEP_SEQ,
@@ -22,6 +24,7 @@ from test_plan_support import (
     of,
     run,
     run_info,
+    running_info,
     snap,
     state,
     stepping,
@@ -30,8 +33,16 @@ from test_plan_support import (
     waiting,
 )
 
-from grctl.engine.plan import PlanError, plan_failure
-from grctl.engine.records import DirectiveRec, InboxRec, InputRec, StateRec, TimerRec, timer_subject
+from grctl.engine.plan import PlanError, plan, plan_failure
+from grctl.engine.records import (
+    DirectiveRec,
+    InboxRec,
+    InputRec,
+    RetentionRec,
+    StateRec,
+    TimerRec,
+    timer_subject,
+)
 from grctl.models.common import RunStatus
 from grctl.models.directive import (
     Cancel,
@@ -137,8 +148,8 @@ def test_picked_up_outside_a_step_or_on_a_finished_run_is_a_no_op() -> None:
 # --- T7 / T9 ----------------------------------------------------------------------------------------
 
 
-def cancel(reason: str = "stop please", id: str = "C1") -> Directive:
-    return directive(DirectiveKind.cancel, Cancel(reason=reason), id=id)
+def cancel(reason: str = "stop please", id: str = "C1", **kw: Any) -> Directive:
+    return directive(DirectiveKind.cancel, Cancel(reason=reason), id=id, **kw)
 
 
 def test_cancel_during_a_step_is_deferred() -> None:
@@ -151,18 +162,37 @@ def test_cancel_during_a_step_is_deferred() -> None:
 
 
 def test_cancel_while_waiting_ends_the_run_and_cancels_the_wait_timer() -> None:
-    records = run(snap(waiting()), cancel())
-    assert kinds(records) == ["INFO", "H:run.cancelled", "STATE:cancel", "BG:purge_run_residue"]
+    records = run(snap(waiting()), cancel(r=running_info(timeout=60)))
+    assert kinds(records) == ["INFO", "H:run.cancelled", "STATE:cancel", "RETENTION"]
     assert final_info(records).status == RunStatus.cancelled and final_info(records).completed_at == NOW
     assert history_msg(records, HistoryKind.run_cancelled).reason == "stop please"
     assert history_msg(records, HistoryKind.run_cancelled).duration_ms == 10000
     st = of(records, StateRec)[0]
     assert st.cancel_timer == timer_subject(WF, "wait_timeout.next.S9")
-    purge = bg_payload(records, BgTaskKind.purge_run_residue)
-    assert purge.wf_id == WF and purge.run_id == RUN
-    assert purge.timer_ids == [], "the wait and run timers are cancelled by the commit itself"
+    assert BgTaskKind.purge_run_residue not in bg(records), "no event reached the inbox: nothing to purge"
     info = next(r for r in records if type(r).__name__ == "InfoRec")
     assert info.cancel_timer == timer_subject(WF, f"run_timeout.{RUN}")
+    retention = of(records, RetentionRec)[0]
+    assert (retention.wf_id, retention.run_id, retention.expires) == (WF, RUN, NOW + CONFIG.retention)
+
+
+def test_a_run_without_a_run_timeout_cancels_no_run_timer() -> None:
+    records = run(snap(waiting()), cancel())
+    info = next(r for r in records if type(r).__name__ == "InfoRec")
+    assert info.cancel_timer == ""
+
+
+def test_the_end_of_a_run_that_received_events_purges_the_inbox() -> None:
+    records = run(snap(waiting(inbox_used=True)), cancel())
+    purge = bg_payload(records, BgTaskKind.purge_run_residue)
+    assert (purge.wf_id, purge.run_id, purge.timer_ids) == (WF, RUN, [])
+
+
+def test_runs_kept_for_ever_schedule_no_removal() -> None:
+    from dataclasses import replace
+
+    records = plan(snap(waiting()), cancel(), NOW, replace(CONFIG, retention=None))
+    assert of(records, RetentionRec) == []
 
 
 def test_cancel_before_start_uses_duration_zero() -> None:
@@ -182,7 +212,7 @@ def terminate() -> Directive:
 def test_terminate_during_a_step_tells_the_worker() -> None:
     records = run(snap(stepping()), terminate())
     assert kinds(records) == ["INFO", "H:run.terminated", "STATE:terminate", "BG:worker_terminate_run",
-                              "BG:purge_run_residue"]
+                              "RETENTION"]
     assert final_info(records).status == RunStatus.terminated
     cmd = bg_payload(records, BgTaskKind.worker_terminate_run)
     assert cmd.worker_id == "w1" and cmd.run_id == RUN
@@ -308,7 +338,6 @@ def test_run_timeout_ends_the_run_as_timed_out() -> None:
     assert BgTaskKind.worker_terminate_run in bg(records)
     info = next(r for r in records if type(r).__name__ == "InfoRec")
     assert info.cancel_timer == timer_subject(WF, f"run_timeout.{RUN}")
-    assert bg_payload(records, BgTaskKind.purge_run_residue).timer_ids == [], "cancelled in the commit"
 
 
 def test_run_timeout_after_the_run_ended_is_a_no_op() -> None:

@@ -11,6 +11,7 @@ from test_plan_support import (
     RUN,
     STEP_DIRECTIVE,
     STEP_SEQ,
+    TYPE,
     WF,
     bg,
     bg_payload,
@@ -33,7 +34,16 @@ from test_plan_support import (
 )
 
 from grctl.engine.plan import PlanError
-from grctl.engine.records import DirectiveRec, ErrorRec, HistoryRec, KVRec, OutputRec, StateRec, timer_subject
+from grctl.engine.records import (
+    DirectiveRec,
+    ErrorRec,
+    HistoryRec,
+    KVRec,
+    OutputRec,
+    RetentionRec,
+    StateRec,
+    timer_subject,
+)
 from grctl.models.common import ErrorDetails, RunStatus
 from grctl.models.directive import Cancel, Complete, DirectiveKind, Fail, Step, StepTimeout, Wait
 from grctl.models.history import HistoryKind
@@ -124,7 +134,7 @@ def test_wait_with_a_pending_event_wakes_at_once() -> None:
 def test_result_with_complete_ends_the_run() -> None:
     records = run(snap(stepping()), step_result("complete", {"result": "done"}))
     assert kinds(records) == ["H:step.completed", "INFO", "H:run.completed", "STATE:complete", "OUTPUT",
-                              "BG:purge_run_residue"]
+                              "RETENTION"]
     done = history_msg(records, HistoryKind.run_completed)
     assert done.result == "done" and done.duration_ms == 10000
     assert of(records, OutputRec)[0].value == "done"
@@ -132,9 +142,8 @@ def test_result_with_complete_ends_the_run() -> None:
     assert info.status == RunStatus.completed and info.completed_at == NOW
     st = final_state(records)
     assert st.kind == RunStateKind.complete and st.active_directive_id == ""
-    purge = bg_payload(records, BgTaskKind.purge_run_residue)
-    assert (purge.wf_id, purge.run_id) == (WF, RUN)
-    assert purge.timer_ids == []
+    retention = of(records, RetentionRec)[0]
+    assert (retention.wf_type, retention.wf_id, retention.run_id) == (TYPE, WF, RUN)
 
 
 def test_complete_with_nil_result_writes_no_output() -> None:
@@ -149,7 +158,7 @@ def test_fail_step_fails_the_run_with_the_step_error() -> None:
     d = step_result("fail_step", {"step_name": "charge", "error": error()}, kv={"k": 1})
     records = run(snap(stepping()), d)
     assert kinds(records) == ["KV", "H:step.failed", "INFO", "H:run.failed", "STATE:fail", "ERROR",
-                              "BG:purge_run_residue"]
+                              "RETENTION"]
     failed = history_msg(records, HistoryKind.step_failed)
     assert failed.step_name == "charge" and failed.error.type == "ValueError"
     assert history_msg(records, HistoryKind.run_failed).error == failed.error
@@ -209,7 +218,7 @@ def step_timeout(original: str = STEP_DIRECTIVE):
 def test_step_timeout_of_the_active_step_fails_the_run() -> None:
     records = run(snap(stepping()), step_timeout())
     assert kinds(records) == ["H:step.timeout", "INFO", "H:run.failed", "STATE:fail", "ERROR",
-                              "BG:worker_terminate_run", "BG:purge_run_residue"]
+                              "BG:worker_terminate_run", "RETENTION"]
     assert history_msg(records, HistoryKind.step_timeout).duration_ms == 10000
     err = history_msg(records, HistoryKind.run_failed).error
     assert (err.type, err.message) == ("StepTimeout", "step charge timed out")

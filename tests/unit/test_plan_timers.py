@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from test_plan_support import NOW, directive, running_info
 
-from grctl.engine.timers import directive_for
+from grctl.engine.timers import MAX_TIMER_DELIVERIES, directive_for
 from grctl.models.directive import DirectiveKind, Event, Start, Step, Wait
 from grctl.models.records import Timer, TimerKind
 
@@ -42,13 +42,27 @@ def test_run_timer_becomes_a_run_timeout() -> None:
     assert d.kind == DirectiveKind.run_timeout and d.msg.timer_id == "run_timeout.D1"
 
 
-def test_a_timer_delivered_more_than_ten_times_fails_the_run() -> None:
+def test_a_timer_delivered_too_many_times_fails_the_run() -> None:
     start = directive(DirectiveKind.start, Start(), id="D1")
-    d = directive_for(timer(TimerKind.step_timeout, start), start, delivered=11)
+    d = directive_for(timer(TimerKind.step_timeout, start), start, delivered=MAX_TIMER_DELIVERIES + 1)
     assert d.kind == DirectiveKind.fail and d.msg.error.type == "TimerExhausted"
-    assert d.msg.error.message == "timer step_timeout.D1 exceeded max delivery count 10"
-    tenth = directive_for(timer(TimerKind.step_timeout, start), start, delivered=10)
-    assert tenth.kind == DirectiveKind.step_timeout
+    assert d.msg.error.message == f"timer step_timeout.D1 exceeded max delivery count {MAX_TIMER_DELIVERIES}"
+    last = directive_for(timer(TimerKind.step_timeout, start), start, delivered=MAX_TIMER_DELIVERIES)
+    assert last.kind == DirectiveKind.step_timeout
+
+
+def test_a_fired_timer_names_its_directive_after_its_stream_sequence() -> None:
+    start = directive(DirectiveKind.start, Start(), id="D1")
+    first = directive_for(timer(TimerKind.step_timeout, start), start, 1, fired_seq=77)
+    again = directive_for(timer(TimerKind.step_timeout, start), start, 2, fired_seq=77)
+    assert first.id == again.id == "timer.77", "a redelivered fired timer is deduplicated by the stream"
+
+
+def test_a_step_timeout_carries_its_window_and_the_task_it_guards() -> None:
+    start = directive(DirectiveKind.start, Start(), id="D1")
+    t = timer(TimerKind.step_timeout, start)
+    d = directive_for(t, start, 1)
+    assert (d.msg.armed_at, d.msg.deadline, d.msg.armed_by) == (t.created, t.expires, t.d)
 
 
 def test_a_wait_timer_without_a_wait_message_fails_the_run() -> None:

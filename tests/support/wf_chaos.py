@@ -1,0 +1,72 @@
+"""The workflow of the fault tests: three steps, each calling one ``@task``.
+
+``Chaos`` with input ``{"n": n}`` completes with ``(n + 1) * 2 + 3``. Every execution of a task body
+appends ``{wf_id} {task} {unix time}`` to ``$GRCTL_TEST_DIR/tasks.log`` (one ``write`` on a file opened
+with O_APPEND, so lines from several processes never interleave); the harness compares those times
+with the recorded ``task.completed`` events to find a body that ran again after its outcome was recorded.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from grctl.models import Directive
+from grctl.worker.context import Context
+from grctl.worker.task import task
+from grctl.workflow import Workflow
+
+DIR = Path(os.environ.get("GRCTL_TEST_DIR", "."))
+TASK_LOG = "tasks.log"
+
+chaos = Workflow("Chaos")
+WORKFLOWS = [chaos]
+
+
+def _executed(wf_id: str, name: str) -> None:
+    line = f"{wf_id} {name} {time.time():.6f}\n".encode()
+    fd = os.open(DIR / TASK_LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)
+
+
+@task
+async def add_one(wf_id: str, n: int) -> int:
+    _executed(wf_id, "add_one")
+    return n + 1
+
+
+@task
+async def double(wf_id: str, n: int) -> int:
+    _executed(wf_id, "double")
+    return n * 2
+
+
+@task
+async def add_three(wf_id: str, n: int) -> int:
+    _executed(wf_id, "add_three")
+    return n + 3
+
+
+@chaos.start()
+async def start(ctx: Context, n: int) -> Directive:
+    ctx.store.put("x", await add_one(ctx.run.wf_id, n))
+    return ctx.next.step(middle)
+
+
+@chaos.step()
+async def middle(ctx: Context) -> Directive:
+    ctx.store.put("x", await double(ctx.run.wf_id, await ctx.store.get("x")))
+    return ctx.next.step(last)
+
+
+@chaos.step()
+async def last(ctx: Context) -> Directive:
+    return ctx.next.complete(await add_three(ctx.run.wf_id, await ctx.store.get("x")))
+
+
+def expected(n: int) -> int:
+    return (n + 1) * 2 + 3
