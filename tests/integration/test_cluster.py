@@ -10,6 +10,7 @@ time after the failure.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 import time
@@ -42,15 +43,18 @@ FOLLOWER_STALL_LIMIT = 2.0  # a follower's death needs no election
 ENGINE_STALL_LIMIT = ACK_WAIT + 10.0  # a dead engine's directives come back after their ack wait
 
 # Known failures, each traced to its component (drop the marker once fixed; they print their verdict):
-LOST_WATCH = ("a client's result watch is an in-memory, single-replica consumer: it disappears with the "
-              "node that hosts it, and grctl/client/watch.py only re-creates it when the client's own "
-              "connection drops, so some finished runs never reach the client (TimeoutError)")
-SLOW_FAILOVER = ("requests in flight on a connection to the killed node wait out their whole timeout "
-                 "(5 s) before being retried, so progress stalls longer than a follower's death requires")
-STALE_AFTER_DELIVERY = ("a worker's store and replay reads made right after a task is delivered may miss "
-                        "the writes committed in the same batch as that task: the consumer can deliver from "
-                        "a replica that applied the batch before the stream leader did (wrong results, "
-                        "StoreKeyNotFoundError)")
+STALE_READS = ("a worker's store reads right after a task is delivered can miss the writes committed in "
+               "the same batch as that task (a direct get may be answered by a replica that has not "
+               "applied it yet): wrong results or StoreKeyNotFoundError, a few in a few hundred runs")
+REBIND = ("grctl/nats/pull.py: PullLoop.bind() drops the subscription before binding again; when that "
+          "fails during a consumer leader election ('nats: timeout'), fetch asserts on the missing "
+          "subscription ('AssertionError') and the next bind waits several back-off rounds, so progress "
+          "stalls past the limit")
+CONSUMER_LEADERS = ("durable consumers are Raft groups of their own, and their leaders may sit on a stream "
+                    "follower: killing one makes those consumers elect a leader, a stall a stream follower's "
+                    "death alone would not cause")
+STALE_DIRECT_GET = ("grctl/nats/direct.py: a direct get may be answered by a follower that has not "
+                    "applied the latest acknowledged write")
 
 
 @pytest.fixture
@@ -186,17 +190,22 @@ async def test_engine_makes_the_stream_and_its_durable_consumers_three_replicas(
                             consumer.cluster and len(consumer.cluster.replicas or []) == 2)
 
                     await wait_for(replicated, timeout=20)
-                # a result watch is a short-lived consumer: in memory, one replica
-                handle = await client.start_workflow("Triple", f"watch-{ULID()}", {"n": 1})
-                watch = await js.consumer_info(subjects.STREAM, handle.watcher._consumer)  # type: ignore[arg-type]
-                assert watch.config.mem_storage and watch.config.num_replicas == 1
-                assert not (watch.cluster and watch.cluster.replicas)
+                # a short-lived consumer (following a run's history) stays in memory, on one replica
+                handle = await client.start_workflow("Triple", f"follow-{ULID()}", {"n": 1})
+                async with contextlib.aclosing(client.follow_history(handle.wf_id)) as events:
+                    await anext(events)
+                    short_lived = [c for c in await js.consumers_info(subjects.STREAM)
+                                   if c.name not in durables]
+                    assert short_lived
+                    for consumer in short_lived:
+                        assert consumer.config.mem_storage and consumer.config.num_replicas == 1, consumer
+                        assert not (consumer.cluster and consumer.cluster.replicas)
                 assert await handle.result(timeout=30) == 112
         finally:
             worker.stop()
 
 
-@pytest.mark.xfail(reason=LOST_WATCH, strict=False)
+@pytest.mark.xfail(reason=f"{REBIND}; {STALE_READS}", strict=False)
 async def test_stream_leader_killed_mid_load(nats_cluster: NatsCluster, env: dict[str, str],
                                              tmp_path: Path) -> None:
     with engines(env, tmp_path, 1, "--replicas", "3") as procs:
@@ -215,7 +224,7 @@ async def test_stream_leader_killed_mid_load(nats_cluster: NatsCluster, env: dic
             worker.stop()
 
 
-@pytest.mark.xfail(reason=f"{LOST_WATCH}; {SLOW_FAILOVER}", strict=False)
+@pytest.mark.xfail(reason=f"{CONSUMER_LEADERS}; {REBIND}; {STALE_READS}", strict=False)
 async def test_stream_follower_killed_mid_load_then_restarted(nats_cluster: NatsCluster, env: dict[str, str],
                                                               tmp_path: Path) -> None:
     with engines(env, tmp_path, 1, "--replicas", "3") as procs:
@@ -239,7 +248,7 @@ async def test_stream_follower_killed_mid_load_then_restarted(nats_cluster: Nats
             worker.stop()
 
 
-@pytest.mark.xfail(reason=STALE_AFTER_DELIVERY, strict=False)
+@pytest.mark.xfail(reason=STALE_READS, strict=False)
 async def test_two_engines_one_killed_mid_load(nats_cluster: NatsCluster, env: dict[str, str],
                                                tmp_path: Path) -> None:
     with engines(env, tmp_path, 2, "--replicas", "3") as procs:
@@ -258,19 +267,21 @@ async def test_two_engines_one_killed_mid_load(nats_cluster: NatsCluster, env: d
             worker.stop()
 
 
+@pytest.mark.xfail(reason=STALE_DIRECT_GET, strict=False)
 async def test_reads_see_every_acknowledged_write_through_any_node(nats_cluster: NatsCluster) -> None:
     """A direct get may be answered by a follower that lags; the reads workers and the engine make must
     not be: each write is read back at once, through a connection to each node in turn."""
     conns = [await Connection.connect([url]) for url in nats_cluster.urls]
     try:
         await ensure_stream(conns[0].js, settings=StreamSettings(replicas=3))
+        await asyncio.to_thread(nats_cluster.wait_stream_current, subjects.STREAM)
         for conn in conns:
-            for i in range(150):
+            for i in range(400):
                 subject = subjects.history("reads", f"r{i % 3}")
                 ack = await publish(conns[0].nc, subject, f"{i}".encode())
                 last = await get_last(conn.nc, subject)
                 assert last is not None and last.seq == ack["seq"], (conn.nc.connected_url, i)
-                if i % 25 == 24:
+                if i % 50 == 49:
                     seqs = [stored.seq for stored in await read_subject(conn.nc, subject)]
                     assert seqs[-1] == ack["seq"]
     finally:
