@@ -16,7 +16,8 @@ from grctl.nats import subjects
 MAX_REPLICAS = 5  # JetStream's own limit
 DEFAULT_DUPLICATE_WINDOW = 120.0  # JetStream's default, kept
 # A directive redelivered after its commit (the engine died before acking it) comes back after the
-# directive consumer's 30 s ack wait; its commit must still be recognised as a duplicate then.
+# directive consumer's ack wait (seconds), and a commit may be retried for a while: its id must still be
+# recognised as a duplicate then. 30 s leaves a wide margin over both.
 MIN_DUPLICATE_WINDOW = 30.0
 
 ERR_NOT_CLUSTERED = 10074  # "replicas > 1 not supported in non-clustered mode"
@@ -49,8 +50,8 @@ class StreamSettings:
             if value != -1 and value < 1:
                 raise ValueError(f"{name} must be a positive number of bytes or -1 (no limit), got {value}")
         if self.duplicate_window < MIN_DUPLICATE_WINDOW:
-            raise ValueError(f"duplicate_window must be at least {MIN_DUPLICATE_WINDOW:g}s (the engine's "
-                             f"directive ack wait), got {self.duplicate_window:g}s")
+            raise ValueError(f"duplicate_window must be at least {MIN_DUPLICATE_WINDOW:g}s (a redelivered "
+                             f"directive must still be recognised), got {self.duplicate_window:g}s")
 
     def apply(self, config: StreamConfig) -> StreamConfig:
         """``config`` with these settings."""
