@@ -100,3 +100,13 @@ async def test_engine_and_cli_connect_like_grctld(kind: str, tmp_path: Path,
         worker.stop()
         engine.stop()
         server.cleanup()
+
+
+def test_engine_says_why_a_single_server_cannot_hold_three_replicas(nats_server: NatsServerProcess,
+                                                                     subprocess_env: dict[str, str],
+                                                                     tmp_path: Path) -> None:
+    out = grctl(daemon_env(subprocess_env, tmp_path), "engine", "-s", nats_server.url, "--replicas", "3")
+    assert out.returncode == 1, out
+    assert "cannot create stream grctl_state with 3 replica(s): 3 replicas need a JetStream cluster and " \
+           "this NATS server is not clustered" in out.stderr
+    assert "Traceback" not in out.stderr

@@ -27,6 +27,7 @@ from ulid import ULID
 
 from grctl.client.client import Client
 from grctl.engine.manager import ACK_WAIT
+from grctl.models.errors import WorkflowNotFoundError
 from grctl.nats import subjects
 from grctl.nats.connection import Connection
 from grctl.nats.direct import get_last, read_subject
@@ -53,6 +54,11 @@ REBIND = ("grctl/nats/pull.py: PullLoop.bind() drops the subscription before bin
 CONSUMER_LEADERS = ("durable consumers are Raft groups of their own, and their leaders may sit on a stream "
                     "follower: killing one makes those consumers elect a leader, a stall a stream follower's "
                     "death alone would not cause")
+START_REFUSED = ("grctl/engine/api.py answers run.start with an error (code=5000, 'no responders available') "
+                 "while the stream elects a new leader, instead of retrying; the client does not retry an "
+                 "error reply, so those runs never start")
+SLOW_READS = ("the engine's snapshot reads issued as the leader dies wait out their whole timeout (5 s, "
+              "'snapshot ... failed (attempt 1): nats: timeout') before they are retried")
 STALE_DIRECT_GET = ("grctl/nats/direct.py: a direct get may be answered by a follower that has not "
                     "applied the latest acknowledged write")
 
@@ -123,7 +129,11 @@ async def check_nothing_lost(client: Client, outcomes: list[Outcome], trace: Pat
     problems: list[str] = []
     completed: dict[tuple[str, str], float] = {}
     for outcome in outcomes:
-        info = await client.describe(outcome.wf_id)
+        try:
+            info = await client.describe(outcome.wf_id)
+        except WorkflowNotFoundError:
+            problems.append(f"{outcome.wf_id} has no run ({outcome.error})")
+            continue
         if str(info.status) != "completed":
             problems.append(f"{outcome.wf_id} is {info.status}")
             continue
@@ -205,7 +215,7 @@ async def test_engine_makes_the_stream_and_its_durable_consumers_three_replicas(
             worker.stop()
 
 
-@pytest.mark.xfail(reason=f"{REBIND}; {STALE_READS}", strict=False)
+@pytest.mark.xfail(reason=f"{REBIND}; {SLOW_READS}; {START_REFUSED}; {STALE_READS}", strict=False)
 async def test_stream_leader_killed_mid_load(nats_cluster: NatsCluster, env: dict[str, str],
                                              tmp_path: Path) -> None:
     with engines(env, tmp_path, 1, "--replicas", "3") as procs:
