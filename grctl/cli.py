@@ -20,8 +20,7 @@ from datetime import timedelta
 from grctl import cli_config
 from grctl.cli_client import EXIT_STATUS_HELP, EXIT_USAGE, CliError, add_client_parsers, run_client_command
 from grctl.daemon.model import DaemonConfig
-from grctl.daemon.schema import parse_duration, parse_size
-from grctl.engine.snapshot import DEFAULT_RETENTION
+from grctl.daemon.schema import parse_retention, parse_size
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 SERVER_HELP = ("NATS server URL (repeatable or comma-separated; default: the --config file, else "
@@ -55,15 +54,11 @@ def _seconds_value(text: str) -> float:
 
 
 def _retention(text: str) -> timedelta | None:
-    if text.strip().lower() in ("forever", "never", "0", "none"):
-        return None
     try:
-        seconds = parse_duration(text)
+        seconds = parse_retention(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-    if seconds <= 0:
-        raise argparse.ArgumentTypeError("must be a positive duration, or \"forever\"")
-    return timedelta(seconds=seconds)
+    return timedelta(seconds=seconds) if seconds else None
 
 
 def setup_logging(level: str) -> None:
@@ -85,9 +80,9 @@ def add_engine_parser(sub: argparse._SubParsersAction, parents: list[argparse.Ar
                    help="default step timeout (default: engine.step_timeout, else 300)")
     p.add_argument("--wait-timeout", type=_positive_seconds, metavar="SECONDS",
                    help="default wait timeout (default: engine.wait_timeout, else 3600)")
-    p.add_argument("--retention", type=_retention, default=DEFAULT_RETENTION, metavar="DURATION",
+    p.add_argument("--retention", type=_retention, default=argparse.SUPPRESS, metavar="DURATION",
                    help='how long finished runs are kept, e.g. "7d", "12h", "30m", or "forever" '
-                        "(default 7d)")
+                        "(default: engine.retention, else 7d)")
     stream = p.add_argument_group("the grctl_state stream (applied to an existing stream at every start; "
                                   "defaults from the --config file's engine section)")
     stream.add_argument("--replicas", type=int, metavar="N",
@@ -118,10 +113,14 @@ def cmd_engine(args: argparse.Namespace) -> int:
         raise CliError(EXIT_USAGE, str(exc)) from None
     step_timeout = args.step_timeout or timedelta(seconds=engine.step_timeout or 300)
     wait_timeout = args.wait_timeout or timedelta(seconds=engine.wait_timeout or 3600)
+    if hasattr(args, "retention"):
+        retention = args.retention
+    else:  # the file's (7d by default); 0 there means for ever
+        retention = timedelta(seconds=engine.retention) if engine.retention else None
     options = {**cfg.nats.connect_options(), "name": "grctl-engine"}
     try:
         asyncio.run(run_engine(memory=args.memory, step_timeout=step_timeout, wait_timeout=wait_timeout,
-                               retention=args.retention, stream=stream, connect_options=options))
+                               retention=retention, stream=stream, connect_options=options))
     except KeyboardInterrupt:
         return 130
     except Exception as exc:

@@ -116,10 +116,14 @@ class ReloadConfig(msgspec.Struct, frozen=True, kw_only=True):
     watch_workflows: bool = False
 
 
+DEFAULT_RETENTION_SECONDS = 7 * 86400.0
+
+
 class EngineConfig(msgspec.Struct, frozen=True, kw_only=True):
     embedded: bool = False
     step_timeout: float | None = None
     wait_timeout: float | None = None
+    retention: float = DEFAULT_RETENTION_SECONDS  # 0: finished runs are kept for ever
     replicas: int = 1
     max_bytes: int = -1
     max_msg_size: int = -1

@@ -12,6 +12,7 @@ from typing import Any
 
 from grctl.daemon.errors import ConfigError, Problem
 from grctl.daemon.model import (
+    DEFAULT_RETENTION_SECONDS,
     DaemonConfig,
     EmbeddedNats,
     EngineConfig,
@@ -22,7 +23,7 @@ from grctl.daemon.model import (
     WorkerConfig,
     WorkflowLoggerConfig,
 )
-from grctl.daemon.schema import parse_duration, parse_size, parse_sync_interval
+from grctl.daemon.schema import parse_duration, parse_retention, parse_size, parse_sync_interval
 from grctl.daemon.yamlmarks import Path
 from grctl.nats.connection import DEFAULT_SERVERS
 from grctl.nats.server_config import SYNC_ALWAYS, sync_interval_text, top_level_keys
@@ -276,6 +277,7 @@ class Resolver:
             embedded=e.get("embedded", False),
             step_timeout=self.duration(e, "step_timeout", None),
             wait_timeout=self.duration(e, "wait_timeout", None),
+            retention=parse_retention(e["retention"]) if "retention" in e else DEFAULT_RETENTION_SECONDS,
             replicas=e.get("replicas", 1),
             max_bytes=parse_size(e["max_bytes"]) if "max_bytes" in e else -1,
             max_msg_size=parse_size(e["max_msg_size"]) if "max_msg_size" in e else -1,

@@ -1,11 +1,12 @@
 """The engine's state machine as a pure function: (snapshot, directive, now, config) → records.
 
-``plan`` implements every transition of PROTOCOL.md §5.4 (T1–T15) plus our decisions (ARCHITECTURE.md
-§3): a terminal run ignores everything; a redelivered ``start`` never dispatches twice; a
-``step_result`` or ``step_picked_up`` that does not belong to the active dispatch, and a stale step or
-wait timeout, plan nothing (the caller acks an empty plan as a no-op). Anything else that cannot be
-applied raises ``PlanError``; the caller then plans ``plan_failure`` (the run fails with
-``UnexpectedFailure``). No I/O, no clock, no randomness: derived ids only.
+``plan`` implements every transition of docs/protocol.md#transitions (T1–T15) plus our decisions
+(docs/protocol.md#beyond-the-public-protocol): a terminal run ignores everything; a redelivered
+``start`` never dispatches twice; a ``step_result`` or ``step_picked_up`` that does not belong to the
+active dispatch, and a stale step or wait timeout, plan nothing (the caller acks an empty plan as a
+no-op). Anything else that cannot be applied raises ``PlanError``; the caller then plans
+``plan_failure`` (the run fails with ``UnexpectedFailure``). No I/O, no clock, no randomness: derived
+ids only.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from grctl.engine.transitions import (
     PlanError,
     cancel_run,
     complete_run,
+    extended_deadline,
     fail_run,
     rearm_step_timer,
     step_start,
@@ -81,7 +83,7 @@ replace = msgspec.structs.replace
 def plan(snap: Snapshot, d: Directive, now: datetime, config: PlanConfig | None = None) -> list[Record]:
     """The records that apply ``d`` to the run in ``snap``, in commit order; [] means nothing to do."""
     if snap.is_terminal:
-        return []  # §5.3.4: a finished run ignores every directive
+        return []  # a finished run ignores every directive
     handler = _HANDLERS.get(d.kind)
     if handler is None:
         raise PlanError(f"directive kind {d.kind} cannot be processed")
@@ -90,7 +92,8 @@ def plan(snap: Snapshot, d: Directive, now: datetime, config: PlanConfig | None 
 
 def plan_failure(snap: Snapshot, d: Directive, cause: str, now: datetime,
                  config: PlanConfig | None = None) -> list[Record]:
-    """Fail the run because ``d`` could not be applied (§5.3.3); nothing when there is no live run."""
+    """Fail the run because ``d`` could not be applied (docs/protocol.md#directive-processing); nothing
+    when there is no live run."""
     if snap.state is None or snap.is_terminal:
         return []
     error = ErrorDetails(
@@ -164,7 +167,7 @@ def _picked_up(ctx: Ctx, d: Directive) -> list[Record]:
     return [
         ctx.history(HistoryKind.step_started, StepStarted(step_name=msg.step_name, worker_id=msg.worker_id),
                     msg.timestamp, worker_id=msg.worker_id),
-        ctx.write_state(replace(state, worker_id=msg.worker_id), cancel_active=False),
+        ctx.write_state(replace(state, worker_id=msg.worker_id, picked_up_at=ctx.now), cancel_active=False),
     ]
 
 
@@ -277,9 +280,10 @@ def _is_active(state: RunState | None, kind: RunStateKind, directive_id: str) ->
 def _step_timeout(ctx: Ctx, d: Directive) -> list[Record]:
     """T13: the active step ran out of time; a timer for any other dispatch is stale (no-op).
 
-    Ours, so that an outage costs time and not the run: a result the worker reported before the
-    deadline (still waiting to be applied) is applied instead; a deadline that passed while this
-    engine could not watch the step arms the timer again (``rearm_step_timer``)."""
+    Ours, so that an outage or a queue costs time and not the run: a result the worker reported before
+    the deadline (still waiting to be applied) is applied instead; a step that did not yet get its time
+    (queued, picked up late, or not watched by this engine) has its timer armed again
+    (``extended_deadline``)."""
     msg = _msg(d, StepTimeout)
     state = ctx.state
     if not _is_active(state, RunStateKind.step, msg.original_directive_id):
@@ -287,9 +291,9 @@ def _step_timeout(ctx: Ctx, d: Directive) -> list[Record]:
     assert state is not None
     if ctx.snap.reported_result is not None:
         return _step_result(ctx, ctx.snap.reported_result)
-    rearmed = rearm_step_timer(ctx, msg)
-    if rearmed is not None:
-        return rearmed
+    later = extended_deadline(ctx, msg)
+    if later is not None:
+        return rearm_step_timer(ctx, msg, later)
     error = ErrorDetails(type="StepTimeout", message=f"step {msg.step_name} timed out")
     f = Directive(id=f"fail.{d.id}", timestamp=ctx.now, kind=DirectiveKind.fail, run_info=d.run_info,
                   msg=Fail(error=error))
