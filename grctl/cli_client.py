@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import json
 import logging
+import ssl
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -119,12 +120,13 @@ def positive_seconds(text: str) -> float:
 # --- running a command ---------------------------------------------------------------------------
 
 
-def run(args: argparse.Namespace, servers: list[str], command: Command) -> int:
-    """Run ``command`` with a connected client; the exit status."""
+def run(args: argparse.Namespace, servers: list[str], command: Command,
+        auth: dict[str, Any] | None = None) -> int:
+    """Run ``command`` with a connected client (``auth``: credentials and TLS options); the exit status."""
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.ERROR, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        return asyncio.run(_connected(args, servers, command))
+        return asyncio.run(_connected(args, servers, command, auth or {}))
     except CliError as exc:
         print(f"grctl: {exc.message}", file=sys.stderr)
         return exc.status
@@ -132,23 +134,38 @@ def run(args: argparse.Namespace, servers: list[str], command: Command) -> int:
         return EXIT_INTERRUPTED
 
 
-async def connect(servers: list[str]) -> Connection:
+async def connect(servers: list[str], auth: dict[str, Any] | None = None) -> Connection:
     errors: list[BaseException] = []
+    tls_failed = asyncio.Event()  # nats-py retries a failed TLS handshake forever: give up at once
 
     async def remember(exc: Exception) -> None:
         errors.append(exc)
+        if isinstance(exc, ssl.SSLError):
+            tls_failed.set()
 
+    where = ", ".join(servers)
+    connecting = asyncio.ensure_future(Connection.connect(servers, name="grctl-cli", error_cb=remember,
+                                                          **{**CONNECT_OPTIONS, **(auth or {})}))
+    failing = asyncio.ensure_future(tls_failed.wait())
     try:
-        return await Connection.connect(servers, name="grctl-cli", error_cb=remember, **CONNECT_OPTIONS)
+        await asyncio.wait({connecting, failing}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        failing.cancel()
+    if not connecting.done():
+        connecting.cancel()
+        raise CliError(EXIT_UNREACHABLE, f"cannot connect to NATS at {where}: TLS failed ({errors[-1]}); "
+                                         "check the CA (tls.ca_file) and the server name")
+    try:
+        return connecting.result()
     except (OSError, TimeoutError, nats.errors.Error) as exc:
         cause = errors[-1] if errors else exc
         reason = getattr(cause, "strerror", None) or str(cause) or type(cause).__name__
-        where = ", ".join(servers)
         raise CliError(EXIT_UNREACHABLE, f"cannot connect to NATS at {where}: {reason}") from None
 
 
-async def _connected(args: argparse.Namespace, servers: list[str], command: Command) -> int:
-    connection = await connect(servers)
+async def _connected(args: argparse.Namespace, servers: list[str], command: Command,
+                     auth: dict[str, Any]) -> int:
+    connection = await connect(servers, auth)
     try:
         try:
             return await command(Client(connection, retry_for=RETRY_FOR), args)
@@ -349,10 +366,11 @@ def add_client_parsers(sub: argparse._SubParsersAction, parents: list[argparse.A
         p.add_argument("--reason", help="why (recorded in the history)")
 
 
-def run_client_command(args: argparse.Namespace, servers: list[str]) -> int:
+def run_client_command(args: argparse.Namespace, servers: list[str],
+                       auth: dict[str, Any] | None = None) -> int:
     try:
         args.prepare(args)
     except CliError as exc:
         print(f"grctl: {exc.message}", file=sys.stderr)
         return exc.status
-    return run(args, servers, args.client_command)
+    return run(args, servers, args.client_command, auth)

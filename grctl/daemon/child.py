@@ -173,6 +173,7 @@ async def run_worker(cfg: DaemonConfig, status: StatusPipe) -> int:
 
 async def run_engine(cfg: DaemonConfig, status: StatusPipe) -> int:
     from grctl.engine import Engine
+    from grctl.nats.stream_settings import StreamSettingsError
 
     stop = asyncio.Event()
     _stop_signals(stop)
@@ -186,8 +187,14 @@ async def run_engine(cfg: DaemonConfig, status: StatusPipe) -> int:
     if cfg.engine.wait_timeout is not None:
         options["wait_timeout"] = timedelta(seconds=cfg.engine.wait_timeout)
     options["retention"] = timedelta(seconds=cfg.engine.retention) if cfg.engine.retention else None
-    engine = Engine(connection, **options)
-    await engine.start()
+    engine = Engine(connection, stream=cfg.engine.stream_settings(), **options)
+    try:
+        await engine.start()
+    except StreamSettingsError as exc:  # e.g. 3 replicas on a server that is not clustered
+        log.error("%s", exc)
+        status.error(str(exc))
+        await connection.close()
+        return EXIT_CRASH
     log.info("engine ready")
     status.ready({"pid": os.getpid()})
     code = 0

@@ -99,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(args.config, overrides=overrides)
         if args.check_config:
             types = check_imports(cfg, args.config)
-            print(f"{args.config}: OK ({len(types)} workflow type(s): {', '.join(types)})")
+            roles = f"{len(types)} workflow type(s): {', '.join(types)}" if types else "engine only"
+            print(f"{args.config}: OK ({roles})")
             return 0
     except ConfigError as exc:
         return _report(exc)

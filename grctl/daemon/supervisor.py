@@ -188,6 +188,9 @@ class Supervisor:
     async def _bring_up(self, cfg: DaemonConfig, initial: bool) -> bool:
         """Start a generation and wait until it is ready; then the previous one drains.
         At startup, failures are retried with backoff; on reload, the running generation is kept."""
+        if not cfg.workflows:
+            self._no_workers(cfg)
+            return True
         failures = 0
         while True:
             self.counter += 1
@@ -236,6 +239,19 @@ class Supervisor:
             f"generation {gen.number} ready: {len(gen.processes)} worker process(es), pids "
             f"{', '.join(map(str, gen.pids))}; workflows: {', '.join(types)}"
         )
+        log.info("%s", status)
+        self.notifier.ready(status)
+        if old is not None:
+            log.info("draining generation %d (up to %gs)", old.number, old.cfg.shutdown_timeout)
+            self.spawn(self._drain(old))
+
+    def _no_workers(self, cfg: DaemonConfig) -> None:
+        """An engine-only node: no generation runs (a previous one, if a reload removed the workflows,
+        drains)."""
+        old, self.current, self.cfg = self.current, None, cfg
+        self.sources = {}
+        self._restart_watcher(cfg, [])
+        status = "ready: engine only (no workflows to run)"
         log.info("%s", status)
         self.notifier.ready(status)
         if old is not None:
