@@ -75,6 +75,7 @@ from grctl.models.records import LatestRun
 from grctl.nats import subjects
 from grctl.nats.direct import StoredMsg, get_last
 from grctl.nats.jetstream import H_EXPECTED_LAST_SUBJECT_SEQ, H_MSG_ID, OutMsg, publish
+from grctl.nats.retry import is_transient
 
 log = logging.getLogger(__name__)
 
@@ -216,9 +217,15 @@ class ApiServer:
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             log.warning("API %s: a stored record cannot be read: %s", cmd.kind, exc)
             return fail(ERR_INTERNAL, str(exc))
-        except (TimeoutError, ConnectionError, OSError) as exc:
-            log.warning("API %s failed: %s", cmd.kind, exc)
-            return fail(ERR_INTERNAL, str(exc) or type(exc).__name__)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            # The stream cannot be reached right now (a leader election, a reconnection). Every command
+            # is safe to send again (starts carry their run id, the others a directive id made from
+            # the command id), which is what "busy" asks the client to do.
+            log.info("API %s: the stream is not answering now (%s); answered busy", cmd.kind, exc)
+            self.busy_replies += 1
+            return BUSY
 
     # --- lookups by workflow id ------------------------------------------------------------------
 

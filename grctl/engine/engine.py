@@ -16,6 +16,7 @@ from grctl.engine.bgtasks import BackgroundTasks
 from grctl.engine.committer import GroupCommitter
 from grctl.engine.manager import DirectiveManager
 from grctl.engine.migrate import ensure_latest_pointers
+from grctl.engine.placement import keep_consumers_with_stream_leader
 from grctl.engine.registry import Registry
 from grctl.engine.snapshot import (
     DEFAULT_RECOVERY_GRACE,
@@ -29,11 +30,16 @@ from grctl.engine.sweep import DEFAULT_INTERVAL, Sweeper
 from grctl.engine.timers import TimerHandler
 from grctl.models.common import utcnow
 from grctl.nats.connection import Connection
+from grctl.nats.direct import forget_stream_layout
 from grctl.nats.jetstream import ensure_stream
 from grctl.nats.pull import PullLoop
+from grctl.nats.retry import Backoff, retrying
 from grctl.nats.stream_settings import StreamSettings
 
 log = logging.getLogger(__name__)
+
+STARTUP_BUDGET = 120.0  # how long a start waits for JetStream to answer before giving up
+STARTUP = Backoff(initial=0.2, factor=2.0, cap=2.0)
 
 
 def sender_id(connection: Connection) -> str:
@@ -80,7 +86,7 @@ class Engine:
         self._consumers: list[PullLoop] = [self.manager.consumer, self.timers.consumer,
                                            self.bg_tasks.consumer]
         self._loops: list[asyncio.Task[None]] = []
-        self._sweep_task: asyncio.Task[None] | None = None
+        self._housekeeping: list[asyncio.Task[None]] = []  # the sweep and the consumer placement
         self._state = "new"
 
     @property
@@ -96,19 +102,30 @@ class Engine:
         if self._state != "new":
             return
         self._state = "starting"
-        await ensure_stream(self.connection.js, memory=self._memory, settings=self._stream)
-        await ensure_latest_pointers(self.connection.nc)
+        # A cluster electing leaders (a stream just made or grown, a node just lost) does not answer
+        # JetStream requests for a moment: the engine waits for it instead of failing to start.
+        await retrying(self._prepare_stream, STARTUP_BUDGET, STARTUP, "preparing the stream", warn=True)
         self._started_at = utcnow()
         self.committer.start()
         for consumer in self._consumers:
-            await consumer.bind()
+            await retrying(consumer.bind, STARTUP_BUDGET, STARTUP, f"binding consumer {consumer.name}",
+                           warn=True)
             self._loops.append(consumer.start())
-        self._sweep_task = asyncio.create_task(self.sweeper.run(), name="grctl-sweep")
+        self._housekeeping = [
+            asyncio.create_task(self.sweeper.run(), name="grctl-sweep"),
+            asyncio.create_task(keep_consumers_with_stream_leader(self.connection.nc, self.connection.js),
+                                name="grctl-placement"),
+        ]
         await self.api.start()  # last: requests are only taken once directives are consumed
         self._state = "running"
         retention = self.config.retention or "for ever"
         log.info("engine running (step timeout %s, wait timeout %s, finished runs kept %s)",
                  self.config.step_timeout, self.config.wait_timeout, retention)
+
+    async def _prepare_stream(self) -> None:
+        await ensure_stream(self.connection.js, memory=self._memory, settings=self._stream)
+        forget_stream_layout(self.connection.nc)  # its replicas may have just changed
+        await ensure_latest_pointers(self.connection.nc)
 
     async def stop(self, timeout: float = 30.0) -> None:
         if self._state in ("stopping", "stopped"):
@@ -120,10 +137,10 @@ class Engine:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         await self.api.stop(timeout=max(0.1, timeout / 3))
-        if self._sweep_task is not None:
-            self._sweep_task.cancel()
+        for task in self._housekeeping:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._sweep_task
+                await task
         # A fetch in progress may still hand out messages: end the loops first, then wait for handlers.
         for consumer in self._consumers:
             await consumer.stop()
@@ -182,7 +199,16 @@ async def run_engine(servers: list[str] | None = None, *, memory: bool = False,
     engine = Engine(connection, step_timeout=step_timeout, wait_timeout=wait_timeout, memory=memory,
                     retention=retention, stream=stream)
     try:
-        await engine.start()
+        starting = asyncio.ensure_future(engine.start())
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not starting.done():  # asked to stop while waiting for JetStream
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting
+            return
+        starting.result()
         await connection.serve_until(stop)
         log.info("stopping")
     finally:

@@ -16,12 +16,11 @@ from nats.aio.client import Client as NATSClient
 from nats.js import JetStreamContext
 
 from grctl.nats import subjects
-from grctl.nats.jetstream import purge
+from grctl.nats.jetstream import consumers, purge
 
 log = logging.getLogger(__name__)
 
 DEFAULT_INTERVAL = 10.0
-CONSUMER_PAGE = 256  # the server lists consumers in pages of this size
 WORKER_CONSUMER_PREFIX = subjects.worker_consumer("")
 
 _ENGINE_CONSUMERS = {
@@ -50,7 +49,7 @@ class Sweeper:
     async def sweep(self) -> int:
         """One round; returns how many messages went."""
         purged = 0
-        for info in await self._consumers():
+        for info in await consumers(self._js):
             name = info.name
             filter_subject = _ENGINE_CONSUMERS.get(name)
             if filter_subject is None and name.startswith(WORKER_CONSUMER_PREFIX):
@@ -66,11 +65,3 @@ class Sweeper:
             log.debug("swept %d acknowledged messages", purged)
         self.purged += purged
         return purged
-
-    async def _consumers(self) -> list:  # type: ignore[type-arg]
-        found = []
-        while True:
-            page = await self._js.consumers_info(subjects.STREAM, offset=len(found))
-            found.extend(page)
-            if len(page) < CONSUMER_PAGE:
-                return found

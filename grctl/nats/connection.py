@@ -19,6 +19,8 @@ from nats.aio.client import Client as NATSClient
 from nats.js import JetStreamContext
 
 from grctl.models.common import utcnow
+from grctl.nats.direct import forget_stream_layout
+from grctl.nats.requests import disconnected, guard
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +71,6 @@ class Connection:
         self._reconnect_listeners: set[Callable[[], Awaitable[None]]] = set()
         self._listener_tasks: set[asyncio.Future[None]] = set()
         self.lost = asyncio.Event()  # closed for good, not by close()
-        self._disconnect_waiters: set[asyncio.Future[None]] = set()
         self.up_since: datetime = utcnow()  # when the current connection to a server was made
 
     @classmethod
@@ -91,14 +92,13 @@ class Connection:
             log.warning("NATS error: %s", exc)
 
         async def on_disconnected() -> None:
-            for waiter in list(conn._disconnect_waiters):
-                if not waiter.done():
-                    waiter.set_result(None)
+            disconnected(conn._nc)
             if not conn._closing:
                 log.warning("disconnected from NATS")
 
         async def on_reconnected() -> None:
             conn.up_since = utcnow()
+            forget_stream_layout(conn._nc)  # the stream may have changed while we were away
             url = conn._nc.connected_url
             log.info("reconnected to NATS at %s", url.netloc if url else "?")
             for listener in list(conn._reconnect_listeners):
@@ -157,23 +157,8 @@ class Connection:
 
     async def interruptible(self, operation: Awaitable[T]) -> T:
         """Await ``operation`` (a request); if the connection drops meanwhile, cancel it and raise
-        ``ConnectionResetError`` at once: its reply is lost, and waiting out its timeout would stall
-        whoever waits for it. Use it only for operations that are safe to repeat."""
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._disconnect_waiters.add(waiter)
-        task = asyncio.ensure_future(operation)
-        try:
-            await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-            if task.done():
-                return task.result()
-            task.cancel()
-            raise ConnectionResetError("the connection to NATS was lost while waiting for a reply")
-        except asyncio.CancelledError:
-            task.cancel()
-            raise
-        finally:
-            self._disconnect_waiters.discard(waiter)
-            waiter.cancel()
+        ``ConnectionResetError`` at once (see ``grctl.nats.requests``)."""
+        return await guard(self._nc, operation)
 
     async def wait_lost(self) -> None:
         """Return when the connection is closed for good without ``close()`` having been called."""

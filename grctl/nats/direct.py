@@ -1,11 +1,27 @@
-"""Reading the stream without a consumer: direct gets by subject (the last message, the next one from a
-sequence on) and paged batch reads of every message of a subject. No JetStream API call and no consumer
-to create or expire, so the cost does not depend on how many readers there are."""
+"""Reading the stream without a consumer: the last message of a subject, the next one from a sequence
+on, and paged batch reads of every message of a subject. No consumer to create or expire, so the cost
+does not depend on how many readers there are.
+
+On a single-node stream these are direct gets. On a replicated stream a direct get may be answered by
+any replica, including a follower that has not applied the latest acknowledged writes (seen: about 1 in
+60 reads through a follower right after a write), and a worker would then read a store value or a
+history one step behind. So on a replicated stream a single read goes to the stream's leader
+(``$JS.API.STREAM.MSG.GET``, which only the leader answers: about 20 % dearer), and a paged read is
+checked against the leader's last message of the subject, reading from the leader what a lagging
+replica's pages missed. Whether the stream is replicated is asked once per connection (and again after
+a reconnection).
+
+Every read tries again after transport trouble for up to ``READ_BUDGET`` seconds, in short steps: while
+the cluster elects a leader (the stream's, or the JetStream meta leader's) reads are refused for a
+second or two, and each caller would otherwise need its own loop to ride that out.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import weakref
 from dataclasses import dataclass
 
 from nats.aio.client import Client as NATSClient
@@ -13,8 +29,16 @@ from nats.aio.msg import Msg
 
 from grctl.nats import subjects
 from grctl.nats.jetstream import JetStreamError
+from grctl.nats.requests import guard, request
+from grctl.nats.retry import Backoff, retrying
 
 PAGE = 512
+READ_TIMEOUT = 2.0  # a read is retried by its caller: waiting long for a dead server only stalls it
+READ_BUDGET = 10.0  # how long a read rides out transport trouble before its caller sees the error
+READ_RETRY = Backoff(initial=0.05, factor=2.0, cap=0.5)  # an election ends in about two seconds
+ERR_NO_MESSAGE = 10037
+
+_replicated: weakref.WeakKeyDictionary[NATSClient, asyncio.Future[bool]] = weakref.WeakKeyDictionary()
 
 
 @dataclass(slots=True)
@@ -40,23 +64,92 @@ def _stored(msg: Msg) -> StoredMsg | None:
     )
 
 
-async def get_last(nc: NATSClient, subject: str, timeout: float = 5.0) -> StoredMsg | None:
+async def replicated(nc: NATSClient) -> bool:
+    """Is the stream replicated (so reads must go to its leader)? Asked once per connection; when it
+    cannot be told (no stream yet, no answer), the answer is not kept and reads go to the leader."""
+    known = _replicated.get(nc)
+    if known is None or (known.done() and known.exception() is not None):
+        known = _replicated[nc] = asyncio.ensure_future(_stream_replicas(nc))
+    try:
+        return await asyncio.shield(known)
+    except Exception:
+        _replicated.pop(nc, None)
+        return True
+
+
+def forget_stream_layout(nc: NATSClient) -> None:
+    """Ask again before the next read (after a reconnection, or once the stream's replicas changed)."""
+    _replicated.pop(nc, None)
+
+
+async def _stream_replicas(nc: NATSClient) -> bool:
+    reply = await request(nc, f"$JS.API.STREAM.INFO.{subjects.STREAM}", b"", timeout=READ_TIMEOUT)
+    info = json.loads(reply.data)
+    if "error" in info:
+        raise JetStreamError(info["error"].get("code", 0), info["error"].get("err_code", 0),
+                             info["error"].get("description", ""))
+    return int(info.get("config", {}).get("num_replicas") or 1) > 1
+
+
+def _parse_headers(block: bytes) -> dict[str, str]:
+    """A stored message's header block (``NATS/1.0\r\nKey: Value\r\n...``) as a dict."""
+    headers: dict[str, str] = {}
+    for line in block.decode("utf-8", errors="replace").split("\r\n")[1:]:
+        key, sep, value = line.partition(":")
+        if sep:
+            headers[key.strip()] = value.strip()
+    return headers
+
+
+async def _leader_get(nc: NATSClient, body: dict[str, object], timeout: float) -> StoredMsg | None:
+    reply = await request(nc, f"$JS.API.STREAM.MSG.GET.{subjects.STREAM}", json.dumps(body).encode(),
+                             timeout=timeout)
+    found = json.loads(reply.data) if reply.data else {}
+    err = found.get("error")
+    if err:
+        if err.get("err_code") == ERR_NO_MESSAGE:
+            return None
+        raise JetStreamError(err.get("code", 0), err.get("err_code", 0), err.get("description", ""))
+    msg = found["message"]
+    headers = _parse_headers(base64.b64decode(msg["hdrs"])) if msg.get("hdrs") else {}
+    headers.update({"Nats-Stream": subjects.STREAM, "Nats-Subject": msg["subject"],
+                    "Nats-Sequence": str(msg["seq"]), "Nats-Time-Stamp": msg.get("time", "")})
+    return StoredMsg(seq=int(msg["seq"]), subject=msg["subject"],
+                     data=base64.b64decode(msg.get("data") or ""), headers=headers)
+
+
+async def get_last(nc: NATSClient, subject: str, timeout: float = READ_TIMEOUT,
+                   budget: float = READ_BUDGET) -> StoredMsg | None:
     """The last stored message on ``subject`` (wildcards allowed, but an exact subject is what stays
     cheap as the stream grows), or None."""
-    msg = await nc.request(f"$JS.API.DIRECT.GET.{subjects.STREAM}.{subject}", b"", timeout=timeout)
-    return _stored(msg)
+
+    async def once() -> StoredMsg | None:
+        if await replicated(nc):
+            return await _leader_get(nc, {"last_by_subj": subject}, timeout)
+        msg = await request(nc, f"$JS.API.DIRECT.GET.{subjects.STREAM}.{subject}", b"", timeout=timeout)
+        return _stored(msg)
+
+    return await retrying(once, budget, READ_RETRY, f"reading {subject}")
 
 
-async def get_next(nc: NATSClient, subject: str, from_seq: int, timeout: float = 5.0) -> StoredMsg | None:
+async def get_next(nc: NATSClient, subject: str, from_seq: int, timeout: float = READ_TIMEOUT,
+                   budget: float = READ_BUDGET) -> StoredMsg | None:
     """The first stored message on ``subject`` with sequence >= ``from_seq``, or None."""
-    req = json.dumps({"seq": max(from_seq, 1), "next_by_subj": subject}).encode()
-    msg = await nc.request(f"$JS.API.DIRECT.GET.{subjects.STREAM}", req, timeout=timeout)
-    return _stored(msg)
+    body = {"seq": max(from_seq, 1), "next_by_subj": subject}
+
+    async def once() -> StoredMsg | None:
+        if await replicated(nc):
+            return await _leader_get(nc, body, timeout)
+        payload = json.dumps(body).encode()
+        msg = await request(nc, f"$JS.API.DIRECT.GET.{subjects.STREAM}", payload, timeout=timeout)
+        return _stored(msg)
+
+    return await retrying(once, budget, READ_RETRY, f"reading {subject}")
 
 
-async def _paged(nc: NATSClient, request: dict[str, object], page: int, timeout: float,
+async def _paged(nc: NATSClient, query: dict[str, object], page: int, timeout: float,
                  limit: int | None = None) -> list[StoredMsg]:
-    """Run a batch direct get (``request`` without ``batch``/``seq``), continuing page after page until
+    """Run a batch direct get (``query`` without ``batch``/``seq``), continuing page after page until
     the end of the matches (or ``limit`` messages)."""
     out: list[StoredMsg] = []
     queue: asyncio.Queue[Msg] = asyncio.Queue()
@@ -66,14 +159,14 @@ async def _paged(nc: NATSClient, request: dict[str, object], page: int, timeout:
 
     inbox = nc.new_inbox()
     sub = await nc.subscribe(inbox, cb=collect)
-    seq = int(request.pop("seq", 1) or 1)  # type: ignore[call-overload]
+    seq = int(query.pop("seq", 1) or 1)  # type: ignore[call-overload]
     try:
         while True:
             size = page if limit is None else min(page, limit - len(out))
-            body = {**request, "seq": seq, "batch": size}
+            body = {**query, "seq": seq, "batch": size}
             await nc.publish(f"$JS.API.DIRECT.GET.{subjects.STREAM}", json.dumps(body).encode(), reply=inbox)
             while True:
-                msg = await asyncio.wait_for(queue.get(), timeout)
+                msg = await guard(nc, asyncio.wait_for(queue.get(), timeout))
                 headers = msg.headers or {}
                 status = headers.get("Status")
                 if status is None:
@@ -95,7 +188,22 @@ async def _paged(nc: NATSClient, request: dict[str, object], page: int, timeout:
 
 
 async def read_subject(nc: NATSClient, subject: str, start_seq: int = 1, page: int = PAGE,
-                       timeout: float = 5.0) -> list[StoredMsg]:
+                       timeout: float = 5.0, budget: float = READ_BUDGET) -> list[StoredMsg]:
     """Every stored message on ``subject`` (wildcards allowed) with sequence >= ``start_seq``, in stream
-    order."""
-    return await _paged(nc, {"seq": max(start_seq, 1), "next_by_subj": subject}, page, timeout)
+    order. On a replicated stream, what a lagging replica's pages missed is read from the leader."""
+
+    async def once() -> list[StoredMsg]:
+        out = await _paged(nc, {"seq": max(start_seq, 1), "next_by_subj": subject}, page, timeout)
+        if not await replicated(nc):
+            return out
+        last = await _leader_get(nc, {"last_by_subj": subject}, timeout)
+        seq = out[-1].seq + 1 if out else max(start_seq, 1)
+        while last is not None and last.seq >= seq:
+            missed = await _leader_get(nc, {"seq": seq, "next_by_subj": subject}, timeout)
+            if missed is None:
+                break
+            out.append(missed)
+            seq = missed.seq + 1
+        return out
+
+    return await retrying(once, budget, READ_RETRY, f"reading {subject}")

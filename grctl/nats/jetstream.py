@@ -10,11 +10,12 @@ from datetime import UTC, datetime
 
 from nats.aio.client import Client as NATSClient
 from nats.js import JetStreamContext
-from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.api import ConsumerInfo, DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import APIError
 from ulid import ULID
 
 from grctl.nats import subjects
+from grctl.nats.requests import request
 from grctl.nats.stream_settings import StreamSettings
 
 log = logging.getLogger(__name__)
@@ -92,11 +93,11 @@ async def publish_batch(nc: NATSClient, msgs: list[OutMsg], timeout: float = 5.0
         headers[H_BATCH_SEQ] = str(n)
         if n == last:
             headers[H_BATCH_COMMIT] = "1"
-            reply = await nc.request(msg.subject, msg.data, timeout=timeout, headers=headers)
+            reply = await request(nc, msg.subject, msg.data, timeout=timeout, headers=headers)
             return _raise_on_error(reply.data)
         if n == 1:
             # The first message as a request: flow control and early errors (e.g. atomic disabled).
-            reply = await nc.request(msg.subject, msg.data, timeout=timeout, headers=headers)
+            reply = await request(nc, msg.subject, msg.data, timeout=timeout, headers=headers)
             _raise_on_error(reply.data)
         else:
             await nc.publish(msg.subject, msg.data, headers=headers)
@@ -106,7 +107,7 @@ async def publish_batch(nc: NATSClient, msgs: list[OutMsg], timeout: float = 5.0
 async def publish(nc: NATSClient, subject: str, data: bytes, headers: dict[str, str] | None = None,
                   timeout: float = 5.0) -> dict:
     """A JetStream publish awaited for its ack, through a plain request (cheaper than nats-py's)."""
-    reply = await nc.request(subject, data, timeout=timeout, headers=headers)
+    reply = await request(nc, subject, data, timeout=timeout, headers=headers)
     ack = _raise_on_error(reply.data)
     if "seq" not in ack:
         raise JetStreamError(503, 0, f"no stream answered for {subject}")
@@ -122,14 +123,14 @@ async def purge(nc: NATSClient, subject_filter: str, keep: int | None = None, ti
         body["keep"] = keep
     if up_to_seq is not None:
         body["seq"] = up_to_seq
-    reply = await nc.request(f"$JS.API.STREAM.PURGE.{subjects.STREAM}", json.dumps(body).encode(),
+    reply = await request(nc, f"$JS.API.STREAM.PURGE.{subjects.STREAM}", json.dumps(body).encode(),
                              timeout=timeout)
     return int(_raise_on_error(reply.data).get("purged", 0))
 
 
 async def delete_msg(nc: NATSClient, seq: int, timeout: float = 5.0) -> bool:
     body = json.dumps({"seq": seq, "no_erase": True}).encode()
-    reply = await nc.request(f"$JS.API.STREAM.MSG.DELETE.{subjects.STREAM}", body, timeout=timeout)
+    reply = await request(nc, f"$JS.API.STREAM.MSG.DELETE.{subjects.STREAM}", body, timeout=timeout)
     try:
         _raise_on_error(reply.data)
     except JetStreamError as exc:
@@ -178,3 +179,16 @@ async def ensure_stream(js: JetStreamContext, memory: bool = False,
         log.info("stream %s: replicas changed from %d to %d", subjects.STREAM, current.num_replicas or 1,
                  settings.replicas)
     log.info("updated stream %s to the protocol's settings and %s", subjects.STREAM, settings.describe())
+
+
+CONSUMER_PAGE = 256  # the server lists consumers in pages of this size
+
+
+async def consumers(js: JetStreamContext) -> list[ConsumerInfo]:
+    """Every consumer of the state stream (the server answers in pages)."""
+    found: list[ConsumerInfo] = []
+    while True:
+        page = await js.consumers_info(subjects.STREAM, offset=len(found))
+        found.extend(page)
+        if len(page) < CONSUMER_PAGE:
+            return found

@@ -27,6 +27,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+import nats.js.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig
@@ -37,7 +38,7 @@ from grctl.nats.retry import FETCH
 log = logging.getLogger(__name__)
 
 HANDLER_ERROR_DELAY = 1.0
-REBIND_AFTER_FAILURES = 3
+REBIND_AFTER_FAILURES = 20  # when the cause is not known to be a lost consumer
 
 
 class Action(enum.Enum):
@@ -143,11 +144,13 @@ class PullLoop:
         return len(self._tasks)
 
     async def bind(self) -> None:
-        """Create or bind the consumer (raises if it cannot be done; ``start`` calls it when needed)."""
-        old, self._psub = self._psub, None
+        """Create or bind the consumer (raises if it cannot be done; ``start`` calls it when needed). A
+        subscription already bound is replaced only once the new one is, so a failed bind (during a
+        consumer leader election, say) leaves the loop fetching as before."""
+        new = await self._bind()
+        old, self._psub = self._psub, new
         if old is not None:
             await _unsubscribe(old, self.name)
-        self._psub = await self._bind()
 
     def start(self) -> asyncio.Task[None]:
         """Run the loop in a task of its own (bind first with ``bind()`` to see binding errors)."""
@@ -160,8 +163,6 @@ class PullLoop:
 
     async def run(self) -> None:
         """Fetch and dispatch until ``stop()``; then return (handlers may still be running)."""
-        if self._psub is None:
-            await self.bind()
         self.ready.set()
         failures = 0
         while not self._stopping.is_set():
@@ -171,6 +172,8 @@ class PullLoop:
             want = self.capacity.share(self._batch)
             self.capacity.take(want)
             try:
+                if self._psub is None:  # never bound yet (its first bind failed): bind now
+                    await self.bind()
                 assert self._psub is not None
                 msgs = await self._psub.fetch(want, timeout=self._fetch_timeout)
                 failures = 0
@@ -186,7 +189,11 @@ class PullLoop:
                 failures += 1
                 log.warning("fetching from %s failed (%s: %s); retrying", self.name, type(exc).__name__, exc)
                 await self._unless_stopping(asyncio.sleep(FETCH.delay(failures)))
-                if failures % REBIND_AFTER_FAILURES == 0 and not self._stopping.is_set():
+                # A consumer the server lost (a restart in memory, a deletion) is made again at once; a
+                # consumer without a leader for a moment (an election) only needs patience: binding
+                # again, a JetStream API call, would just wait for the same election.
+                lost = isinstance(exc, nats.js.errors.NotFoundError)
+                if (lost or failures % REBIND_AFTER_FAILURES == 0) and not self._stopping.is_set():
                     await self._rebind()
                 continue
             self.capacity.give(want - len(msgs))

@@ -39,7 +39,7 @@ class Backoff:
 # Transport trouble (a reconnecting connection, a JetStream API that is not answering yet).
 TRANSPORT = Backoff(initial=0.1, factor=2.0, cap=2.0)
 # A fetch loop whose consumer cannot be reached.
-FETCH = Backoff(initial=0.2, factor=2.0, cap=5.0)
+FETCH = Backoff(initial=0.1, factor=2.0, cap=1.0)
 # A crashed child process of grctld (0.5 s, 1 s, 2 s ... 30 s).
 RESTART = Backoff(initial=0.5, factor=2.0, cap=30.0, jitter=0.0)
 
@@ -67,7 +67,7 @@ T = TypeVar("T")
 
 
 async def retrying(operation: Callable[[], Awaitable[T]], budget: float, backoff: Backoff = TRANSPORT,
-                   what: str = "operation") -> T:
+                   what: str = "operation", warn: bool = False) -> T:
     """Run ``operation``, trying again after transient failures (``is_transient``) for up to ``budget``
     seconds; the last transient failure is raised when the time is up, anything else at once."""
     loop = asyncio.get_running_loop()
@@ -81,5 +81,6 @@ async def retrying(operation: Callable[[], Awaitable[T]], budget: float, backoff
             delay = backoff.delay(attempt)
             if not is_transient(exc) or loop.time() + delay > deadline:
                 raise
-            log.debug("%s failed (%s: %s); trying again in %.2fs", what, type(exc).__name__, exc, delay)
+            log.log(logging.WARNING if warn else logging.DEBUG, "%s failed (%s: %s); trying again in %.2fs",
+                    what, type(exc).__name__, exc, delay)
         await asyncio.sleep(delay)

@@ -18,7 +18,6 @@ from itertools import pairwise
 from pathlib import Path
 
 import nats.errors
-from grctl.client.handle import WorkflowHandle
 from nats.aio.client import Client as NATSClient
 
 from grctl.client.client import Client
@@ -26,6 +25,7 @@ from grctl.models.errors import WorkflowAlreadyRunningError, WorkflowNotFoundErr
 from grctl.models.history import decode_history
 from grctl.nats import subjects
 from grctl.nats.direct import get_next
+from grctl.workflow.handle import WorkflowHandle
 
 WORKFLOW = "Triple"
 
@@ -133,6 +133,36 @@ def longest_gap(outcomes: list[Outcome], after: float) -> float:
         return float("inf")
     points = [after, *ends]
     return max(b - a for a, b in pairwise(points))
+
+
+def widest_gap(outcomes: list[Outcome], after: float) -> tuple[float, float]:
+    """The (start, end) in ``time.monotonic()`` of the longest stretch after ``after`` without a
+    completed run."""
+    ends = sorted(o.ended for o in outcomes if o.ok and o.ended >= after)
+    points = [after, *ends]
+    return max(pairwise(points), key=lambda ab: ab[1] - ab[0], default=(after, after))
+
+
+async def hops_across(nc: NATSClient, outcomes: list[Outcome], start: float, end: float) -> Counter[str]:
+    """Which step of a run's life (one history event to the next) held the runs in flight in the middle
+    of the stretch between the monotonic times ``start`` and ``end``: where a stall held them."""
+    wall = time.time() - time.monotonic()  # monotonic → wall clock, as the stream's time stamps are
+    middle = wall + (start + end) / 2
+    hops: Counter[str] = Counter()
+    for outcome in outcomes:
+        if not (outcome.started <= end and outcome.ended >= start):
+            continue
+        events: list[tuple[float, str]] = []
+        msg = await get_next(nc, subjects.history(outcome.wf_id, "*"), 1)  # the run's first event
+        while msg is not None:
+            kind = str(decode_history(msg.data, seq=msg.seq).kind)
+            events.append((stored_time(msg.headers["Nats-Time-Stamp"]), kind))
+            msg = await get_next(nc, msg.subject, msg.seq + 1)
+        events.append((float("inf"), "(not yet)"))
+        for (t0, k0), (t1, k1) in pairwise(events):
+            if t0 <= middle < t1:
+                hops[f"{k0} -> {k1}"] += 1
+    return hops
 
 
 def stored_time(stamp: str) -> float:
