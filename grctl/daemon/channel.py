@@ -4,7 +4,8 @@ Downward, the child's stdin carries one JSON line (the resolved config, its gene
 then stays open: end-of-file means the supervisor is gone and the child stops gracefully. Upward, a
 dedicated pipe (fd in ``GRCTL_STATUS_FD``, never stdout, which workflow code may print to) carries
 lines: ``READY <json>`` once the child is connected, registered and consuming, ``ERROR <text>`` when
-it cannot get there, ``FATAL <text>`` when trying again cannot help (the workflow code does not import).
+it cannot get there, ``FATAL <text>`` when trying again cannot help (the workflow code does not import),
+``NATS down`` / ``NATS up`` when its connection is lost and back (readiness).
 """
 
 from __future__ import annotations
@@ -53,6 +54,10 @@ class StatusPipe:
     def error(self, message: str, fatal: bool = False) -> None:
         self._send(("FATAL " if fatal else "ERROR ") + message)
 
+    def nats(self, connected: bool) -> None:
+        """The NATS connection was lost (reconnecting) or is back: for the supervisor's /readyz."""
+        self._send("NATS " + ("up" if connected else "down"))
+
 
 def read_spec(fd: int = 0) -> Spec:
     """The one JSON line on stdin, read unbuffered (nothing after it is consumed)."""
@@ -85,4 +90,4 @@ def on_parent_exit(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]
 def parse_status(line: str) -> tuple[str, str]:
     """``READY {...}`` → ("READY", "{...}"); anything unknown is ("", line)."""
     kind, _, rest = line.strip().partition(" ")
-    return (kind, rest) if kind in ("READY", "ERROR", "FATAL") else ("", line.strip())
+    return (kind, rest) if kind in ("READY", "ERROR", "FATAL", "NATS") else ("", line.strip())

@@ -52,6 +52,10 @@ class _Connector:
     async def disconnected_cb(self) -> None:
         if not self.closing:
             log.warning("disconnected from NATS; reconnecting")
+            self.status.nats(False)
+
+    async def reconnected(self) -> None:
+        self.status.nats(True)
 
     async def error_cb(self, exc: Exception) -> None:
         self.errors += 1
@@ -77,7 +81,9 @@ class _Connector:
         options = self.nats.connect_options()
         options["error_cb"] = self.error_cb
         options["disconnected_cb"] = self.disconnected_cb
-        return await Connection.connect(**options)
+        connection = await Connection.connect(**options)
+        connection.add_reconnect_listener(self.reconnected)
+        return connection
 
 
 async def _race(main: asyncio.Future[Any], *others: asyncio.Future[Any]) -> bool:
@@ -117,8 +123,11 @@ def _stop_signals(stop: asyncio.Event) -> None:
 
 async def run_worker(cfg: DaemonConfig, status: StatusPipe) -> int:
     from grctl.daemon.workflows import WorkflowImportError, load_workflows, module_files
+    from grctl.ops import metrics, multiproc
     from grctl.worker.worker import Worker
 
+    if multiproc.counting_here():  # grctld serves /metrics
+        metrics.enable()
     stop = asyncio.Event()
     _stop_signals(stop)
     try:
@@ -173,6 +182,7 @@ async def run_worker(cfg: DaemonConfig, status: StatusPipe) -> int:
 
 async def run_engine(cfg: DaemonConfig, status: StatusPipe) -> int:
     from grctl.engine import Engine
+    from grctl.engine.ops import serve_engine_ops
 
     stop = asyncio.Event()
     _stop_signals(stop)
@@ -186,6 +196,7 @@ async def run_engine(cfg: DaemonConfig, status: StatusPipe) -> int:
     if cfg.engine.wait_timeout is not None:
         options["wait_timeout"] = timedelta(seconds=cfg.engine.wait_timeout)
     engine = Engine(connection, **options)
+    ops = await serve_engine_ops(engine, cfg.engine.http.listen)
     await engine.start()
     log.info("engine ready")
     status.ready({"pid": os.getpid()})
@@ -201,6 +212,8 @@ async def run_engine(cfg: DaemonConfig, status: StatusPipe) -> int:
         code = EXIT_CRASH
     connector.closing = True
     await engine.stop(cfg.shutdown_timeout if code == 0 else 5.0)
+    if ops is not None:
+        await ops.stop()
     await connection.close()
     log.info("engine stopped")
     return code

@@ -106,10 +106,15 @@ class ReloadConfig(msgspec.Struct, frozen=True, kw_only=True):
     watch_workflows: bool = False
 
 
+class HttpConfig(msgspec.Struct, frozen=True, kw_only=True):
+    listen: str | None = None  # HOST:PORT of /metrics, /healthz and /readyz; None: no listener
+
+
 class EngineConfig(msgspec.Struct, frozen=True, kw_only=True):
     embedded: bool = False
     step_timeout: float | None = None
     wait_timeout: float | None = None
+    http: HttpConfig = msgspec.field(default_factory=HttpConfig)
 
 
 class DaemonConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -122,6 +127,7 @@ class DaemonConfig(msgspec.Struct, frozen=True, kw_only=True):
     worker: WorkerConfig = msgspec.field(default_factory=WorkerConfig)
     reload: ReloadConfig = msgspec.field(default_factory=ReloadConfig)
     engine: EngineConfig = msgspec.field(default_factory=EngineConfig)
+    http: HttpConfig = msgspec.field(default_factory=HttpConfig)
 
     def encode(self) -> bytes:
         return msgspec.json.encode(self)

@@ -15,6 +15,7 @@ from grctl.daemon.model import (
     DaemonConfig,
     EmbeddedNats,
     EngineConfig,
+    HttpConfig,
     LoggingConfig,
     NatsConfig,
     ReloadConfig,
@@ -66,6 +67,7 @@ class Resolver:
             worker=self.worker(d.get("worker", {})),
             reload=ReloadConfig(**d.get("reload", {})),
             engine=self.engine(d.get("engine", {})),
+            http=HttpConfig(**d.get("http", {})),
         )
         if self.problems:
             raise ConfigError(self.problems)
@@ -250,4 +252,5 @@ class Resolver:
             embedded=e.get("embedded", False),
             step_timeout=self.duration(e, "step_timeout", None),
             wait_timeout=self.duration(e, "wait_timeout", None),
+            http=HttpConfig(**e.get("http", {})),
         )

@@ -13,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from dataclasses import dataclass
 
 from nats.aio.client import Client as NATSClient
 
 from grctl.nats.jetstream import OutMsg, publish_batch
+from grctl.ops import metrics
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +74,10 @@ class GroupCommitter:
     async def _publish(self, msgs: list[OutMsg]) -> dict:
         async with self._gate:
             self.batches += 1
-            return await publish_batch(self._nc, msgs, timeout=self._timeout)
+            started = time.perf_counter()
+            ack = await publish_batch(self._nc, msgs, timeout=self._timeout)
+            metrics.batch_committed(len(msgs), time.perf_counter() - started)
+            return ack
 
     async def _run(self) -> None:
         while True:

@@ -16,6 +16,7 @@ from grctl.engine.committer import GroupCommitter
 from grctl.engine.manager import DirectiveManager
 from grctl.engine.migrate import ensure_latest_pointers
 from grctl.engine.registry import Registry
+from grctl.engine.runindex import RunIndex
 from grctl.engine.snapshot import (
     DEFAULT_RECOVERY_GRACE,
     DEFAULT_RETENTION,
@@ -71,8 +72,9 @@ class Engine:
         self.timers = TimerHandler(nc, js)
         self.bg_tasks = BackgroundTasks(nc, js, sender_id(connection), worker_cmd_timeout)
         self.sweeper = Sweeper(nc, js, sweep_interval)
+        self.runs = RunIndex(js, retention)
         self.api = ApiServer(nc, self.committer, Registry(nc, self.committer),
-                             int(step_timeout.total_seconds() * 1000))
+                             int(step_timeout.total_seconds() * 1000), runs=self.runs)
         self._consumers: list[PullLoop] = [self.manager.consumer, self.timers.consumer,
                                            self.bg_tasks.consumer]
         self._loops: list[asyncio.Task[None]] = []
@@ -82,6 +84,10 @@ class Engine:
     @property
     def running(self) -> bool:
         return self._state == "running"
+
+    @property
+    def not_running_reason(self) -> str | None:
+        return None if self._state == "running" else f"engine {self._state}"
 
     def watched_since(self) -> datetime:
         """Since when this engine has been consuming without a break (its start, or its last
@@ -94,6 +100,7 @@ class Engine:
         self._state = "starting"
         await ensure_stream(self.connection.js, memory=self._memory)
         await ensure_latest_pointers(self.connection.nc)
+        await self.runs.start()
         self._started_at = utcnow()
         self.committer.start()
         for consumer in self._consumers:
@@ -128,6 +135,7 @@ class Engine:
                 log.warning("%s: handlers still running at shutdown; cancelling them", consumer.name)
                 await consumer.cancel_running()
         await self.committer.close(timeout=max(0.1, deadline - loop.time()))
+        await self.runs.stop()
         for consumer in self._consumers:
             await consumer.close()
         self._loops.clear()
@@ -140,8 +148,9 @@ async def run_engine(servers: list[str] | None = None, *, memory: bool = False,
                      step_timeout: timedelta = DEFAULT_STEP_TIMEOUT,
                      wait_timeout: timedelta = DEFAULT_WAIT_TIMEOUT,
                      retention: timedelta | None = DEFAULT_RETENTION,
-                     stop_event: asyncio.Event | None = None) -> None:
+                     stop_event: asyncio.Event | None = None, http_listen: str | None = None) -> None:
     """Connect, start an engine, serve until SIGINT/SIGTERM (or ``stop_event``), then stop and close.
+    ``http_listen`` (HOST:PORT): serve /metrics, /healthz and /readyz there (``grctl.engine.ops``).
 
     Raises ``ConnectionLostError`` when the NATS connection is closed for good, so the program exits
     non-zero and its supervisor starts it again."""
@@ -157,6 +166,9 @@ async def run_engine(servers: list[str] | None = None, *, memory: bool = False,
     connection = await Connection.connect(servers, name="grctl-engine")
     engine = Engine(connection, step_timeout=step_timeout, wait_timeout=wait_timeout, memory=memory,
                     retention=retention)
+    from grctl.engine.ops import serve_engine_ops  # it imports this module
+
+    ops = await serve_engine_ops(engine, http_listen)
     try:
         await engine.start()
         stopped = asyncio.ensure_future(stop.wait())
@@ -169,6 +181,8 @@ async def run_engine(servers: list[str] | None = None, *, memory: bool = False,
         log.info("stopping")
     finally:
         await engine.stop(timeout=5.0 if connection.lost.is_set() else 30.0)
+        if ops is not None:
+            await ops.stop()
         await connection.close()
         for sig in installed:
             loop.remove_signal_handler(sig)

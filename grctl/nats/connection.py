@@ -19,6 +19,7 @@ from nats.aio.client import Client as NATSClient
 from nats.js import JetStreamContext
 
 from grctl.models.common import utcnow
+from grctl.ops import metrics
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,7 @@ class Connection:
 
         async def on_reconnected() -> None:
             conn.up_since = utcnow()
+            metrics.nats_reconnected()
             url = conn._nc.connected_url
             log.info("reconnected to NATS at %s", url.netloc if url else "?")
             for listener in list(conn._reconnect_listeners):
