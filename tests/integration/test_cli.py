@@ -205,7 +205,7 @@ async def test_error_exit_status(cli: dict[str, str], client: Client, tmp_path: 
         (EXIT_BAD_INPUT, "invalid workflow id 'a.b'", ["run", "CliFlow", "--id", "a.b"]),
         (EXIT_BAD_INPUT, "invalid workflow type 'Cli Flow'", ["start", "Cli Flow", "--id", "x"]),
         (EXIT_BAD_INPUT, "invalid event name 'a>b'", ["send", "cli-busy", "a>b"]),
-        (EXIT_USAGE, "required: --id", ["start", "CliFlow"]),
+        (EXIT_USAGE, "required: TYPE", ["start"]),
     ]
     results = await asyncio.gather(*(grctl(cli, *args) for _, _, args in cases))
     for (rc, message, args), done in zip(cases, results, strict=True):
