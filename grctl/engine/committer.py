@@ -17,8 +17,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from nats.aio.client import Client as NATSClient
-
+from grctl.nats.connection import Connection
 from grctl.nats.jetstream import OutMsg, publish_batch
 from grctl.ops import metrics
 
@@ -35,9 +34,9 @@ class _Pending:
 
 
 class GroupCommitter:
-    def __init__(self, nc: NATSClient, *, enabled: bool = True, max_msgs: int = MAX_BATCH_MSGS,
+    def __init__(self, connection: Connection, *, enabled: bool = True, max_msgs: int = MAX_BATCH_MSGS,
                  max_inflight: int = 2, timeout: float = 10.0) -> None:
-        self._nc = nc
+        self._connection = connection
         self.enabled = enabled
         self._max_msgs = max_msgs
         self._max_inflight = max(1, max_inflight)
@@ -74,8 +73,12 @@ class GroupCommitter:
     async def _publish(self, msgs: list[OutMsg]) -> dict:
         async with self._gate:
             self.batches += 1
+            # A batch in flight when the connection drops is lost (or stored, its reply lost): fail it at
+            # once rather than after its timeout, which would stall every commit behind it. Its callers
+            # commit again, and the CAS and message ids make a repeat harmless.
             started = time.perf_counter()
-            ack = await publish_batch(self._nc, msgs, timeout=self._timeout)
+            ack = await self._connection.interruptible(
+                publish_batch(self._connection.nc, msgs, timeout=self._timeout))
             metrics.batch_committed(len(msgs), time.perf_counter() - started)
             return ack
 

@@ -66,7 +66,7 @@ class Engine:
         self._memory = memory
         self._started_at: datetime = utcnow()
         nc, js = connection.nc, connection.js
-        self.committer = GroupCommitter(nc, enabled=group_commit)
+        self.committer = GroupCommitter(connection, enabled=group_commit)
         self.manager = DirectiveManager(nc, js, Store(nc, self.committer), self.config,
                                         watched_since=self.watched_since)
         self.timers = TimerHandler(nc, js)

@@ -13,7 +13,7 @@ import logging
 import os
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from nats.aio.client import Client as NATSClient
 from nats.js import JetStreamContext
@@ -24,6 +24,9 @@ from grctl.ops import metrics
 log = logging.getLogger(__name__)
 
 DEFAULT_SERVERS = ["nats://localhost:4225"]
+
+
+T = TypeVar("T")
 
 
 class ConnectionLostError(ConnectionError):
@@ -63,6 +66,7 @@ class Connection:
         self._reconnect_listeners: set[Callable[[], Awaitable[None]]] = set()
         self._listener_tasks: set[asyncio.Future[None]] = set()
         self.lost = asyncio.Event()  # closed for good, not by close()
+        self._disconnect_waiters: set[asyncio.Future[None]] = set()
         self.up_since: datetime = utcnow()  # when the current connection to a server was made
 
     @classmethod
@@ -84,6 +88,9 @@ class Connection:
             log.warning("NATS error: %s", exc)
 
         async def on_disconnected() -> None:
+            for waiter in list(conn._disconnect_waiters):
+                if not waiter.done():
+                    waiter.set_result(None)
             if not conn._closing:
                 log.warning("disconnected from NATS")
 
@@ -145,6 +152,26 @@ class Connection:
     @property
     def is_connected(self) -> bool:
         return self._nc.is_connected
+
+    async def interruptible(self, operation: Awaitable[T]) -> T:
+        """Await ``operation`` (a request); if the connection drops meanwhile, cancel it and raise
+        ``ConnectionResetError`` at once: its reply is lost, and waiting out its timeout would stall
+        whoever waits for it. Use it only for operations that are safe to repeat."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._disconnect_waiters.add(waiter)
+        task = asyncio.ensure_future(operation)
+        try:
+            await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            if task.done():
+                return task.result()
+            task.cancel()
+            raise ConnectionResetError("the connection to NATS was lost while waiting for a reply")
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        finally:
+            self._disconnect_waiters.discard(waiter)
+            waiter.cancel()
 
     async def wait_lost(self) -> None:
         """Return when the connection is closed for good without ``close()`` having been called."""

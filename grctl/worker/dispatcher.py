@@ -124,10 +124,14 @@ class Dispatcher:
         return self._decision(run, task) if run.msg is msg else None
 
     async def _execute(self, workflow: Workflow, task: Directive) -> Outcome:
-        """Read the step's history when this is a redelivery, then run the step."""
+        """Read what the step's earlier executions recorded, then run the step.
+
+        The history is read for every task, not only for redeliveries: a nats-server that crashed can
+        come back having lost its count of deliveries, and then a task that already ran arrives as a
+        first delivery. One read that finds nothing is cheap; running a recorded task again is not."""
         history: list[HistoryEvent] = []
         ri = task.run_info
-        if task.attempt > 0 and ri.history_seq_id > 0:
+        if ri.history_seq_id > 0:
             try:
                 events = await retrying(
                     lambda: read_history(self._connection.nc, ri.wf_id, ri.id, ri.history_seq_id),

@@ -39,9 +39,11 @@ class Publisher:
         self._timeout = timeout
 
     async def _publish(self, subject: str, data: bytes, msg_id: str, budget: float, what: str) -> None:
+        nc = self._connection.nc
+
         async def once() -> None:
-            await jetstream.publish(self._connection.nc, subject, data, {H_MSG_ID: msg_id},
-                                    timeout=self._timeout)
+            await self._connection.interruptible(
+                jetstream.publish(nc, subject, data, {H_MSG_ID: msg_id}, timeout=self._timeout))
 
         try:
             await retrying(once, budget, what=what)

@@ -37,20 +37,24 @@ async def scenario(name: str, n: int, concurrency: int, worker_period: float, de
     await system.start()
     conn = await Connection.connect([system.url], name="grctl-chaos-client")
     client = Client(conn)
-    faults: list[tuple[str, float]] = []
+    faults: list[tuple[str, float, list[float]]] = []  # what, when, [when the component was back]
     triggers = {"engine-kill": (0.3, 0.6), "nats-term": (0.3,), "nats-kill": (0.3,)}.get(name, ())
     pending = list(triggers)
     fault_tasks: list[asyncio.Task[None]] = []
 
     async def engine_kill() -> None:
-        faults.append(("engine SIGKILL", time.monotonic()))
+        back: list[float] = []
+        faults.append(("engine SIGKILL", time.monotonic(), back))
         system.kill_engine()
         await asyncio.sleep(1.0)
         system.start_engine()
+        back.append(time.monotonic())
 
     async def nats_restart(sig: int) -> None:
-        faults.append((f"nats-server {signal.Signals(sig).name}", time.monotonic()))
+        back: list[float] = []
+        faults.append((f"nats-server {signal.Signals(sig).name}", time.monotonic(), back))
         await system.restart_nats(3.0, sig)
+        back.append(time.monotonic())
 
     async def progress(done: int) -> None:
         while pending and done >= pending[0] * n:
@@ -66,8 +70,10 @@ async def scenario(name: str, n: int, concurrency: int, worker_period: float, de
         index = 0
         while True:
             await asyncio.sleep(worker_period)
-            faults.append(("worker SIGKILL", time.monotonic()))
+            back: list[float] = []
+            faults.append(("worker SIGKILL", time.monotonic(), back))
             await system.replace_worker(index % len(system.workers))
+            back.append(time.monotonic())
             index += 1
 
     killer = asyncio.create_task(worker_killer()) if name == "worker-kill" else None
@@ -79,10 +85,12 @@ async def scenario(name: str, n: int, concurrency: int, worker_period: float, de
         await find_duplicates(client, work, verdict)
         wall = verdict.ended_at - verdict.started_at
         print(f"{name:12s} n={n} in {wall:6.1f} s: {verdict.summary()}")
-        for what, when in faults:
-            recovery = verdict.recovery_after(when)
+        for what, when, back in faults:
+            restarted = back[0] if back else when
+            recovery = verdict.recovery_after(restarted)
             shown = f"{recovery:5.2f} s" if recovery is not None else "never"
-            print(f"    {what:22s} at {when - verdict.started_at:6.1f} s -> next run completed after {shown}")
+            print(f"    {what:22s} at {when - verdict.started_at:6.1f} s, back after "
+                  f"{restarted - when:5.2f} s -> next run completed {shown} later")
         if not verdict.clean:
             print(f"    {verdict.details()}")
         print(f"    logs in {work}")

@@ -26,7 +26,7 @@ async def stored(connection: Connection) -> int:
 
 async def test_transitions_ready_together_share_one_batch(connection: Connection) -> None:
     await jsops.ensure_stream(connection.js)
-    committer = GroupCommitter(connection.nc, max_inflight=1)
+    committer = GroupCommitter(connection, max_inflight=1)
     committer.start()
     try:
         acks = await asyncio.gather(*(committer.submit(transition(f"R{i}", 0)) for i in range(30)))
@@ -38,7 +38,7 @@ async def test_transitions_ready_together_share_one_batch(connection: Connection
 
 async def test_a_refused_member_fails_alone_and_the_others_are_stored(connection: Connection) -> None:
     await jsops.ensure_stream(connection.js)
-    committer = GroupCommitter(connection.nc, max_inflight=1)
+    committer = GroupCommitter(connection, max_inflight=1)
     committer.start()
     try:
         good = [committer.submit(transition(f"R{i}", 0)) for i in range(30)]
@@ -57,7 +57,7 @@ async def test_a_refused_member_fails_alone_and_the_others_are_stored(connection
 
 async def test_one_batch_per_transition_when_disabled(connection: Connection) -> None:
     await jsops.ensure_stream(connection.js)
-    committer = GroupCommitter(connection.nc, enabled=False)
+    committer = GroupCommitter(connection, enabled=False)
     committer.start()
     try:
         await asyncio.gather(*(committer.submit(transition(f"S{i}", 0)) for i in range(5)))
