@@ -9,6 +9,7 @@ Every name starts with ``grctl_``; the workflow type is the label ``wf_type`` wh
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from nats.aio.msg import Msg
 from prometheus_client import Counter, Gauge, Histogram
@@ -90,18 +91,31 @@ _API_OUTCOMES = {4000: "unknown_command", 4001: "already_running", 4002: "not_fo
 
 # --- hooks: one line at the place where the thing happens -------------------------------------------------
 
+_children: dict[tuple[object, tuple[str, ...]], Any] = {}
+
+
+def _at(metric: Any, *labels: str) -> Any:
+    """``metric.labels(*labels)``, remembered: prometheus_client checks and locks on every call, which
+    costs more than the count itself."""
+    key = (metric, labels)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*labels)
+    return child
+
+
 
 def step_started(wf_type: str) -> None:
     if _on:
-        STEPS_STARTED.labels(wf_type).inc()
-        STEPS_IN_FLIGHT.labels(wf_type).inc()
+        _at(STEPS_STARTED, wf_type).inc()
+        _at(STEPS_IN_FLIGHT, wf_type).inc()
 
 
 def step_finished(wf_type: str, outcome: str, seconds: float) -> None:
     if _on:
-        STEPS_FINISHED.labels(wf_type, outcome).inc()
-        STEP_DURATION.labels(wf_type).observe(seconds)
-        STEPS_IN_FLIGHT.labels(wf_type).dec()
+        _at(STEPS_FINISHED, wf_type, outcome).inc()
+        _at(STEP_DURATION, wf_type).observe(seconds)
+        _at(STEPS_IN_FLIGHT, wf_type).dec()
 
 
 _TASK_OUTCOME = {"ok": "completed", "failed": "failed", "cancelled": "cancelled"}
@@ -110,15 +124,15 @@ _TASK_OUTCOME = {"ok": "completed", "failed": "failed", "cancelled": "cancelled"
 def task_attempt(wf_type: str, outcome: str, final: bool) -> None:
     """One attempt of a task ended (ok, failed, cancelled); ``final``: no retry follows."""
     if _on:
-        TASK_ATTEMPTS.labels(wf_type, outcome).inc()
+        _at(TASK_ATTEMPTS, wf_type, outcome).inc()
         if final:
-            TASKS.labels(wf_type, _TASK_OUTCOME[outcome]).inc()
+            _at(TASKS, wf_type, _TASK_OUTCOME[outcome]).inc()
 
 
 def delivered(wf_type: str, times: int) -> None:
     """A worker task arrived; ``times`` > 1 is a redelivery."""
     if _on and times > 1:
-        REDELIVERIES.labels(wf_type).inc()
+        _at(REDELIVERIES, wf_type).inc()
 
 
 def nats_reconnected() -> None:
@@ -130,7 +144,7 @@ def fetched(consumer: str, msgs: Sequence[Msg]) -> None:
     """A fetch returned: what the server said is still pending behind its last message (an empty
     fetch: nothing)."""
     if _on:
-        CONSUMER_PENDING.labels(consumer).set(msgs[-1].metadata.num_pending if msgs else 0)
+        _at(CONSUMER_PENDING, consumer).set(msgs[-1].metadata.num_pending if msgs else 0)
 
 
 def directive_applied(kind: str, wf_type: str, committed: bool, ended_kind: str | None = None) -> None:
@@ -138,11 +152,11 @@ def directive_applied(kind: str, wf_type: str, committed: bool, ended_kind: str 
     event it wrote, if it ended the run."""
     if not _on:
         return
-    DIRECTIVES.labels(kind, "committed" if committed else "no_op").inc()
+    _at(DIRECTIVES, kind, "committed" if committed else "no_op").inc()
     if committed and kind == "start":
-        RUNS_STARTED.labels(wf_type).inc()
+        _at(RUNS_STARTED, wf_type).inc()
     if ended_kind is not None:
-        RUNS_ENDED.labels(wf_type, _RUN_END_STATUS.get(ended_kind, ended_kind)).inc()
+        _at(RUNS_ENDED, wf_type, _RUN_END_STATUS.get(ended_kind, ended_kind)).inc()
 
 
 def batch_committed(messages: int, seconds: float) -> None:
@@ -156,15 +170,15 @@ def api_answered(request: bytes, reply: APIResponse, seconds: float) -> None:
         kind = command_kind(request)
         code = reply.error.code if reply.error is not None else 0
         outcome = "ok" if reply.success else _API_OUTCOMES.get(code, str(code))
-        API_REQUESTS.labels(kind, outcome).inc()
-        API_LATENCY.labels(kind).observe(seconds)
+        _at(API_REQUESTS, kind, outcome).inc()
+        _at(API_LATENCY, kind).observe(seconds)
 
 
 def timer_fired(kind: str) -> None:
     if _on:
-        TIMERS_FIRED.labels(kind).inc()
+        _at(TIMERS_FIRED, kind).inc()
 
 
 def background_task(kind: str, outcome: str) -> None:
     if _on:
-        BG_TASKS.labels(kind, outcome).inc()
+        _at(BG_TASKS, kind, outcome).inc()

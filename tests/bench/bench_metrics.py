@@ -2,7 +2,9 @@
 nats-server, with metrics off and on in alternating rounds of the same run (fresh engine and worker
 per round, same server). "On" is what grctld and ``grctl engine --http`` do: the worker counts into a
 multiprocess directory, the engine in memory, and both are scraped once a second during the round.
-Prints steps/s and CPU per step for each round and the mean of each mode. Figures, not pass/fail.
+Prints steps/s and CPU per step for each round and the mean of each mode, and first what the hooks
+of one step cost in a worker process counting as under grctld (a step's start and end, a task, one
+fetch) and in an engine process (a directive, a commit, an API request). Figures, not pass/fail.
 
     .venv/bin/python tests/bench/bench_metrics.py [-n 1000] [--concurrency 200] [--rounds 2]
 """
@@ -94,8 +96,37 @@ async def one_round(server: NatsServerProcess, tmp: Path, metrics_on: bool, n: i
                 p.kill()
 
 
+def hook_cost(calls: int = 20000) -> None:
+    """Run in a child process: microseconds per step of the worker's and the engine's hooks."""
+    from grctl.models.command import APIResponse, Command, CommandKind, DescribeCmd, encode_command
+    from grctl.models.common import utcnow
+    from grctl.ops import metrics
+
+    metrics.enable()
+    request = encode_command(Command(id="c", kind=CommandKind.run_describe, timestamp=utcnow(),
+                                     msg=DescribeCmd(wf_id="x"), sender_id="c:bench"))
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        metrics.step_started("Bench")
+        metrics.task_attempt("Bench", "ok", final=True)
+        metrics.fetched("grctl_worker_Bench", [])
+        metrics.step_finished("Bench", "ok", 0.003)
+    worker = (time.perf_counter() - t0) / calls * 1e6
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        metrics.directive_applied("step", "Bench", True)
+        metrics.batch_committed(12, 0.004)
+        metrics.api_answered(request, APIResponse(success=True), 0.002)
+    engine = (time.perf_counter() - t0) / calls * 1e6
+    mode = "multiprocess files" if os.environ.get("PROMETHEUS_MULTIPROC_DIR") else "memory"
+    print(f"hooks, counting into {mode}: worker {worker:.1f} µs per step, engine {engine:.1f} µs per "
+          "directive with its commit and an API request")
+
+
 async def bench(n: int, concurrency: int, rounds: int) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="grctl-bench-metrics-"))
+    for env in ({"PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix="hooks-", dir=tmp)}, {}):
+        subprocess.run([sys.executable, __file__, "--hooks"], env=dict(os.environ, **env), check=True)
     server = NatsServerProcess(store_dir=tmp / "nats").start()
     results: dict[bool, list[tuple[float, float, float]]] = {False: [], True: []}
     try:
@@ -120,7 +151,11 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=1000, help="five-step workflows per round")
     parser.add_argument("--concurrency", type=int, default=200, help="workflows in flight at once")
     parser.add_argument("--rounds", type=int, default=2, help="rounds of each mode, alternating")
+    parser.add_argument("--hooks", action="store_true", help=argparse.SUPPRESS)  # the child of hook_cost
     args = parser.parse_args()
+    if args.hooks:
+        hook_cost()
+        return
     asyncio.run(bench(args.n, args.concurrency, args.rounds))
 
 
