@@ -25,7 +25,7 @@ from grctl.daemon.model import LoggingConfig
 from grctl.daemon.schema import parse_duration
 from grctl.engine.snapshot import DEFAULT_RETENTION
 from grctl.nats.connection import servers_from_env
-from grctl.ops.http import parse_listen
+from grctl.ops.listen import parse_listen
 
 SERVER_HELP = ("NATS server: a URL or host:port (repeatable or comma-separated; default: "
                "$GRCTL_NATS_SERVERS, else nats://localhost:4225)")

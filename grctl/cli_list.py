@@ -13,7 +13,7 @@ from grctl import cli_format as fmt
 from grctl.cli_client import EXIT_OK, Command
 from grctl.client.client import Client
 from grctl.daemon.schema import parse_duration
-from grctl.engine.runindex import MAX_LIST
+from grctl.models.command import MAX_LIST
 from grctl.models.common import RunInfo, RunStatus
 
 STATUSES = [str(s) for s in RunStatus]

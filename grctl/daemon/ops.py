@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 
 from grctl.daemon import metrics
 from grctl.daemon.procs import ChildProcess
-from grctl.ops.http import OpsServer, Readiness, parse_listen
+from grctl.ops.http import OpsServer, Readiness
+from grctl.ops.listen import parse_listen
 from grctl.ops.multiproc import MetricsDirectory
 
 if TYPE_CHECKING:

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from jsonschema import Draft7Validator, FormatChecker, ValidationError
 
 from grctl.daemon.yamlmarks import Path
-from grctl.ops.http import parse_listen
+from grctl.ops.listen import parse_listen
 
 SCHEMA_RESOURCE = ("grctl", "schemas/grctl.schema.json")
 

@@ -4,11 +4,14 @@
 
 from __future__ import annotations
 
-from prometheus_client import REGISTRY
+from typing import TYPE_CHECKING
 
 from grctl.engine.engine import Engine
 from grctl.ops import metrics
-from grctl.ops.http import OpsServer, parse_listen
+from grctl.ops.listen import parse_listen
+
+if TYPE_CHECKING:
+    from grctl.ops.http import OpsServer
 
 
 def engine_not_ready(engine: Engine) -> str | None:
@@ -24,6 +27,10 @@ async def serve_engine_ops(engine: Engine, listen: str | None) -> OpsServer | No
     engine runs); None when ``listen`` is not set."""
     if not listen:
         return None
+    from prometheus_client import REGISTRY
+
+    from grctl.ops.http import OpsServer
+
     metrics.enable()
     server = OpsServer(parse_listen(listen), REGISTRY, lambda: engine_not_ready(engine))
     await server.start()

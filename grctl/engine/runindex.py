@@ -26,6 +26,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy
 
+from grctl.models.command import MAX_LIST
 from grctl.models.common import RunInfo
 from grctl.nats import subjects
 
@@ -33,7 +34,6 @@ log = logging.getLogger(__name__)
 
 RUN_INFOS = "grctl_run.*.*.*.info"
 LOAD_WAIT = 30.0
-MAX_LIST = 1000
 
 _info_decoder = msgspec.msgpack.Decoder(RunInfo)
 

@@ -47,6 +47,9 @@ class TerminateCmd(msgspec.Struct):
     reason: str | None = None
 
 
+MAX_LIST = 1000  # runs in one run.list reply
+
+
 class ListCmd(msgspec.Struct, omit_defaults=True):
     """Ours: the stored runs that match, newest first (the reply's payload is a list of RunInfo)."""
 

@@ -12,10 +12,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import CollectorRegistry
+
+from grctl.ops.listen import Endpoint
 
 log = logging.getLogger("grctl.ops.http")
 
@@ -23,25 +24,6 @@ READ_TIMEOUT = 5.0
 MAX_HEADER_BYTES = 16384
 
 Readiness = Callable[[], str | None]  # None when ready, else why not
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    host: str
-    port: int
-
-    def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-
-
-def parse_listen(text: str) -> Endpoint:
-    """``host:port`` (``[::1]:9464`` for IPv6, ``:9464`` for every interface) → Endpoint."""
-    text = text.strip()
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"expected HOST:PORT (e.g. 127.0.0.1:9464), got {text!r}")
-    host = host.strip("[]") or "0.0.0.0"
-    return Endpoint(host, int(port))
 
 
 class OpsServer:
