@@ -22,7 +22,7 @@ from grctl.cli_client import EXIT_STATUS_HELP, EXIT_USAGE, CliError, add_client_
 from grctl.cli_public import add_workflow_parsers
 from grctl.daemon.logs import configure_logging
 from grctl.daemon.model import LoggingConfig
-from grctl.daemon.schema import parse_duration
+from grctl.daemon.schema import parse_retention
 from grctl.engine.snapshot import DEFAULT_RETENTION
 from grctl.nats.connection import servers_from_env
 from grctl.ops.listen import parse_listen
@@ -71,15 +71,11 @@ def _positive_seconds(text: str) -> timedelta:
 
 
 def _retention(text: str) -> timedelta | None:
-    if text.strip().lower() in ("forever", "never", "0", "none"):
-        return None
     try:
-        seconds = parse_duration(text)
+        seconds = parse_retention(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-    if seconds <= 0:
-        raise argparse.ArgumentTypeError("must be a positive duration, or \"forever\"")
-    return timedelta(seconds=seconds)
+    return timedelta(seconds=seconds) if seconds else None
 
 
 def _listen(text: str) -> str:

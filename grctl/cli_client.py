@@ -54,7 +54,7 @@ exit status:
   2  bad command line
   3  the run was cancelled or terminated (run, start/cancel/terminate --wait)
   4  bad input: --input/--payload is not JSON, an @file cannot be read, or a name
-     contains '.', '*', '>' or white space
+     contains '.', '*', '>' or white space or is longer than 255 bytes
   5  the workflow id has no run
   6  the engine refused the command: the id already has an active run, the type is
      not registered, or the run has already finished
@@ -105,7 +105,8 @@ def json_argument(option: str, text: str | None) -> Any:
 def check_name(what: str, value: str) -> None:
     reason = invalid_token_reason(value)
     if reason:
-        raise CliError(EXIT_BAD_INPUT, f"invalid {what} {value!r}: it {reason}")
+        shown = value if len(value) <= 64 else f"{value[:61]}..."
+        raise CliError(EXIT_BAD_INPUT, f"invalid {what} {shown!r}: it {reason}")
 
 
 def positive_seconds(text: str) -> float:

@@ -1,4 +1,5 @@
-"""Conversion of user values to and from the wire (PROTOCOL.md §5.17), shared by client and worker.
+"""Conversion of user values to and from the wire, shared by client and worker
+(docs/protocol.md#argument-binding-and-payload-conversion).
 
 A ``CodecRegistry`` holds handlers for types msgspec does not know natively. Each handler is three
 functions: ``check(type) -> bool`` (does it apply?), ``encode(obj) -> builtins`` and

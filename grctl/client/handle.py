@@ -28,7 +28,7 @@ class WorkflowHandle:
         self._notifies = notifies  # does the engine announce outcomes (else: watch the history)
         self._budget = budget
         self._codec = codec or default_codec
-        self._watcher = RunWatcher(connection, run_info.wf_id, run_info.id)
+        self._watcher = RunWatcher(connection, run_info.wf_id, run_info.id, run_info.wf_type)
         self._future = WorkflowFuture(run_info, self._watcher)
 
     def __repr__(self) -> str:

@@ -18,10 +18,12 @@ import asyncio
 import logging
 from typing import Any
 
+import msgspec
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
+from grctl.models.common import RunInfo
 from grctl.models.errors import (
     WorkflowCancelledError,
     WorkflowError,
@@ -30,12 +32,14 @@ from grctl.models.errors import (
 from grctl.models.history import HistoryEvent, HistoryKind, decode_history
 from grctl.nats import subjects
 from grctl.nats.connection import Connection
-from grctl.nats.history import last_event
+from grctl.nats.direct import get_last
+from grctl.nats.history import last_event, read_history
 from grctl.nats.retry import TRANSPORT, is_transient
 
 log = logging.getLogger("grctl.client")
 
 INACTIVE_THRESHOLD = 5.0
+_info_decoder = msgspec.msgpack.Decoder(RunInfo)
 RECHECK_ATTEMPTS = 60
 
 
@@ -72,10 +76,11 @@ def settle(future: asyncio.Future[Any], event: HistoryEvent) -> bool:
 class RunWatcher:
     """Owns ``future`` (the run's outcome) and the subscription that feeds it."""
 
-    def __init__(self, connection: Connection, wf_id: str, run_id: str) -> None:
+    def __init__(self, connection: Connection, wf_id: str, run_id: str, wf_type: str = "") -> None:
         self._connection = connection
         self.wf_id = wf_id
         self.run_id = run_id
+        self.wf_type = wf_type
         self.future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         # An outcome nobody awaits must not be reported as "exception never retrieved".
         self.future.add_done_callback(lambda f: f.cancelled() or f.exception())
@@ -105,12 +110,24 @@ class RunWatcher:
             await self.check_stored()
 
     async def check_stored(self) -> None:
-        """Settle the future from the run's stored last event, if that event ends the run."""
+        """Settle the future from the run's stored outcome, if it has ended.
+
+        The terminal event is normally the last one; but a worker stopped by a terminate may write a
+        late ``task.cancelled`` after it. So when the last event is not terminal, the run's own status
+        decides whether to look further back (two exact reads for a run that is still going)."""
         if self.future.done():
             return
-        event = await last_event(self._connection.nc, self.wf_id, self.run_id)
-        if event is not None:
-            settle(self.future, event)
+        nc = self._connection.nc
+        event = await last_event(nc, self.wf_id, self.run_id)
+        if event is None or settle(self.future, event) or not event.operation_id:
+            return  # no history, ended, or its last event is the engine's: still going
+        if self.wf_type:
+            stored = await get_last(nc, subjects.run_info(self.wf_type, self.wf_id, self.run_id))
+            if stored is None or not _info_decoder.decode(stored.data).is_terminal:
+                return
+        for earlier in reversed(await read_history(nc, self.wf_id, self.run_id)):
+            if settle(self.future, earlier):
+                return
 
     async def _recheck(self) -> None:
         """After a reconnection: an announcement may have been missed; read the stored outcome (or

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from grctl.daemon.channel import StatusPipe, on_parent_exit, read_spec
 from grctl.daemon.logs import configure_logging, workflow_logger
 from grctl.daemon.model import DaemonConfig, NatsConfig
+from grctl.nats.connection import ConnectionLostError
 
 if TYPE_CHECKING:
     from grctl.nats.connection import Connection
@@ -195,18 +196,17 @@ async def run_engine(cfg: DaemonConfig, status: StatusPipe) -> int:
         options["step_timeout"] = timedelta(seconds=cfg.engine.step_timeout)
     if cfg.engine.wait_timeout is not None:
         options["wait_timeout"] = timedelta(seconds=cfg.engine.wait_timeout)
+    options["retention"] = timedelta(seconds=cfg.engine.retention) if cfg.engine.retention else None
     engine = Engine(connection, **options)
     ops = await serve_engine_ops(engine, cfg.engine.http.listen)
     await engine.start()
     log.info("engine ready")
     status.ready({"pid": os.getpid()})
-    stopped, lost = asyncio.ensure_future(stop.wait()), asyncio.ensure_future(connection.wait_lost())
-    await asyncio.wait({stopped, lost}, return_when=asyncio.FIRST_COMPLETED)
-    stopped.cancel()
-    lost.cancel()
     code = 0
-    if not stop.is_set():  # the connection is gone for good: a crash for the supervisor
-        message = "engine: the NATS connection was closed for good"
+    try:
+        await connection.serve_until(stop)
+    except ConnectionLostError as exc:  # a crash for the supervisor, which starts the engine again
+        message = f"engine: {exc}"
         log.error("%s", message)
         status.error(message)
         code = EXIT_CRASH

@@ -106,6 +106,9 @@ class ReloadConfig(msgspec.Struct, frozen=True, kw_only=True):
     watch_workflows: bool = False
 
 
+DEFAULT_RETENTION_SECONDS = 7 * 86400.0
+
+
 class HttpConfig(msgspec.Struct, frozen=True, kw_only=True):
     listen: str | None = None  # HOST:PORT of /metrics, /healthz and /readyz; None: no listener
 
@@ -114,6 +117,7 @@ class EngineConfig(msgspec.Struct, frozen=True, kw_only=True):
     embedded: bool = False
     step_timeout: float | None = None
     wait_timeout: float | None = None
+    retention: float = DEFAULT_RETENTION_SECONDS  # 0: finished runs are kept for ever
     http: HttpConfig = msgspec.field(default_factory=HttpConfig)
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from grctl.daemon.errors import ConfigError, Problem
 from grctl.daemon.model import (
+    DEFAULT_RETENTION_SECONDS,
     DaemonConfig,
     EmbeddedNats,
     EngineConfig,
@@ -23,7 +24,7 @@ from grctl.daemon.model import (
     WorkerConfig,
     WorkflowLoggerConfig,
 )
-from grctl.daemon.schema import parse_duration
+from grctl.daemon.schema import parse_duration, parse_retention
 from grctl.daemon.yamlmarks import Path
 from grctl.nats.connection import DEFAULT_SERVERS
 
@@ -252,5 +253,6 @@ class Resolver:
             embedded=e.get("embedded", False),
             step_timeout=self.duration(e, "step_timeout", None),
             wait_timeout=self.duration(e, "wait_timeout", None),
+            retention=parse_retention(e["retention"]) if "retention" in e else DEFAULT_RETENTION_SECONDS,
             http=HttpConfig(**e.get("http", {})),
         )

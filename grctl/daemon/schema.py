@@ -66,6 +66,20 @@ def parse_duration(value: str | float | int) -> float:
     return total
 
 
+FOREVER = ("forever", "never")
+
+
+def parse_retention(value: str | float | int) -> float:
+    """How long finished runs are kept, in seconds: a duration, or "forever" (also 0), which is 0."""
+    if isinstance(value, str) and value.strip().lower() in FOREVER:
+        return 0.0
+    try:
+        return parse_duration(value)
+    except ValueError:
+        raise ValueError(f'{value!r} is not a valid retention (use e.g. "7d", "12h", "30m", a number of '
+                         'seconds, or "forever")') from None
+
+
 def check_nats_url(value: str) -> None:
     """Raise ValueError unless ``value`` is a URL nats-py can connect to."""
     bad = f"{value!r} is not a valid NATS URL"
@@ -104,6 +118,12 @@ def _format_checker() -> FormatChecker:
     def _duration(value: object) -> bool:
         if isinstance(value, str):
             parse_duration(value)
+        return True
+
+    @checker.checks("retention", raises=ValueError)
+    def _retention(value: object) -> bool:
+        if isinstance(value, str):
+            parse_retention(value)
         return True
 
     @checker.checks("nats-url", raises=ValueError)

@@ -28,7 +28,7 @@ from grctl.engine.store import Store
 from grctl.engine.sweep import DEFAULT_INTERVAL, Sweeper
 from grctl.engine.timers import TimerHandler
 from grctl.models.common import utcnow
-from grctl.nats.connection import Connection, ConnectionLostError
+from grctl.nats.connection import Connection
 from grctl.nats.jetstream import ensure_stream
 from grctl.nats.pull import PullLoop
 
@@ -163,7 +163,20 @@ async def run_engine(servers: list[str] | None = None, *, memory: bool = False,
             installed.append(sig)
         except (NotImplementedError, RuntimeError):  # not the main thread
             pass
-    connection = await Connection.connect(servers, name="grctl-engine")
+    # Until NATS answers, a stop request must still be heard (the connection attempts go on for ever).
+    connecting = asyncio.ensure_future(Connection.connect(servers, name="grctl-engine"))
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if not connecting.done():
+        connecting.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await connecting
+        log.info("stopped before a connection to NATS was made")
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+        return
+    connection = connecting.result()
     engine = Engine(connection, step_timeout=step_timeout, wait_timeout=wait_timeout, memory=memory,
                     retention=retention)
     from grctl.engine.ops import serve_engine_ops  # it imports this module
@@ -171,13 +184,7 @@ async def run_engine(servers: list[str] | None = None, *, memory: bool = False,
     ops = await serve_engine_ops(engine, http_listen)
     try:
         await engine.start()
-        stopped = asyncio.ensure_future(stop.wait())
-        lost = asyncio.ensure_future(connection.wait_lost())
-        await asyncio.wait({stopped, lost}, return_when=asyncio.FIRST_COMPLETED)
-        stopped.cancel()
-        lost.cancel()
-        if connection.lost.is_set():
-            raise ConnectionLostError("the NATS connection was closed for good")
+        await connection.serve_until(stop)
         log.info("stopping")
     finally:
         await engine.stop(timeout=5.0 if connection.lost.is_set() else 30.0)

@@ -1,11 +1,12 @@
 """The engine's state machine as a pure function: (snapshot, directive, now, config) → records.
 
-``plan`` implements every transition of PROTOCOL.md §5.4 (T1–T15) plus our decisions (ARCHITECTURE.md
-§3): a terminal run ignores everything; a redelivered ``start`` never dispatches twice; a
-``step_result`` or ``step_picked_up`` that does not belong to the active dispatch, and a stale step or
-wait timeout, plan nothing (the caller acks an empty plan as a no-op). Anything else that cannot be
-applied raises ``PlanError``; the caller then plans ``plan_failure`` (the run fails with
-``UnexpectedFailure``). No I/O, no clock, no randomness: derived ids only.
+``plan`` implements every transition of docs/protocol.md#transitions (T1–T15) plus our decisions
+(docs/protocol.md#beyond-the-public-protocol): a terminal run ignores everything; a redelivered
+``start`` never dispatches twice; a ``step_result`` or ``step_picked_up`` that does not belong to the
+active dispatch, and a stale step or wait timeout, plan nothing (the caller acks an empty plan as a
+no-op). Anything else that cannot be applied raises ``PlanError``; the caller then plans
+``plan_failure`` (the run fails with ``UnexpectedFailure``). No I/O, no clock, no randomness: derived
+ids only.
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ replace = msgspec.structs.replace
 def plan(snap: Snapshot, d: Directive, now: datetime, config: PlanConfig | None = None) -> list[Record]:
     """The records that apply ``d`` to the run in ``snap``, in commit order; [] means nothing to do."""
     if snap.is_terminal:
-        return []  # §5.3.4: a finished run ignores every directive
+        return []  # a finished run ignores every directive
     handler = _HANDLERS.get(d.kind)
     if handler is None:
         raise PlanError(f"directive kind {d.kind} cannot be processed")
@@ -90,7 +91,8 @@ def plan(snap: Snapshot, d: Directive, now: datetime, config: PlanConfig | None 
 
 def plan_failure(snap: Snapshot, d: Directive, cause: str, now: datetime,
                  config: PlanConfig | None = None) -> list[Record]:
-    """Fail the run because ``d`` could not be applied (§5.3.3); nothing when there is no live run."""
+    """Fail the run because ``d`` could not be applied (docs/protocol.md#directive-processing); nothing
+    when there is no live run."""
     if snap.state is None or snap.is_terminal:
         return []
     error = ErrorDetails(

@@ -31,7 +31,7 @@ H_SCHEDULE_NEXT = "Nats-Schedule-Next"
 
 def _cancel_headers(timer_subject: str) -> dict[str, str]:
     """Headers that make the server purge the schedule on ``timer_subject`` atomically with this message
-    (NATS-NOTES.md §3: the same pair a fired schedule carries)."""
+    (the pair a fired schedule carries; docs/protocol.md#jetstream-features-used)."""
     if not timer_subject:
         return {}
     return {H_SCHEDULER: timer_subject, H_SCHEDULE_NEXT: "purge"}

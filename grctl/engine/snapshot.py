@@ -32,7 +32,7 @@ class PlanConfig:
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """One run as read from the stream just before planning (PROTOCOL.md §5.3.1).
+    """One run as read from the stream just before planning (docs/protocol.md#directive-processing).
 
     ``state_seq`` is the stream sequence of the run-state record (0 = none yet): the compare-and-swap
     value of the commit. ``next_event`` is the oldest inbox event not yet dispatched to a worker (its

@@ -1,9 +1,9 @@
-"""The shared building blocks of the transition table (PROTOCOL.md §5.4): dispatch a step (T4), park in
+"""The shared building blocks of the transitions (docs/protocol.md#transitions): dispatch a step (T4), park in
 a wait (T5), and end a run (T6 complete, T8 terminate, T9 cancel, T10 fail, and our run timeout).
 
 Pure: every function maps (context, inputs) to records. Our rules on top of the Go server's:
-- every dispatched worker task gets ``r.history_seq_id = last_history_seq + 1`` (§5.7.1), and the run
-  state remembers the dispatch (step name, that sequence, timer id) so late results can be recognised;
+- every dispatched worker task gets ``r.history_seq_id = last_history_seq + 1`` (its replay window), and
+  the run state remembers the dispatch (step name, that sequence, timer id) so late results can be recognised;
 - the timer of the dispatch being left is cancelled in the same commit (the run-state record carries
   the scheduler-purge headers), and a terminal commit also cancels the run-level timer;
 - ``started_at`` missing → durations of 0 instead of a planning error;
@@ -87,7 +87,8 @@ class Ctx:
 
     @property
     def dispatch_seq(self) -> int:
-        """The replay window start of a task dispatched now (PROTOCOL.md §5.7.1, our rule)."""
+        """The replay window start of a task dispatched now (our rule: every dispatch gets its own,
+        docs/protocol.md#a-replay-window-for-every-dispatch)."""
         return self.snap.last_history_seq + 1
 
     def history(self, kind: HistoryKind, msg: msgspec.Struct, ts: datetime,

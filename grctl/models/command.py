@@ -1,4 +1,5 @@
-"""Commands sent by request/reply to the engine API (and engine → worker), and API responses (§4.4)."""
+"""Commands sent by request/reply to the engine API (and engine → worker), and API responses
+(docs/protocol.md#commands-and-api-replies)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Directives: the messages that drive a run's state machine (PROTOCOL.md §4.5).
+"""Directives: the messages that drive a run's state machine (docs/protocol.md#directives).
 
 A directive travels as an envelope ``{id, k, t, r, a, m}`` whose ``m`` holds the kind-specific message,
 itself msgpack-encoded into a ``bin``. ``Directive`` is the decoded, typed form.

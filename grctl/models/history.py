@@ -1,4 +1,5 @@
-"""History events: the append-only record of a run on ``grctl_history.{wf_id}.{run_id}`` (§4.6)."""
+"""History events: the append-only record of a run on ``grctl_history.{wf_id}.{run_id}``
+(docs/protocol.md#history-events)."""
 
 from __future__ import annotations
 
@@ -51,7 +52,8 @@ TERMINAL_KINDS = frozenset(
     }
 )
 
-# Worker operations whose recorded outcome is replayed on a re-executed step (§5.7.4).
+# Worker operations whose recorded outcome is replayed on a re-executed step
+# (docs/protocol.md#replay-and-operation-ids).
 REPLAY_KINDS = frozenset(
     {
         HistoryKind.task_completed,

@@ -1,4 +1,5 @@
-"""Engine-internal records kept in the stream: run state, timers, background tasks, registry (§4.7–4.9)."""
+"""Engine-internal records kept in the stream: run state, timers, background tasks, registry
+(docs/protocol.md#run-records, #timers, #background-tasks)."""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ class RunState(msgspec.Struct, omit_defaults=True):
     worker_id: str | None = None
     pending_cancel: DirectiveWire | None = None
     # Ours (ignored by the Go server): what the active dispatch was, so late or duplicate step
-    # results and pick-ups can be recognised (PROTOCOL.md §6 item 14).
+    # results and pick-ups can be recognised (docs/protocol.md#active-dispatch-in-the-run-state).
     active_step_name: str = ""
     active_history_seq_id: int = 0
     active_timer_id: str = ""
@@ -95,7 +96,8 @@ class DeleteInboxEvent(msgspec.Struct):
 
 class PurgeRunResidue(msgspec.Struct, omit_defaults=True):
     wf_id: str
-    # Ours: scope the purge to one run where the subjects allow it (PROTOCOL.md §6 item 18).
+    # Ours: scope the purge to one run where the subjects allow it
+    # (docs/protocol.md#sweep-scoped-purges-and-retention).
     run_id: str = ""
     timer_ids: list[str] = msgspec.field(default_factory=list)
     inbox_up_to_seq: int = 0

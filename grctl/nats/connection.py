@@ -177,6 +177,18 @@ class Connection:
         """Return when the connection is closed for good without ``close()`` having been called."""
         await self.lost.wait()
 
+    async def serve_until(self, stop: asyncio.Event) -> None:
+        """Wait until ``stop`` is set; raise ``ConnectionLostError`` if the connection is closed for good
+        first (a component cannot go on without it)."""
+        stopped, lost = asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self.lost.wait())
+        try:
+            await asyncio.wait({stopped, lost}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+            lost.cancel()
+        if not stop.is_set():
+            raise ConnectionLostError("the NATS connection was closed for good")
+
     async def close(self) -> None:
         """Flush and close; safe to call more than once."""
         if self._nc.is_closed:

@@ -1,4 +1,4 @@
-"""Every stream, subject and consumer name of the protocol, in one place (PROTOCOL.md §3.2–3.4)."""
+"""Every stream, subject and consumer name of the protocol, in one place (docs/protocol.md#subjects)."""
 
 from __future__ import annotations
 

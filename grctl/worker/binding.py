@@ -1,4 +1,5 @@
-"""Handler argument binding (PROTOCOL.md §5.17): payload → keyword arguments after the context.
+"""Handler argument binding: payload → keyword arguments after the context
+(docs/protocol.md#argument-binding-and-payload-conversion).
 
 - no parameters, or no payload → no arguments (parameter defaults apply);
 - one parameter ``name: T`` → ``payload[name]`` when the payload is a map holding ``name``, else the

@@ -1,5 +1,5 @@
-"""Engine → worker commands on ``grctl_worker_cmd.{worker_id}`` (§4.10). Every request gets a valid
-msgpack reply ``{success: bool}``."""
+"""Engine → worker commands on ``grctl_worker_cmd.{worker_id}`` (docs/protocol.md#worker-commands).
+Every request gets a valid msgpack reply ``{success: bool}``."""
 
 from __future__ import annotations
 

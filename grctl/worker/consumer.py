@@ -1,5 +1,5 @@
 """The worker-task consumer of a workflow type: durable pull consumer ``grctl_worker_{wf_type}`` on
-``grctl_worker_task.{wf_type}.>``, shared by every worker of that type (§3.4.2, ARCHITECTURE §3)."""
+``grctl_worker_task.{wf_type}.>``, shared by every worker of that type (docs/protocol.md#consumers)."""
 
 from __future__ import annotations
 

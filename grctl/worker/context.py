@@ -2,7 +2,8 @@
 
 ``ctx.run`` (RunInfo), ``ctx.store``, ``ctx.next`` (result builders), ``ctx.logger`` (silent during
 replay), and the deterministic helpers ``now``/``random``/``uuid4``/``sleep``: live they record their
-value in the run's history; on a re-executed step they return the recorded value (§5.9).
+value in the run's history; on a re-executed step they return the recorded value
+(docs/protocol.md#recorded-values).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Worker identity (PROTOCOL.md §4.11, the Worker page's "Worker Identity").
+"""Worker identity (docs/protocol.md#identifiers).
 
 - ``worker_name``: ``w_`` + the first 5 hex chars of the MD5 of the sorted workflow types joined with
   ``|`` — stable, identical across processes serving the same set of types;

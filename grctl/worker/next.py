@@ -1,4 +1,4 @@
-"""``ctx.next``: the builders of a step's result (PROTOCOL.md §5.6.3).
+"""``ctx.next``: the builders of a step's result (docs/protocol.md#the-worker).
 
 Each builder returns a ``step_result`` directive whose id and timestamp are fixed at the call; the
 pending store writes made so far travel in it as ``kv_updates``.

@@ -1,4 +1,5 @@
-"""Operation ids: how a re-executed step recognises the operations it already performed (§5.7.3).
+"""Operation ids: how a re-executed step recognises the operations it already performed
+(docs/protocol.md#replay-and-operation-ids).
 
 ``{fn_name}:{first 16 hex of sha256(msgpack({"args": args, "seq": seq}))}`` — keys in that order,
 shortest msgpack forms, floats as float64 (msgspec's defaults), ``seq`` counting from 1 per step.

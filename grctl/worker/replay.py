@@ -1,4 +1,5 @@
-"""The replay cursor: matches a re-executed step's operations against its recorded history (§5.7.4).
+"""The replay cursor: matches a re-executed step's operations against its recorded history
+(docs/protocol.md#replay-and-operation-ids).
 
 The history holds the worker-written events of the step (those with an operation id), in stream order.
 Each operation asks ``match(op_id, kinds)``: the recorded event if the history has it, None when the

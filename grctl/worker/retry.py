@@ -1,5 +1,5 @@
-"""Retry policy arithmetic for tasks (PROTOCOL.md §5.8): which errors retry, how long to wait, and how
-a recorded failure becomes an exception again."""
+"""Retry policy arithmetic for tasks (docs/protocol.md#tasks-and-retries): which errors retry, how long to
+wait, and how a recorded failure becomes an exception again."""
 
 from __future__ import annotations
 

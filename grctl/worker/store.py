@@ -1,4 +1,4 @@
-"""The run-scoped key/value store behind ``ctx.store`` (PROTOCOL.md §5.10).
+"""The run-scoped key/value store behind ``ctx.store`` (docs/protocol.md#the-store).
 
 ``put`` encodes at once and buffers; nothing is written until the step's result carries the pending
 writes (``kv_updates``) to the engine, which stores them in the same commit as the transition.

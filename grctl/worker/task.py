@@ -6,10 +6,11 @@
     @task(retry_policy=RetryPolicy(max_attempts=3))
     async def flaky() -> None: ...
 
-Inside a handler, a task call gets an operation id (§5.7.3). If the step's history already holds its
-outcome, that outcome is returned (or raised) without running the function; otherwise the function
-runs with the retry policy and publishes task.started / task.attempt_failed / task.completed /
-task.failed / task.cancelled (§5.8). Outside a worker the function simply runs.
+Inside a handler, a task call gets an operation id (docs/protocol.md#replay-and-operation-ids). If the
+step's history already holds its outcome, that outcome is returned (or raised) without running the
+function; otherwise the function runs with the retry policy and publishes task.started /
+task.attempt_failed / task.completed / task.failed / task.cancelled (docs/protocol.md#tasks-and-retries).
+Outside a worker the function simply runs.
 """
 
 from __future__ import annotations

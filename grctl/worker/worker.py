@@ -122,21 +122,16 @@ class Worker:
             self._settled.set()
             await self._abandon()
             raise
-        stopped = asyncio.ensure_future(self._stopped.wait())
-        lost = asyncio.ensure_future(self._connection.wait_lost())
         try:
-            await asyncio.wait({stopped, lost}, return_when=asyncio.FIRST_COMPLETED)
+            await self._connection.serve_until(self._stopped)
         except asyncio.CancelledError:
             if not self._stopping:  # cancelled without stop(): shut down at once, in the background
                 self._stop_task = asyncio.ensure_future(self._stop(0))
             raise
-        finally:
-            stopped.cancel()
-            lost.cancel()
-        if not self._stopped.is_set():
+        except ConnectionLostError:
             log.error("worker %s: the NATS connection was closed for good; stopping", self.worker_id)
             await self.stop(shutdown_timeout=0)
-            raise ConnectionLostError("the NATS connection was closed for good")
+            raise
 
     async def _start(self) -> None:
         log.info("worker %s starting for %s", self.worker_id, self.workflow_types)

@@ -133,7 +133,8 @@ class Workflow:
         return [EventDef(name=n, timeout_ms=timeout_ms(c.timeout)) for n, c in self.event_handlers.items()]
 
     def type_def(self) -> WorkflowTypeDef:
-        """This workflow's entry in the worker's registration catalog (PROTOCOL.md §4.4.2)."""
+        """This workflow's entry in the worker's registration catalog
+        (docs/protocol.md#commands-and-api-replies)."""
         start_timeout = self.start_handler.timeout if self.start_handler else None
         return WorkflowTypeDef(
             type=self._type,

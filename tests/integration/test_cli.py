@@ -205,6 +205,9 @@ async def test_error_exit_status(cli: dict[str, str], client: Client, tmp_path: 
         (EXIT_BAD_INPUT, "invalid workflow id 'a.b'", ["run", "CliFlow", "--id", "a.b"]),
         (EXIT_BAD_INPUT, "invalid workflow type 'Cli Flow'", ["start", "Cli Flow", "--id", "x"]),
         (EXIT_BAD_INPUT, "invalid event name 'a>b'", ["send", "cli-busy", "a>b"]),
+        (EXIT_BAD_INPUT, "at most 255 bytes long (it is 5000)", ["run", "CliFlow", "--id", "i" * 5000]),
+        (EXIT_BAD_INPUT, "must be at most 255 bytes long (it is 300)", ["send", "cli-busy", "e" * 300]),
+        (EXIT_BAD_INPUT, "must be at most 255 bytes long", ["history", "cli-done", "--run-id", "r" * 256]),
         (EXIT_USAGE, "required: TYPE", ["start"]),
     ]
     results = await asyncio.gather(*(grctl(cli, *args) for _, _, args in cases))
@@ -213,6 +216,7 @@ async def test_error_exit_status(cli: dict[str, str], client: Client, tmp_path: 
         assert message in done.err and done.err.startswith(("grctl: ", "usage: ")), f"{args}: {done!r}"
         assert "Traceback" not in done.err
     assert str((await client.describe("cli-busy")).status) == "running"  # nothing was sent to it
+    assert (await grctl(cli, "run", "CliFlow", "--id", "cli-after-bad")).rc == 0  # the engine still serves
 
 
 async def test_unreachable_server_and_missing_engine(nats_url: str, subprocess_env: dict[str, str]) -> None:

@@ -1,5 +1,5 @@
-"""The engine's API over real NATS: errors of §4.4.3 (C6, C7, C8, C24), names, concurrent starts,
-registration, malformed requests and directives."""
+"""The engine's API over real NATS: error codes (docs/protocol.md#api-error-codes; C6, C7, C8, C24), names,
+concurrent starts, registration, malformed requests and directives."""
 
 from __future__ import annotations
 

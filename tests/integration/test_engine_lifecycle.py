@@ -1,4 +1,5 @@
-"""The engine driven over real NATS by a fake worker: lifecycles of PROTOCOL §7.1–7.2."""
+"""The engine driven over real NATS by a fake worker: a run's whole history (C1 of
+docs/protocol.md#conformance-scenarios)."""
 
 from __future__ import annotations
 

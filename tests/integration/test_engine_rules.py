@@ -1,6 +1,7 @@
-"""Engine-internal rules of PROTOCOL.md §7.9 through a real engine and nats-server, driven by a fake
-worker: a fail after a completed step (C38e), cancel and terminate rules (C39), the parent-notification
-records (C40), a fired step timer (C42), and a residue purge that touches only its own run (§5.16)."""
+"""Engine-internal rules (docs/protocol.md#conformance-scenarios) through a real engine and nats-server,
+driven by a fake worker: a fail after a completed step (C38e), cancel and terminate rules (C39), the
+parent-notification records (C40), a fired step timer (C42), and a residue purge that touches only its
+own run (docs/protocol.md#cleanup-and-retention)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Child workflows end to end (PROTOCOL.md §7.8, C34–C36) and wait timeouts (C18–C20)."""
+"""Child workflows end to end (C34–C36 of docs/protocol.md#conformance-scenarios) and wait timeouts
+(C18–C20)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""SDK against a real engine and nats-server, worker in-process: PROTOCOL.md §7 lifecycle (C1–C9),
-steps and timeouts (C3, C11–C13), events (C14–C17), cancel/terminate (C21–C23), store (C33)."""
+"""SDK against a real engine and nats-server, worker in-process (docs/protocol.md#conformance-scenarios):
+lifecycle (C1–C9), steps and timeouts (C3, C11–C13), events (C14–C17), cancel/terminate (C21–C23),
+store (C33)."""
 
 from __future__ import annotations
 
@@ -275,6 +276,17 @@ async def slow(ctx: Context, seconds: float) -> Directive:
     return ctx.next.complete("slow-done")
 
 
+@task
+async def nap(seconds: float) -> None:
+    await asyncio.sleep(seconds)
+
+
+@events_wf.event()
+async def slow_task(ctx: Context, seconds: float) -> Directive:
+    await nap(seconds)
+    return ctx.next.complete("slow-task-done")
+
+
 async def test_c14_to_c17_events(client: Client, start_worker: StartWorker) -> None:
     await start_worker(events_wf)
     routed = await client.start_workflow("Events", wid())
@@ -327,6 +339,23 @@ async def test_c21_c22_c23_cancel_and_terminate(client: Client, start_worker: St
         return terminated.run_id not in worker._dispatcher.running_runs
 
     await wait_for(gone, 5)
+
+
+async def test_a_terminated_run_is_seen_ended_despite_a_late_worker_event(
+        client: Client, start_worker: StartWorker) -> None:
+    """The worker stopped by a terminate writes ``task.cancelled`` after ``run.terminated``: a handle
+    attached afterwards must still see the run ended (the public SDK's never resolves)."""
+    await start_worker(events_wf)
+    run = await client.start_workflow("Events", wid())
+    await wait_history(client, run.wf_id, "wait.started")
+    await run.send("slow_task", {"seconds": 60})
+    await wait_history(client, run.wf_id, "task.started")
+    await run.terminate(reason="stop it")
+    history = await wait_history(client, run.wf_id, "task.cancelled")
+    assert kinds(history).index("run.terminated") < kinds(history).index("task.cancelled")
+    attached = await client.get_workflow_handle(run.wf_id)
+    with pytest.raises(WorkflowTerminatedError):
+        await attached.result(timeout=10)
 
 
 # --- store (C33) ------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """Pydantic models through a real engine and worker: as run input, task argument and result, store value
-(typed get), event payload and run result (PROTOCOL.md §5.17, C33)."""
+(typed get), event payload and run result (docs/protocol.md#argument-binding-and-payload-conversion, C33)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Tasks and retries end to end (PROTOCOL.md §7.5, C25–C28): history events and run outcomes."""
+"""Tasks and retries end to end (C25–C28 of docs/protocol.md#conformance-scenarios): history events and
+run outcomes."""
 
 from __future__ import annotations
 

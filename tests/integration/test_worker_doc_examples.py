@@ -1,4 +1,5 @@
-"""The Worker page's examples run as written, as real processes, through their import paths."""
+"""The small worker programs of tests/support/doc_examples run as written, as real processes, through
+their import paths."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Crash and replay with real worker processes (PROTOCOL.md §7.6, C29–C32).
+"""Crash and replay with real worker processes (C29–C32, C37 of docs/protocol.md#conformance-scenarios).
 
 Worker A executes part of ``work_step``, pauses and is killed with SIGKILL; worker B receives the
 redelivered task (ack wait 0.5 s) and replays A's recorded operations.

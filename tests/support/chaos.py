@@ -251,3 +251,20 @@ def describe_counts(verdict: Verdict) -> dict[str, Any]:
     return {"ok": verdict.ok, "wrong": len(verdict.wrong), "failed": len(verdict.failed),
             "start_errors": len(verdict.start_errors), "lost": len(verdict.lost),
             "duplicates": len(verdict.duplicates)}
+
+
+async def load_with_faults(client: Client, n: int, concurrency: int, deadline: float,
+                           at: tuple[float, ...], fault: Callable[[], Awaitable[None]]) -> Verdict:
+    """``run_load`` that runs ``fault()`` (in a task of its own) when each fraction in ``at`` of the runs
+    has finished; waits for the faults before returning."""
+    pending = list(at)
+    faults: list[asyncio.Task[None]] = []
+
+    async def progress(done: int) -> None:
+        while pending and done >= pending[0] * n:
+            pending.pop(0)
+            faults.append(asyncio.create_task(fault()))
+
+    verdict = await run_load(client, n, concurrency, deadline, progress)
+    await asyncio.gather(*faults)
+    return verdict

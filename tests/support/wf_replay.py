@@ -1,4 +1,5 @@
-"""Workflows for the crash/replay tests (PROTOCOL.md §7.6), served by worker processes.
+"""Workflows for the crash/replay tests (docs/protocol.md#replay-and-operation-ids), served by worker
+processes.
 
 Worker A runs with PAUSE=1: once ``work_step`` has done its recorded work it writes
 ``$GRCTL_TEST_DIR/{wf_id}.paused`` and sleeps until it is killed. Worker B (no PAUSE) receives the

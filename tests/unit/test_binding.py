@@ -1,4 +1,5 @@
-"""Workflow decorators, handler argument binding and payload conversion (PROTOCOL.md §5.17)."""
+"""Workflow decorators, handler argument binding and payload conversion
+(docs/protocol.md#argument-binding-and-payload-conversion)."""
 
 from __future__ import annotations
 

@@ -215,3 +215,16 @@ def test_example_is_valid_and_runs_embedded_services(monkeypatch: pytest.MonkeyP
     cfg = load_config(str(EXAMPLE), environ={})
     assert cfg.nats.embedded is not None and cfg.engine.embedded is True
     assert cfg.workflows == ["grctl.demo"]
+
+
+def test_engine_retention(tmp_path: Path) -> None:
+    def retention(value: str | None) -> float:
+        text = "workflows: [grctl.demo]\n" + (f"engine: {{retention: {value}}}\n" if value else "")
+        return load_config(write(tmp_path, text), environ={}).engine.retention
+
+    assert retention(None) == 7 * 86400  # the default: a week
+    assert retention("12h") == 43200 and retention("90") == 90
+    assert retention("forever") == 0 and retention("0") == 0  # kept for ever
+    with pytest.raises(ConfigError) as err:
+        retention("soon")
+    assert "engine.retention" in str(err.value) and "is not a valid retention" in str(err.value)

@@ -1,4 +1,5 @@
-"""Operation ids against the test vectors of PROTOCOL.md §4.12 / §5.7.3."""
+"""Operation ids (docs/protocol.md#replay-and-operation-ids) against known vectors: the msgpack bytes that
+are hashed and the ids that come out."""
 
 from __future__ import annotations
 

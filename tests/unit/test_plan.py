@@ -1,4 +1,5 @@
-"""plan(): start, pick-up, cancel, terminate, events and wake-ups, the terminal guard (PROTOCOL §5.4)."""
+"""plan(): start, pick-up, cancel, terminate, events and wake-ups, the terminal guard
+(docs/protocol.md#transitions)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""What the engine does after a failed commit (PROTOCOL §5.3.3): the pure classification."""
+"""What the engine does after a failed commit (docs/protocol.md#directive-processing): the pure
+classification."""
 
 from __future__ import annotations
 

@@ -1,16 +1,19 @@
 """plan(): step results (T3–T6, T10), step timeouts (T13), directly received kinds (T15), parent
-notification records (C38–C40 of PROTOCOL §7.9)."""
+notification records (C38–C40 of docs/protocol.md#conformance-scenarios)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import dataclasses
+from datetime import datetime, timedelta
 
 import pytest
 from test_plan_support import (
+    CONFIG,
     NOW,
     RUN,
     STEP_DIRECTIVE,
     STEP_SEQ,
+    T0,
     TYPE,
     WF,
     bg,
@@ -45,7 +48,7 @@ from grctl.engine.records import (
     timer_subject,
 )
 from grctl.models.common import ErrorDetails, RunStatus
-from grctl.models.directive import Cancel, Complete, DirectiveKind, Fail, Step, StepTimeout, Wait
+from grctl.models.directive import Cancel, Complete, Directive, DirectiveKind, Fail, Step, StepTimeout, Wait
 from grctl.models.history import HistoryKind
 from grctl.models.records import BgTaskKind, RunStateKind
 
@@ -228,6 +231,38 @@ def test_step_timeout_of_the_active_step_fails_the_run() -> None:
 
 def test_stale_step_timeout_is_a_no_op() -> None:
     assert run(snap(stepping()), step_timeout(original="next.OLD")) == []
+
+
+def windowed_timeout(armed_at: datetime, deadline: datetime) -> Directive:
+    task = directive(DirectiveKind.step, Step(step_name="charge", timeout_ms=1000), id=STEP_DIRECTIVE)
+    msg = StepTimeout(step_name="charge", original_directive_id=STEP_DIRECTIVE, armed_at=armed_at,
+                      deadline=deadline, armed_by=task.to_wire())
+    return directive(DirectiveKind.step_timeout, msg, id="ST2")
+
+
+def test_a_result_reported_in_time_is_applied_instead_of_the_timeout() -> None:
+    reported = step_result("complete", {"result": "made it"})
+    s = dataclasses.replace(snap(stepping()), reported_result=reported)
+    records = run(s, windowed_timeout(T0, NOW))
+    assert history(records) == [HistoryKind.step_completed, HistoryKind.run_completed]
+    assert final_info(records).status == RunStatus.completed
+
+
+def test_a_deadline_missed_while_unwatched_arms_the_timer_again() -> None:
+    watched = NOW - timedelta(seconds=2)  # this engine came up after the timer was armed (at T0)
+    s = dataclasses.replace(snap(stepping()), watched_since=watched)
+    records = run(s, windowed_timeout(T0, NOW - timedelta(seconds=5)))
+    assert kinds(records) == ["TIMER:step_timeout", "STATE:step"]
+    timer = timers(records)[0].timer
+    assert timer.id == f"step_timeout.{STEP_DIRECTIVE}" and timer.created == NOW
+    assert timer.expires == watched + CONFIG.recovery_grace  # later than the deadline that passed
+    assert of(records, StateRec)[0].expected_seq == 42, "guarded: the step may report meanwhile"
+
+
+def test_the_grace_is_given_once_a_window_was_watched() -> None:
+    s = dataclasses.replace(snap(stepping()), watched_since=T0)  # up before the re-armed timer's window
+    records = run(s, windowed_timeout(NOW - timedelta(seconds=1), NOW))
+    assert HistoryKind.run_failed in history(records)
 
 
 # --- T15 -----------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""What a fired timer turns into (PROTOCOL §5.5.3, C42): the timer handler's pure part."""
+"""What a fired timer turns into (docs/protocol.md#step-timeouts-and-timers, C42): the timer handler's pure
+part."""
 
 from __future__ import annotations
 

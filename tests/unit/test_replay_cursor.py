@@ -1,4 +1,4 @@
-"""The replay cursor of PROTOCOL.md §5.7.4."""
+"""The replay cursor (docs/protocol.md#replay-and-operation-ids)."""
 
 from __future__ import annotations
 

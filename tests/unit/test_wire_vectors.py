@@ -1,4 +1,5 @@
-"""The byte vectors of PROTOCOL.md §4.12: decode every field, re-encode, decode again."""
+"""Byte-level encodings of the envelopes (docs/protocol.md#envelopes): decode every field, re-encode,
+decode again."""
 
 from __future__ import annotations
 

@@ -1,1 +1,3 @@
-"""The Worker page's code examples as runnable scripts (the "register handlers" parts filled in)."""
+"""Small worker programs in the shape user code takes (basic setup, several workflow types, a custom
+logger, graceful shutdown, OS signals, a remote server) as runnable scripts; ``handlers.py`` fills in the
+handlers they leave out."""

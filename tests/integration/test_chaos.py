@@ -1,0 +1,94 @@
+"""Faults under load, with real processes: a file-backed nats-server, an engine process and worker
+processes running three-step workflows (one task per step), while one component is killed or
+restarted. Every run must complete with the right result: none failed, none lost, and no task body run
+again after its completion was recorded. tests/bench/bench_chaos.py runs the same at a larger size."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from support.chaos import System, Verdict, find_duplicates, load_with_faults
+
+from grctl.client.client import Client
+from grctl.nats.connection import Connection
+
+pytestmark = pytest.mark.timeout(240)
+
+RUNS = 200
+IN_FLIGHT = 100
+DEADLINE = 120.0
+
+
+@pytest.fixture
+async def system(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[System]:
+    workers = getattr(request, "param", 1)
+    s = System(tmp_path / "chaos", workers=workers)
+    await s.start()
+    try:
+        yield s
+    finally:
+        await s.stop()
+
+
+async def verdict_of(system: System, client: Client, verdict: Verdict) -> Verdict:
+    await find_duplicates(client, system.work, verdict)
+    assert verdict.clean, f"{verdict.summary()}; {verdict.details()}; logs in {system.work}"
+    assert verdict.ok == RUNS
+    return verdict
+
+
+async def connected(system: System) -> Connection:
+    return await Connection.connect([system.url], name="grctl-chaos-client")
+
+
+async def test_engine_killed_twice(system: System) -> None:
+    conn = await connected(system)
+
+    async def kill_engine() -> None:
+        system.kill_engine()
+        await asyncio.sleep(1.0)
+        system.start_engine()
+
+    try:
+        client = Client(conn)
+        verdict = await load_with_faults(client, RUNS, IN_FLIGHT, DEADLINE, (0.3, 0.6), kill_engine)
+        await verdict_of(system, client, verdict)
+        assert system.engine_starts == 3
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+async def test_nats_server_restarted(system: System, sig: signal.Signals) -> None:
+    conn = await connected(system)
+
+    async def restart() -> None:
+        await system.restart_nats(2.0, sig)
+
+    try:
+        client = Client(conn)
+        verdict = await load_with_faults(client, RUNS, IN_FLIGHT, DEADLINE, (0.3,), restart)
+        await verdict_of(system, client, verdict)
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize("system", [2], indirect=True)
+async def test_workers_killed_and_replaced(system: System) -> None:
+    conn = await connected(system)
+
+    async def replace_one() -> None:
+        await system.replace_worker(system.worker_starts % len(system.workers))
+
+    try:
+        client = Client(conn)
+        verdict = await load_with_faults(client, RUNS, IN_FLIGHT // 2, DEADLINE, (0.2, 0.5, 0.8),
+                                         replace_one)
+        await verdict_of(system, client, verdict)
+        assert system.worker_starts == 5
+    finally:
+        await conn.close()
