@@ -8,6 +8,7 @@ import asyncio
 import signal
 from pathlib import Path
 
+import psutil
 import pytest
 from daemonkit import Daemon, config_text, daemon_env, run, wait_file, write_atomic, write_flows
 from support.scrape import aget, value, wait_status, wait_value
@@ -97,6 +98,13 @@ async def test_metrics_of_two_worker_processes_add_up_and_reloads_are_counted(
         text = await wait_value(metrics, "grctl_daemon_reloads_total", 1, outcome="refused")
         assert value(text, "grctl_daemon_reloads_total", outcome="applied") == 1
         assert (await aget(f"{base}/readyz"))[0] == 200
+
+        # the embedded nats-server dies: not ready (grctld does not restart it), still alive
+        server = next(p for p in psutil.Process(d.pid).children() if p.name().startswith("nats-server"))
+        server.kill()
+        body = await wait_status(f"{base}/readyz", 503)
+        assert "NATS" in body, body
+        assert (await aget(f"{base}/healthz"))[0] == 200
     finally:
         d.stop()
 
