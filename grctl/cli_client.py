@@ -23,7 +23,6 @@ from ulid import ULID
 
 from grctl import cli_format as fmt
 from grctl.client.client import Client
-from grctl.client.handle import WorkflowHandle
 from grctl.models.errors import (
     WorkflowAlreadyRunningError,
     WorkflowCancelledError,
@@ -36,6 +35,7 @@ from grctl.models.errors import (
 from grctl.nats.connection import Connection
 from grctl.nats.history import last_event
 from grctl.nats.subjects import invalid_token_reason
+from grctl.workflow.handle import WorkflowHandle
 
 EXIT_OK = 0
 EXIT_RUN_FAILED = 1

@@ -16,15 +16,14 @@ from typing import Any, TypeVar, overload
 import msgspec
 from ulid import ULID
 
-from grctl.client import api, registering
-from grctl.client.handle import WorkflowHandle, start_run
 from grctl.codec import CodecRegistry, default_codec
 from grctl.models.command import CommandKind, DescribeCmd, ListCmd
 from grctl.models.common import RunInfo, RunStatus, utcnow
 from grctl.models.history import HistoryEvent
-from grctl.nats import subjects
+from grctl.nats import api, registering, subjects
 from grctl.nats.connection import Connection
 from grctl.nats.history import follow_history, read_history
+from grctl.workflow.handle import WorkflowHandle, start_run
 
 T = TypeVar("T")
 

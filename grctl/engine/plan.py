@@ -34,6 +34,7 @@ from grctl.engine.transitions import (
     PlanError,
     cancel_run,
     complete_run,
+    extended_deadline,
     fail_run,
     rearm_step_timer,
     step_start,
@@ -166,7 +167,7 @@ def _picked_up(ctx: Ctx, d: Directive) -> list[Record]:
     return [
         ctx.history(HistoryKind.step_started, StepStarted(step_name=msg.step_name, worker_id=msg.worker_id),
                     msg.timestamp, worker_id=msg.worker_id),
-        ctx.write_state(replace(state, worker_id=msg.worker_id), cancel_active=False),
+        ctx.write_state(replace(state, worker_id=msg.worker_id, picked_up_at=ctx.now), cancel_active=False),
     ]
 
 
@@ -279,9 +280,10 @@ def _is_active(state: RunState | None, kind: RunStateKind, directive_id: str) ->
 def _step_timeout(ctx: Ctx, d: Directive) -> list[Record]:
     """T13: the active step ran out of time; a timer for any other dispatch is stale (no-op).
 
-    Ours, so that an outage costs time and not the run: a result the worker reported before the
-    deadline (still waiting to be applied) is applied instead; a deadline that passed while this
-    engine could not watch the step arms the timer again (``rearm_step_timer``)."""
+    Ours, so that an outage or a queue costs time and not the run: a result the worker reported before
+    the deadline (still waiting to be applied) is applied instead; a step that did not yet get its time
+    (queued, picked up late, or not watched by this engine) has its timer armed again
+    (``extended_deadline``)."""
     msg = _msg(d, StepTimeout)
     state = ctx.state
     if not _is_active(state, RunStateKind.step, msg.original_directive_id):
@@ -289,9 +291,9 @@ def _step_timeout(ctx: Ctx, d: Directive) -> list[Record]:
     assert state is not None
     if ctx.snap.reported_result is not None:
         return _step_result(ctx, ctx.snap.reported_result)
-    rearmed = rearm_step_timer(ctx, msg)
-    if rearmed is not None:
-        return rearmed
+    later = extended_deadline(ctx, msg)
+    if later is not None:
+        return rearm_step_timer(ctx, msg, later)
     error = ErrorDetails(type="StepTimeout", message=f"step {msg.step_name} timed out")
     f = Directive(id=f"fail.{d.id}", timestamp=ctx.now, kind=DirectiveKind.fail, run_info=d.run_info,
                   msg=Fail(error=error))

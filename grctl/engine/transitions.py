@@ -159,7 +159,7 @@ def step_start(ctx: Ctx, d: Directive) -> list[Record]:
     state = replace(base, kind=RunStateKind.step, entered_at=ctx.now, last_event_seq_id=last_event,
                     started_at=base.started_at or ri.started_at, active_directive_id=task.id,
                     pending_cancel=None, active_step_name=name, active_history_seq_id=hs,
-                    active_timer_id=timer.timer.id)
+                    active_timer_id=timer.timer.id, worker_id=None, picked_up_at=None)
     return [timer, InfoRec(ri), TaskRec(task), ctx.write_state(state)]
 
 
@@ -302,20 +302,44 @@ def terminate_run(ctx: Ctx, x: Directive, reason: str) -> list[Record]:
     return finish(ctx, x, x.run_info, ts, ending)
 
 
-def rearm_step_timer(ctx: Ctx, msg: StepTimeout) -> list[Record] | None:
-    """Ours: when a step's deadline passed while this engine could not watch the step (it was not
-    running, or not connected to NATS, at some moment since the timer was armed), the step gets until
-    ``max(deadline, watched_since) + recovery_grace`` instead of failing: a worker may need that long
-    to reconnect and report, or to receive its task again. None when the timer was watched all along
-    (the step really ran out of time) or is of an older kind that cannot be armed again."""
-    since = ctx.snap.watched_since
-    if since is None or msg.armed_at is None or msg.armed_by is None or since <= msg.armed_at:
+def extended_deadline(ctx: Ctx, msg: StepTimeout) -> datetime | None:
+    """Ours: when a step whose timer fired really runs out of time, if that is later than now; None when
+    it has run out. A step's time is the time a worker runs it while the engine watches:
+
+    - not yet taken by any worker (queued behind other work under load): it keeps waiting for one, and
+      its timer is armed again for its whole timeout;
+    - taken after its timer was armed: its timeout counts from the pick-up;
+    - its deadline passed while this engine could not watch it (not running, or not connected to NATS,
+      at some moment since the timer was armed): ``max(deadline, watched_since) + recovery_grace``, the
+      time a worker may need to reconnect and report, or to receive its task again.
+
+    Timers of an older kind (without their window) are never extended."""
+    if msg.armed_at is None or msg.deadline is None or msg.armed_by is None:
         return None
     state = ctx.state
     assert state is not None
-    deadline = max(msg.deadline or ctx.now, since) + ctx.config.recovery_grace
+    window = msg.deadline - msg.armed_at
+    if window <= timedelta(0):  # a timer with no window of its own: the default step timeout
+        window = ctx.config.step_timeout
+    candidates = []
+    since = ctx.snap.watched_since
+    if since is not None and since > msg.armed_at:
+        candidates.append(max(msg.deadline, since) + ctx.config.recovery_grace)
+    if state.picked_up_at is None and not state.worker_id:
+        candidates.append(ctx.now + window)
+    elif state.picked_up_at is not None and state.picked_up_at > msg.armed_at:
+        candidates.append(state.picked_up_at + window)
+    later = [c for c in candidates if c > ctx.now]
+    return max(later) if later else None
+
+
+def rearm_step_timer(ctx: Ctx, msg: StepTimeout, expires: datetime) -> list[Record]:
+    """The step's timer again (same schedule subject: it replaces the fired one), until ``expires``; the
+    unchanged run state is rewritten with its CAS, so a result committed meanwhile wins."""
+    state = ctx.state
+    assert state is not None and msg.armed_by is not None
     timer = Timer(id=ctx.snap.active_timer_id, k=TimerKind.step_timeout, wfid=ctx.snap.wf_id, created=ctx.now,
-                  expires=deadline, d=msg.armed_by, step=msg.step_name)
+                  expires=expires, d=msg.armed_by, step=msg.step_name)
     return [TimerRec(timer), ctx.write_state(state, cancel_active=False)]
 
 

@@ -46,6 +46,8 @@ class RunState(msgspec.Struct, omit_defaults=True):
     active_timer_id: str = ""
     # Ours: an event reached the workflow id's inbox during this run (so its end purges the inbox).
     inbox_used: bool = False
+    # Ours: when a worker reported taking the active step (its timeout counts from then).
+    picked_up_at: datetime | None = None
 
     @property
     def is_terminal(self) -> bool:

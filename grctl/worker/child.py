@@ -18,12 +18,13 @@ from grctl.models.command import CommandKind, EventCmd
 from grctl.models.common import ErrorDetails, RunInfo, RunStatus, utcnow
 from grctl.models.errors import WorkflowError
 from grctl.models.history import ChildStarted, HistoryKind, ParentEventSent
+from grctl.nats import api
 from grctl.nats.retry import is_transient
 from grctl.nats.subjects import check_token
 from grctl.worker.errors import StepInterrupted
+from grctl.workflow.handle import WorkflowHandle, start_run
 
 if TYPE_CHECKING:
-    from grctl.client.handle import WorkflowHandle
     from grctl.worker.runtime import StepRuntime
 
 T = TypeVar("T")
@@ -75,8 +76,6 @@ def _step_name(fn: Callable[..., Any] | str | None) -> str | None:
 async def start_child(rt: StepRuntime, workflow_type: str, workflow_id: str, workflow_input: Any = None,
                       workflow_timeout: timedelta | float | None = None,
                       on_completed_step: Callable[..., Any] | str | None = None) -> WorkflowHandle:
-    from grctl.client.handle import WorkflowHandle, start_run
-
     check_token("workflow type", workflow_type)
     check_token("workflow id", workflow_id)
     seconds = _timeout_seconds(workflow_timeout)
@@ -123,8 +122,6 @@ async def run_child(rt: StepRuntime, workflow_type: str, workflow_id: str, workf
 
 
 async def send_to_parent(rt: StepRuntime, event_name: str, payload: Any = None) -> None:
-    from grctl.client import api
-
     check_token("event name", event_name)
     run = rt.run_info
     if not run.parent_wf_id:

@@ -17,8 +17,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from grctl.client import registering
 from grctl.codec import CodecRegistry, default_codec
+from grctl.nats import registering
 from grctl.nats.connection import Connection, ConnectionLostError
 from grctl.nats.pull import Capacity, PullLoop
 from grctl.worker.commands import CommandServer

@@ -211,8 +211,9 @@ async def test_c42_a_fired_step_timer_becomes_a_step_timeout_for_the_start_step(
     try:
         _, info = await worker.start("Tmr", "wf-tmr")
         start = await worker.next_task("Tmr")
+        await worker.picked_up(start, "start")  # taken by a worker: its time runs
         events = await worker.wait_history("wf-tmr", info.id, H.run_failed, timeout=5)
-        assert [e.kind for e in events] == [H.run_started, H.step_timeout, H.run_failed]
+        assert [e.kind for e in events] == [H.run_started, H.step_started, H.step_timeout, H.run_failed]
         timeouts = [d for d in seen if d.kind == DirectiveKind.step_timeout]
         assert len(timeouts) == 1
         assert (timeouts[0].msg.step_name, timeouts[0].msg.original_directive_id) == ("start", start.id)

@@ -17,12 +17,12 @@ from support.processes import WorkerProcess, worker_env
 from support.sdk import kinds, step_kinds, wait_for, wait_history
 
 from grctl.client.client import Client
-from grctl.client.handle import WorkflowHandle
 from grctl.models import Directive, DirectiveKind, WaitTimeout, encode_directive, utcnow
 from grctl.models.errors import WorkflowTerminatedError
 from grctl.nats import jetstream as jsops
 from grctl.nats import subjects
 from grctl.nats.connection import Connection
+from grctl.workflow.handle import WorkflowHandle
 
 pytestmark = pytest.mark.timeout(60)
 

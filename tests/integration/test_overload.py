@@ -13,12 +13,12 @@ from support.processes import WorkerProcess
 from ulid import ULID
 
 from grctl.client.client import Client
-from grctl.client.handle import start_run
 from grctl.models import CommandKind, RunInfo, StartCmd, encode_command, utcnow
 from grctl.models.command import Command
 from grctl.nats import subjects
 from grctl.nats.connection import Connection
 from grctl.nats.history import read_history
+from grctl.workflow.handle import start_run
 
 pytestmark = pytest.mark.timeout(240)
 

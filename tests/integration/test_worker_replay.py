@@ -16,10 +16,10 @@ from support.sdk import kinds, wait_for
 from ulid import ULID
 
 from grctl.client.client import Client
-from grctl.client.handle import WorkflowHandle
 from grctl.models.errors import WorkflowError
 from grctl.models.history import HistoryEvent, HistoryKind
 from grctl.nats.connection import Connection
+from grctl.workflow.handle import WorkflowHandle
 
 pytestmark = pytest.mark.timeout(120)
 

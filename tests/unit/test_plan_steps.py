@@ -48,7 +48,17 @@ from grctl.engine.records import (
     timer_subject,
 )
 from grctl.models.common import ErrorDetails, RunStatus
-from grctl.models.directive import Cancel, Complete, Directive, DirectiveKind, Fail, Step, StepTimeout, Wait
+from grctl.models.directive import (
+    Cancel,
+    Complete,
+    Directive,
+    DirectiveKind,
+    Fail,
+    Step,
+    StepPickedUp,
+    StepTimeout,
+    Wait,
+)
 from grctl.models.history import HistoryKind
 from grctl.models.records import BgTaskKind, RunStateKind
 
@@ -74,7 +84,9 @@ def test_result_with_next_step_dispatches_it() -> None:
     st = of(records, StateRec)[0]
     assert st.expected_seq == 42 and st.cancel_timer == STEP_TIMER, "the finished step's timer is cancelled"
     assert st.state.active_directive_id == "next.S1" and st.state.active_step_name == "ship"
-    assert st.state.active_history_seq_id == 124 and st.state.worker_id == "w1", "worker_id not newly set"
+    assert st.state.active_history_seq_id == 124
+    # No worker has taken the new step yet (the previous step's worker no longer holds anything).
+    assert st.state.worker_id is None and st.state.picked_up_at is None
 
 
 def test_next_step_without_timeout_uses_the_server_default() -> None:
@@ -246,6 +258,29 @@ def test_a_result_reported_in_time_is_applied_instead_of_the_timeout() -> None:
     records = run(s, windowed_timeout(T0, NOW))
     assert history(records) == [HistoryKind.step_completed, HistoryKind.run_completed]
     assert final_info(records).status == RunStatus.completed
+
+
+def test_a_step_no_worker_has_taken_yet_keeps_waiting_for_one() -> None:
+    queued = stepping(worker_id=None)
+    records = run(snap(queued), windowed_timeout(T0, T0 + timedelta(seconds=10)))
+    assert kinds(records) == ["TIMER:step_timeout", "STATE:step"]
+    assert timers(records)[0].timer.expires == NOW + timedelta(seconds=10)  # its whole timeout again
+
+
+def test_a_step_taken_late_gets_its_timeout_from_the_pick_up() -> None:
+    late = stepping(picked_up_at=T0 + timedelta(seconds=6))
+    records = run(snap(late), windowed_timeout(T0, T0 + timedelta(seconds=10)))
+    assert timers(records)[0].timer.expires == T0 + timedelta(seconds=16)
+    # Armed again at NOW, after the pick-up: when it fires, the step has had its time.
+    again = run(snap(late), windowed_timeout(NOW, NOW + timedelta(seconds=6)))
+    assert HistoryKind.run_failed in history(again)
+
+
+def test_a_pick_up_records_its_time() -> None:
+    msg = StepPickedUp(step_name="charge", worker_id="w2", timestamp=NOW)
+    pick_up = directive(DirectiveKind.step_picked_up, msg, id="P1", r=running_info(history_seq_id=STEP_SEQ))
+    picked = run(snap(stepping(worker_id=None)), pick_up)
+    assert final_state(picked).worker_id == "w2" and final_state(picked).picked_up_at == NOW
 
 
 def test_a_deadline_missed_while_unwatched_arms_the_timer_again() -> None:

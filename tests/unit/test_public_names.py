@@ -47,10 +47,10 @@ def test_public_names_resolve(module: str) -> None:
 
 def test_public_names_are_our_types() -> None:
     from grctl.client.client import Client
-    from grctl.client.future import WorkflowFuture
-    from grctl.client.handle import WorkflowHandle
     from grctl.models import directive, history
     from grctl.models.command import CommandKind
+    from grctl.workflow.future import WorkflowFuture
+    from grctl.workflow.handle import WorkflowHandle
 
     assert importlib.import_module("grctl.client").Client is Client
     assert importlib.import_module("grctl.workflow").WorkflowHandle is WorkflowHandle
