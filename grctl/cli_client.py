@@ -1,5 +1,5 @@
 """The ``grctl`` client subcommands: start, run, describe, history, send, cancel, terminate (``list`` is
-in ``grctl.cli_list``).
+in ``grctl.cli_list``, registered beside these).
 
 Each one checks its arguments first (so bad input fails without a server), connects, does one thing
 through ``grctl.client.client.Client``, and maps what went wrong to a distinct exit status
@@ -369,12 +369,6 @@ def add_client_parsers(sub: argparse._SubParsersAction, parents: list[argparse.A
         p = add_command(sub, parents, name, help, command, prepare_id)
         p.add_argument("id", metavar="ID", help="the workflow id")
         add_ending_arguments(p)
-
-    from grctl.cli_list import COMMAND as cmd_list
-    from grctl.cli_list import add_list_arguments, prepare_list
-
-    p = add_command(sub, parents, "list", "list stored runs, newest first", cmd_list, prepare_list)
-    add_list_arguments(p)
 
 
 def add_ending_arguments(p: argparse.ArgumentParser) -> None:

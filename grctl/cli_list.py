@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 
 from grctl import cli_format as fmt
-from grctl.cli_client import EXIT_OK, Command
+from grctl.cli_client import EXIT_OK, add_command
 from grctl.client.client import Client
 from grctl.daemon.schema import parse_duration
 from grctl.models.command import MAX_LIST
@@ -104,4 +104,6 @@ async def cmd_list(client: Client, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMAND: Command = cmd_list
+def add_list_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+    p = add_command(sub, parents, "list", "list stored runs, newest first", cmd_list, prepare_list)
+    add_list_arguments(p)

@@ -55,6 +55,4 @@ def add_workflow_parsers(sub: argparse._SubParsersAction, parents: list[argparse
     p.add_argument("--id", required=True, metavar="ID", help="the workflow id")
     p.add_argument("--json", action="store_true", help="print the run info as JSON")
 
-    p = cc.add_command(wf, parents, "list", "list stored runs, newest first", cli_list.cmd_list,
-                cli_list.prepare_list)
-    cli_list.add_list_arguments(p)
+    cli_list.add_list_parser(wf, parents)
