@@ -3,34 +3,37 @@
 ``grctl engine`` runs the orchestration engine (here); the client subcommands (start, run, describe,
 history, send, cancel, terminate) live in ``grctl.cli_client``, ``list`` in ``grctl.cli_list`` and the
 public CLI's shape (``grctl workflow start --type T``...) in ``grctl.cli_public``. Every subcommand takes
-``-s/--server/--server-url`` (a URL, or ``host:port`` as the public CLI takes it; repeatable or
-comma-separated; default ``$GRCTL_NATS_SERVERS``, else ``nats://localhost:4225``), also accepted before
-the subcommand, as is ``-l/--log-level``.
+``-c/--config`` (grctl.yaml: its ``nats`` section, and for the engine its ``engine`` section; see
+``grctl.cli_config``) and ``-s/--server/--server-url`` (a URL, or ``host:port`` as the public CLI takes
+it; repeatable or comma-separated; default: the file, else ``$GRCTL_NATS_SERVERS``, else
+``nats://localhost:4225``), also accepted before the subcommand, as is ``-l/--log-level``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import os
 import sys
 from datetime import timedelta
 from importlib import metadata
 
+from grctl import cli_config
 from grctl.cli_client import EXIT_STATUS_HELP, EXIT_USAGE, CliError, add_client_parsers, run_client_command
 from grctl.cli_list import add_list_parser
 from grctl.cli_public import add_workflow_parsers
 from grctl.daemon.logs import configure_logging
-from grctl.daemon.model import LoggingConfig
-from grctl.daemon.schema import parse_retention
-from grctl.engine.snapshot import DEFAULT_RETENTION
-from grctl.nats.connection import servers_from_env
+from grctl.daemon.model import DaemonConfig, LoggingConfig
+from grctl.daemon.schema import parse_retention, parse_size
 from grctl.ops.listen import parse_listen
 
-SERVER_HELP = ("NATS server: a URL or host:port (repeatable or comma-separated; default: "
-               "$GRCTL_NATS_SERVERS, else nats://localhost:4225)")
+SERVER_HELP = ("NATS server: a URL or host:port (repeatable or comma-separated; default: the --config "
+               "file, else $GRCTL_NATS_SERVERS, else nats://localhost:4225)")
 LEVELS = ["debug", "info", "warning", "error"]
+CONFIG_HELP = ("grctl.yaml to take the NATS connection from (servers, credentials, TLS) and, for the "
+               "engine, the engine section; without it the GRCTL_NATS_* environment variables are read")
 
 
 def version() -> str:
@@ -53,15 +56,18 @@ def _server_url(text: str) -> str:
     return text if "://" in text else f"nats://{text}"
 
 
-def _servers(values: list[str] | None) -> list[str]:
-    """Servers from repeated/comma-separated ``-s`` options, else from the environment."""
-    if not values:
-        try:
-            return servers_from_env()
-        except ValueError as exc:
-            raise CliError(EXIT_USAGE, "the NATS servers in the environment (GRCTL_NATS_SERVERS) are "
-                                       f"neither a comma-separated nor a JSON list of URLs: {exc}") from None
-    return [_server_url(s.strip()) for v in values for s in v.split(",") if s.strip()]
+def _listen(text: str) -> str:
+    try:
+        parse_listen(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _config(args: argparse.Namespace) -> DaemonConfig:
+    """The configuration (file or environment) with repeated/comma-separated ``-s`` servers applied."""
+    servers = [_server_url(s.strip()) for v in args.server or [] for s in v.split(",") if s.strip()]
+    return cli_config.load(args.config, servers or None)
 
 
 def _positive_seconds(text: str) -> timedelta:
@@ -71,20 +77,23 @@ def _positive_seconds(text: str) -> timedelta:
     return timedelta(seconds=value)
 
 
+def _size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _seconds_value(text: str) -> float:
+    return _positive_seconds(text).total_seconds()
+
+
 def _retention(text: str) -> timedelta | None:
     try:
         seconds = parse_retention(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return timedelta(seconds=seconds) if seconds else None
-
-
-def _listen(text: str) -> str:
-    try:
-        parse_listen(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
 
 
 # --- engine ------------------------------------------------------------------------------------------
@@ -96,19 +105,32 @@ def add_engine_parser(sub: argparse._SubParsersAction, parents: list[argparse.Ar
                                    "(2.12 or newer).")
     p.add_argument("-l", "--log-level", type=_level, default=argparse.SUPPRESS, metavar="LEVEL",
                    help="debug, info, warn or error (default: $GRCTL_LOGGING_LEVEL, $LOG_LEVEL, else info)")
-    p.add_argument("--memory", action="store_true", help="create the stream in memory instead of on disk")
-    p.add_argument("--step-timeout", type=_positive_seconds, default=timedelta(minutes=5), metavar="SECONDS",
-                   help="default step timeout (default 300)")
-    p.add_argument("--wait-timeout", type=_positive_seconds, default=timedelta(hours=1), metavar="SECONDS",
-                   help="default wait timeout (default 3600)")
-    p.add_argument("--retention", type=_retention, default=DEFAULT_RETENTION, metavar="DURATION",
-                   help='how long finished runs are kept, e.g. "7d", "12h", "30m", or "forever" '
-                        "(default 7d)")
-    p.add_argument("--http", type=_listen, metavar="HOST:PORT",
-                   help="serve /metrics (Prometheus), /healthz and /readyz on HOST:PORT (default: off)")
     p.add_argument("--log-format", choices=["text", "json"], type=str.lower,
                    default=os.environ.get("GRCTL_LOG_FORMAT", "text").lower() or "text",
                    help="log lines as text or as one JSON object per line (default text)")
+    p.add_argument("--http", type=_listen, metavar="HOST:PORT",
+                   help="serve /metrics (Prometheus), /healthz and /readyz on HOST:PORT (default: "
+                        "engine.http.listen, else off)")
+    p.add_argument("--memory", action="store_true", help="create the stream in memory instead of on disk")
+    p.add_argument("--step-timeout", type=_positive_seconds, metavar="SECONDS",
+                   help="default step timeout (default: engine.step_timeout, else 300)")
+    p.add_argument("--wait-timeout", type=_positive_seconds, metavar="SECONDS",
+                   help="default wait timeout (default: engine.wait_timeout, else 3600)")
+    p.add_argument("--retention", type=_retention, default=argparse.SUPPRESS, metavar="DURATION",
+                   help='how long finished runs are kept, e.g. "7d", "12h", "30m", or "forever" '
+                        "(default: engine.retention, else 7d)")
+    stream = p.add_argument_group("the grctl_state stream (applied to an existing stream at every start; "
+                                  "defaults from the --config file's engine section)")
+    stream.add_argument("--replicas", type=int, metavar="N",
+                        help="copies of the stream on as many NATS servers: 1 on a single node (the "
+                             "default), 3 on a cluster")
+    stream.add_argument("--max-bytes", type=_size, metavar="SIZE",
+                        help="size limit, e.g. 50GiB (default none; when reached the OLDEST messages "
+                             "are deleted, so keep it far above the expected size)")
+    stream.add_argument("--max-msg-size", type=_size, metavar="SIZE",
+                        help="largest message stored, e.g. 1MiB (default: the server's max_payload)")
+    stream.add_argument("--duplicate-window", type=_seconds_value, metavar="SECONDS",
+                        help="how long a repeated message id is recognised (default 120, at least 30)")
     p.set_defaults(func=cmd_engine)
 
 
@@ -118,11 +140,26 @@ def cmd_engine(args: argparse.Namespace) -> int:
     level = getattr(args, "log_level", None) or args.global_log_level or _level(
         os.environ.get("GRCTL_LOGGING_LEVEL") or os.environ.get("LOG_LEVEL") or "info")
     configure_logging(LoggingConfig(level=level, format=args.log_format), role="engine")
-    servers = _servers(args.server)
+    cfg = _config(args)
+    engine = cfg.engine
+    flags = {"replicas": args.replicas, "max_bytes": args.max_bytes, "max_msg_size": args.max_msg_size,
+             "duplicate_window": args.duplicate_window}
     try:
-        asyncio.run(run_engine(servers, memory=args.memory, step_timeout=args.step_timeout,
-                               wait_timeout=args.wait_timeout, retention=args.retention,
-                               http_listen=args.http))
+        stream = dataclasses.replace(engine.stream_settings(),
+                                     **{k: v for k, v in flags.items() if v is not None})
+    except ValueError as exc:
+        raise CliError(EXIT_USAGE, str(exc)) from None
+    step_timeout = args.step_timeout or timedelta(seconds=engine.step_timeout or 300)
+    wait_timeout = args.wait_timeout or timedelta(seconds=engine.wait_timeout or 3600)
+    if hasattr(args, "retention"):
+        retention = args.retention
+    else:  # the file's (7d by default); 0 there means for ever
+        retention = timedelta(seconds=engine.retention) if engine.retention else None
+    options = {**cfg.nats.connect_options(), "name": "grctl-engine"}
+    try:
+        asyncio.run(run_engine(memory=args.memory, step_timeout=step_timeout, wait_timeout=wait_timeout,
+                               retention=retention, stream=stream, connect_options=options,
+                               http_listen=args.http or engine.http.listen))
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
@@ -135,7 +172,8 @@ def cmd_engine(args: argparse.Namespace) -> int:
 
 
 def _client_command(args: argparse.Namespace) -> int:
-    return run_client_command(args, _servers(args.server))
+    nats = _config(args).nats
+    return run_client_command(args, nats.servers, nats.auth_options())
 
 
 def cmd_version(args: argparse.Namespace) -> int:
@@ -150,12 +188,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"grctl {version()}")
     parser.add_argument("-s", "--server", "--server-url", action="append", metavar="URL", dest="top_server",
                         help=SERVER_HELP)
+    parser.add_argument("-c", "--config", metavar="FILE", dest="top_config", help=CONFIG_HELP)
     parser.add_argument("-l", "--log-level", type=_level, dest="top_log_level", metavar="LEVEL",
                         help="debug, info, warn or error (default: errors only; the engine: info)")
-    # The subcommands' own -s: absent from their namespace unless given, so a top-level -s survives.
+    # The subcommands' own -s/-c: absent from their namespace unless given, so a top-level one survives.
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-s", "--server", "--server-url", action="append", metavar="URL",
                         default=argparse.SUPPRESS, help=SERVER_HELP)
+    common.add_argument("-c", "--config", metavar="FILE", default=argparse.SUPPRESS, help=CONFIG_HELP)
     client = argparse.ArgumentParser(add_help=False)
     client.add_argument("-v", "--verbose", action="store_true", help="log what the client does (stderr)")
     client.add_argument("-l", "--log-level", type=_level, dest="global_log_level", metavar="LEVEL",
@@ -174,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not hasattr(args, "server"):
         args.server = args.top_server
+    if not hasattr(args, "config"):
+        args.config = args.top_config
     if not hasattr(args, "global_log_level"):
         args.global_log_level = args.top_log_level
     try:

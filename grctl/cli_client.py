@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import json
 import logging
+import ssl
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -34,7 +35,7 @@ from grctl.models.errors import (
 )
 from grctl.nats.connection import Connection
 from grctl.nats.history import last_event
-from grctl.nats.subjects import invalid_token_reason
+from grctl.nats.subjects import check_token
 from grctl.workflow.handle import WorkflowHandle
 
 EXIT_OK = 0
@@ -103,10 +104,10 @@ def json_argument(option: str, text: str | None) -> Any:
 
 
 def check_name(what: str, value: str) -> None:
-    reason = invalid_token_reason(value)
-    if reason:
-        shown = value if len(value) <= 64 else f"{value[:61]}..."
-        raise CliError(EXIT_BAD_INPUT, f"invalid {what} {shown!r}: it {reason}")
+    try:
+        check_token(what, value)
+    except ValueError as exc:
+        raise CliError(EXIT_BAD_INPUT, f"invalid {exc}") from None
 
 
 def positive_seconds(text: str) -> float:
@@ -122,13 +123,14 @@ def positive_seconds(text: str) -> float:
 # --- running a command ---------------------------------------------------------------------------
 
 
-def run(args: argparse.Namespace, servers: list[str], command: Command) -> int:
-    """Run ``command`` with a connected client; the exit status."""
+def run(args: argparse.Namespace, servers: list[str], command: Command,
+        auth: dict[str, Any] | None = None) -> int:
+    """Run ``command`` with a connected client (``auth``: credentials and TLS options); the exit status."""
     level = "DEBUG" if args.verbose else (getattr(args, "global_log_level", None) or "ERROR").upper()
     logging.basicConfig(level=level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        return asyncio.run(_connected(args, servers, command))
+        return asyncio.run(_connected(args, servers, command, auth or {}))
     except CliError as exc:
         print(f"grctl: {exc.message}", file=sys.stderr)
         return exc.status
@@ -136,23 +138,38 @@ def run(args: argparse.Namespace, servers: list[str], command: Command) -> int:
         return EXIT_INTERRUPTED
 
 
-async def connect(servers: list[str]) -> Connection:
+async def connect(servers: list[str], auth: dict[str, Any] | None = None) -> Connection:
     errors: list[BaseException] = []
+    tls_failed = asyncio.Event()  # nats-py retries a failed TLS handshake forever: give up at once
 
     async def remember(exc: Exception) -> None:
         errors.append(exc)
+        if isinstance(exc, ssl.SSLError):
+            tls_failed.set()
 
+    where = ", ".join(servers)
+    connecting = asyncio.ensure_future(Connection.connect(servers, name="grctl-cli", error_cb=remember,
+                                                          **{**CONNECT_OPTIONS, **(auth or {})}))
+    failing = asyncio.ensure_future(tls_failed.wait())
     try:
-        return await Connection.connect(servers, name="grctl-cli", error_cb=remember, **CONNECT_OPTIONS)
+        await asyncio.wait({connecting, failing}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        failing.cancel()
+    if not connecting.done():
+        connecting.cancel()
+        raise CliError(EXIT_UNREACHABLE, f"cannot connect to NATS at {where}: TLS failed ({errors[-1]}); "
+                                         "check the CA (tls.ca_file) and the server name")
+    try:
+        return connecting.result()
     except (OSError, TimeoutError, nats.errors.Error) as exc:
         cause = errors[-1] if errors else exc
         reason = getattr(cause, "strerror", None) or str(cause) or type(cause).__name__
-        where = ", ".join(servers)
         raise CliError(EXIT_UNREACHABLE, f"cannot connect to NATS at {where}: {reason}") from None
 
 
-async def _connected(args: argparse.Namespace, servers: list[str], command: Command) -> int:
-    connection = await connect(servers)
+async def _connected(args: argparse.Namespace, servers: list[str], command: Command,
+                     auth: dict[str, Any]) -> int:
+    connection = await connect(servers, auth)
     try:
         try:
             return await command(Client(connection, retry_for=RETRY_FOR), args)
@@ -377,10 +394,11 @@ def add_ending_arguments(p: argparse.ArgumentParser) -> None:
                    help="then wait until the run has ended; exit with its status (0, 1 or 3)")
 
 
-def run_client_command(args: argparse.Namespace, servers: list[str]) -> int:
+def run_client_command(args: argparse.Namespace, servers: list[str],
+                       auth: dict[str, Any] | None = None) -> int:
     try:
         args.prepare(args)
     except CliError as exc:
         print(f"grctl: {exc.message}", file=sys.stderr)
         return exc.status
-    return run(args, servers, args.client_command)
+    return run(args, servers, args.client_command, auth)

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Build grctl_<version>_<arch>.deb with dpkg-deb: the daemon in its own virtual environment under
 # /opt/grctl (built against the target's Python, /usr/bin/python3 by default), the systemd unit,
-# sysusers/tmpfiles entries, /etc/default/grctld and /etc/grctl/grctl.yaml as conffiles, and a
-# grctld command on PATH.
+# sysusers/tmpfiles entries, /etc/default/grctld and /etc/grctl/grctl.yaml as conffiles, the grctld
+# and grctl commands on PATH, and the example file of each role of a cluster (engine host, worker
+# host, NATS node) with the deployment guide under /usr/share/doc/grctl.
 #
 #   packaging/build-deb.sh [OUTPUT_DIR]          (default: dist/)
 #   PYTHON=/usr/bin/python3.11 packaging/build-deb.sh
@@ -54,8 +55,13 @@ chmod 0644 "$ROOT/etc/grctl/grctl.yaml"
 install -D -m 0644 "$SRC/grctl/schemas/grctl.schema.json" "$ROOT$PREFIX/share/grctl.schema.json"
 install -D -m 0644 "$SRC/README.md" "$ROOT/usr/share/doc/grctl/README.md"
 install -D -m 0644 "$SRC/grctl.yaml.example" "$ROOT/usr/share/doc/grctl/grctl.yaml.example"
+# the deployment guide and the file of each role on a cluster (engine host, worker host, NATS node)
+install -D -m 0644 "$SRC/docs/deployment.md" "$ROOT/usr/share/doc/grctl/deployment.md"
+install -d "$ROOT/usr/share/doc/grctl/examples"
+install -m 0644 "$SRC"/docs/examples/* "$ROOT/usr/share/doc/grctl/examples/"
 install -d "$ROOT/usr/bin"
 ln -s "../..$PREFIX/bin/grctld" "$ROOT/usr/bin/grctld"   # relative: works in a chroot or an unpacked tree
+ln -s "../..$PREFIX/bin/grctl" "$ROOT/usr/bin/grctl"     # the command line and `grctl engine`
 
 # 3. control files
 install -d "$ROOT/DEBIAN"

@@ -1,4 +1,5 @@
-"""Shared fixtures: a real nats-server with JetStream on a free loopback port, stopped by pid."""
+"""Shared fixtures: a real nats-server with JetStream on a free loopback port (or a cluster of three),
+stopped by pid."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from grctl.nats.server import NatsServerProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
+
+from support.cluster import NatsCluster  # noqa: E402 (needs the path above)
 
 
 @pytest.fixture
@@ -113,3 +116,15 @@ async def engine_process(nats_url: str, subprocess_env: dict[str, str],
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+@pytest.fixture
+def nats_cluster(tmp_path: Path) -> Iterator[NatsCluster]:
+    """Three nats-server nodes clustered on loopback (JetStream store per node under tmp_path), ready
+    with a meta leader when yielded; every node stopped by pid afterwards."""
+    cluster = NatsCluster(3, root=tmp_path / "cluster")
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.cleanup()

@@ -23,6 +23,7 @@ from grctl.models.history import HistoryEvent
 from grctl.nats import api, registering, subjects
 from grctl.nats.connection import Connection
 from grctl.nats.history import follow_history, read_history
+from grctl.nats.subjects import check_token
 from grctl.workflow.handle import WorkflowHandle, start_run
 
 T = TypeVar("T")
@@ -62,8 +63,8 @@ class Client:
         ``timeout`` is the run-level timeout (whole seconds on the wire). Raises
         ``WorkflowAlreadyRunningError`` / ``WorkflowTypeNotRegisteredError`` / ``WorkflowError``.
         """
-        api.check_name("workflow type", type)
-        api.check_name("workflow id", id)
+        check_token("workflow type", type)
+        check_token("workflow id", id)
         await registering.wait_registered(self._connection, type)  # a worker starting on this connection
         seconds = _seconds(timeout)
         run_info = RunInfo(id=str(ULID()), wf_id=id, wf_type=type, created_at=utcnow(),
@@ -94,7 +95,7 @@ class Client:
         return (await self._describe(wf_id)).response.run_info()
 
     async def _describe(self, wf_id: str) -> api.Reply:
-        api.check_name("workflow id", wf_id)
+        check_token("workflow id", wf_id)
         return await api.call(self._connection, wf_id, CommandKind.run_describe, DescribeCmd(wf_id=wf_id),
                               self.id, budget=self.retry_for)
 
@@ -133,10 +134,10 @@ class Client:
 
     async def _run_id(self, wf_id: str, run_id: str | None) -> str:
         """``run_id`` when given (both names checked), else the latest run's id."""
-        api.check_name("workflow id", wf_id)
+        check_token("workflow id", wf_id)
         if run_id is None:
             return (await self.describe(wf_id)).id
-        api.check_name("run id", run_id)
+        check_token("run id", run_id)
         return run_id
 
     async def follow_history(self, wf_id: str,

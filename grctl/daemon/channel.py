@@ -3,9 +3,10 @@
 Downward, the child's stdin carries one JSON line (the resolved config, its generation and index) and
 then stays open: end-of-file means the supervisor is gone and the child stops gracefully. Upward, a
 dedicated pipe (fd in ``GRCTL_STATUS_FD``, never stdout, which workflow code may print to) carries
-lines: ``READY <json>`` once the child is connected, registered and consuming, ``ERROR <text>`` when
-it cannot get there, ``FATAL <text>`` when trying again cannot help (the workflow code does not import),
-``NATS down`` / ``NATS up`` when its connection is lost and back (readiness).
+lines: ``READY <json>`` once the child is connected, registered and consuming, ``ERROR <json>`` when
+it cannot get there, ``FATAL <json>`` when trying again cannot help (the workflow code does not import);
+an error's JSON is ``{"message": ..., "entry": N}``, ``entry`` naming the failing ``workflows`` entry.
+``NATS down`` / ``NATS up`` say that its connection was lost and is back (for grctld's /readyz).
 """
 
 from __future__ import annotations
@@ -51,8 +52,10 @@ class StatusPipe:
     def ready(self, info: dict[str, Any] | None = None) -> None:
         self._send("READY " + json.dumps(info or {}))
 
-    def error(self, message: str, fatal: bool = False) -> None:
-        self._send(("FATAL " if fatal else "ERROR ") + message)
+    def error(self, message: str, fatal: bool = False, entry: int | None = None) -> None:
+        """Report why the child cannot be ready; ``entry``: the index of the ``workflows`` entry at fault."""
+        body = json.dumps({"message": " ".join(message.split()), "entry": entry})
+        self._send(("FATAL " if fatal else "ERROR ") + body)
 
     def nats(self, connected: bool) -> None:
         """The NATS connection was lost (reconnecting) or is back: for the supervisor's /readyz."""
@@ -91,3 +94,16 @@ def parse_status(line: str) -> tuple[str, str]:
     """``READY {...}`` → ("READY", "{...}"); anything unknown is ("", line)."""
     kind, _, rest = line.strip().partition(" ")
     return (kind, rest) if kind in ("READY", "ERROR", "FATAL", "NATS") else ("", line.strip())
+
+
+def parse_error(rest: str) -> tuple[str, int | None]:
+    """The message and the failing ``workflows`` entry of an ``ERROR``/``FATAL`` line's JSON (plain
+    text, from a child of an earlier version, is the message itself)."""
+    try:
+        body = json.loads(rest)
+    except ValueError:
+        return rest, None
+    if not isinstance(body, dict):
+        return rest, None
+    entry = body.get("entry")
+    return str(body.get("message", "")), entry if isinstance(entry, int) else None

@@ -134,9 +134,8 @@ async def run_worker(cfg: DaemonConfig, status: StatusPipe) -> int:
     try:
         workflows = load_workflows(cfg.workflows, cfg.python_path)
     except WorkflowImportError as exc:
-        message = f"workflows[{exc.index}]: {exc.message}"
-        log.error("%s", message)
-        status.error(message, fatal=True)
+        log.error("workflows[%d]: %s", exc.index, exc.message)
+        status.error(exc.message, fatal=True, entry=exc.index)
         return EXIT_IMPORT
     connected = await _connect_unless_stopped(cfg, status, stop, "")
     if isinstance(connected, int):
@@ -184,6 +183,7 @@ async def run_worker(cfg: DaemonConfig, status: StatusPipe) -> int:
 async def run_engine(cfg: DaemonConfig, status: StatusPipe) -> int:
     from grctl.engine import Engine
     from grctl.engine.ops import serve_engine_ops
+    from grctl.nats.stream_settings import StreamSettingsError
 
     stop = asyncio.Event()
     _stop_signals(stop)
@@ -197,9 +197,17 @@ async def run_engine(cfg: DaemonConfig, status: StatusPipe) -> int:
     if cfg.engine.wait_timeout is not None:
         options["wait_timeout"] = timedelta(seconds=cfg.engine.wait_timeout)
     options["retention"] = timedelta(seconds=cfg.engine.retention) if cfg.engine.retention else None
-    engine = Engine(connection, **options)
+    engine = Engine(connection, stream=cfg.engine.stream_settings(), **options)
     ops = await serve_engine_ops(engine, cfg.engine.http.listen)
-    await engine.start()
+    try:
+        await engine.start()
+    except StreamSettingsError as exc:  # e.g. 3 replicas on a server that is not clustered
+        log.error("%s", exc)
+        status.error(str(exc))
+        if ops is not None:
+            await ops.stop()
+        await connection.close()
+        return EXIT_CRASH
     log.info("engine ready")
     status.ready({"pid": os.getpid()})
     code = 0

@@ -16,8 +16,8 @@ from importlib import metadata
 
 import yaml
 
-from grctl.daemon.config import DEFAULT_PATH, Overrides, load_config, read_document
-from grctl.daemon.errors import ConfigError, Problem
+from grctl.daemon.config import DEFAULT_PATH, Overrides, load_config, workflow_problem
+from grctl.daemon.errors import ConfigError
 from grctl.daemon.logs import configure_logging
 from grctl.daemon.model import DaemonConfig, mask_url
 
@@ -86,9 +86,7 @@ def check_imports(cfg: DaemonConfig, path: str) -> list[str]:
     try:
         workflows = load_workflows(cfg.workflows, cfg.python_path)
     except WorkflowImportError as exc:
-        _, marks = read_document(path)
-        at = ("workflows", exc.index)
-        raise ConfigError([Problem(path, marks.value(at), at, exc.message)]) from None
+        raise ConfigError([workflow_problem(path, exc.index, exc.message)]) from None
     return [wf.workflow_type for wf in workflows]
 
 
@@ -101,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(args.config, overrides=overrides)
         if args.check_config:
             types = check_imports(cfg, args.config)
-            print(f"{args.config}: OK ({len(types)} workflow type(s): {', '.join(types)})")
+            roles = f"{len(types)} workflow type(s): {', '.join(types)}" if types else "engine only"
+            print(f"{args.config}: OK ({roles})")
             return 0
     except ConfigError as exc:
         return _report(exc)

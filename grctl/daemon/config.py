@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import os
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path as FsPath
@@ -20,11 +19,11 @@ from grctl.daemon.errors import ConfigError, Problem
 from grctl.daemon.model import DaemonConfig
 from grctl.daemon.resolve import Resolver
 from grctl.daemon.yamlmarks import Marks, Path, YamlError, load_with_marks
-from grctl.nats.connection import split_servers
+from grctl.nats.connection import SERVER_ENVIRONMENT, split_servers
 
 DEFAULT_PATH = "/etc/grctl/grctl.yaml"
 
-SERVER_VARIABLES = ("GRCTL_NATS_SERVERS", "grctl_NATS_SERVERS", "ENGINE_NATS_SERVERS")
+SERVER_VARIABLES = SERVER_ENVIRONMENT
 
 # variable → (path in the file, converter from the variable's text)
 ENV_OVERRIDES: dict[str, tuple[tuple[str, ...], Callable[[str], Any]]] = {
@@ -34,6 +33,9 @@ ENV_OVERRIDES: dict[str, tuple[tuple[str, ...], Callable[[str], Any]]] = {
     "GRCTL_NATS_TOKEN": (("nats", "token"), str),
     "GRCTL_NATS_CREDENTIALS_FILE": (("nats", "credentials_file"), str),
     "GRCTL_NATS_NKEY_SEED_FILE": (("nats", "nkey_seed_file"), str),
+    "GRCTL_NATS_TLS_CA_FILE": (("nats", "tls", "ca_file"), str),
+    "GRCTL_NATS_TLS_CERT_FILE": (("nats", "tls", "cert_file"), str),
+    "GRCTL_NATS_TLS_KEY_FILE": (("nats", "tls", "key_file"), str),
     "GRCTL_LOG_LEVEL": (("logging", "level"), str.lower),
     "GRCTL_LOG_FORMAT": (("logging", "format"), str.lower),
     "GRCTL_SHUTDOWN_TIMEOUT": (("shutdown_timeout",), lambda s: _number_or_text(s)),
@@ -85,6 +87,11 @@ class _Locator:
             origin = self.origins.get(path[:end])
             if origin is not None:
                 return Problem(origin, None, shown, message)
+        below = [o for p, o in self.origins.items() if p[: len(path)] == path]  # a section set by variables
+        if below and path not in self.marks.values:
+            return Problem(" and ".join(sorted(set(below))), None, shown, message)
+        if not self.marks.values:  # no file: the environment and the defaults only
+            return Problem(self.source, None, shown, message)
         where = self.marks.key(path) if at_key else self.marks.value(path)
         return Problem(self.source, where, shown, message)
 
@@ -109,7 +116,8 @@ def read_document(path: str) -> tuple[dict[str, Any], Marks]:
         raise ConfigError([Problem(path, exc.location, (), exc.message)]) from None
     if data is None:
         raise ConfigError(
-            [Problem(path, marks.value(()), (), "the file is empty (it needs at least 'workflows')")]
+            [Problem(path, marks.value(()), (), "the file is empty (it needs at least 'workflows', or "
+                                                "'engine' for an engine-only node)")]
         )
     if not isinstance(data, dict):
         message = f"the top level must be a mapping of keys to values, got {schema.describe(data)}"
@@ -153,31 +161,39 @@ def load_config(
     path: str = DEFAULT_PATH,
     environ: Mapping[str, str] | None = None,
     overrides: Overrides | None = None,
+    daemon: bool = True,
 ) -> DaemonConfig:
-    """Read, check and resolve the configuration; raises ConfigError listing every problem found."""
+    """Read, check and resolve the configuration; raises ConfigError listing every problem found.
+    ``daemon``: for grctld, which needs workflows or an engine to run (``grctl -c`` does not)."""
     env = os.environ if environ is None else environ
     data, marks = read_document(path)
+    return _resolve(data, marks, path, FsPath(path).resolve().parent, env, overrides, daemon)
+
+
+def load_environment(environ: Mapping[str, str] | None = None,
+                     overrides: Overrides | None = None) -> DaemonConfig:
+    """The configuration without a file: defaults, the environment and the flags (``grctl`` without
+    ``-c``); relative paths are relative to the working directory."""
+    env = os.environ if environ is None else environ
+    return _resolve({}, Marks(), "environment", FsPath.cwd(), env, overrides, daemon=False)
+
+
+def _resolve(data: dict[str, Any], marks: Marks, source: str, base: FsPath, env: Mapping[str, str],
+             overrides: Overrides | None, daemon: bool) -> DaemonConfig:
     merged = copy.deepcopy(data)
     origins = apply_overrides(merged, env, overrides or Overrides())
-    locate = _Locator(path, marks, origins)
+    locate = _Locator(source, marks, origins)
     found = [locate(p, message, at_key) for p, message, at_key in schema.problems(merged)]
     if found:
         raise ConfigError(found)
-    base = FsPath(path).resolve().parent
-    return Resolver(merged, path, base, env, origins, locate).build()
+    return Resolver(merged, source, base, env, origins, locate, daemon).build()
 
 
-_ENTRY = re.compile(r"^workflows\[(\d+)\]: ")
-
-
-def locate_message(path: str, message: str) -> str:
-    """Prefix a child's ``workflows[N]: ...`` message with that entry's ``file:line:col``."""
-    found = _ENTRY.match(message)
-    if found is None:
-        return message
+def workflow_problem(path: str, index: int, message: str) -> Problem:
+    """A problem with entry ``index`` of ``workflows``, located in the file when it can be read."""
     try:
         _, marks = read_document(path)
+        where = marks.value(("workflows", index))
     except ConfigError:
-        return message
-    where = marks.value(("workflows", int(found.group(1))))
-    return f"{path}:{where.line}:{where.column}: {message}"
+        where = None
+    return Problem(path, where, ("workflows", index), message)

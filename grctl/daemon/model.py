@@ -12,8 +12,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
+from grctl.nats.connection import DEFAULT_PORT
+from grctl.nats.server_config import SYNC_ALWAYS
+from grctl.nats.stream_settings import DEFAULT_DUPLICATE_WINDOW, StreamSettings
+from grctl.worker.worker import DEFAULT_MAX_CONCURRENT_STEPS
+
 MASK = "********"
-DEFAULT_EMBEDDED_PORT = 4225
+DEFAULT_EMBEDDED_PORT = DEFAULT_PORT
 
 
 class TLSConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -35,6 +40,8 @@ class EmbeddedNats(msgspec.Struct, frozen=True, kw_only=True):
     port: int = DEFAULT_EMBEDDED_PORT
     store_dir: str | None = None
     config_file: str | None = None
+    # "always" or a Go duration; None when config_file has its own jetstream block, which then decides
+    sync_interval: str | None = SYNC_ALWAYS
 
     @property
     def url(self) -> str:
@@ -58,13 +65,18 @@ class NatsConfig(msgspec.Struct, frozen=True, kw_only=True):
 
     def connect_options(self) -> dict[str, Any]:
         """Keyword arguments for ``Connection.connect`` (and so ``nats.connect``)."""
-        opts: dict[str, Any] = {
+        return {
             "servers": list(self.servers),
             "name": self.name,
             "connect_timeout": self.connect_timeout,
             "max_reconnect_attempts": self.max_reconnect_attempts,
             "reconnect_time_wait": self.reconnect_wait,
+            **self.auth_options(),
         }
+
+    def auth_options(self) -> dict[str, Any]:
+        """The credentials and TLS part of ``connect_options`` (for a caller with its own timeouts)."""
+        opts: dict[str, Any] = {}
         if self.user is not None:
             opts["user"] = self.user
             opts["password"] = self.password or ""
@@ -96,7 +108,7 @@ class LoggingConfig(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class WorkerConfig(msgspec.Struct, frozen=True, kw_only=True):
-    max_concurrent_steps: int = 16
+    max_concurrent_steps: int = DEFAULT_MAX_CONCURRENT_STEPS
     processes: int = 1
     ready_timeout: float = 60.0
 
@@ -118,12 +130,20 @@ class EngineConfig(msgspec.Struct, frozen=True, kw_only=True):
     step_timeout: float | None = None
     wait_timeout: float | None = None
     retention: float = DEFAULT_RETENTION_SECONDS  # 0: finished runs are kept for ever
+    replicas: int = 1
+    max_bytes: int = -1
+    max_msg_size: int = -1
+    duplicate_window: float = DEFAULT_DUPLICATE_WINDOW
     http: HttpConfig = msgspec.field(default_factory=HttpConfig)
+
+    def stream_settings(self) -> StreamSettings:
+        return StreamSettings(replicas=self.replicas, max_bytes=self.max_bytes,
+                              max_msg_size=self.max_msg_size, duplicate_window=self.duplicate_window)
 
 
 class DaemonConfig(msgspec.Struct, frozen=True, kw_only=True):
     path: str
-    workflows: list[str]
+    workflows: list[str]  # empty on an engine-only node
     python_path: list[str] = msgspec.field(default_factory=list)
     nats: NatsConfig
     logging: LoggingConfig = msgspec.field(default_factory=LoggingConfig)
@@ -167,6 +187,9 @@ class DaemonConfig(msgspec.Struct, frozen=True, kw_only=True):
         }
         if "embedded" in nats:
             nats.pop("servers")
+        for key in ("max_bytes", "max_msg_size"):  # -1: no limit, which the file says by leaving it out
+            if data["engine"].get(key) == -1:
+                data["engine"].pop(key)
         return data
 
 

@@ -13,7 +13,7 @@ import sys
 import time
 from typing import Any
 
-from grctl.daemon.channel import STATUS_FD_VARIABLE, parse_status
+from grctl.daemon.channel import STATUS_FD_VARIABLE, parse_error, parse_status
 from grctl.daemon.model import DaemonConfig
 from grctl.daemon.notify import child_environment
 from grctl.ops import multiproc
@@ -27,9 +27,10 @@ class ChildFailed(Exception):
     """A child did not become ready: it said why, exited, or took too long. ``fatal``: trying again
     cannot help (the workflow modules do not import)."""
 
-    def __init__(self, message: str, fatal: bool = False) -> None:
+    def __init__(self, message: str, fatal: bool = False, entry: int | None = None) -> None:
         super().__init__(message)
         self.fatal = fatal
+        self.entry = entry  # the failing ``workflows`` entry, when the child said which
 
 
 class ChildProcess:
@@ -43,6 +44,7 @@ class ChildProcess:
         self.proc: asyncio.subprocess.Process | None = None
         self.ready_info: dict[str, Any] | None = None
         self.error: str | None = None
+        self.error_entry: int | None = None
         self.fatal = False
         self.stopping = False
         self.ready_at: float | None = None
@@ -107,7 +109,7 @@ class ChildProcess:
                 elif kind == "NATS":
                     self.nats_up = rest == "up"
                 elif kind in ("ERROR", "FATAL"):
-                    self.error = rest
+                    self.error, self.error_entry = parse_error(rest)
                     self.fatal = kind == "FATAL"
                     self._ready.set()
         finally:
@@ -141,14 +143,15 @@ class ChildProcess:
         if self.ready_info is not None and self.error is None:
             return self.ready_info
         if self.error:
-            raise ChildFailed(self.error, self.fatal)
+            raise ChildFailed(self.error, self.fatal, self.error_entry)
         if self.proc is not None and self.proc.returncode is not None:
             # its last words may still be in the pipe
             if self._status_task is not None:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(asyncio.shield(self._status_task), 1.0)
             raise ChildFailed(
-                self.error or f"{self.label} exited with code {self.proc.returncode}", self.fatal
+                self.error or f"{self.label} exited with code {self.proc.returncode}", self.fatal,
+                self.error_entry,
             )
         raise ChildFailed(f"{self.label} was not ready within {timeout:g}s")
 

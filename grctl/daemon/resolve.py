@@ -12,6 +12,7 @@ from typing import Any
 
 from grctl.daemon.errors import ConfigError, Problem
 from grctl.daemon.model import (
+    DEFAULT_EMBEDDED_PORT,
     DEFAULT_RETENTION_SECONDS,
     DaemonConfig,
     EmbeddedNats,
@@ -24,9 +25,12 @@ from grctl.daemon.model import (
     WorkerConfig,
     WorkflowLoggerConfig,
 )
-from grctl.daemon.schema import parse_duration, parse_retention
+from grctl.daemon.schema import parse_duration, parse_retention, parse_size, parse_sync_interval
 from grctl.daemon.yamlmarks import Path
 from grctl.nats.connection import DEFAULT_SERVERS
+from grctl.nats.server_config import SYNC_ALWAYS, sync_interval_text, top_level_keys
+from grctl.nats.stream_settings import DEFAULT_DUPLICATE_WINDOW
+from grctl.worker.worker import DEFAULT_MAX_CONCURRENT_STEPS
 
 Locate = Callable[[Path, str, bool], Problem]
 _SEED_LINE = re.compile(r"^\s*S[A-Z][A-Z2-7]{56}\s*$", re.MULTILINE)
@@ -42,8 +46,10 @@ class Resolver:
         environ: Mapping[str, str],
         origins: dict[Path, str],
         locate: Locate,
+        daemon: bool = True,
     ) -> None:
         self.data = data
+        self.daemon = daemon  # grctld itself (it must have something to run), or grctl reading the file
         self.source = source
         self.base = base
         self.environ = environ
@@ -56,9 +62,10 @@ class Resolver:
 
     def build(self) -> DaemonConfig:
         d = self.data
+        source = FsPath(self.source)
         config = DaemonConfig(
-            path=str(FsPath(self.source).resolve()),
-            workflows=list(d["workflows"]),
+            path=str(source.resolve()) if source.is_file() else self.source,
+            workflows=list(d.get("workflows", [])),
             python_path=[
                 self.directory(("python_path", i), p) for i, p in enumerate(d.get("python_path", []))
             ],
@@ -70,6 +77,9 @@ class Resolver:
             engine=self.engine(d.get("engine", {})),
             http=HttpConfig(**d.get("http", {})),
         )
+        if self.daemon and not config.workflows and not config.engine.embedded:
+            self.fail(("workflows",), "nothing to run: list workflow modules, or set engine.embedded: true "
+                                      "for an engine-only node")
         if self.problems:
             raise ConfigError(self.problems)
         return config
@@ -219,10 +229,28 @@ class Resolver:
         store = self.path(e["store_dir"]) if "store_dir" in e else None
         return EmbeddedNats(
             host=e.get("host", "127.0.0.1"),
-            port=e.get("port", 4225),
+            port=e.get("port", DEFAULT_EMBEDDED_PORT),
             store_dir=store,
             config_file=config_file,
+            sync_interval=self.sync_interval(e, config_file),
         )
+
+    def sync_interval(self, e: dict[str, Any], config_file: str | None) -> str | None:
+        """What grctld writes into the embedded server's configuration; None when the operator's
+        config_file has its own jetstream block (which would replace grctld's, blocks do not merge)."""
+        own_block = False
+        if config_file is not None:
+            try:
+                own_block = "jetstream" in top_level_keys(config_file)
+            except OSError as exc:
+                self.fail(("nats", "embedded", "config_file"), f"cannot read an included file: {exc}")
+        if own_block:
+            if "sync_interval" in e:
+                self.fail(("nats", "embedded", "sync_interval"),
+                          f"{config_file} has its own jetstream block, which replaces the one grctld writes: "
+                          "set sync_interval in that block instead")
+            return None
+        return sync_interval_text(parse_sync_interval(e.get("sync_interval", SYNC_ALWAYS)))
 
     def logging(self, lg: dict[str, Any]) -> LoggingConfig:
         dest = lg.get("destination", "stderr")
@@ -243,16 +271,27 @@ class Resolver:
 
     def worker(self, w: dict[str, Any]) -> WorkerConfig:
         return WorkerConfig(
-            max_concurrent_steps=w.get("max_concurrent_steps", 16),
+            max_concurrent_steps=w.get("max_concurrent_steps", DEFAULT_MAX_CONCURRENT_STEPS),
             processes=w.get("processes", 1),
             ready_timeout=self.duration(w, "ready_timeout", 60.0),
         )
 
     def engine(self, e: dict[str, Any]) -> EngineConfig:
-        return EngineConfig(
+        config = EngineConfig(
             embedded=e.get("embedded", False),
             step_timeout=self.duration(e, "step_timeout", None),
             wait_timeout=self.duration(e, "wait_timeout", None),
             retention=parse_retention(e["retention"]) if "retention" in e else DEFAULT_RETENTION_SECONDS,
+            replicas=e.get("replicas", 1),
+            max_bytes=parse_size(e["max_bytes"]) if "max_bytes" in e else -1,
+            max_msg_size=parse_size(e["max_msg_size"]) if "max_msg_size" in e else -1,
+            duplicate_window=self.duration(e, "duplicate_window", DEFAULT_DUPLICATE_WINDOW),
             http=HttpConfig(**e.get("http", {})),
         )
+        try:
+            config.stream_settings()
+        except ValueError as exc:
+            key = next((k for k in ("replicas", "max_bytes", "max_msg_size", "duplicate_window")
+                        if str(exc).startswith(k)), "replicas")
+            self.fail(("engine", key), str(exc).removeprefix(f"{key} "))
+        return config

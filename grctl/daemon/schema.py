@@ -26,6 +26,9 @@ SCHEMA_RESOURCE = ("grctl", "schemas/grctl.schema.json")
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+               "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
 _MODULE_REF = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*(:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*)?$")
 _HOST = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?$")
 NATS_SCHEMES = ("nats", "tls", "ws", "wss")
@@ -64,6 +67,39 @@ def parse_duration(value: str | float | int) -> float:
             "or a number of seconds)"
         )
     return total
+
+
+def parse_sync_interval(value: str | float | int) -> float | None:
+    """``"always"`` → None (fsync after every write), else a positive duration in seconds."""
+    if isinstance(value, str) and value.strip().lower() == "always":
+        return None
+    try:
+        seconds = parse_duration(value)
+    except ValueError:
+        seconds = 0.0
+    if seconds <= 0:
+        raise ValueError(f'{value!r} is not a valid sync interval (use "always", or a duration such as "2m")')
+    return seconds
+
+
+def parse_size(value: str | int) -> int:
+    """``"512MiB"``, ``"10GB"``, ``"1.5GiB"`` or a number of bytes → bytes (KB, MB... are powers of 1000;
+    KiB, MiB... of 1024)."""
+    bad = (f"{value!r} is not a valid size (use e.g. \"512MiB\", \"10GB\" or a number of bytes; "
+           "KB/MB/GB/TB count in 1000s, KiB/MiB/GiB/TiB in 1024s)")
+    if isinstance(value, bool):
+        raise ValueError(bad)
+    if isinstance(value, int):
+        if value < 1:
+            raise ValueError(f"{value!r} is not a valid size (at least 1 byte)")
+        return value
+    found = _SIZE.match(value.strip())
+    if not found:
+        raise ValueError(bad)
+    size = int(float(found.group(1)) * _SIZE_UNITS[(found.group(2) or "").lower()])
+    if size < 1:
+        raise ValueError(f"{value!r} is not a valid size (at least 1 byte)")
+    return size
 
 
 FOREVER = ("forever", "never")
@@ -118,6 +154,17 @@ def _format_checker() -> FormatChecker:
     def _duration(value: object) -> bool:
         if isinstance(value, str):
             parse_duration(value)
+        return True
+
+    @checker.checks("sync-interval", raises=ValueError)
+    def _sync_interval(value: object) -> bool:
+        parse_sync_interval(value)  # type: ignore[arg-type]
+        return True
+
+    @checker.checks("size", raises=ValueError)
+    def _size(value: object) -> bool:
+        if isinstance(value, str | int) and not isinstance(value, bool):
+            parse_size(value)
         return True
 
     @checker.checks("retention", raises=ValueError)
@@ -201,6 +248,10 @@ _TYPE_WORDS = {
 def _expected(schema: dict[str, Any]) -> str:
     if schema.get("format") == "duration":
         return 'a duration such as "30s" or "2m", or a number of seconds'
+    if schema.get("format") == "sync-interval":
+        return '"always" or a duration such as "2m"'
+    if schema.get("format") == "size":
+        return 'a size such as "512MiB" or "10GB", or a number of bytes'
     types = schema.get("type")
     names = [types] if isinstance(types, str) else list(types or [])
     return " or ".join(_TYPE_WORDS.get(t, t) for t in names)

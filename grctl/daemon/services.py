@@ -33,6 +33,7 @@ class EmbeddedNatsServer:
             store_dir=store,
             config_file=settings.config_file,
             log_file=os.path.join(store, "nats-server.log") if store else None,
+            sync_interval=settings.sync_interval,
         )
 
     def start(self) -> None:
@@ -42,12 +43,14 @@ class EmbeddedNatsServer:
             if self.settings.store_dir or default_store_dir()
             else " (temporary: set nats.embedded.store_dir to keep it)"
         )
+        sync = self.settings.sync_interval or f"as set in {self.settings.config_file}"
         log.info(
-            "embedded nats-server listening at %s (pid %s, store %s%s)",
+            "embedded nats-server listening at %s (pid %s, store %s%s, sync interval %s)",
             self.process.url,
             self.process.pid,
             self.process.store_dir,
             kept,
+            sync,
         )
 
     def stop(self) -> None:

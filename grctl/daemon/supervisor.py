@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from grctl.daemon import metrics
-from grctl.daemon.config import Overrides, load_config, locate_message
+from grctl.daemon.config import Overrides, load_config, workflow_problem
 from grctl.daemon.errors import ConfigError
 from grctl.daemon.logs import configure_logging
 from grctl.daemon.model import DaemonConfig
@@ -27,16 +27,13 @@ from grctl.daemon.ops import DaemonOps, not_ready
 from grctl.daemon.procs import ChildFailed, ChildProcess, Generation
 from grctl.daemon.services import EmbeddedNatsServer, keep_services
 from grctl.daemon.watch import Watcher, digest
+from grctl.nats.retry import RESTART
 
 log = logging.getLogger("grctl.daemon")
 
 EXIT_FORCED = 130
 STABLE_AFTER = 30.0  # a process up this long resets its restart backoff
 POLL_INTERVAL = 2.0  # content check under the file watch
-
-
-def backoff(failures: int) -> float:
-    return min(0.5 * 2 ** max(failures - 1, 0), 30.0)
 
 
 class StartupError(Exception):
@@ -105,7 +102,7 @@ class Supervisor:
                 if done is not None:
                     return done
             elif kind == "config":
-                self._on_config_event()
+                self._on_config_event(value)
             elif kind == "sources":
                 self._on_sources_event(value)
             elif kind == "exit":
@@ -137,10 +134,15 @@ class Supervisor:
         await self._shutdown()
         self.queue.put_nowait(("stopped", code))
 
-    def _on_config_event(self) -> None:
+    def _on_config_event(self, source: str) -> None:
+        """A file event (``watch``) or the periodic check (``poll``) of the configuration file."""
         now = digest(self.config_path)
-        if now is None or now == self.digest:
-            return  # unchanged content (or the file is between a delete and a rename)
+        if now is None:
+            return  # between a delete and a rename
+        if now == self.digest:
+            if source == "watch":
+                log.info("configuration file written without a change: nothing to do")
+            return
         self._request_reload("configuration file changed")
 
     def _on_sources_event(self, paths: set[str]) -> None:
@@ -194,6 +196,9 @@ class Supervisor:
     async def _bring_up(self, cfg: DaemonConfig, initial: bool) -> bool:
         """Start a generation and wait until it is ready; then the previous one drains.
         At startup, failures are retried with backoff; on reload, the running generation is kept."""
+        if not cfg.workflows:
+            self._no_workers(cfg)
+            return True
         failures = 0
         while True:
             self.counter += 1
@@ -219,7 +224,7 @@ class Supervisor:
                     self.spawn(self._stop_then_report(1))
                     return False
                 failures += 1
-                delay = backoff(failures)
+                delay = RESTART.delay(failures)
                 self.notifier.status(f"generation {gen.number} did not start: {exc}; retrying in {delay:g}s")
                 log.info("retrying in %gs", delay)
                 await asyncio.sleep(delay)
@@ -250,6 +255,19 @@ class Supervisor:
             log.info("draining generation %d (up to %gs)", old.number, old.cfg.shutdown_timeout)
             self.spawn(self._drain(old))
 
+    def _no_workers(self, cfg: DaemonConfig) -> None:
+        """An engine-only node: no generation runs (a previous one, if a reload removed the workflows,
+        drains)."""
+        old, self.current, self.cfg = self.current, None, cfg
+        self.sources = {}
+        self._restart_watcher(cfg, [])
+        status = "ready: engine only (no workflows to run)"
+        log.info("%s", status)
+        self.notifier.ready(status)
+        if old is not None:
+            log.info("draining generation %d (up to %gs)", old.number, old.cfg.shutdown_timeout)
+            self.spawn(self._drain(old))
+
     async def _drain(self, gen: Generation) -> None:
         await self._retire(gen)
         log.info("generation %d drained and stopped", gen.number)
@@ -261,9 +279,10 @@ class Supervisor:
             self.generations.discard(gen)
 
     def _located(self, exc: Exception) -> Exception:
-        """A child's ``workflows[N]: ...`` error, prefixed with that entry's file:line:col."""
-        if isinstance(exc, ChildFailed):
-            return ChildFailed(locate_message(self.config_path, str(exc)), exc.fatal)
+        """A child's error about a ``workflows`` entry, as ``file:line:col: workflows[N]: ...``."""
+        if isinstance(exc, ChildFailed) and exc.entry is not None:
+            problem = workflow_problem(self.config_path, exc.entry, str(exc))
+            return ChildFailed(str(problem), exc.fatal, exc.entry)
         return exc
 
     # -- crashed children ----------------------------------------------------------------------------
@@ -305,7 +324,7 @@ class Supervisor:
         stable = dead.ready_at is not None and time.monotonic() - dead.ready_at > STABLE_AFTER
         failures = 1 if stable else dead.failures + 1
         while not self.stopping:
-            delay = backoff(failures)
+            delay = RESTART.delay(failures)
             log.info("restarting %s in %gs", dead.label, delay)
             await asyncio.sleep(delay)
             if self.stopping or (
@@ -359,7 +378,7 @@ class Supervisor:
         )
         self.watcher = Watcher(
             self.config_path,
-            on_config=lambda: self.queue.put_nowait(("config", None)),
+            on_config=lambda: self.queue.put_nowait(("config", "watch")),
             on_sources=lambda changed: self.queue.put_nowait(("sources", changed)),
             source_dirs=sources,
         )
@@ -372,7 +391,7 @@ class Supervisor:
         while not self.stopping:
             await asyncio.sleep(interval)
             if self.cfg.reload.watch_config:
-                self.queue.put_nowait(("config", None))
+                self.queue.put_nowait(("config", "poll"))
             if self.cfg.reload.watch_workflows and self.sources:
                 self.queue.put_nowait(("sources", set(self.sources)))
 

@@ -104,8 +104,7 @@ class BackgroundTasks:
 
     async def _purge_residue(self, p: PurgeRunResidue, own_seq: int) -> None:
         if not p.run_id:  # a task written by the public server: everything of the workflow id
-            for pattern in (f"grctl_directive.*.{p.wf_id}.>", f"grctl_timers.{p.wf_id}.>",
-                            subjects.inbox(p.wf_id), f"grctl_worker_task.*.{p.wf_id}.>"):
+            for pattern in subjects.workflow_residue(p.wf_id):
                 await purge(self._nc, pattern)
             return
         # Ours: the run's directives and tasks are swept with everything acknowledged (engine.sweep);
@@ -130,7 +129,7 @@ class BackgroundTasks:
             stored = await get_last(self._nc, subjects.run_info(p.parent_wf_type, p.parent_wf_id,
                                                                 p.parent_run_id))
         elif p.parent_run_id:  # written by an earlier version, without the parent's type
-            stored = await get_last(self._nc, f"grctl_run.*.{p.parent_wf_id}.{p.parent_run_id}.info")
+            stored = await get_last(self._nc, subjects.any_run_info(p.parent_wf_id, p.parent_run_id))
         else:
             stored = await get_last(self._nc, subjects.latest_run_info(p.parent_wf_id))
         if stored is None:

@@ -9,6 +9,7 @@ import logging
 import signal
 import socket
 from datetime import datetime, timedelta
+from typing import Any
 
 from grctl.engine.api import ApiServer
 from grctl.engine.bgtasks import BackgroundTasks
@@ -31,6 +32,7 @@ from grctl.models.common import utcnow
 from grctl.nats.connection import Connection
 from grctl.nats.jetstream import ensure_stream
 from grctl.nats.pull import PullLoop
+from grctl.nats.stream_settings import StreamSettings
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +57,8 @@ class Engine:
                  group_commit: bool = True, worker_cmd_timeout: float = 5.0,
                  retention: timedelta | None = DEFAULT_RETENTION,
                  recovery_grace: timedelta = DEFAULT_RECOVERY_GRACE,
-                 sweep_interval: float = DEFAULT_INTERVAL) -> None:
+                 sweep_interval: float = DEFAULT_INTERVAL,
+                 stream: StreamSettings | None = None) -> None:
         if step_timeout <= timedelta(0) or wait_timeout <= timedelta(0):
             raise ValueError("step_timeout and wait_timeout must be positive")
         if retention is not None and retention <= timedelta(0):
@@ -64,6 +67,7 @@ class Engine:
         self.config = PlanConfig(step_timeout=step_timeout, wait_timeout=wait_timeout,
                                  recovery_grace=recovery_grace, retention=retention)
         self._memory = memory
+        self._stream = stream or StreamSettings()
         self._started_at: datetime = utcnow()
         nc, js = connection.nc, connection.js
         self.committer = GroupCommitter(connection, enabled=group_commit)
@@ -98,7 +102,7 @@ class Engine:
         if self._state != "new":
             return
         self._state = "starting"
-        await ensure_stream(self.connection.js, memory=self._memory)
+        await ensure_stream(self.connection.js, memory=self._memory, settings=self._stream)
         await ensure_latest_pointers(self.connection.nc)
         await self.runs.start()
         self._started_at = utcnow()
@@ -148,12 +152,17 @@ async def run_engine(servers: list[str] | None = None, *, memory: bool = False,
                      step_timeout: timedelta = DEFAULT_STEP_TIMEOUT,
                      wait_timeout: timedelta = DEFAULT_WAIT_TIMEOUT,
                      retention: timedelta | None = DEFAULT_RETENTION,
-                     stop_event: asyncio.Event | None = None, http_listen: str | None = None) -> None:
+                     stop_event: asyncio.Event | None = None,
+                     stream: StreamSettings | None = None,
+                     connect_options: dict[str, Any] | None = None,
+                     http_listen: str | None = None) -> None:
     """Connect, start an engine, serve until SIGINT/SIGTERM (or ``stop_event``), then stop and close.
     ``http_listen`` (HOST:PORT): serve /metrics, /healthz and /readyz there (``grctl.engine.ops``).
 
     Raises ``ConnectionLostError`` when the NATS connection is closed for good, so the program exits
-    non-zero and its supervisor starts it again."""
+    non-zero and its supervisor starts it again. ``connect_options`` go to ``Connection.connect``
+    (credentials, TLS, reconnection: see ``NatsConfig.connect_options``); ``servers``, when given,
+    replace the servers they name."""
     stop = stop_event or asyncio.Event()
     loop = asyncio.get_running_loop()
     installed = []
@@ -164,7 +173,10 @@ async def run_engine(servers: list[str] | None = None, *, memory: bool = False,
         except (NotImplementedError, RuntimeError):  # not the main thread
             pass
     # Until NATS answers, a stop request must still be heard (the connection attempts go on for ever).
-    connecting = asyncio.ensure_future(Connection.connect(servers, name="grctl-engine"))
+    options: dict[str, Any] = {"name": "grctl-engine", **(connect_options or {})}
+    if servers is not None:
+        options["servers"] = servers
+    connecting = asyncio.ensure_future(Connection.connect(**options))
     stopping = asyncio.ensure_future(stop.wait())
     await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
     stopping.cancel()
@@ -178,7 +190,7 @@ async def run_engine(servers: list[str] | None = None, *, memory: bool = False,
         return
     connection = connecting.result()
     engine = Engine(connection, step_timeout=step_timeout, wait_timeout=wait_timeout, memory=memory,
-                    retention=retention)
+                    retention=retention, stream=stream)
     from grctl.engine.ops import serve_engine_ops  # it imports this module
 
     ops = await serve_engine_ops(engine, http_listen)

@@ -36,7 +36,7 @@ async def ensure_latest_pointers(nc: NATSClient) -> int:
     if stored is not None and stored.data == LATEST_POINTERS:
         return 0
     latest: dict[str, LatestRun] = {}
-    for info in await read_subject(nc, "grctl_run.*.*.*.info", timeout=30.0):
+    for info in await read_subject(nc, subjects.ALL_RUN_INFOS, timeout=30.0):
         parts = info.subject.split(".")
         if len(parts) == 5:
             latest[parts[2]] = LatestRun(run_id=parts[3], wf_type=parts[1])  # later records win

@@ -62,10 +62,6 @@ class EngineBusyError(WorkflowError):
     """The engine stayed too busy to take the command for as long as the caller allowed."""
 
 
-def check_name(what: str, value: str) -> None:
-    subjects.check_token(what, value)
-
-
 def raise_for(response: APIResponse, operation: str, wf_id: str) -> None:
     """Raise the exception a failed reply stands for; do nothing on success."""
     if response.success:

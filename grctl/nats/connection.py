@@ -23,7 +23,11 @@ from grctl.ops import metrics
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SERVERS = ["nats://localhost:4225"]
+DEFAULT_PORT = 4225  # the public grctl server's port: our nodes and clients meet there by default
+DEFAULT_SERVERS = [f"nats://localhost:{DEFAULT_PORT}"]
+# Where the servers may come from, first found wins: ours, its documented lower-case spelling, and the
+# public SDK's variable.
+SERVER_ENVIRONMENT = ("GRCTL_NATS_SERVERS", "grctl_NATS_SERVERS", "ENGINE_NATS_SERVERS")
 
 
 T = TypeVar("T")
@@ -47,7 +51,7 @@ def servers_from_env(environ: dict[str, str] | None = None) -> list[str]:
     """NATS servers from ``GRCTL_NATS_SERVERS`` (or its documented lower-case spelling, or the public
     SDK's ``ENGINE_NATS_SERVERS``), comma-separated or a JSON list; the default otherwise."""
     env = os.environ if environ is None else environ
-    for name in ("GRCTL_NATS_SERVERS", "grctl_NATS_SERVERS", "ENGINE_NATS_SERVERS"):
+    for name in SERVER_ENVIRONMENT:
         raw = env.get(name)
         if raw and raw.strip():
             servers = split_servers(raw)

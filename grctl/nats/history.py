@@ -4,8 +4,10 @@ last event alone; and following the history live (``follow_history``) until the 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncGenerator
 
+import msgspec
 from nats.aio.client import Client as NATSClient
 from nats.js.api import DeliverPolicy
 
@@ -13,6 +15,8 @@ from grctl.models.history import HistoryEvent, decode_history
 from grctl.nats import subjects
 from grctl.nats.connection import Connection
 from grctl.nats.direct import get_last, read_subject
+
+log = logging.getLogger(__name__)
 
 
 async def read_history(nc: NATSClient, wf_id: str, run_id: str, start_seq: int = 1) -> list[HistoryEvent]:
@@ -23,7 +27,7 @@ async def read_history(nc: NATSClient, wf_id: str, run_id: str, start_seq: int =
             continue
         try:
             events.append(decode_history(stored.data, seq=stored.seq))
-        except Exception:  # an event kind we do not know: not ours to interpret
+        except (msgspec.DecodeError, msgspec.ValidationError, ValueError):  # a kind we do not know
             continue
     return events
 
@@ -36,7 +40,7 @@ async def last_event(nc: NATSClient, wf_id: str, run_id: str, timeout: float = 5
         return None
     try:
         return decode_history(stored.data, seq=stored.seq)
-    except Exception:  # an event kind we do not know
+    except (msgspec.DecodeError, msgspec.ValidationError, ValueError):  # an event kind we do not know
         return None
 
 
@@ -62,7 +66,7 @@ async def follow_history(connection: Connection, wf_id: str,
                 continue
             try:
                 event = decode_history(msg.data, seq=msg.metadata.sequence.stream)
-            except Exception:  # an event kind we do not know: not ours to interpret
+            except (msgspec.DecodeError, msgspec.ValidationError, ValueError):  # a kind we do not know
                 continue
             yield event
             if event.is_terminal:
@@ -72,5 +76,5 @@ async def follow_history(connection: Connection, wf_id: str,
             info = await sub.consumer_info()
             await sub.unsubscribe()
             await connection.js.delete_consumer(subjects.STREAM, info.name)
-        except Exception:  # the connection may be gone already; the consumer expires on its own
-            pass
+        except Exception as exc:  # the connection may be gone already; the consumer expires on its own
+            log.debug("removing the history consumer of run %s failed: %s", run_id, exc)

@@ -10,11 +10,12 @@ from datetime import UTC, datetime
 
 from nats.aio.client import Client as NATSClient
 from nats.js import JetStreamContext
-from nats.js.api import RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import BadRequestError
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import APIError
 from ulid import ULID
 
 from grctl.nats import subjects
+from grctl.nats.stream_settings import StreamSettings
 
 log = logging.getLogger(__name__)
 
@@ -138,29 +139,42 @@ async def delete_msg(nc: NATSClient, seq: int, timeout: float = 5.0) -> bool:
     return True
 
 
-async def ensure_stream(js: JetStreamContext, memory: bool = False) -> None:
-    """Create the ``grctl_state`` stream or bring an existing one up to the flags the protocol needs."""
-    config = StreamConfig(
+async def ensure_stream(js: JetStreamContext, memory: bool = False,
+                        settings: StreamSettings | None = None) -> None:
+    """Create the ``grctl_state`` stream or bring an existing one up to the flags the protocol needs and
+    to the operator's ``settings`` (replicas, limits); StreamSettingsError says why when it cannot."""
+    settings = settings or StreamSettings()
+    config = settings.apply(StreamConfig(
         name=subjects.STREAM,
         subjects=list(subjects.STREAM_SUBJECTS),
         retention=RetentionPolicy.LIMITS,
         storage=StorageType.MEMORY if memory else StorageType.FILE,
+        discard=DiscardPolicy.OLD,
         allow_direct=True,
         allow_msg_schedules=True,
         allow_atomic=True,
         allow_rollup_hdrs=True,
-    )
+    ))
     try:
         await js.add_stream(config)
+        log.info("stream %s: %s", subjects.STREAM, settings.describe())
         return
-    except BadRequestError as exc:
+    except APIError as exc:
         if exc.err_code != ERR_STREAM_NAME_IN_USE:
-            raise
-    current = (await js.stream_info(subjects.STREAM)).config
+            raise settings.explain(exc.err_code or 0, exc.description or "", "create") from exc
+    info = await js.stream_info(subjects.STREAM)
+    current = info.config
+    settings.check_update(current, info.state.bytes)
     wanted = sorted(set(current.subjects or []) | set(subjects.STREAM_SUBJECTS))
-    updated = current.evolve(
+    updated = settings.apply(current.evolve(
         subjects=wanted, allow_direct=True, allow_msg_schedules=True, allow_atomic=True,
         allow_rollup_hdrs=True,
-    )
-    await js.update_stream(updated)
-    log.info("updated stream %s to the protocol's settings", subjects.STREAM)
+    ))
+    try:
+        await js.update_stream(updated)
+    except APIError as exc:
+        raise settings.explain(exc.err_code or 0, exc.description or "", "update") from exc
+    if (current.num_replicas or 1) != settings.replicas:
+        log.info("stream %s: replicas changed from %d to %d", subjects.STREAM, current.num_replicas or 1,
+                 settings.replicas)
+    log.info("updated stream %s to the protocol's settings and %s", subjects.STREAM, settings.describe())

@@ -151,7 +151,7 @@ class RunWatcher:
     async def _on_msg(self, msg: Msg) -> None:
         try:
             event = decode_history(msg.data)
-        except Exception as exc:  # not an event of a kind we know: nothing to settle
+        except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:  # a kind we do not know
             log.debug("skipping an undecodable history event of run %s: %s", self.run_id, exc)
             return
         settle(self.future, event)

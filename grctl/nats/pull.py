@@ -147,8 +147,7 @@ class PullLoop:
         """Create or bind the consumer (raises if it cannot be done; ``start`` calls it when needed)."""
         old, self._psub = self._psub, None
         if old is not None:
-            with contextlib.suppress(Exception):
-                await old.unsubscribe()
+            await _unsubscribe(old, self.name)
         self._psub = await self._bind()
 
     def start(self) -> asyncio.Task[None]:
@@ -234,8 +233,10 @@ class PullLoop:
             now = time.monotonic()
             for msg, since in list(self._held.values()):
                 if now - since >= interval:
-                    with contextlib.suppress(Exception):
+                    try:
                         await msg.in_progress()
+                    except Exception as exc:  # e.g. reconnecting: the next beat tries again
+                        log.debug("in-progress ack of %s failed: %s", msg.subject, exc)
 
     async def _unless_stopping(self, aw: Awaitable[object]) -> None:
         waiter = asyncio.ensure_future(aw)
@@ -280,5 +281,11 @@ class PullLoop:
             self._beat_task = None
         if self._psub is not None:
             psub, self._psub = self._psub, None
-            with contextlib.suppress(Exception):
-                await psub.unsubscribe()
+            await _unsubscribe(psub, self.name)
+
+
+async def _unsubscribe(psub: JetStreamContext.PullSubscription, name: str) -> None:
+    try:
+        await psub.unsubscribe()
+    except Exception as exc:  # the connection may be gone: the subscription goes with it
+        log.debug("unsubscribing from %s failed: %s", name, exc)

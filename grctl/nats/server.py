@@ -15,6 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from grctl.nats.server_config import render
+
 MIN_VERSION = (2, 12)
 
 
@@ -56,6 +58,7 @@ class NatsServerProcess:
         config_file: str | os.PathLike[str] | None = None,
         extra_args: list[str] | None = None,
         log_file: str | os.PathLike[str] | None = None,
+        sync_interval: str | None = None,
     ) -> None:
         self.host = host
         self.port = port or free_port(host)
@@ -64,6 +67,8 @@ class NatsServerProcess:
         self.config_file = config_file
         self.extra_args = extra_args or []
         self.log_file = log_file
+        # "always" or a Go duration: written to a generated config file that includes config_file
+        self.sync_interval = sync_interval
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -81,8 +86,9 @@ class NatsServerProcess:
             found = ".".join(map(str, version))
             raise RuntimeError(f"nats-server {found} is too old: 2.12 or newer is required")
         args = [binary, "-js", "-a", self.host, "-p", str(self.port), "-sd", str(self.store_dir)]
-        if self.config_file:
-            args += ["-c", str(self.config_file)]
+        config = self._write_config() if self.sync_interval is not None else self.config_file
+        if config:
+            args += ["-c", str(config)]
         args += self.extra_args
         out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
         self.proc = subprocess.Popen(args, stdout=out, stderr=out, start_new_session=True)
@@ -99,6 +105,12 @@ class NatsServerProcess:
                 time.sleep(0.02)
         self.stop()
         raise TimeoutError(f"nats-server did not listen on {self.url} within {timeout}s")
+
+    def _write_config(self) -> Path:
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        path = self.store_dir / "grctl-nats-server.conf"
+        path.write_text(render(self.sync_interval, self.config_file, self.store_dir), encoding="utf-8")
+        return path
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop by pid: SIGTERM, then SIGKILL if it lingers."""

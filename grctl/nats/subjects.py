@@ -126,6 +126,21 @@ def run_info(wf_type: str, wf_id: str, run_id: str) -> str:
     return f"grctl_run.{wf_type}.{wf_id}.{run_id}.info"
 
 
+def workflow_residue(wf_id: str) -> list[str]:
+    """Filters of everything transient of a workflow id, whatever the run: directives, timers, inbox,
+    worker tasks (what a residue purge written by the public server names)."""
+    return [f"grctl_directive.*.{wf_id}.>", f"grctl_timers.{wf_id}.>", inbox(wf_id),
+            f"grctl_worker_task.*.{wf_id}.>"]
+
+
+def any_run_info(wf_id: str, run_id: str) -> str:
+    """The run-info record of a run whose type is not known (a wildcard over types)."""
+    return f"grctl_run.*.{wf_id}.{run_id}.info"
+
+
+ALL_RUN_INFOS = "grctl_run.*.*.*.info"
+
+
 def latest_run_info(wf_id: str) -> str:
     """Wildcard matching every run-info record of a workflow id; the last one is its current run."""
     return f"grctl_run.*.{wf_id}.*.info"

@@ -29,8 +29,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-_CHILD_STARTED = frozenset({HistoryKind.child_started})
-_PARENT_EVENT = frozenset({HistoryKind.parent_event_sent})
 
 
 class ChildOutcome(msgspec.Struct, Generic[T]):
@@ -81,24 +79,24 @@ async def start_child(rt: StepRuntime, workflow_type: str, workflow_id: str, wor
     seconds = _timeout_seconds(workflow_timeout)
     # Normalised first: the operation id then hashes the same bytes whatever the codec makes of a type.
     input_value = rt.codec.normalize(workflow_input)
-    op = rt.next_operation_id("start", {"wf_type": workflow_type, "wf_id": workflow_id,
-                                        "workflow_input": input_value, "workflow_timeout": seconds})
-    recorded = await rt.replayed(op, _CHILD_STARTED)
     run = rt.run_info
-    child = RunInfo(
-        id=recorded.msg.run_id if recorded is not None else str(ULID()),
-        wf_id=workflow_id, wf_type=workflow_type, timeout=seconds, created_at=utcnow(),
-        parent_wf_id=run.wf_id, parent_wf_type=run.wf_type, parent_run_id=run.id,
-        parent_callback_step=_step_name(on_completed_step),
-    )
-    if recorded is not None:
-        handle = WorkflowHandle(child, rt.connection, rt.worker_id, codec=rt.codec)
-    else:
-        handle = await _interruptible(
-            start_run(rt.connection, child, input_value, rt.worker_id, budget=rt.io_budget, codec=rt.codec),
+
+    def child(run_id: str) -> RunInfo:
+        return RunInfo(id=run_id, wf_id=workflow_id, wf_type=workflow_type, timeout=seconds,
+                       created_at=utcnow(), parent_wf_id=run.wf_id, parent_wf_type=run.wf_type,
+                       parent_run_id=run.id, parent_callback_step=_step_name(on_completed_step))
+
+    async def start() -> WorkflowHandle:
+        return await _interruptible(
+            start_run(rt.connection, child(str(ULID())), input_value, rt.worker_id, budget=rt.io_budget,
+                      codec=rt.codec),
             f"starting child workflow {workflow_id!r}")
-        await rt.record(HistoryKind.child_started, ChildStarted(
-            run_id=child.id, wf_type=workflow_type, wf_id=workflow_id, input=input_value), op)
+
+    handle = await rt.once(
+        "start", {"wf_type": workflow_type, "wf_id": workflow_id, "workflow_input": input_value,
+                  "workflow_timeout": seconds}, HistoryKind.child_started, start,
+        lambda h: ChildStarted(run_id=h.run_id, wf_type=workflow_type, wf_id=workflow_id, input=input_value),
+        lambda e: WorkflowHandle(child(e.msg.run_id), rt.connection, rt.worker_id, codec=rt.codec))
     rt.closers.append(handle)
     return handle
 
@@ -127,13 +125,16 @@ async def send_to_parent(rt: StepRuntime, event_name: str, payload: Any = None) 
     if not run.parent_wf_id:
         raise RuntimeError("this run has no parent workflow to send an event to")
     value = rt.codec.normalize(payload)
-    op = rt.next_operation_id("send_to_parent", {"event_name": event_name, "payload": value})
-    if await rt.replayed(op, _PARENT_EVENT) is not None:
-        return
-    await _interruptible(api.call(rt.connection, run.parent_wf_id, CommandKind.run_event,
-                                  EventCmd(wf_id=run.parent_wf_id, event_name=event_name, payload=value),
-                                  rt.worker_id, budget=rt.io_budget),
-                         f"sending event {event_name!r} to the parent workflow")
-    await rt.record(HistoryKind.parent_event_sent, ParentEventSent(
-        event_name=event_name, payload=value, parent_wf_type=run.parent_wf_type or "",
-        parent_wf_id=run.parent_wf_id), op)
+
+    async def send() -> None:
+        await _interruptible(api.call(rt.connection, run.parent_wf_id or "", CommandKind.run_event,
+                                      EventCmd(wf_id=run.parent_wf_id or "", event_name=event_name,
+                                               payload=value), rt.worker_id, budget=rt.io_budget),
+                             f"sending event {event_name!r} to the parent workflow")
+
+    await rt.once("send_to_parent", {"event_name": event_name, "payload": value},
+                  HistoryKind.parent_event_sent, send,
+                  lambda _: ParentEventSent(event_name=event_name, payload=value,
+                                            parent_wf_type=run.parent_wf_type or "",
+                                            parent_wf_id=run.parent_wf_id or ""),
+                  lambda _: None)

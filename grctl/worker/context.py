@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import random as _random
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from grctl.models.common import RunInfo, utcnow
 from grctl.models.history import (
@@ -30,10 +31,16 @@ from grctl.worker.store import Store
 if TYPE_CHECKING:
     from grctl.worker.runtime import StepRuntime
 
-_NOW = frozenset({HistoryKind.timestamp_recorded})
-_RANDOM = frozenset({HistoryKind.random_recorded})
-_UUID = frozenset({HistoryKind.uuid_recorded})
-_SLEEP = frozenset({HistoryKind.sleep_recorded})
+T = TypeVar("T")
+
+
+def _value(make: Callable[[], T]) -> Callable[[], Awaitable[T]]:
+    """An operation whose live value is ``make()``."""
+
+    async def live() -> T:
+        return make()
+
+    return live
 
 
 class Context:
@@ -74,48 +81,27 @@ class Context:
 
     async def now(self) -> datetime:
         """The current UTC time, the same on every execution of this step."""
-        rt = self._rt
-        op = rt.next_operation_id("now", {})
-        event = await rt.replayed(op, _NOW)
-        if event is not None:
-            return event.msg.value
-        value = utcnow()
-        await rt.record(HistoryKind.timestamp_recorded, TimestampRecorded(value=value), op)
-        return value
+        return await self._rt.once("now", {}, HistoryKind.timestamp_recorded, _value(utcnow),
+                                   lambda v: TimestampRecorded(value=v), lambda e: e.msg.value)
 
     async def random(self) -> float:
         """A float in [0, 1), the same on every execution of this step."""
-        rt = self._rt
-        op = rt.next_operation_id("random", {})
-        event = await rt.replayed(op, _RANDOM)
-        if event is not None:
-            return event.msg.value
-        value = _random.random()
-        await rt.record(HistoryKind.random_recorded, RandomRecorded(value=value), op)
-        return value
+        return await self._rt.once("random", {}, HistoryKind.random_recorded, _value(_random.random),
+                                   lambda v: RandomRecorded(value=v), lambda e: e.msg.value)
 
     async def uuid4(self) -> uuid.UUID:
         """A random UUID, the same on every execution of this step."""
-        rt = self._rt
-        op = rt.next_operation_id("uuid4", {})
-        event = await rt.replayed(op, _UUID)
-        if event is not None:
-            return uuid.UUID(event.msg.value)
-        value = uuid.uuid4()
-        await rt.record(HistoryKind.uuid_recorded, UuidRecorded(value=str(value)), op)
-        return value
+        return await self._rt.once("uuid4", {}, HistoryKind.uuid_recorded, _value(uuid.uuid4),
+                                   lambda v: UuidRecorded(value=str(v)), lambda e: uuid.UUID(e.msg.value))
 
     async def sleep(self, duration: timedelta | float) -> None:
         """Sleep in-process; a re-executed step skips a sleep that already completed."""
         if not isinstance(duration, timedelta):
             duration = timedelta(seconds=float(duration))
-        rt = self._rt
         duration_ms = int(duration.total_seconds() * 1000)
-        op = rt.next_operation_id("sleep", {"duration_ms": duration_ms})
-        if await rt.replayed(op, _SLEEP) is not None:
-            return
-        await asyncio.sleep(duration.total_seconds())
-        await rt.record(HistoryKind.sleep_recorded, SleepRecorded(duration_ms=duration_ms), op)
+        await self._rt.once("sleep", {"duration_ms": duration_ms}, HistoryKind.sleep_recorded,
+                            lambda: asyncio.sleep(duration.total_seconds()),
+                            lambda _: SleepRecorded(duration_ms=duration_ms), lambda _: None)
 
     # --- child workflows (grctl.worker.child) ------------------------------------------------------
 

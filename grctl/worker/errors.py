@@ -10,7 +10,6 @@ __all__ = [
     "RegistrationError",
     "StepInterrupted",
     "WorkerConsumerError",
-    "WorkflowNotRegisteredError",
 ]
 
 
@@ -20,13 +19,6 @@ class RegistrationError(Exception):
 
 class WorkerConsumerError(Exception):
     """The worker-task consumer of a workflow type cannot be used by this worker."""
-
-
-class WorkflowNotRegisteredError(Exception):
-    """A task names a workflow type this worker does not serve."""
-
-    def __init__(self, workflow_type: str) -> None:
-        super().__init__(f"workflow type {workflow_type!r} is not registered with this worker")
 
 
 class NextDirectiveMissingError(Exception):

@@ -1,6 +1,6 @@
 """Registering the worker's catalog with the engine before consuming (docs/protocol.md#the-worker):
-5 attempts, sleeping 0.5 s × attempt between them; a ``success: false`` reply is retried like a transport
-error."""
+5 attempts, sleeping 0.5 s × attempt between them — the public SDK's schedule, kept so both fail the
+same way against a missing engine; a ``success: false`` reply is retried like a transport error."""
 
 from __future__ import annotations
 

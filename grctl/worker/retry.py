@@ -4,10 +4,13 @@ wait, and how a recorded failure becomes an exception again."""
 from __future__ import annotations
 
 import importlib
+import logging
 import random
 
 from grctl.models.common import ErrorDetails
 from grctl.models.directive import RetryPolicy
+
+log = logging.getLogger("grctl.worker")
 
 DEFAULT_INITIAL_DELAY_MS = 100
 DEFAULT_BACKOFF_MULTIPLIER = 2.0
@@ -55,6 +58,7 @@ def rebuild_error(error: ErrorDetails) -> Exception:
                 cls = getattr(cls, part)
             if isinstance(cls, type) and issubclass(cls, Exception):
                 return cls(error.message)
-        except Exception:
-            pass
+        except Exception as exc:  # not importable here, or its constructor wants more than a message
+            log.debug("recorded error type %s cannot be rebuilt (%s); raising RuntimeError instead",
+                      error.qualified_type, exc)
     return RuntimeError(error.message)

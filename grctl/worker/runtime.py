@@ -89,6 +89,20 @@ class StepRuntime:
     async def replayed(self, op_id: str, kinds: frozenset[HistoryKind]) -> HistoryEvent | None:
         return await self.cursor.match(op_id, kinds)
 
+    async def once(self, name: str, args: dict[str, Any], kind: HistoryKind,
+                   live: Callable[[], Awaitable[T]], recorded: Callable[[T], object],
+                   replay: Callable[[HistoryEvent], T]) -> T:
+        """The replay rule, for an operation recorded by one history event of ``kind``: the operation
+        gets its id; on a re-executed step that recorded it, ``replay(event)`` gives its value back;
+        otherwise ``live()`` does it and ``recorded(value)`` is the message written for it."""
+        op = self.next_operation_id(name, args)
+        event = await self.replayed(op, frozenset({kind}))
+        if event is not None:
+            return replay(event)
+        value = await live()
+        await self.record(kind, recorded(value), op)
+        return value
+
     async def record(self, kind: HistoryKind, msg: object, op_id: str, timestamp: Any = None,
                      attempt: int = 0) -> None:
         await self.publisher.history(self.run_info, kind, msg, op_id, timestamp, attempt=attempt,

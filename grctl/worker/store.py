@@ -13,7 +13,7 @@ from typing import Any, TypeVar, overload
 import msgspec
 
 from grctl.codec import CodecRegistry, default_codec
-from grctl.nats.subjects import invalid_token_reason
+from grctl.nats.subjects import check_token
 
 T = TypeVar("T")
 
@@ -29,12 +29,6 @@ class StoreKeyNotFoundError(KeyError):
 
     def __str__(self) -> str:
         return f"store key not found: {self.key!r}"
-
-
-def _check_key(key: str) -> None:
-    reason = invalid_token_reason(key)
-    if reason:
-        raise ValueError(f"store key {key!r} {reason}")
 
 
 class Store:
@@ -56,7 +50,7 @@ class Store:
     async def get(self, key: str, type: Any = None, *, ty: Any = None) -> Any:
         """The value of ``key`` (converted to ``type`` when given; ``ty`` is the public SDK's name for
         it); ``StoreKeyNotFoundError`` if absent."""
-        _check_key(key)
+        check_token("store key", key)
         type = type if ty is None else ty
         raw = self._data.get(key)
         if raw is None:
@@ -68,7 +62,7 @@ class Store:
 
     def put(self, key: str, value: Any) -> None:
         """Set ``key`` for the rest of the run; sent with the step's result."""
-        _check_key(key)
+        check_token("store key", key)
         self._data[key] = self._codec.encode(value)
         self._dirty.add(key)
 

@@ -102,7 +102,7 @@ class _TaskCall:
             raw = msg.output.get("result")
             try:
                 return_type = typing.get_type_hints(self.fn).get("return")
-            except Exception:
+            except (NameError, TypeError):  # an annotation that cannot be resolved: keep the raw value
                 return_type = None
             return self.rt.codec.convert(raw, return_type) if return_type not in (None, type(None)) else raw
         if kind == HistoryKind.task_failed:

@@ -18,7 +18,7 @@ import asyncio
 import logging
 
 from grctl.codec import CodecRegistry, default_codec
-from grctl.nats import registering
+from grctl.nats import registering, subjects
 from grctl.nats.connection import Connection, ConnectionLostError
 from grctl.nats.pull import Capacity, PullLoop
 from grctl.worker.commands import CommandServer
@@ -32,7 +32,7 @@ from grctl.workflow import Workflow
 
 log = logging.getLogger("grctl.worker")
 
-DEFAULT_MAX_CONCURRENT_STEPS = 64
+DEFAULT_MAX_CONCURRENT_STEPS = 16  # also grctld's default (worker.max_concurrent_steps)
 DEFAULT_SHUTDOWN_TIMEOUT = 30.0
 CANCEL_GRACE = 5.0
 
@@ -87,8 +87,9 @@ class Worker:
         async def bind():  # type: ignore[no-untyped-def]
             return await ensure_task_consumer(js, wf_type, self._ack_wait, max_ack_pending=max_ack_pending)
 
-        return PullLoop(f"grctl_worker_{wf_type}", bind, self._dispatcher.handle, capacity=self._capacity,
-                        batch=batch, fetch_timeout=1.0, heartbeat=max(self._ack_wait / 3, 0.05))
+        return PullLoop(subjects.worker_consumer(wf_type), bind, self._dispatcher.handle,
+                        capacity=self._capacity, batch=batch, fetch_timeout=1.0,
+                        heartbeat=max(self._ack_wait / 3, 0.05))
 
     def __repr__(self) -> str:
         return f"Worker({self.worker_id!r}, types={list(self._workflows)})"

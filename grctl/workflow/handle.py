@@ -12,6 +12,7 @@ from grctl.models.common import RunInfo
 from grctl.nats import api
 from grctl.nats.connection import Connection
 from grctl.nats.outcome import RunWatcher
+from grctl.nats.subjects import check_token
 from grctl.workflow.future import WorkflowFuture
 
 T = TypeVar("T")
@@ -78,7 +79,7 @@ class WorkflowHandle:
 
     async def send(self, event_name: str, payload: Any = None) -> None:
         """Send an event to the workflow (its latest run); raises on an API error."""
-        api.check_name("event name", event_name)
+        check_token("event name", event_name)
         value = self._codec.normalize(payload)
         await api.call(self._connection, self.wf_id, CommandKind.run_event,
                        EventCmd(wf_id=self.wf_id, event_name=event_name, payload=value), self._sender_id,

@@ -23,7 +23,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from grctl.models.command import EventDef, WorkflowTypeDef
-from grctl.nats.subjects import invalid_token_reason
+from grctl.nats.subjects import check_token
 
 DEFAULT_STEP_TIMEOUT = timedelta(seconds=10)
 
@@ -87,17 +87,11 @@ class HandlerConfig:
         return self.handler.__name__
 
 
-def _check_name(what: str, value: str) -> None:
-    reason = invalid_token_reason(value)
-    if reason:
-        raise ValueError(f"{what} {value!r} {reason} (it is used as a NATS subject token)")
-
-
 class Workflow:
     """A workflow type and its handlers: one start handler, named steps, events and queries."""
 
     def __init__(self, workflow_type: str) -> None:
-        _check_name("workflow type", workflow_type)
+        check_token("workflow type", workflow_type)
         self._type = workflow_type
         self.start_handler: HandlerConfig | None = None
         self.step_handlers: dict[str, HandlerConfig] = {}
@@ -171,7 +165,7 @@ class Workflow:
 
         def decorator(fn: F) -> F:
             name = fn.__name__
-            _check_name("step name", name)
+            check_token("step name", name)
             if name in self.step_handlers:
                 raise ValueError(f"step handler {name!r} already registered")
             step_timeout = to_timedelta(timeout) or DEFAULT_STEP_TIMEOUT
@@ -188,7 +182,7 @@ class Workflow:
 
         def decorator(fn: F) -> F:
             event_name = name or fn.__name__
-            _check_name("event name", event_name)
+            check_token("event name", event_name)
             if event_name in self.event_handlers:
                 raise ValueError(f"event {event_name!r} already registered")
             self.event_handlers[event_name] = HandlerConfig(fn, inspect_handler(fn), to_timedelta(timeout))

@@ -22,9 +22,9 @@ from nats.js.api import AckPolicy, ConsumerConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests" / "integration"))
+sys.path.insert(0, str(ROOT / "tests"))
 
-from test_engine_support import FakeWorker  # noqa: E402
+from support.fake_worker import FakeWorker  # noqa: E402
 
 from grctl.models import HistoryKind, decode_directive  # noqa: E402
 from grctl.nats import subjects  # noqa: E402

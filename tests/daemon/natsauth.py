@@ -1,4 +1,5 @@
-"""Test credentials made on the spot: nkeys, operator/account/user JWTs, .creds files and a TLS CA.
+"""Test credentials made on the spot: nkeys, operator/account/user JWTs, .creds files and a TLS CA, and
+for each way to authenticate (``SETUPS``) the nats-server configuration with the matching client side.
 
 Nothing here is a fixture of real secrets: every key is generated per test.
 """
@@ -9,14 +10,17 @@ import base64
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import nkeys
+import pytest
 
 
 def new_keypair(prefix: int) -> nkeys.KeyPair:
@@ -247,3 +251,97 @@ def make_tls(directory: Path) -> CA:
         "client.pem",
     )
     return CA(d / "ca.pem", d / "server.pem", d / "server-key.pem", d / "client.pem", d / "client-key.pem")
+
+
+# --- one nats-server configuration per way to authenticate, with the client side of it ---------------
+
+
+@dataclass
+class Setup:
+    server_conf: str
+    nats: str  # the daemon's nats section (without servers)
+    wrong: str  # the same with a wrong secret
+    secrets: list[str]
+    scheme: str = "nats"
+    env: dict[str, str] = field(default_factory=dict)
+    refused: str = "NATS refused the credentials"
+
+
+def user_password(d: Path) -> Setup:
+    pw = "pw-" + secrets.token_hex(8)
+    (d / "secrets").mkdir()
+    (d / "secrets" / "nats-password").write_text(pw + "\n")
+    (d / "secrets" / "wrong").write_text("not-" + pw)
+    return Setup(
+        f'authorization {{ user: alice, password: "{pw}" }}\n',
+        "  user: alice\n  password_file: secrets/nats-password\n",
+        "  user: alice\n  password_file: secrets/wrong\n",
+        [pw, "not-" + pw],
+    )
+
+
+def token(d: Path) -> Setup:
+    tok = "tok-" + secrets.token_hex(8)
+    creds = d / "credentials"  # as systemd's LoadCredential= would provide it
+    creds.mkdir()
+    (creds / "nats-token").write_text(tok)
+    (creds / "wrong-token").write_text(tok[::-1])
+    return Setup(
+        f'authorization {{ token: "{tok}" }}\n',
+        "  token_file: nats-token\n",
+        "  token_file: wrong-token\n",
+        [tok, tok[::-1]],
+        env={"CREDENTIALS_DIRECTORY": str(creds)},
+    )
+
+
+def nkey(d: Path) -> Setup:
+    user, other = new_keypair(nkeys.PREFIX_BYTE_USER), new_keypair(nkeys.PREFIX_BYTE_USER)
+    (d / "user.nk").write_text(seed_text(user) + "\n")
+    (d / "other.nk").write_text(seed_text(other) + "\n")
+    return Setup(
+        f"authorization {{ users = [ {{ nkey: {public(user)} }} ] }}\n",
+        "  nkey_seed_file: user.nk\n",
+        "  nkey_seed_file: other.nk\n",
+        [seed_text(user), seed_text(other)],
+    )
+
+
+def creds(d: Path) -> Setup:
+    good, stranger = Operator.create(), Operator.create()
+    (d / "grctl.creds").write_text(good.creds())
+    (d / "stranger.creds").write_text(stranger.creds())
+    return Setup(
+        good.server_config(),
+        "  credentials_file: grctl.creds\n",
+        "  credentials_file: stranger.creds\n",
+        [seed_text(good.user), seed_text(stranger.user)],
+    )
+
+
+def tls(d: Path) -> Setup:
+    try:
+        ca = make_tls(d / "pki")
+        other = make_tls(d / "other-pki")
+    except FileNotFoundError:
+        pytest.skip("the openssl command line tool is not installed (apt-get install openssl)")
+    # mutual TLS: the server verifies the client's certificate too
+    client = f"    cert_file: {ca.client_cert}\n    key_file: {ca.client_key}\n"
+    return Setup(
+        f'tls {{ cert_file: "{ca.cert_file}", key_file: "{ca.key_file}", '
+        f'ca_file: "{ca.ca_file}", verify: true }}\n',
+        f"  tls:\n    ca_file: {ca.ca_file}\n" + client,
+        f"  tls:\n    ca_file: {other.ca_file}\n" + client,
+        [ca.key_file.read_text().splitlines()[1], ca.client_key.read_text().splitlines()[1]],
+        scheme="tls",
+        refused="TLS with NATS failed",
+    )
+
+
+SETUPS: dict[str, Callable[[Path], Setup]] = {
+    "user-password": user_password,
+    "token": token,
+    "nkey-seed": nkey,
+    "creds-file": creds,
+    "tls": tls,
+}

@@ -26,6 +26,8 @@ from daemonkit import (
     write_flows,
 )
 
+from grctl.daemon.supervisor import POLL_INTERVAL
+
 pytestmark = pytest.mark.timeout(120)
 
 
@@ -78,7 +80,7 @@ async def test_reload_by_rename_drains_the_old_generation_without_losing_a_step(
     assert set(gen1).isdisjoint(gen2)
     d.wait_for("draining generation 1", after=mark)
     assert not (tmp_path / "marks" / "s1.done").exists()  # the step is still running at the handover
-    await asyncio.sleep(0.5)
+    d.wait_for("waiting up to", after=mark)
     assert psutil.pid_exists(gen1[0])  # and generation 1 waits for it
     (tmp_path / "marks" / "s1.release").touch()
 
@@ -92,10 +94,11 @@ async def test_reload_by_rename_drains_the_old_generation_without_losing_a_step(
     assert (await run(nats_url, "Quick", "after", {"n": 9}))["pid"] == gen2[0]
     assert not [line for line in d.lines if " ERROR " in line or "Traceback" in line]
 
-    # an identical rewrite is not a change
+    # an identical rewrite is not a change, neither for the file watch nor for the periodic check
     mark = d.mark()
     write_atomic(config, config.read_text())
-    await asyncio.sleep(1.0)
+    d.wait_for("written without a change", after=mark)
+    await asyncio.sleep(POLL_INTERVAL + 0.5)  # a periodic check has looked at the file since
     assert "reloading" not in "\n".join(d.lines[mark:])
 
     d.signal(signal.SIGTERM)

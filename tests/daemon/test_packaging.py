@@ -14,7 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from daemonkit import ROOT, Daemon, run
+from support.cluster import NatsCluster
 
 from grctl.nats.server import free_port
 
@@ -113,6 +115,11 @@ def test_deb_metadata(deb: Path) -> None:
         "./etc/default/grctld",
         "./etc/grctl/grctl.yaml",
         "./usr/bin/grctld -> ../../opt/grctl/bin/grctld",
+        "./usr/bin/grctl -> ../../opt/grctl/bin/grctl",
+        "./usr/share/doc/grctl/deployment.md",
+        "./usr/share/doc/grctl/examples/grctl-engine.yaml",
+        "./usr/share/doc/grctl/examples/grctl-worker.yaml",
+        "./usr/share/doc/grctl/examples/nats-node.conf",
         "./opt/grctl/bin/nats-server",
         "grctl/schemas/grctl.schema.json",
     ):
@@ -183,3 +190,42 @@ async def test_packaged_grctld_runs_the_shipped_example(unpacked: Path, tmp_path
         assert await asyncio.to_thread(d.wait_exit, 30) == 0
     finally:
         d.stop()
+
+
+def role_file(example: Path, urls: list[str], target: Path) -> Path:
+    """A shipped role example pointed at test servers (its servers and credentials replaced)."""
+    data = yaml.safe_load(example.read_text())
+    data["nats"] = {"servers": urls}
+    data["shutdown_timeout"] = "2s"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(yaml.safe_dump(data))
+    return target
+
+
+async def test_packaged_engine_host_and_worker_host(unpacked: Path, tmp_path: Path) -> None:
+    """An engine-only host and a worker-only host made from the shipped examples, and the packaged
+    grctl reading the worker host's file, run a workflow on a three-node NATS cluster."""
+    examples = unpacked / "usr/share/doc/grctl/examples"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GRCTL_", "PYTHON", "VIRTUAL_ENV"))}
+    python = str(unpacked / "opt/grctl/bin/python")
+    with NatsCluster(3, root=tmp_path / "cluster") as cluster:
+        engine_file = role_file(examples / "grctl-engine.yaml", cluster.urls, tmp_path / "engine/grctl.yaml")
+        worker_file = role_file(examples / "grctl-worker.yaml", cluster.urls, tmp_path / "worker/grctl.yaml")
+        engine = Daemon(engine_file, env, command=[python, str(unpacked / "opt/grctl/bin/grctld")]).start()
+        worker = Daemon(worker_file, env, command=[python, str(unpacked / "opt/grctl/bin/grctld")]).start()
+        try:
+            engine.wait_for(r"ready: engine only", timeout=60)
+            worker.ready_pids(1, timeout=60)
+            ran = await asyncio.to_thread(
+                subprocess.run, [python, str(unpacked / "opt/grctl/bin/grctl"), "-c", str(worker_file), "run",
+                                 "Greeting", "--id", "roles-1", "--input", '{"name": "hosts"}'],
+                capture_output=True, text=True, env=env, timeout=60)
+            assert ran.returncode == 0, ran.stderr
+            assert ran.stdout.strip() == '"Hello, hosts!"'
+            assert cluster.stream_info("grctl_state")["config"]["num_replicas"] == 3
+            for daemon in (worker, engine):
+                daemon.signal(signal.SIGTERM)
+                assert await asyncio.to_thread(daemon.wait_exit, 30) == 0
+        finally:
+            worker.stop()
+            engine.stop()

@@ -46,8 +46,13 @@ async def test_follow_history_until_the_run_ends(engine: Any, connection: Connec
         await start_worker(waiting)
         handle = await client.start_workflow("FollowMe", "follow-1")
         await wait_history(client, "follow-1", "wait.started")
+        before = await consumers(connection)
         following = asyncio.create_task(collect(client, "follow-1"))
-        await asyncio.sleep(0.2)
+
+        async def subscribed() -> bool:
+            return await consumers(connection) > before
+
+        await wait_for(subscribed, 10)
         assert not following.done()
         await handle.send("finish", {"result": "approved"})
         events = await asyncio.wait_for(following, 10)

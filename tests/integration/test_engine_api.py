@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import msgspec
 import pytest
-from test_engine_support import FakeWorker, eventually
+from support.fake_worker import FakeWorker, eventually
 
 from grctl.engine import Engine
 from grctl.models import (

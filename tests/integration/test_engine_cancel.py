@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-from test_engine_support import FakeWorker
+from support.fake_worker import FakeWorker
 
 from grctl.engine import Engine
 from grctl.models import CommandKind, DirectiveKind, HistoryKind, RunStatus, decode_command

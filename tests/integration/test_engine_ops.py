@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 
-from test_engine_support import FakeWorker, eventually
+from support.fake_worker import FakeWorker, eventually
 
 from grctl.engine import Engine
 from grctl.models import (

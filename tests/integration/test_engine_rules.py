@@ -5,13 +5,12 @@ own run (docs/protocol.md#cleanup-and-retention)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
 import pytest
-from test_engine_support import FakeWorker, eventually
+from support.fake_worker import FakeWorker, eventually
 
 from grctl.engine import Engine
 from grctl.models import (
@@ -270,8 +269,7 @@ async def test_a_late_residue_purge_leaves_the_next_run_of_the_id_alone(worker: 
         ci = await worker.conn.js.consumer_info(subjects.STREAM, subjects.BG_TASK_CONSUMER)
         return ci.num_pending == 0 and ci.num_ack_pending == 0
 
-    await eventually(drained)
-    await asyncio.sleep(0.1)
+    await eventually(drained)  # acknowledged: the late purge has been done
     assert await residue(worker, "wf-scope", second.id) == before
     await worker.result(task, "wait", NO_WAIT_TIMEOUT)
     event_step = await worker.next_task("Rule")

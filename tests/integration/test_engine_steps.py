@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-from test_engine_support import FakeWorker, eventually
+from support.fake_worker import FakeWorker, eventually
 
 from grctl.engine import Engine
 from grctl.models import (
@@ -103,7 +103,8 @@ async def test_wait_then_event_and_the_left_wait_timer_never_fails_the_run(worke
     step = await worker.next_task("Flow")
     assert step.kind == DirectiveKind.event and step.msg.event_name == "finish"
     assert step.msg.payload == {"result": "approved"} and step.msg.timeout_ms == 4000
-    await asyncio.sleep(0.8)  # past the wait timer: it was cancelled when the run left the wait
+    # The wait timer was cancelled when the run left the wait: its schedule is gone.
+    assert await worker.count("grctl_timers.wf-wait.wait_timeout.>") == 0
     # A stale wait timeout (e.g. one that fired anyway) is a no-op.
     stale = Directive(id="stale-1", timestamp=utcnow(), kind=DirectiveKind.wait_timeout,
                       run_info=step.run_info,
@@ -153,14 +154,13 @@ async def test_run_timeout_is_cancelled_when_the_run_ends_first(worker: FakeWork
     start = await worker.next_task("Flow")
     await worker.result(start, "complete", {"result": 1})
     await worker.wait_history("wf-rt2", info.id, H.run_completed)
-    await asyncio.sleep(1.3)
-    assert (await worker.kinds("wf-rt2", info.id))[-1] == H.run_completed
-    assert await worker.count(subjects.TIMERS_FIRED) == 0
 
     async def gone() -> bool:
         return await worker.count("grctl_timers.wf-rt2.run_timeout.>") == 0
 
-    await eventually(gone)
+    await eventually(gone)  # the terminal commit removed the run's timer: it can no longer fire
+    assert (await worker.kinds("wf-rt2", info.id))[-1] == H.run_completed
+    assert await worker.count(subjects.TIMERS_FIRED) == 0
 
 
 async def test_a_transition_too_large_for_one_batch_fails_the_run(worker: FakeWorker) -> None:

@@ -156,7 +156,12 @@ async def test_a_stale_wait_timer_after_the_run_moved_on_does_nothing(model: Mod
     await jsops.publish(connection.nc, subjects.directive("Timed", "timed-stale", info.id),
                         encode_directive(stale))
     assert await handle.result(timeout=10) == "went"
-    await asyncio.sleep(0.3)
+
+    async def drained() -> bool:  # the stale directive has been processed
+        ci = await connection.js.consumer_info(subjects.STREAM, subjects.DIRECTIVE_CONSUMER)
+        return ci.num_pending == 0 and ci.num_ack_pending == 0
+
+    await wait_for(drained, 10)
     history = await client.get_history("timed-stale")
     assert "wait.timed_out" not in kinds(history)
     assert [name for _, name in step_kinds(history)] == ["start", "start", "go", "go", "linger", "linger"]

@@ -26,6 +26,7 @@ from grctl.models.errors import (
     WorkflowTerminatedError,
     WorkflowTypeNotRegisteredError,
 )
+from grctl.nats import direct
 from grctl.nats.connection import Connection
 from grctl.worker import StoreKeyNotFoundError
 from grctl.worker.context import Context
@@ -197,12 +198,16 @@ async def test_c11_step_timeout_terminates_the_step(client: Client, start_worker
             raise
         return ctx.next.complete("never")
 
-    await start_worker(wf)
+    worker = await start_worker(wf)
     wf_id = wid()
     with pytest.raises(WorkflowError, match="StepTimeout: step blocking_step timed out"):
         await client.run_workflow("Blocking", wf_id, timeout=10)
     await asyncio.wait_for(cancelled.wait(), 5)  # worker.terminate_run reached the worker
-    await asyncio.sleep(0.3)
+
+    async def idle() -> bool:  # the stopped step has settled: it can write nothing more
+        return worker.running_steps == 0
+
+    await wait_for(idle, 5)
     history = await client.get_history(wf_id)
     assert step_kinds(history) == [("step.started", "start"), ("step.completed", "start"),
                                    ("step.started", "blocking_step"), ("step.timeout", "blocking_step")]
@@ -239,7 +244,8 @@ async def test_c13_no_spurious_timeout(client: Client, start_worker: StartWorker
     await start_worker(wf)
     wf_id = wid()
     assert await client.run_workflow("Quick", wf_id, timeout=10) == "fine"
-    await asyncio.sleep(1.2)  # past both step timers
+    # Every step timer was cancelled by the commit that left its step: none is left to fire.
+    assert await direct.read_subject(client.connection.nc, f"grctl_timers.{wf_id}.step_timeout.>") == []
     history = await client.get_history(wf_id)
     assert "step.timeout" not in kinds(history)
     assert kinds(history, "run.") == ["run.started", "run.completed"]

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 import msgspec
 import pytest
-from test_engine_support import FakeWorker, eventually
+from support.fake_worker import FakeWorker, eventually
 
 from grctl.engine import Engine
 from grctl.models import Directive, DirectiveKind, HistoryKind, StepTimeout, utcnow

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from support.processes import ChildProcess, worker_env
+from support.sdk import wait_history
 from ulid import ULID
 
 from grctl.client.client import Client
@@ -69,7 +70,7 @@ async def test_graceful_shutdown_finishes_in_flight_step(
         await run_when_registered(client, "ProcessOrder", {"order_id": "warm"})
         handle = await client.start_workflow("ProcessOrder", f"doc-{ULID()}",
                                              {"order_id": "B", "seconds": 1.5})
-        await asyncio.sleep(0.5)
+        await wait_history(client, handle.wf_id, "step.started")  # in flight when the signal comes
         proc.signal(signal.SIGINT)
         assert await handle.result(timeout=10) == "ProcessOrder processed B"
         await exit_code(proc)
@@ -85,7 +86,7 @@ async def test_os_signals(engine: Any, connection: Connection, subprocess_env: d
         await run_when_registered(client, "ProcessOrder", {"order_id": "warm"})
         handle = await client.start_workflow("ProcessOrder", f"doc-{ULID()}",
                                              {"order_id": "C", "seconds": 1.0})
-        await asyncio.sleep(0.3)
+        await wait_history(client, handle.wf_id, "step.started")
         proc.signal(signal.SIGTERM)
         assert await handle.result(timeout=10) == "ProcessOrder processed C"
         assert await exit_code(proc) == 0

@@ -13,7 +13,7 @@ import msgspec
 import pytest
 from nats.js.api import ConsumerConfig
 from nats.js.errors import NotFoundError
-from support.sdk import workers
+from support.sdk import wait_for, workers
 from ulid import ULID
 
 from grctl.client.client import Client
@@ -78,6 +78,10 @@ async def test_worker_identity(new_connection: Any) -> None:
     assert re.fullmatch(rf"{a.worker_name}\.[0-9a-f]+@{re.escape(host)}", a.worker_id)
 
 
+async def _running(worker: Worker) -> bool:
+    return worker.running_steps == 1
+
+
 async def test_graceful_stop_finishes_short_steps_and_cancels_long_ones(
         engine: Any, connection: Connection, nats_url: str) -> None:
     client = Client(connection)
@@ -86,7 +90,7 @@ async def test_graceful_stop_finishes_short_steps_and_cancels_long_ones(
     runner = asyncio.create_task(worker.start())
     await worker.wait_ready(10)
     short = await client.start_workflow("Life", f"short-{ULID()}", {"seconds": 2.0})
-    await asyncio.sleep(0.3)
+    await wait_for(lambda: _running(worker), 10)
     t0 = time.monotonic()
     await worker.stop(shutdown_timeout=10)
     assert 1.0 < time.monotonic() - t0 < 5
@@ -99,7 +103,7 @@ async def test_graceful_stop_finishes_short_steps_and_cancels_long_ones(
     runner = asyncio.create_task(worker.start())
     await worker.wait_ready(10)
     long = await client.start_workflow("Life", f"long-{ULID()}", {"seconds": 30.0})
-    await asyncio.sleep(0.3)
+    await wait_for(lambda: _running(worker), 10)
     t0 = time.monotonic()
     await asyncio.gather(worker.stop(shutdown_timeout=0.5), worker.stop(shutdown_timeout=0.5))
     assert time.monotonic() - t0 < 3

@@ -61,12 +61,13 @@ class ChildProcess:
         with self._changed:
             return "\n".join(self.lines)
 
-    def wait_for_line(self, prefix: str, timeout: float = 15.0) -> str:
+    def wait_for_line(self, prefix: str, timeout: float = 15.0, anywhere: bool = False) -> str:
+        """The first output line starting with ``prefix`` (containing it, with ``anywhere``)."""
         deadline = time.monotonic() + timeout
         with self._changed:
             while True:
                 for line in self.lines:
-                    if line.startswith(prefix):
+                    if line.startswith(prefix) or (anywhere and prefix in line):
                         return line
                 if self.proc is not None and self.proc.poll() is not None and not self._reading():
                     raise RuntimeError(f"process exited ({self.proc.returncode}) before {prefix!r}:\n"

@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from test_plan_support import (
+from support.plan import (
     CONFIG,
     NOW,
     RUN,

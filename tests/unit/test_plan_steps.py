@@ -7,7 +7,7 @@ import dataclasses
 from datetime import datetime, timedelta
 
 import pytest
-from test_plan_support import (
+from support.plan import (
     CONFIG,
     NOW,
     RUN,
@@ -104,7 +104,7 @@ def test_result_of_another_dispatch_is_a_no_op(d) -> None:
 
 
 def test_result_while_not_in_a_step_is_a_no_op() -> None:
-    from test_plan_support import waiting
+    from support.plan import waiting
 
     assert run(snap(waiting()), step_result("complete", {"result": 1})) == []
     assert run(snap(None), step_result("complete", {"result": 1})) == []
@@ -343,7 +343,7 @@ def test_failed_child_notifies_with_its_error() -> None:
 
 def test_cancelled_child_notifies_with_the_reason() -> None:
     d = directive(DirectiveKind.cancel, Cancel(reason="why not"), r=child_info())
-    from test_plan_support import waiting
+    from support.plan import waiting
 
     note = bg_payload(run(snap(waiting()), d), BgTaskKind.notify_parent_complete)
     assert note.status == RunStatus.cancelled

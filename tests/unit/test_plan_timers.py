@@ -3,7 +3,7 @@ part."""
 
 from __future__ import annotations
 
-from test_plan_support import NOW, directive, running_info
+from support.plan import NOW, directive, running_info
 
 from grctl.engine.timers import MAX_TIMER_DELIVERIES, directive_for
 from grctl.models.directive import DirectiveKind, Event, Start, Step, Wait

@@ -83,7 +83,6 @@ async def test_loops_sharing_a_capacity_never_hold_more_than_it() -> None:
         await loop.bind()
         loop.start()
     await until(lambda: running == 3)
-    await asyncio.sleep(0.1)
     assert most == 3 and capacity.free == 0
     assert all(asked <= 3 for sub in subs for asked in sub.asked)
     release.set()
@@ -126,9 +125,6 @@ async def test_held_messages_get_in_progress_acks() -> None:
     release.set()
     await until(lambda: slow.settled == ["ack"])
     await loop.close()
-    beats = slow.progress
-    await asyncio.sleep(0.15)
-    assert slow.progress == beats  # no heartbeat once it is settled
 
 
 async def test_messages_fetched_after_stop_go_back_at_once() -> None:
