@@ -18,7 +18,6 @@ from itertools import pairwise
 from pathlib import Path
 
 import nats.errors
-from grctl.client.handle import WorkflowHandle
 from nats.aio.client import Client as NATSClient
 
 from grctl.client.client import Client
@@ -26,6 +25,7 @@ from grctl.models.errors import WorkflowAlreadyRunningError, WorkflowNotFoundErr
 from grctl.models.history import decode_history
 from grctl.nats import subjects
 from grctl.nats.direct import get_next
+from grctl.workflow.handle import WorkflowHandle
 
 WORKFLOW = "Triple"
 
