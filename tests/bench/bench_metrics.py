@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -143,6 +144,7 @@ async def bench(n: int, concurrency: int, rounds: int) -> None:
               f"cpu/step engine {off[1]:.3f} → {on[1]:.3f} ms, worker {off[2]:.3f} → {on[2]:.3f} ms")
     finally:
         server.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main() -> None:
