@@ -1,10 +1,12 @@
 """The ``grctl`` command line: a dispatcher with one function per subcommand.
 
 ``grctl engine`` runs the orchestration engine (here); the client subcommands (start, run, describe,
-history, send, cancel, terminate) live in ``grctl.cli_client``. Every subcommand takes ``-c/--config``
-(grctl.yaml: its ``nats`` section, and for the engine its ``engine`` section; see ``grctl.cli_config``)
-and ``-s/--server`` (repeatable or comma-separated; default: the file, else ``$GRCTL_NATS_SERVERS``,
-else ``nats://localhost:4225``), also accepted before the subcommand.
+history, send, cancel, terminate) live in ``grctl.cli_client``, ``list`` in ``grctl.cli_list`` and the
+public CLI's shape (``grctl workflow start --type T``...) in ``grctl.cli_public``. Every subcommand takes
+``-c/--config`` (grctl.yaml: its ``nats`` section, and for the engine its ``engine`` section; see
+``grctl.cli_config``) and ``-s/--server/--server-url`` (a URL, or ``host:port`` as the public CLI takes
+it; repeatable or comma-separated; default: the file, else ``$GRCTL_NATS_SERVERS``, else
+``nats://localhost:4225``), also accepted before the subcommand, as is ``-l/--log-level``.
 """
 
 from __future__ import annotations
@@ -16,22 +18,55 @@ import logging
 import os
 import sys
 from datetime import timedelta
+from importlib import metadata
 
 from grctl import cli_config
 from grctl.cli_client import EXIT_STATUS_HELP, EXIT_USAGE, CliError, add_client_parsers, run_client_command
-from grctl.daemon.model import DaemonConfig
+from grctl.cli_list import add_list_parser
+from grctl.cli_public import add_workflow_parsers
+from grctl.daemon.logs import configure_logging
+from grctl.daemon.model import DaemonConfig, LoggingConfig
 from grctl.daemon.schema import parse_retention, parse_size
+from grctl.ops.listen import parse_listen
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-SERVER_HELP = ("NATS server URL (repeatable or comma-separated; default: the --config file, else "
-               "$GRCTL_NATS_SERVERS, else nats://localhost:4225)")
+SERVER_HELP = ("NATS server: a URL or host:port (repeatable or comma-separated; default: the --config "
+               "file, else $GRCTL_NATS_SERVERS, else nats://localhost:4225)")
+LEVELS = ["debug", "info", "warning", "error"]
 CONFIG_HELP = ("grctl.yaml to take the NATS connection from (servers, credentials, TLS) and, for the "
                "engine, the engine section; without it the GRCTL_NATS_* environment variables are read")
 
 
+def version() -> str:
+    try:
+        return metadata.version("grctl")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _level(text: str) -> str:
+    level = text.strip().lower()
+    level = "warning" if level == "warn" else level
+    if level not in LEVELS:
+        raise argparse.ArgumentTypeError(f"unknown level {text!r} (one of debug, info, warn, error)")
+    return level
+
+
+def _server_url(text: str) -> str:
+    """``host:port`` (the public CLI's form) becomes ``nats://host:port``; URLs are kept."""
+    return text if "://" in text else f"nats://{text}"
+
+
+def _listen(text: str) -> str:
+    try:
+        parse_listen(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def _config(args: argparse.Namespace) -> DaemonConfig:
     """The configuration (file or environment) with repeated/comma-separated ``-s`` servers applied."""
-    servers = [s.strip() for v in args.server or [] for s in v.split(",") if s.strip()]
+    servers = [_server_url(s.strip()) for v in args.server or [] for s in v.split(",") if s.strip()]
     return cli_config.load(args.config, servers or None)
 
 
@@ -61,10 +96,6 @@ def _retention(text: str) -> timedelta | None:
     return timedelta(seconds=seconds) if seconds else None
 
 
-def setup_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format=LOG_FORMAT, stream=sys.stderr)
-
-
 # --- engine ------------------------------------------------------------------------------------------
 
 
@@ -72,9 +103,14 @@ def add_engine_parser(sub: argparse._SubParsersAction, parents: list[argparse.Ar
     p = sub.add_parser("engine", help="run the orchestration engine", parents=parents,
                        description="Run the grctl engine against a NATS server with JetStream "
                                    "(2.12 or newer).")
-    default_level = os.environ.get("GRCTL_LOGGING_LEVEL") or os.environ.get("LOG_LEVEL") or "info"
-    p.add_argument("--log-level", default=default_level, choices=["debug", "info", "warning", "error"],
-                   type=str.lower, help="log level (default info)")
+    p.add_argument("-l", "--log-level", type=_level, default=argparse.SUPPRESS, metavar="LEVEL",
+                   help="debug, info, warn or error (default: $GRCTL_LOGGING_LEVEL, $LOG_LEVEL, else info)")
+    p.add_argument("--log-format", choices=["text", "json"], type=str.lower,
+                   default=os.environ.get("GRCTL_LOG_FORMAT", "text").lower() or "text",
+                   help="log lines as text or as one JSON object per line (default text)")
+    p.add_argument("--http", type=_listen, metavar="HOST:PORT",
+                   help="serve /metrics (Prometheus), /healthz and /readyz on HOST:PORT (default: "
+                        "engine.http.listen, else off)")
     p.add_argument("--memory", action="store_true", help="create the stream in memory instead of on disk")
     p.add_argument("--step-timeout", type=_positive_seconds, metavar="SECONDS",
                    help="default step timeout (default: engine.step_timeout, else 300)")
@@ -101,7 +137,9 @@ def add_engine_parser(sub: argparse._SubParsersAction, parents: list[argparse.Ar
 def cmd_engine(args: argparse.Namespace) -> int:
     from grctl.engine import run_engine
 
-    setup_logging(args.log_level)
+    level = getattr(args, "log_level", None) or args.global_log_level or _level(
+        os.environ.get("GRCTL_LOGGING_LEVEL") or os.environ.get("LOG_LEVEL") or "info")
+    configure_logging(LoggingConfig(level=level, format=args.log_format), role="engine")
     cfg = _config(args)
     engine = cfg.engine
     flags = {"replicas": args.replicas, "max_bytes": args.max_bytes, "max_msg_size": args.max_msg_size,
@@ -120,7 +158,8 @@ def cmd_engine(args: argparse.Namespace) -> int:
     options = {**cfg.nats.connect_options(), "name": "grctl-engine"}
     try:
         asyncio.run(run_engine(memory=args.memory, step_timeout=step_timeout, wait_timeout=wait_timeout,
-                               retention=retention, stream=stream, connect_options=options))
+                               retention=retention, stream=stream, connect_options=options,
+                               http_listen=args.http or engine.http.listen))
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
@@ -137,23 +176,36 @@ def _client_command(args: argparse.Namespace) -> int:
     return run_client_command(args, nats.servers, nats.auth_options())
 
 
+def cmd_version(args: argparse.Namespace) -> int:
+    print(f"grctl {version()}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="grctl", description="grctl: durable workflows on NATS JetStream",
                                      epilog=EXIT_STATUS_HELP,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-s", "--server", action="append", metavar="URL", dest="top_server",
+    parser.add_argument("--version", action="version", version=f"grctl {version()}")
+    parser.add_argument("-s", "--server", "--server-url", action="append", metavar="URL", dest="top_server",
                         help=SERVER_HELP)
     parser.add_argument("-c", "--config", metavar="FILE", dest="top_config", help=CONFIG_HELP)
+    parser.add_argument("-l", "--log-level", type=_level, dest="top_log_level", metavar="LEVEL",
+                        help="debug, info, warn or error (default: errors only; the engine: info)")
     # The subcommands' own -s/-c: absent from their namespace unless given, so a top-level one survives.
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-s", "--server", action="append", metavar="URL", default=argparse.SUPPRESS,
-                        help=SERVER_HELP)
+    common.add_argument("-s", "--server", "--server-url", action="append", metavar="URL",
+                        default=argparse.SUPPRESS, help=SERVER_HELP)
     common.add_argument("-c", "--config", metavar="FILE", default=argparse.SUPPRESS, help=CONFIG_HELP)
     client = argparse.ArgumentParser(add_help=False)
     client.add_argument("-v", "--verbose", action="store_true", help="log what the client does (stderr)")
+    client.add_argument("-l", "--log-level", type=_level, dest="global_log_level", metavar="LEVEL",
+                        default=argparse.SUPPRESS, help="debug, info, warn or error (default: errors only)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     add_client_parsers(sub, [common, client])
+    add_list_parser(sub, [common, client])
+    add_workflow_parsers(sub, [common, client])
     add_engine_parser(sub, [common])
+    sub.add_parser("version", help="print the version").set_defaults(func=cmd_version)
     parser.set_defaults(func=_client_command)
     return parser
 
@@ -164,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
         args.server = args.top_server
     if not hasattr(args, "config"):
         args.config = args.top_config
+    if not hasattr(args, "global_log_level"):
+        args.global_log_level = args.top_log_level
     try:
         return int(args.func(args))
     except CliError as exc:

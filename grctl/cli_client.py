@@ -1,4 +1,5 @@
-"""The ``grctl`` client subcommands: start, run, describe, history, send, cancel, terminate.
+"""The ``grctl`` client subcommands: start, run, describe, history, send, cancel, terminate (``list`` is
+in ``grctl.cli_list``, registered beside these).
 
 Each one checks its arguments first (so bad input fails without a server), connects, does one thing
 through ``grctl.client.client.Client``, and maps what went wrong to a distinct exit status
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import nats.errors
+from ulid import ULID
 
 from grctl import cli_format as fmt
 from grctl.client.client import Client
@@ -32,6 +34,7 @@ from grctl.models.errors import (
     WorkflowTypeNotRegisteredError,
 )
 from grctl.nats.connection import Connection
+from grctl.nats.history import last_event
 from grctl.nats.subjects import check_token
 from grctl.workflow.handle import WorkflowHandle
 
@@ -48,9 +51,9 @@ EXIT_INTERRUPTED = 130
 EXIT_STATUS_HELP = """\
 exit status:
   0  success
-  1  the run failed or timed out (run, start --wait)
+  1  the run failed or timed out (run, start/cancel/terminate --wait)
   2  bad command line
-  3  the run was cancelled or terminated (run, start --wait)
+  3  the run was cancelled or terminated (run, start/cancel/terminate --wait)
   4  bad input: --input/--payload is not JSON, an @file cannot be read, or a name
      contains '.', '*', '>' or white space or is longer than 255 bytes
   5  the workflow id has no run
@@ -123,7 +126,8 @@ def positive_seconds(text: str) -> float:
 def run(args: argparse.Namespace, servers: list[str], command: Command,
         auth: dict[str, Any] | None = None) -> int:
     """Run ``command`` with a connected client (``auth``: credentials and TLS options); the exit status."""
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.ERROR, stream=sys.stderr,
+    level = "DEBUG" if args.verbose else (getattr(args, "global_log_level", None) or "ERROR").upper()
+    logging.basicConfig(level=level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return asyncio.run(_connected(args, servers, command, auth or {}))
@@ -235,6 +239,8 @@ async def cmd_start(client: Client, args: argparse.Namespace) -> int:
 
 async def cmd_run(client: Client, args: argparse.Namespace) -> int:
     handle = await client.start_workflow(args.type, args.id, args.input_value, timeout=args.timeout)
+    if args.generated_id:  # stdout is for the result
+        print(f"Started workflow {handle.wf_id} ({args.type}), run {handle.run_id}", file=sys.stderr)
     try:
         return await _outcome(handle)
     finally:
@@ -250,6 +256,8 @@ async def cmd_describe(client: Client, args: argparse.Namespace) -> int:
 async def cmd_history(client: Client, args: argparse.Namespace) -> int:
     run_id = args.run_id or (await client.describe(args.id)).id
     show = fmt.event_json if args.json else fmt.table_row
+    if args.follow and args.run_id and await last_event(client.connection.nc, args.id, run_id) is None:
+        raise CliError(EXIT_NOT_FOUND, f"workflow {args.id!r} has no run {args.run_id!r}")
     if args.follow:
         if not args.json:
             print(fmt.TABLE_HEADER, flush=True)
@@ -278,32 +286,42 @@ async def cmd_send(client: Client, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def _ending(client: Client, args: argparse.Namespace, terminate: bool) -> int:
+    """Cancel or terminate the latest run; with ``--wait``, then wait for it to end (watching it from
+    before the command, so its end cannot be missed) and exit with its status."""
+    handle = await client.get_workflow_handle(args.id) if args.wait else await _latest(client, args.id)
+    try:
+        if terminate:
+            await handle.terminate(args.reason)
+            print(f"Terminated workflow {args.id} (run {handle.run_id})", flush=True)
+        else:
+            await handle.cancel(args.reason)
+            print(f"Cancel requested for workflow {args.id} (run {handle.run_id}); "
+                  "a running step finishes first", flush=True)
+        return await _outcome(handle) if args.wait else EXIT_OK
+    finally:
+        await handle.close()
+
+
 async def cmd_cancel(client: Client, args: argparse.Namespace) -> int:
-    handle = await _latest(client, args.id)
-    await handle.cancel(args.reason)
-    print(f"Cancel requested for workflow {args.id} (run {handle.run_id}); "
-          "a running step finishes first")
-    return EXIT_OK
+    return await _ending(client, args, terminate=False)
 
 
 async def cmd_terminate(client: Client, args: argparse.Namespace) -> int:
-    handle = await _latest(client, args.id)
-    await handle.terminate(args.reason)
-    print(f"Terminated workflow {args.id} (run {handle.run_id})")
-    return EXIT_OK
+    return await _ending(client, args, terminate=True)
 
 
 # --- parsers -------------------------------------------------------------------------------------
 
 
-_RUN_TIMEOUT_HELP = "run-level timeout: the engine ends the run as timed out after SECONDS"
-_INPUT_HELP = "the workflow input: JSON, @FILE (a JSON file) or @- (stdin); default none"
+RUN_TIMEOUT_HELP = "run-level timeout: the engine ends the run as timed out after SECONDS"
+INPUT_HELP = "the workflow input: JSON, @FILE (a JSON file) or @- (stdin); default none"
 
 
 Prepare = Callable[[argparse.Namespace], None]
 
 
-def _add(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser], name: str,
+def add_command(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser], name: str,
          help: str, command: Command, prepare: Prepare) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = sub.add_parser(name, help=help, description=help, parents=parents,
                                                 epilog=EXIT_STATUS_HELP,
@@ -312,20 +330,23 @@ def _add(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]
     return p
 
 
-def _prepare_start(args: argparse.Namespace) -> None:
+def prepare_start(args: argparse.Namespace) -> None:
     check_name("workflow type", args.type)
+    args.generated_id = not args.id
+    if not args.id:
+        args.id = str(ULID())
     check_name("workflow id", args.id)
     args.input_value = json_argument("--input", args.input)
 
 
-def _prepare_id(args: argparse.Namespace) -> None:
+def prepare_id(args: argparse.Namespace) -> None:
     check_name("workflow id", args.id)
     if getattr(args, "run_id", None):
         check_name("run id", args.run_id)
 
 
-def _prepare_send(args: argparse.Namespace) -> None:
-    _prepare_id(args)
+def prepare_send(args: argparse.Namespace) -> None:
+    prepare_id(args)
     check_name("event name", args.event)
     args.payload_value = json_argument("--payload", args.payload)
 
@@ -333,27 +354,28 @@ def _prepare_send(args: argparse.Namespace) -> None:
 def add_client_parsers(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
     for name, help, command in (("start", "start a workflow run", cmd_start),
                                 ("run", "start a workflow run, wait for it and print its result", cmd_run)):
-        p = _add(sub, parents, name, help, command, _prepare_start)
+        p = add_command(sub, parents, name, help, command, prepare_start)
         p.add_argument("type", metavar="TYPE", help="the workflow type")
-        p.add_argument("--id", required=True, metavar="ID", help="the workflow id")
-        p.add_argument("--input", metavar="JSON|@FILE", help=_INPUT_HELP)
-        p.add_argument("--timeout", type=positive_seconds, metavar="SECONDS", help=_RUN_TIMEOUT_HELP)
+        p.add_argument("--id", metavar="ID", help="the workflow id (default: a new unique id, printed)")
+        p.add_argument("--input", metavar="JSON|@FILE", help=INPUT_HELP)
+        p.add_argument("--timeout", type=positive_seconds, metavar="SECONDS", help=RUN_TIMEOUT_HELP)
         if name == "start":
             p.add_argument("--wait", action="store_true", help="then wait for the run and print its result")
             p.add_argument("--json", action="store_true", help="print the started run as JSON")
 
-    p = _add(sub, parents, "describe", "show the latest run of a workflow", cmd_describe, _prepare_id)
+    p = add_command(sub, parents, "describe", "show the latest run of a workflow", cmd_describe, prepare_id)
     p.add_argument("id", metavar="ID", help="the workflow id")
     p.add_argument("--json", action="store_true", help="print the run info as JSON")
 
-    p = _add(sub, parents, "history", "show the history of a run", cmd_history, _prepare_id)
+    p = add_command(sub, parents, "history", "show the history of a run", cmd_history, prepare_id)
     p.add_argument("id", metavar="ID", help="the workflow id")
     p.add_argument("--run-id", metavar="RUN_ID", help="a run of the workflow (default: the latest)")
     p.add_argument("-f", "--follow", action="store_true",
                    help="keep printing new events; end when the run ends")
     p.add_argument("--json", action="store_true", help="one JSON object per event and line (JSON Lines)")
 
-    p = _add(sub, parents, "send", "send an event to the latest run of a workflow", cmd_send, _prepare_send)
+    p = add_command(sub, parents, "send", "send an event to the latest run of a workflow", cmd_send,
+                    prepare_send)
     p.add_argument("id", metavar="ID", help="the workflow id")
     p.add_argument("event", metavar="EVENT", help="the event name")
     p.add_argument("--payload", metavar="JSON|@FILE", help="the event payload (JSON, @FILE or @-)")
@@ -361,9 +383,15 @@ def add_client_parsers(sub: argparse._SubParsersAction, parents: list[argparse.A
     for name, help, command in (
             ("cancel", "cancel the latest run of a workflow (after its running step)", cmd_cancel),
             ("terminate", "end the latest run of a workflow now, stopping its step", cmd_terminate)):
-        p = _add(sub, parents, name, help, command, _prepare_id)
+        p = add_command(sub, parents, name, help, command, prepare_id)
         p.add_argument("id", metavar="ID", help="the workflow id")
-        p.add_argument("--reason", help="why (recorded in the history)")
+        add_ending_arguments(p)
+
+
+def add_ending_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--reason", help="why (recorded in the history)")
+    p.add_argument("--wait", action="store_true",
+                   help="then wait until the run has ended; exit with its status (0, 1 or 3)")
 
 
 def run_client_command(args: argparse.Namespace, servers: list[str],

@@ -9,17 +9,18 @@ from __future__ import annotations
 import contextlib
 import secrets
 import socket
-from collections.abc import AsyncGenerator
-from datetime import timedelta
+from collections.abc import AsyncGenerator, Iterable
+from datetime import datetime, timedelta
 from typing import Any, TypeVar, overload
 
+import msgspec
 from ulid import ULID
 
 from grctl.codec import CodecRegistry, default_codec
-from grctl.models.command import CommandKind, DescribeCmd
-from grctl.models.common import RunInfo, utcnow
+from grctl.models.command import CommandKind, DescribeCmd, ListCmd
+from grctl.models.common import RunInfo, RunStatus, utcnow
 from grctl.models.history import HistoryEvent
-from grctl.nats import api, registering
+from grctl.nats import api, registering, subjects
 from grctl.nats.connection import Connection
 from grctl.nats.history import follow_history, read_history
 from grctl.nats.subjects import check_token
@@ -97,6 +98,21 @@ class Client:
         check_token("workflow id", wf_id)
         return await api.call(self._connection, wf_id, CommandKind.run_describe, DescribeCmd(wf_id=wf_id),
                               self.id, budget=self.retry_for)
+
+    async def list_runs(self, status: RunStatus | str | Iterable[RunStatus | str] | None = None,
+                        type: str | None = None, since: datetime | timedelta | None = None,
+                        limit: int = 100) -> list[RunInfo]:
+        """Stored runs, newest first: with one of the statuses given, of workflow type ``type``,
+        created after ``since`` (a time, or a duration back from now); at most ``limit`` (up to 1000).
+        Finished runs are listed until the engine's retention removes them."""
+        wanted = [status] if isinstance(status, str) else list(status or [])
+        statuses = [str(RunStatus(s)) for s in wanted]  # ValueError for an unknown status
+        if isinstance(since, timedelta):
+            since = utcnow() - since
+        reply = await api.call(self._connection, "", CommandKind.run_list,
+                               ListCmd(statuses=statuses, wf_type=type or "", since=since, limit=limit),
+                               self.id, budget=self.retry_for, subject=subjects.API_RUNS)
+        return msgspec.convert(reply.response.payload or [], list[RunInfo])
 
     async def get_workflow_handle(self, wf_id: str) -> WorkflowHandle:
         """A handle on the latest run of ``wf_id``, listening for its outcome; its future resolves at

@@ -6,6 +6,7 @@ dedicated pipe (fd in ``GRCTL_STATUS_FD``, never stdout, which workflow code may
 lines: ``READY <json>`` once the child is connected, registered and consuming, ``ERROR <json>`` when
 it cannot get there, ``FATAL <json>`` when trying again cannot help (the workflow code does not import);
 an error's JSON is ``{"message": ..., "entry": N}``, ``entry`` naming the failing ``workflows`` entry.
+``NATS down`` / ``NATS up`` say that its connection was lost and is back (for grctld's /readyz).
 """
 
 from __future__ import annotations
@@ -56,6 +57,10 @@ class StatusPipe:
         body = json.dumps({"message": " ".join(message.split()), "entry": entry})
         self._send(("FATAL " if fatal else "ERROR ") + body)
 
+    def nats(self, connected: bool) -> None:
+        """The NATS connection was lost (reconnecting) or is back: for the supervisor's /readyz."""
+        self._send("NATS " + ("up" if connected else "down"))
+
 
 def read_spec(fd: int = 0) -> Spec:
     """The one JSON line on stdin, read unbuffered (nothing after it is consumed)."""
@@ -88,7 +93,7 @@ def on_parent_exit(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]
 def parse_status(line: str) -> tuple[str, str]:
     """``READY {...}`` → ("READY", "{...}"); anything unknown is ("", line)."""
     kind, _, rest = line.strip().partition(" ")
-    return (kind, rest) if kind in ("READY", "ERROR", "FATAL") else ("", line.strip())
+    return (kind, rest) if kind in ("READY", "ERROR", "FATAL", "NATS") else ("", line.strip())
 
 
 def parse_error(rest: str) -> tuple[str, int | None]:

@@ -53,6 +53,10 @@ class _Connector:
     async def disconnected_cb(self) -> None:
         if not self.closing:
             log.warning("disconnected from NATS; reconnecting")
+            self.status.nats(False)
+
+    async def reconnected(self) -> None:
+        self.status.nats(True)
 
     async def error_cb(self, exc: Exception) -> None:
         self.errors += 1
@@ -78,7 +82,9 @@ class _Connector:
         options = self.nats.connect_options()
         options["error_cb"] = self.error_cb
         options["disconnected_cb"] = self.disconnected_cb
-        return await Connection.connect(**options)
+        connection = await Connection.connect(**options)
+        connection.add_reconnect_listener(self.reconnected)
+        return connection
 
 
 async def _race(main: asyncio.Future[Any], *others: asyncio.Future[Any]) -> bool:
@@ -118,8 +124,11 @@ def _stop_signals(stop: asyncio.Event) -> None:
 
 async def run_worker(cfg: DaemonConfig, status: StatusPipe) -> int:
     from grctl.daemon.workflows import WorkflowImportError, load_workflows, module_files
+    from grctl.ops import metrics, multiproc
     from grctl.worker.worker import Worker
 
+    if multiproc.counting_here():  # grctld serves /metrics
+        metrics.enable()
     stop = asyncio.Event()
     _stop_signals(stop)
     try:
@@ -173,6 +182,7 @@ async def run_worker(cfg: DaemonConfig, status: StatusPipe) -> int:
 
 async def run_engine(cfg: DaemonConfig, status: StatusPipe) -> int:
     from grctl.engine import Engine
+    from grctl.engine.ops import serve_engine_ops
     from grctl.nats.stream_settings import StreamSettingsError
 
     stop = asyncio.Event()
@@ -188,11 +198,14 @@ async def run_engine(cfg: DaemonConfig, status: StatusPipe) -> int:
         options["wait_timeout"] = timedelta(seconds=cfg.engine.wait_timeout)
     options["retention"] = timedelta(seconds=cfg.engine.retention) if cfg.engine.retention else None
     engine = Engine(connection, stream=cfg.engine.stream_settings(), **options)
+    ops = await serve_engine_ops(engine, cfg.engine.http.listen)
     try:
         await engine.start()
     except StreamSettingsError as exc:  # e.g. 3 replicas on a server that is not clustered
         log.error("%s", exc)
         status.error(str(exc))
+        if ops is not None:
+            await ops.stop()
         await connection.close()
         return EXIT_CRASH
     log.info("engine ready")
@@ -207,6 +220,8 @@ async def run_engine(cfg: DaemonConfig, status: StatusPipe) -> int:
         code = EXIT_CRASH
     connector.closing = True
     await engine.stop(cfg.shutdown_timeout if code == 0 else 5.0)
+    if ops is not None:
+        await ops.stop()
     await connection.close()
     log.info("engine stopped")
     return code

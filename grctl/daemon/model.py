@@ -121,6 +121,10 @@ class ReloadConfig(msgspec.Struct, frozen=True, kw_only=True):
 DEFAULT_RETENTION_SECONDS = 7 * 86400.0
 
 
+class HttpConfig(msgspec.Struct, frozen=True, kw_only=True):
+    listen: str | None = None  # HOST:PORT of /metrics, /healthz and /readyz; None: no listener
+
+
 class EngineConfig(msgspec.Struct, frozen=True, kw_only=True):
     embedded: bool = False
     step_timeout: float | None = None
@@ -130,6 +134,7 @@ class EngineConfig(msgspec.Struct, frozen=True, kw_only=True):
     max_bytes: int = -1
     max_msg_size: int = -1
     duplicate_window: float = DEFAULT_DUPLICATE_WINDOW
+    http: HttpConfig = msgspec.field(default_factory=HttpConfig)
 
     def stream_settings(self) -> StreamSettings:
         return StreamSettings(replicas=self.replicas, max_bytes=self.max_bytes,
@@ -146,6 +151,7 @@ class DaemonConfig(msgspec.Struct, frozen=True, kw_only=True):
     worker: WorkerConfig = msgspec.field(default_factory=WorkerConfig)
     reload: ReloadConfig = msgspec.field(default_factory=ReloadConfig)
     engine: EngineConfig = msgspec.field(default_factory=EngineConfig)
+    http: HttpConfig = msgspec.field(default_factory=HttpConfig)
 
     def encode(self) -> bytes:
         return msgspec.json.encode(self)

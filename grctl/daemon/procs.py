@@ -16,6 +16,7 @@ from typing import Any
 from grctl.daemon.channel import STATUS_FD_VARIABLE, parse_error, parse_status
 from grctl.daemon.model import DaemonConfig
 from grctl.daemon.notify import child_environment
+from grctl.ops import multiproc
 
 log = logging.getLogger("grctl.daemon")
 
@@ -48,6 +49,7 @@ class ChildProcess:
         self.stopping = False
         self.ready_at: float | None = None
         self.failures = 0  # consecutive failed starts of this slot (restart backoff)
+        self.nats_up = True  # it said nothing of a lost NATS connection since it was ready
         self._ready = asyncio.Event()
         self._status_task: asyncio.Task[None] | None = None
 
@@ -67,7 +69,7 @@ class ChildProcess:
 
     async def start(self) -> None:
         read_fd, write_fd = os.pipe()
-        env = child_environment()
+        env = multiproc.child_environment(child_environment(), counts=self.role == "worker")
         env[STATUS_FD_VARIABLE] = str(write_fd)
         try:
             # -P: the working directory is no import root (python_path is), as for grctld itself
@@ -104,6 +106,8 @@ class ChildProcess:
                     self.ready_info = json.loads(rest or "{}")
                     self.ready_at = time.monotonic()
                     self._ready.set()
+                elif kind == "NATS":
+                    self.nats_up = rest == "up"
                 elif kind in ("ERROR", "FATAL"):
                     self.error, self.error_entry = parse_error(rest)
                     self.fatal = kind == "FATAL"
@@ -113,7 +117,19 @@ class ChildProcess:
 
     async def wait(self) -> int:
         assert self.proc is not None
-        return await self.proc.wait()
+        code = await self.proc.wait()
+        multiproc.process_exited(self.proc.pid)
+        return code
+
+    def not_ready(self) -> str | None:
+        """Why this child does not consume now (for /readyz), or None."""
+        if not self.running:
+            return f"{self.label} is not running"
+        if self.ready_info is None or self.error is not None:
+            return f"{self.label} is not ready"
+        if not self.nats_up:
+            return f"{self.label} lost its NATS connection (reconnecting)"
+        return None
 
     async def wait_ready(self, timeout: float) -> dict[str, Any]:
         """The READY info; ChildFailed when it reports an error, exits or ``timeout`` passes."""

@@ -17,6 +17,7 @@ from grctl.daemon.model import (
     DaemonConfig,
     EmbeddedNats,
     EngineConfig,
+    HttpConfig,
     LoggingConfig,
     NatsConfig,
     ReloadConfig,
@@ -74,6 +75,7 @@ class Resolver:
             worker=self.worker(d.get("worker", {})),
             reload=ReloadConfig(**d.get("reload", {})),
             engine=self.engine(d.get("engine", {})),
+            http=HttpConfig(**d.get("http", {})),
         )
         if self.daemon and not config.workflows and not config.engine.embedded:
             self.fail(("workflows",), "nothing to run: list workflow modules, or set engine.embedded: true "
@@ -284,6 +286,7 @@ class Resolver:
             max_bytes=parse_size(e["max_bytes"]) if "max_bytes" in e else -1,
             max_msg_size=parse_size(e["max_msg_size"]) if "max_msg_size" in e else -1,
             duplicate_window=self.duration(e, "duplicate_window", DEFAULT_DUPLICATE_WINDOW),
+            http=HttpConfig(**e.get("http", {})),
         )
         try:
             config.stream_settings()

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from jsonschema import Draft7Validator, FormatChecker, ValidationError
 
 from grctl.daemon.yamlmarks import Path
+from grctl.ops.listen import parse_listen
 
 SCHEMA_RESOURCE = ("grctl", "schemas/grctl.schema.json")
 
@@ -176,6 +177,12 @@ def _format_checker() -> FormatChecker:
     def _nats_url(value: object) -> bool:
         if isinstance(value, str):
             check_nats_url(value)
+        return True
+
+    @checker.checks("listen", raises=ValueError)
+    def _listen(value: object) -> bool:
+        if isinstance(value, str):
+            parse_listen(value)
         return True
 
     @checker.checks("module-ref", raises=ValueError)

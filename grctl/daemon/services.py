@@ -62,10 +62,10 @@ class EmbeddedNatsServer:
 
 def keep_services(running: DaemonConfig, new: DaemonConfig) -> DaemonConfig:
     """Embedded services are not restarted by a reload: ``new`` with the running services' settings."""
-    if new.nats.embedded != running.nats.embedded or new.engine != running.engine:
-        log.warning("changes to nats.embedded and engine take effect when grctld restarts")
+    if new.nats.embedded != running.nats.embedded or new.engine != running.engine or new.http != running.http:
+        log.warning("changes to nats.embedded, engine and http take effect when grctld restarts")
     nats = new.nats
     if running.nats.embedded is not None or nats.embedded is not None:
         servers = running.nats.servers if running.nats.embedded else nats.servers
         nats = msgspec.structs.replace(nats, embedded=running.nats.embedded, servers=servers)
-    return msgspec.structs.replace(new, nats=nats, engine=running.engine)
+    return msgspec.structs.replace(new, nats=nats, engine=running.engine, http=running.http)

@@ -17,11 +17,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from grctl.daemon import metrics
 from grctl.daemon.config import Overrides, load_config, workflow_problem
 from grctl.daemon.errors import ConfigError
 from grctl.daemon.logs import configure_logging
 from grctl.daemon.model import DaemonConfig
 from grctl.daemon.notify import Notifier
+from grctl.daemon.ops import DaemonOps, not_ready
 from grctl.daemon.procs import ChildFailed, ChildProcess, Generation
 from grctl.daemon.services import EmbeddedNatsServer, keep_services
 from grctl.daemon.watch import Watcher, digest
@@ -57,6 +59,7 @@ class Supervisor:
         self.sources: dict[str, str | None] = {}  # content of changed workflow sources, by path
         self.watcher: Watcher | None = None
         self.tasks: set[asyncio.Task[Any]] = set()
+        self.ops = DaemonOps(cfg.http.listen)
 
     def spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro)
@@ -172,12 +175,17 @@ class Supervisor:
             except ConfigError as exc:
                 for problem in exc.problems:
                     log.error("%s", problem)
+                metrics.RELOADS.labels("refused").inc()
                 log.error("configuration not reloaded: %s", keeps)
                 self.notifier.ready(f"reload failed: {exc.first}; {keeps}")
                 return False
             new = keep_services(self.cfg, new)
             configure_logging(new.logging, new.secrets(), role="supervisor")
-            return await self._bring_up(new, initial=False)
+            applied = await self._bring_up(new, initial=False)
+            metrics.RELOADS.labels("applied" if applied else "failed").inc()
+            if applied:
+                metrics.CONFIG_LOADED.set_to_current_time()
+            return applied
         finally:
             if self.reload_again and not self.stopping:
                 self.reload_again = False
@@ -229,6 +237,8 @@ class Supervisor:
 
     def _promote(self, gen: Generation, infos: list[dict[str, Any]]) -> None:
         old, self.current, self.cfg = self.current, gen, gen.cfg
+        metrics.GENERATIONS_STARTED.inc()
+        metrics.GENERATION.set(gen.number)
         for proc in gen.processes:
             self._watch_exit(proc)
         types = sorted({t for info in infos for t in info.get("workflows", [])})
@@ -323,6 +333,7 @@ class Supervisor:
                 return
             new = make()
             new.failures = failures
+            metrics.CHILD_RESTARTS.labels(dead.role).inc()
             install(new)
             try:
                 await new.start()
@@ -339,6 +350,10 @@ class Supervisor:
     # -- services, watch, stop -----------------------------------------------------------------------
 
     async def _start_services(self) -> None:
+        try:
+            await self.ops.start(lambda: not_ready(self))
+        except (OSError, ValueError) as exc:
+            raise StartupError(f"cannot listen on http.listen {self.cfg.http.listen}: {exc}") from exc
         if self.cfg.nats.embedded is not None:
             self.nats = EmbeddedNatsServer(self.cfg.nats.embedded)
             try:
@@ -399,6 +414,7 @@ class Supervisor:
             await self.engine.stop(self.cfg.shutdown_timeout)
         if self.nats is not None:
             await asyncio.to_thread(self.nats.stop)
+        await self.ops.stop()
         log.info("stopped")
 
     def _kill_all(self) -> None:
@@ -408,3 +424,4 @@ class Supervisor:
             self.engine.kill()
         if self.nats is not None:
             self.nats.kill()
+        self.ops.close()

@@ -35,6 +35,7 @@ from ulid import ULID
 from grctl.engine.committer import GroupCommitter
 from grctl.engine.keyed import KeyedSerializer
 from grctl.engine.registry import Registry
+from grctl.engine.runindex import RunIndex
 from grctl.engine.store import Outcome, classify
 from grctl.models.command import (
     ERR_ALREADY_RUNNING,
@@ -54,6 +55,7 @@ from grctl.models.command import (
     CommandKind,
     DescribeCmd,
     EventCmd,
+    ListCmd,
     RegisterCmd,
     StartCmd,
     TerminateCmd,
@@ -76,6 +78,7 @@ from grctl.nats import subjects
 from grctl.nats.direct import StoredMsg, get_last
 from grctl.nats.jetstream import H_EXPECTED_LAST_SUBJECT_SEQ, H_MSG_ID, OutMsg, publish
 from grctl.nats.retry import is_transient
+from grctl.ops import metrics
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +128,7 @@ def directive_id(kind: DirectiveKind, cmd: Command) -> str:
 
 class ApiServer:
     def __init__(self, nc: NATSClient, committer: GroupCommitter, registry: Registry,
-                 start_step_timeout_ms: int) -> None:
+                 start_step_timeout_ms: int, runs: RunIndex | None = None) -> None:
         self._nc = nc
         self._committer = committer
         self._registry = registry
@@ -135,6 +138,7 @@ class ApiServer:
         self._waiting = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._per_id = KeyedSerializer()
+        self._runs = runs
         self._handlers: dict[CommandKind, Callable[[Command], Awaitable[APIResponse]]] = {
             CommandKind.run_start: self._start,
             CommandKind.run_describe: self._describe,
@@ -142,6 +146,7 @@ class ApiServer:
             CommandKind.run_cancel: self._cancel,
             CommandKind.run_terminate: self._terminate,
             CommandKind.worker_register: self._register,
+            CommandKind.run_list: self._list,
         }
         self.busy_replies = 0
 
@@ -170,7 +175,9 @@ class ApiServer:
         task.add_done_callback(self._tasks.discard)
 
     async def _serve(self, msg: Msg) -> None:
+        arrived = time.perf_counter()
         resp = await self._admitted(msg)
+        metrics.api_answered(msg.data, resp, time.perf_counter() - arrived)
         if msg.reply:
             headers = {H_OUTCOME: OUTCOME_NOTIFY} if resp.success else None
             try:
@@ -344,6 +351,19 @@ class ApiServer:
         terminate: TerminateCmd = cmd.msg
         return await self._send(cmd, terminate.wf_id, DirectiveKind.terminate,
                                 Terminate(reason=terminate.reason or ""))
+
+    # --- run.list (ours) ------------------------------------------------------------------------
+
+    async def _list(self, cmd: Command) -> APIResponse:
+        query: ListCmd = cmd.msg
+        if self._runs is None:
+            return UNKNOWN
+        if not await self._runs.wait_loaded():
+            return fail(ERR_INTERNAL, "Run index not loaded yet",
+                        "the engine is still reading the stored runs")
+        raws = self._runs.query(utcnow(), set(query.statuses), query.wf_type, query.since, query.limit)
+        return APIResponse(success=True, payload=msgspec.Raw(msgspec.msgpack.encode(
+            [msgspec.Raw(r) for r in raws])))
 
     # --- worker.register -------------------------------------------------------------------------
 

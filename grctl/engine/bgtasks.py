@@ -37,6 +37,7 @@ from grctl.nats.direct import get_last
 from grctl.nats.jetstream import H_MSG_ID, delete_msg, publish, purge
 from grctl.nats.pull import ACK, Decision, nak
 from grctl.nats.retry import Backoff
+from grctl.ops import metrics
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +78,12 @@ class BackgroundTasks:
             if delivered >= MAX_BG_DELIVERIES:
                 log.error("dropping background task %s after %d attempts: %s", task.deduplication_id,
                           delivered, exc)
+                metrics.background_task(task.kind, "dropped")
                 return ACK
             log.warning("background task %s failed (attempt %d): %s", task.deduplication_id, delivered, exc)
+            metrics.background_task(task.kind, "retry")
             return nak(RETRY.delay(delivered))
+        metrics.background_task(task.kind, "ok")
         return ACK
 
     async def run(self, dedup_id: str, payload: Any, own_seq: int) -> None:

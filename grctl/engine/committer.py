@@ -14,11 +14,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from dataclasses import dataclass
 
 from grctl.nats.connection import Connection
 from grctl.nats.jetstream import OutMsg, publish_batch
+from grctl.ops import metrics
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +77,11 @@ class GroupCommitter:
             # A batch in flight when the connection drops is lost (or stored, its reply lost): fail it at
             # once rather than after its timeout, which would stall every commit behind it. Its callers
             # commit again, and the CAS and message ids make a repeat harmless.
-            return await self._connection.interruptible(
+            started = time.perf_counter()
+            ack = await self._connection.interruptible(
                 publish_batch(self._connection.nc, msgs, timeout=self._timeout))
+            metrics.batch_committed(len(msgs), time.perf_counter() - started)
+            return ack
 
     async def _run(self) -> None:
         while True:

@@ -18,6 +18,7 @@ from grctl.engine.manager import DirectiveManager
 from grctl.engine.migrate import ensure_latest_pointers
 from grctl.engine.placement import keep_consumers_with_stream_leader
 from grctl.engine.registry import Registry
+from grctl.engine.runindex import RunIndex
 from grctl.engine.snapshot import (
     DEFAULT_RECOVERY_GRACE,
     DEFAULT_RETENTION,
@@ -81,8 +82,9 @@ class Engine:
         self.timers = TimerHandler(nc, js)
         self.bg_tasks = BackgroundTasks(nc, js, sender_id(connection), worker_cmd_timeout)
         self.sweeper = Sweeper(nc, js, sweep_interval)
+        self.runs = RunIndex(js, retention)
         self.api = ApiServer(nc, self.committer, Registry(nc, self.committer),
-                             int(step_timeout.total_seconds() * 1000))
+                             int(step_timeout.total_seconds() * 1000), runs=self.runs)
         self._consumers: list[PullLoop] = [self.manager.consumer, self.timers.consumer,
                                            self.bg_tasks.consumer]
         self._loops: list[asyncio.Task[None]] = []
@@ -92,6 +94,10 @@ class Engine:
     @property
     def running(self) -> bool:
         return self._state == "running"
+
+    @property
+    def not_running_reason(self) -> str | None:
+        return None if self._state == "running" else f"engine {self._state}"
 
     def watched_since(self) -> datetime:
         """Since when this engine has been consuming without a break (its start, or its last
@@ -105,6 +111,7 @@ class Engine:
         # A cluster electing leaders (a stream just made or grown, a node just lost) does not answer
         # JetStream requests for a moment: the engine waits for it instead of failing to start.
         await retrying(self._prepare_stream, STARTUP_BUDGET, STARTUP, "preparing the stream", warn=True)
+        await retrying(self.runs.start, STARTUP_BUDGET, STARTUP, "loading the run index", warn=True)
         self._started_at = utcnow()
         self.committer.start()
         for consumer in self._consumers:
@@ -149,6 +156,7 @@ class Engine:
                 log.warning("%s: handlers still running at shutdown; cancelling them", consumer.name)
                 await consumer.cancel_running()
         await self.committer.close(timeout=max(0.1, deadline - loop.time()))
+        await self.runs.stop()
         for consumer in self._consumers:
             await consumer.close()
         self._loops.clear()
@@ -163,8 +171,10 @@ async def run_engine(servers: list[str] | None = None, *, memory: bool = False,
                      retention: timedelta | None = DEFAULT_RETENTION,
                      stop_event: asyncio.Event | None = None,
                      stream: StreamSettings | None = None,
-                     connect_options: dict[str, Any] | None = None) -> None:
+                     connect_options: dict[str, Any] | None = None,
+                     http_listen: str | None = None) -> None:
     """Connect, start an engine, serve until SIGINT/SIGTERM (or ``stop_event``), then stop and close.
+    ``http_listen`` (HOST:PORT): serve /metrics, /healthz and /readyz there (``grctl.engine.ops``).
 
     Raises ``ConnectionLostError`` when the NATS connection is closed for good, so the program exits
     non-zero and its supervisor starts it again. ``connect_options`` go to ``Connection.connect``
@@ -198,6 +208,9 @@ async def run_engine(servers: list[str] | None = None, *, memory: bool = False,
     connection = connecting.result()
     engine = Engine(connection, step_timeout=step_timeout, wait_timeout=wait_timeout, memory=memory,
                     retention=retention, stream=stream)
+    from grctl.engine.ops import serve_engine_ops  # it imports this module
+
+    ops = await serve_engine_ops(engine, http_listen)
     try:
         starting = asyncio.ensure_future(engine.start())
         stopping = asyncio.ensure_future(stop.wait())
@@ -213,6 +226,8 @@ async def run_engine(servers: list[str] | None = None, *, memory: bool = False,
         log.info("stopping")
     finally:
         await engine.stop(timeout=5.0 if connection.lost.is_set() else 30.0)
+        if ops is not None:
+            await ops.stop()
         await connection.close()
         for sig in installed:
             loop.remove_signal_handler(sig)

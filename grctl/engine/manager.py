@@ -38,6 +38,7 @@ from grctl.nats import subjects
 from grctl.nats.history import last_event
 from grctl.nats.pull import ACK, Decision, Handler, PullLoop, bind_durable, nak
 from grctl.nats.retry import Backoff
+from grctl.ops import metrics
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +131,7 @@ class DirectiveManager:
                 return True
             if not records:
                 self.no_ops += 1
+                metrics.directive_applied(d.kind, d.run_info.wf_type, committed=False)
                 log.debug("directive %s (%s) is a no-op for %s/%s", d.id, d.kind, snap.wf_id, snap.run_id)
                 if snap.is_terminal:
                     await self._announce_stored(snap.wf_id, snap.run_id)
@@ -157,6 +159,7 @@ class DirectiveManager:
                 continue
             self.applied += 1
             ended = terminal_event(records)
+            metrics.directive_applied(d.kind, d.run_info.wf_type, True, ended.kind if ended else None)
             if ended is not None:
                 await self._announce(ended)
             return True

@@ -32,6 +32,7 @@ from grctl.nats import subjects
 from grctl.nats.jetstream import H_MSG_ID, publish
 from grctl.nats.pull import ACK, Decision, nak
 from grctl.nats.retry import Backoff
+from grctl.ops import metrics
 
 log = logging.getLogger(__name__)
 
@@ -106,4 +107,5 @@ class TimerHandler:
             log.warning("publishing the %s directive of timer %s failed: %s", d.kind, timer.id, exc)
             return nak(RETRY.delay(delivered))
         log.debug("timer %s fired: %s directive %s", timer.id, d.kind, d.id)
+        metrics.timer_fired(timer.k)
         return ACK

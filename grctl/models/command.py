@@ -18,6 +18,7 @@ class CommandKind(StrEnum):
     run_event = "run.event"
     run_cancel = "run.cancel"
     run_terminate = "run.terminate"
+    run_list = "run.list"  # ours
     worker_register = "worker.register"
     worker_terminate_run = "worker.terminate_run"
 
@@ -45,6 +46,18 @@ class CancelCmd(msgspec.Struct):
 class TerminateCmd(msgspec.Struct):
     wf_id: str
     reason: str | None = None
+
+
+MAX_LIST = 1000  # runs in one run.list reply
+
+
+class ListCmd(msgspec.Struct, omit_defaults=True):
+    """Ours: the stored runs that match, newest first (the reply's payload is a list of RunInfo)."""
+
+    statuses: list[str] = msgspec.field(default_factory=list)
+    wf_type: str = ""
+    since: datetime | None = None
+    limit: int = 100
 
 
 class EventDef(msgspec.Struct):
@@ -76,12 +89,14 @@ COMMAND_TYPES: dict[str, type[msgspec.Struct]] = {
     CommandKind.run_event: EventCmd,
     CommandKind.run_cancel: CancelCmd,
     CommandKind.run_terminate: TerminateCmd,
+    CommandKind.run_list: ListCmd,
     CommandKind.worker_register: RegisterCmd,
     CommandKind.worker_terminate_run: WorkerTerminateRunCmd,
 }
 
 CommandMessage = (
-    StartCmd | DescribeCmd | EventCmd | CancelCmd | TerminateCmd | RegisterCmd | WorkerTerminateRunCmd
+    StartCmd | DescribeCmd | EventCmd | CancelCmd | TerminateCmd | ListCmd | RegisterCmd
+    | WorkerTerminateRunCmd
 )
 
 
@@ -102,6 +117,21 @@ class Command(msgspec.Struct):
 
 
 _wire_decoder = msgspec.msgpack.Decoder(CommandWire)
+
+
+class _KindOnly(msgspec.Struct):
+    k: str = ""
+
+
+_kind_decoder = msgspec.msgpack.Decoder(_KindOnly)
+
+
+def command_kind(data: bytes) -> str:
+    """The kind of an encoded command without decoding the rest ("invalid" when it cannot be read)."""
+    try:
+        return _kind_decoder.decode(data).k or "invalid"
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return "invalid"
 
 
 def encode_command(cmd: Command) -> bytes:

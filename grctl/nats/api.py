@@ -91,12 +91,12 @@ def _gate(connection: Connection) -> asyncio.Semaphore:
 
 
 async def call(connection: Connection, wf_id: str, kind: CommandKind, msg: Any, sender_id: str,
-               timeout: float = API_TIMEOUT, budget: float = DEFAULT_BUDGET) -> Reply:
+               timeout: float = API_TIMEOUT, budget: float = DEFAULT_BUDGET, subject: str = "") -> Reply:
     """Send one command for ``wf_id`` (again, unchanged, after transient failures for up to ``budget``
-    seconds) and raise on an error reply."""
+    seconds) and raise on an error reply. ``subject``: another API subject than the workflow id's."""
     cmd = Command(id=str(ULID()), kind=kind, timestamp=utcnow(), msg=msg, sender_id=sender_id)
     data = encode_command(cmd)
-    subject = subjects.api_workflow(wf_id)
+    subject = subject or subjects.api_workflow(wf_id)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + budget
     attempt = 0

@@ -21,6 +21,7 @@ from nats.js import JetStreamContext
 from grctl.models.common import utcnow
 from grctl.nats.direct import forget_stream_layout
 from grctl.nats.requests import disconnected, guard
+from grctl.ops import metrics
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,7 @@ class Connection:
         async def on_reconnected() -> None:
             conn.up_since = utcnow()
             forget_stream_layout(conn._nc)  # the stream may have changed while we were away
+            metrics.nats_reconnected()
             url = conn._nc.connected_url
             log.info("reconnected to NATS at %s", url.netloc if url else "?")
             for listener in list(conn._reconnect_listeners):

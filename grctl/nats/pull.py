@@ -34,6 +34,7 @@ from nats.js.api import ConsumerConfig
 
 from grctl.nats import subjects
 from grctl.nats.retry import FETCH
+from grctl.ops import metrics
 
 log = logging.getLogger(__name__)
 
@@ -197,6 +198,7 @@ class PullLoop:
                     await self._rebind()
                 continue
             self.capacity.give(want - len(msgs))
+            metrics.fetched(self.name, msgs)
             if self._stopping.is_set():
                 for msg in msgs:
                     await settle(msg, NAK)

@@ -86,6 +86,10 @@ def check_token(what: str, value: str) -> None:
         raise ValueError(f"{what} {shown!r} {reason}")
 
 
+# Ours: listing runs concerns no single workflow id.
+API_RUNS = "grctl_api.runs"
+
+
 def api_workflow(wf_id: str) -> str:
     return f"grctl_api.workflow.{wf_id}"
 

@@ -28,6 +28,7 @@ from grctl.nats.connection import Connection
 from grctl.nats.history import read_history
 from grctl.nats.pull import ACK, NAK, TERM, Decision, nak
 from grctl.nats.retry import is_transient, retrying
+from grctl.ops import metrics
 from grctl.worker.publisher import Publisher
 from grctl.worker.runner import Outcome, StepRunner
 from grctl.workflow import Workflow
@@ -97,6 +98,7 @@ class Dispatcher:
             log.warning("task for workflow type %r, not served by this worker: NAK", task.run_info.wf_type)
             return nak(RETRY_DELAY)
         task.attempt = max(task.attempt, _num_delivered(msg) - 1)
+        metrics.delivered(workflow.workflow_type, _num_delivered(msg))
         run_id = task.run_info.id
         while (current := self._runs.get(run_id)) is not None:
             if current.directive_id == task.id:

@@ -22,6 +22,7 @@ from grctl.models.common import RunInfo, RunStatus, utcnow
 from grctl.models.directive import Directive, DirectiveKind, Event, Start, Step, StepPickedUp
 from grctl.models.history import HistoryEvent
 from grctl.nats.connection import Connection
+from grctl.ops import metrics
 from grctl.worker.binding import bind_arguments
 from grctl.worker.context import Context
 from grctl.worker.errors import HandlerNotFoundError, NextDirectiveMissingError, StepInterrupted
@@ -80,6 +81,7 @@ class StepRunner:
         self.workflow = workflow
         self.task = task
         step_name, self.config, self.payload = resolve(workflow, task)
+        self.failed = False  # the handler raised: the step's failure is what gets reported
         run_info: RunInfo = msgspec.structs.replace(task.run_info)
         if task.kind == DirectiveKind.start:
             run_info = msgspec.structs.replace(run_info, status=RunStatus.running, started_at=utcnow())
@@ -93,6 +95,13 @@ class StepRunner:
     def step_name(self) -> str:
         return self.runtime.step_name
 
+    def _outcome_label(self, outcome: Outcome | None) -> str:
+        if outcome is None:
+            return "cancelled"
+        if outcome is Outcome.NOT_REPORTED:
+            return "not_reported"
+        return "failed" if self.failed else "ok"
+
     def _picked_up(self) -> Directive:
         now = utcnow()
         rt = self.runtime
@@ -101,6 +110,17 @@ class StepRunner:
                          msg=StepPickedUp(step_name=rt.step_name, worker_id=rt.worker_id, timestamp=now))
 
     async def run(self) -> Outcome:
+        started = time.monotonic()
+        wf_type = self.workflow.workflow_type
+        metrics.step_started(wf_type)
+        outcome: Outcome | None = None
+        try:
+            outcome = await self._run()
+            return outcome
+        finally:
+            metrics.step_finished(wf_type, self._outcome_label(outcome), time.monotonic() - started)
+
+    async def _run(self) -> Outcome:
         rt = self.runtime
         token = rt.activate()
         ctx = Context(rt)
@@ -153,6 +173,7 @@ class StepRunner:
 
     def _failed(self, ctx: Context, exc: BaseException) -> Directive:
         rt = self.runtime
+        self.failed = True
         log.warning("step %s of run %s (%s) failed: %s: %s", rt.step_name, rt.run_info.id,
                     rt.run_info.wf_type, type(exc).__name__, exc, exc_info=exc)
         return ctx.next.fail_step(rt.step_name, error_details(exc, with_qualified_type=False))

@@ -33,6 +33,7 @@ from grctl.models.history import (
     TaskFailed,
     TaskStarted,
 )
+from grctl.ops import metrics
 from grctl.worker.next import error_details
 from grctl.worker.retry import backoff_delay_ms, max_attempts, rebuild_error, should_retry
 from grctl.worker.runtime import StepRuntime, current_runtime
@@ -123,13 +124,16 @@ class _TaskCall:
             try:
                 result = await self.fn(*self.args, **self.kwargs)
             except asyncio.CancelledError:
+                metrics.task_attempt(self.rt.run_info.wf_type, "cancelled", final=True)
                 await self._publish(HistoryKind.task_cancelled, TaskCancelled(
                     task_id=self.op, task_name=self.name, step_name=step,
                     duration_ms=_ms_since(attempt_start)))
                 raise
             except Exception as exc:
                 duration = _ms_since(attempt_start)
-                if should_retry(exc, self.policy, attempt):
+                retry = should_retry(exc, self.policy, attempt)
+                metrics.task_attempt(self.rt.run_info.wf_type, "failed", final=not retry)
+                if retry:
                     assert self.policy is not None
                     delay = backoff_delay_ms(self.policy, attempt)
                     await self._publish(HistoryKind.task_attempt_failed, TaskAttemptFailed(
@@ -142,6 +146,7 @@ class _TaskCall:
                     task_id=self.op, task_name=self.name, step_name=step, error=error_details(exc),
                     duration_ms=duration))
                 raise
+            metrics.task_attempt(self.rt.run_info.wf_type, "ok", final=True)
             await self._publish(HistoryKind.task_completed, TaskCompleted(
                 task_id=self.op, task_name=self.name, output={"result": self.rt.codec.to_builtins(result)},
                 step_name=step, duration_ms=_ms_since(started)))

@@ -1,4 +1,5 @@
-"""A worker process for the benchmark, serving bench_workflows."""
+"""A worker process for the benchmarks, serving bench_workflows (counting metrics when started with
+PROMETHEUS_MULTIPROC_DIR set, as grctld starts its workers)."""
 
 import asyncio
 import os
@@ -10,10 +11,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_workflows import WORKFLOWS
 
 from grctl.nats.connection import Connection
+from grctl.ops import metrics, multiproc
 from grctl.worker.worker import Worker
 
 
 async def main() -> None:
+    if multiproc.counting_here():  # counting as in a grctld worker process (bench_metrics.py)
+        metrics.enable()
     connection = await Connection.connect()
     limit = int(os.environ.get("BENCH_MAX_CONCURRENT", "200"))
     worker = Worker(workflows=WORKFLOWS, connection=connection, max_concurrent_steps=limit)

@@ -1,10 +1,12 @@
 """The README's "Command line" section as written: ``grctld -c grctl.yaml.example`` (moved to a free
-port), then ``grctl run``/``start``/``describe``/``history --follow`` against the demo workflow."""
+port), then ``grctl run``/``start``/``describe``/``history --follow``/``list`` against the demo
+workflow."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -43,5 +45,12 @@ def test_the_readme_commands_against_the_example_config(tmp_path: Path,
         assert 'result="Hello, Grace!"' in done.stdout.splitlines()[-1]
         done = grctl(cli, "describe", "greet-2")
         assert "Status:          completed" in done.stdout, done
+        for _ in range(50):  # the engine's run index follows the stream a moment after each commit
+            done = grctl(cli, "list", "--status", "completed", "--since", "1h")
+            if [line.split()[0] for line in done.stdout.splitlines()[1:]] == ["greet-2", "greet-1"]:
+                break
+            time.sleep(0.1)
+        assert done.returncode == 0 and done.stdout.startswith("WORKFLOW ID"), done
+        assert [line.split()[0] for line in done.stdout.splitlines()[1:]] == ["greet-2", "greet-1"], done
     finally:
         d.stop()

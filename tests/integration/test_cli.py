@@ -208,7 +208,7 @@ async def test_error_exit_status(cli: dict[str, str], client: Client, tmp_path: 
         (EXIT_BAD_INPUT, "at most 255 bytes long (it is 5000)", ["run", "CliFlow", "--id", "i" * 5000]),
         (EXIT_BAD_INPUT, "must be at most 255 bytes long (it is 300)", ["send", "cli-busy", "e" * 300]),
         (EXIT_BAD_INPUT, "must be at most 255 bytes long", ["history", "cli-done", "--run-id", "r" * 256]),
-        (EXIT_USAGE, "required: --id", ["start", "CliFlow"]),
+        (EXIT_USAGE, "required: TYPE", ["start"]),
     ]
     results = await asyncio.gather(*(grctl(cli, *args) for _, _, args in cases))
     for (rc, message, args), done in zip(cases, results, strict=True):
