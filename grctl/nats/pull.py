@@ -20,6 +20,7 @@ message, for the engine's consumers and the worker's alike.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import enum
 import logging
@@ -94,30 +95,62 @@ async def settle(msg: Msg, decision: Decision) -> None:
 
 
 class Capacity:
-    """Slots shared by the pull loops of one process."""
+    """Slots shared by the pull loops of one process, handed out in turn.
+
+    A loop holds the slots it asked for while its fetch waits, so with fewer slots than loops a loop
+    whose fetches come back empty could take them again before the loops waiting for them wake up, and
+    starve them: ``acquire`` queues loops in arrival order and gives freed slots to the first in line.
+    """
 
     def __init__(self, slots: int) -> None:
         self.slots = max(1, slots)
         self.free = self.slots
         self.loops = 0
-        self._freed = asyncio.Event()
+        self._waiting: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._called = 0  # loops woken for freed slots that have not taken them yet
 
     def share(self, batch: int) -> int:
         """How many messages one loop may ask for now: its share of the free slots, at most ``batch``."""
         return min(batch, max(1, self.free // max(1, self.loops)), self.free)
 
-    def take(self, count: int) -> None:
+    async def acquire(self, batch: int) -> int:
+        """Wait for this loop's turn and take its share of the free slots (at least one)."""
+        if self.free <= 0 or self._waiting or self._called:
+            await self._turn(first=False)
+        while self.free <= 0:  # a loop called before this one took what was free: next in line again
+            await self._turn(first=True)
+        count = self.share(batch)
         self.free -= count
+        self._call()  # slots left over go to the next in line
+        return count
+
+    async def _turn(self, first: bool) -> None:
+        woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if first:
+            self._waiting.appendleft(woken)
+        else:
+            self._waiting.append(woken)
+        try:
+            await woken
+        except asyncio.CancelledError:
+            if woken.done() and not woken.cancelled():  # called, but leaving: call the next in line
+                self._called -= 1
+                self._call()
+            elif woken in self._waiting:
+                self._waiting.remove(woken)
+            raise
+        self._called -= 1
 
     def give(self, count: int) -> None:
         self.free += count
-        if count > 0:
-            self._freed.set()
+        self._call()
 
-    async def wait(self) -> None:
-        while self.free <= 0:
-            self._freed.clear()
-            await self._freed.wait()
+    def _call(self) -> None:
+        while self._waiting and self.free > self._called:
+            woken = self._waiting.popleft()
+            if not woken.done():  # not cancelled (its loop stopping) meanwhile
+                woken.set_result(None)
+                self._called += 1
 
 
 class PullLoop:
@@ -167,11 +200,9 @@ class PullLoop:
         self.ready.set()
         failures = 0
         while not self._stopping.is_set():
-            if self.capacity.free <= 0:
-                await self._unless_stopping(self.capacity.wait())
-                continue
-            want = self.capacity.share(self._batch)
-            self.capacity.take(want)
+            want = await self._acquire()
+            if want is None:
+                break
             try:
                 if self._psub is None:  # never bound yet (its first bind failed): bind now
                     await self.bind()
@@ -207,6 +238,24 @@ class PullLoop:
             for msg in msgs:
                 task = asyncio.create_task(self._handle(msg))
                 self._tasks.add(task)
+
+    async def _acquire(self) -> int | None:
+        """This loop's slots for its next fetch, or None once it is stopping (holding none)."""
+        acquiring = asyncio.ensure_future(self.capacity.acquire(self._batch))
+        try:
+            await self._unless_stopping(asyncio.shield(acquiring))
+        finally:
+            if not acquiring.done():
+                acquiring.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await acquiring
+        if acquiring.cancelled():
+            return None
+        want = acquiring.result()
+        if self._stopping.is_set():
+            self.capacity.give(want)
+            return None
+        return want
 
     async def _rebind(self) -> None:
         try:

@@ -116,6 +116,21 @@ async def test_c3_multi_step(client: Client, start_worker: StartWorker) -> None:
         ("step.started", "second"), ("step.completed", "second")]
 
 
+async def test_one_step_slot_serves_every_workflow_type(client: Client, engine: Any, nats_url: str) -> None:
+    """Two types, one slot: the type whose queue is empty must not keep the slot from the other."""
+    other = Workflow("OtherType")
+
+    @other.start()
+    async def other_start(ctx: Context) -> Directive:
+        return ctx.next.complete("other-ok")
+
+    for first in (other, basic):  # whichever type's loop takes the slot first
+        async with workers(nats_url) as start:
+            await start(first, *({other, basic} - {first}), max_concurrent_steps=1)
+            assert await client.run_workflow("Basic", wid(), {"value": "two"}, timeout=10) == "two-step-ok"
+            assert await client.run_workflow("OtherType", wid(), timeout=10) == "other-ok"
+
+
 @pytest.mark.parametrize("value", ["hello", 42, 3.5, True, None,
                                    {"name": "dict-case", "count": 3, "tags": ["a", "b"],
                                     "nested": {"enabled": True}},

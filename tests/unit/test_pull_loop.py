@@ -96,6 +96,50 @@ async def test_loops_sharing_a_capacity_never_hold_more_than_it() -> None:
     assert all(m.settled == ["ack"] for batch in sent for m in batch)
 
 
+async def test_loops_sharing_one_slot_take_turns() -> None:
+    """With a single slot, a loop whose fetches come back empty must not keep it from the others."""
+    handled: list[str] = []
+
+    async def handler(msg: FakeMsg) -> Decision:
+        handled.append(msg.subject)
+        return ACK
+
+    capacity = Capacity(1)
+    idle, busy = ScriptedSub(), ScriptedSub(messages(3, "b"))
+    loops = [PullLoop(name, binder(sub)[0], handler, capacity=capacity, batch=8, fetch_timeout=0.05)
+             for name, sub in (("idle", idle), ("busy", busy))]
+    for loop in loops:
+        await loop.bind()
+    for loop in loops:  # the idle loop first: it holds the slot when the other one starts
+        loop.start()
+    await until(lambda: len(handled) == 3, timeout=3)
+    for loop in loops:
+        await loop.stop()
+        await loop.close()
+    assert capacity.free == 1
+
+
+async def test_freed_slots_go_to_waiting_loops_in_turn_and_never_below_zero() -> None:
+    capacity = Capacity(2)
+    assert await capacity.acquire(8) == 2
+    second = asyncio.ensure_future(capacity.acquire(8))
+    third = asyncio.ensure_future(capacity.acquire(8))
+    await asyncio.sleep(0)
+    assert not second.done() and not third.done()
+    capacity.give(2)  # both are called; the first in line takes both slots
+    assert await second == 2
+    await asyncio.sleep(0)
+    assert not third.done() and capacity.free == 0
+    late = asyncio.ensure_future(capacity.acquire(8))  # arrives after the third: waits behind it
+    capacity.give(1)
+    assert await third == 1
+    await asyncio.sleep(0)
+    assert not late.done()
+    late.cancel()  # leaving the line costs nothing
+    capacity.give(1)
+    assert capacity.free == 1 and await capacity.acquire(8) == 1
+
+
 async def test_each_message_is_settled_as_its_handler_decided() -> None:
     msgs = messages(5)
     decisions: dict[bytes, Decision | None] = {b"m0": ACK, b"m1": TERM, b"m2": nak(3.0), b"m3": None}
