@@ -27,7 +27,7 @@ The module-level functions use ``default_codec`` unless a registry is passed.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, cast
 
 import msgspec
 
@@ -53,7 +53,8 @@ class CodecRegistry:
 
     def __init__(self) -> None:
         self._handlers: list[tuple[CheckFn, EncodeFn, DecodeFn]] = [
-            (_is_model_type, lambda obj: obj.model_dump(), lambda tp, data: tp.model_validate(data)),
+            (_is_model_type, lambda obj: obj.model_dump(),
+             lambda tp, data: cast(Any, tp).model_validate(data)),
         ]
 
     def register(self, check: CheckFn, encode: EncodeFn, decode: DecodeFn) -> None:

@@ -25,7 +25,7 @@ class ConsoleFormatter(logging.Formatter):
         return text
 
 
-class _ConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _ConsoleHandler(logging.StreamHandler):
     """The handler ``setup_logging`` owns (recognised, so it is replaced rather than added twice)."""
 
 

@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterator
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from jsonschema import Draft7Validator, FormatChecker, ValidationError
@@ -297,7 +297,7 @@ def _translate(error: ValidationError) -> Iterator[tuple[Path, str, bool]]:
         cause = error.cause
         yield path, str(cause) if cause else error.message, False
     elif kind == "enum":
-        choices = [str(c) for c in error.validator_value]
+        choices = [str(c) for c in cast(list[Any], error.validator_value)]
         listed = ", ".join(repr(c) for c in choices)
         hint = did_you_mean(str(value).lower(), choices) if isinstance(value, str) else ""
         yield path, f"{value!r} is not one of {listed}{hint}", False
@@ -312,7 +312,8 @@ def _translate(error: ValidationError) -> Iterator[tuple[Path, str, bool]]:
     elif kind == "minLength":
         yield path, "must not be empty", False
     elif kind == "required":
-        missing = [k for k in error.validator_value if not isinstance(value, dict) or k not in value]
+        required = cast(list[str], error.validator_value)
+        missing = [k for k in required if not isinstance(value, dict) or k not in value]
         for key in missing:
             yield path, f"missing required key '{key}'", False
     else:

@@ -148,7 +148,6 @@ class ApiServer:
             CommandKind.worker_register: self._register,
             CommandKind.run_list: self._list,
         }
-        self.busy_replies = 0
 
     async def start(self) -> None:
         self._sub = await self._nc.subscribe(subjects.API_ALL, queue=subjects.API_QUEUE, cb=self._on_msg,
@@ -188,20 +187,17 @@ class ApiServer:
     async def _admitted(self, msg: Msg) -> APIResponse:
         """The reply to ``msg``, or BUSY when no slot frees up in time."""
         if self._waiting >= MAX_QUEUED:
-            self.busy_replies += 1
             return BUSY
         self._waiting += 1
         arrived = time.monotonic()
         try:
             await asyncio.wait_for(self._gate.acquire(), QUEUE_WAIT)
         except TimeoutError:
-            self.busy_replies += 1
             return BUSY
         finally:
             self._waiting -= 1
         try:
             if time.monotonic() - arrived > QUEUE_WAIT:
-                self.busy_replies += 1
                 return BUSY
             return await self.handle(msg.data)
         except Exception as exc:  # never leave a requester without an answer
@@ -231,7 +227,6 @@ class ApiServer:
             # is safe to send again (starts carry their run id, the others a directive id made from
             # the command id), which is what "busy" asks the client to do.
             log.info("API %s: the stream is not answering now (%s); answered busy", cmd.kind, exc)
-            self.busy_replies += 1
             return BUSY
 
     # --- lookups by workflow id ------------------------------------------------------------------

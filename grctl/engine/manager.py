@@ -92,8 +92,6 @@ class DirectiveManager:
         self._serial = KeyedSerializer()
         self.consumer = engine_consumer(js, subjects.DIRECTIVE_CONSUMER, subjects.DIRECTIVES_ALL,
                                         self._handle, slots=slots, batch=256)
-        self.applied = 0  # directives that produced a commit
-        self.no_ops = 0
 
     async def _handle(self, msg: Msg) -> Decision:
         try:
@@ -130,7 +128,6 @@ class DirectiveManager:
             if records is None:
                 return True
             if not records:
-                self.no_ops += 1
                 metrics.directive_applied(d.kind, d.run_info.wf_type, committed=False)
                 log.debug("directive %s (%s) is a no-op for %s/%s", d.id, d.kind, snap.wf_id, snap.run_id)
                 if snap.is_terminal:
@@ -157,7 +154,6 @@ class DirectiveManager:
                 log.warning("commit of directive %s (%s) failed (attempt %d): %s", d.id, d.kind, attempt, exc)
                 await asyncio.sleep(RETRY.delay(attempt))
                 continue
-            self.applied += 1
             ended = terminal_event(records)
             metrics.directive_applied(d.kind, d.run_info.wf_type, True, ended.kind if ended else None)
             if ended is not None:

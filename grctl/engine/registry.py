@@ -75,5 +75,5 @@ class Registry:
                                   registered_at=now)
             msgs.append(OutMsg(subjects.registry(t.type), msgspec.msgpack.encode(entry), {H_ROLLUP: "sub"}))
         await self._committer.submit(msgs)
-        for t in latest:
-            self._cache.pop(t, None)
+        for wf_type in latest:
+            self._cache.pop(wf_type, None)

@@ -36,7 +36,6 @@ class Sweeper:
         self._js = js
         self.interval = interval
         self._swept: dict[str, int] = {}  # consumer → the ack floor already purged below
-        self.purged = 0
 
     async def run(self) -> None:
         while True:
@@ -63,5 +62,4 @@ class Sweeper:
             self._swept[name] = floor
         if purged:
             log.debug("swept %d acknowledged messages", purged)
-        self.purged += purged
         return purged

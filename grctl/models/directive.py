@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 
@@ -140,13 +140,15 @@ class StepResult(msgspec.Struct):
         """The executed task's message, typed by ``processed_msg_kind``."""
         if self.processed_msg_kind not in ("start", "step", "event"):
             raise ValueError(f"unknown processed_msg_kind {self.processed_msg_kind!r}")
-        return msgspec.convert(self.processed_msg, MESSAGE_TYPES[self.processed_msg_kind])
+        return cast("Start | Step | Event",
+                    msgspec.convert(self.processed_msg, MESSAGE_TYPES[self.processed_msg_kind]))
 
     def next(self) -> Step | Wait | Complete | Fail | FailStep:
         """The requested next directive's message, typed by ``next_msg_kind``."""
         if self.next_msg_kind not in ("step", "wait", "complete", "fail", "fail_step"):
             raise ValueError(f"unknown next_msg_kind {self.next_msg_kind!r}")
-        return msgspec.convert(self.next_msg, MESSAGE_TYPES[self.next_msg_kind])
+        return cast("Step | Wait | Complete | Fail | FailStep",
+                    msgspec.convert(self.next_msg, MESSAGE_TYPES[self.next_msg_kind]))
 
     @property
     def processed_step_name(self) -> str:

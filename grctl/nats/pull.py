@@ -280,7 +280,7 @@ class PullLoop:
             self._held.pop(key, None)
             if decision is not None:
                 await settle(msg, decision)
-            self._tasks.discard(asyncio.current_task())  # type: ignore[arg-type]
+            self._tasks.discard(asyncio.current_task())
             self.capacity.give(1)
 
     async def _beat(self, interval: float) -> None:

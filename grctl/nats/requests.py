@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections.abc import Awaitable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from nats.aio.client import Client as NATSClient
 from nats.aio.msg import Msg
@@ -36,7 +36,8 @@ async def guard(nc: NATSClient, operation: Awaitable[T]) -> T:
     waiters.add(waiter)
     task = asyncio.ensure_future(operation)
     try:
-        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        racing: set[asyncio.Future[Any]] = {task, waiter}
+        await asyncio.wait(racing, return_when=asyncio.FIRST_COMPLETED)
         if task.done():
             return task.result()
         task.cancel()

@@ -79,7 +79,8 @@ def top_level_keys(path: str | Path, _seen: frozenset[Path] = frozenset()) -> se
     return keys
 
 
-def render(sync_interval: str | None, include: str | Path | None, directory: str | Path = ".") -> str:
+def render(sync_interval: str | None, include: str | os.PathLike[str] | None,
+           directory: str | Path = ".") -> str:
     """The generated file, to be written in ``directory``: a ``jetstream`` block with the sync interval
     (when given), then the operator's file (when given)."""
     lines = ["# Written by grctl for the nats-server it starts; rewritten at every start.", ""]

@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime
 
+from nats.js.api import PubAck
+
 from grctl.models.common import RunInfo, utcnow
 from grctl.models.directive import Directive, encode_directive
 from grctl.models.history import HistoryEvent, HistoryKind, encode_history
@@ -70,7 +72,7 @@ class Publisher:
         await self._publish(subjects.directive(r.wf_type, r.wf_id, r.id), encode_directive(directive),
                             directive.id, budget, f"{directive.kind} directive")
 
-    async def directive_nowait(self, directive: Directive) -> asyncio.Future[object]:
+    async def directive_nowait(self, directive: Directive) -> asyncio.Future[PubAck]:
         """Send a directive now and return the future of its ack (for reports nothing depends on)."""
         r = directive.run_info
         return await self._connection.js.publish_async(

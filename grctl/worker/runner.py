@@ -19,7 +19,7 @@ import msgspec
 
 from grctl.codec import CodecRegistry, default_codec
 from grctl.models.common import RunInfo, RunStatus, utcnow
-from grctl.models.directive import Directive, DirectiveKind, Event, Start, Step, StepPickedUp
+from grctl.models.directive import Directive, DirectiveKind, Event, Start, Step, StepPickedUp, StepResult
 from grctl.models.history import HistoryEvent
 from grctl.nats.connection import Connection
 from grctl.ops import metrics
@@ -144,8 +144,8 @@ class StepRunner:
                 result = self._failed(ctx, exc)  # a CancelledError raised by handler code
             except Exception as exc:
                 result = self._failed(ctx, exc)
-            assert isinstance(result.msg, msgspec.Struct)
-            result.msg.duration_ms = int((time.monotonic() - started) * 1000)  # type: ignore[attr-defined]
+            assert isinstance(result.msg, StepResult)
+            result.msg.duration_ms = int((time.monotonic() - started) * 1000)
             try:
                 await rt.publisher.directive(result, budget=rt.io_budget)
             except (Exception, StepInterrupted) as exc:

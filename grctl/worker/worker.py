@@ -17,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from nats.js import JetStreamContext
+
 from grctl.codec import CodecRegistry, default_codec
 from grctl.nats import registering, subjects
 from grctl.nats.connection import Connection, ConnectionLostError
@@ -84,7 +86,7 @@ class Worker:
         js = self._connection.js
         max_ack_pending = max(1000, self.max_concurrent_steps)
 
-        async def bind():  # type: ignore[no-untyped-def]
+        async def bind() -> JetStreamContext.PullSubscription:
             return await ensure_task_consumer(js, wf_type, self._ack_wait, max_ack_pending=max_ack_pending)
 
         return PullLoop(subjects.worker_consumer(wf_type), bind, self._dispatcher.handle,
