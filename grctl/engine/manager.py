@@ -43,7 +43,7 @@ from grctl.ops import metrics
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 50  # in place; then NAK and let JetStream redeliver
-RETRY = Backoff(initial=0.05, factor=2.0, cap=2.0)
+RETRY = Backoff(initial=0.05, factor=2.0, cap=1.0)
 ACK_WAIT = 5.0  # a directive held by a dead engine comes back after this long
 HEARTBEAT = ACK_WAIT / 3
 MAX_RECORDS = 999  # a server batch holds at most 1000 messages (one is kept spare)

@@ -36,10 +36,13 @@ class Backoff:
         return max(0.0, base)
 
 
-# Transport trouble (a reconnecting connection, a JetStream API that is not answering yet).
-TRANSPORT = Backoff(initial=0.1, factor=2.0, cap=2.0)
-# A fetch loop whose consumer cannot be reached.
-FETCH = Backoff(initial=0.1, factor=2.0, cap=1.0)
+# Transport trouble (a reconnecting connection, a JetStream API that is not answering yet). The cap is
+# short because what ends such trouble (a reconnection, a leader elected) is not seen otherwise: the
+# time from its end to the next attempt adds to the pause, at every hop of a run. Attempts that fail
+# cost little: the connection or the server refuses them at once.
+TRANSPORT = Backoff(initial=0.1, factor=2.0, cap=1.0)
+# A fetch loop whose consumer cannot be reached (its leader being elected, say).
+FETCH = Backoff(initial=0.1, factor=2.0, cap=0.5)
 # A crashed child process of grctld (0.5 s, 1 s, 2 s ... 30 s).
 RESTART = Backoff(initial=0.5, factor=2.0, cap=30.0, jitter=0.0)
 
