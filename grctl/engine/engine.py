@@ -82,7 +82,7 @@ class Engine:
         self.timers = TimerHandler(nc, js)
         self.bg_tasks = BackgroundTasks(nc, js, sender_id(connection), worker_cmd_timeout)
         self.sweeper = Sweeper(nc, js, sweep_interval)
-        self.runs = RunIndex(js, retention)
+        self.runs = RunIndex(nc, js, retention)
         self.api = ApiServer(nc, self.committer, Registry(nc, self.committer),
                              int(step_timeout.total_seconds() * 1000), runs=self.runs)
         self._consumers: list[PullLoop] = [self.manager.consumer, self.timers.consumer,

@@ -1,14 +1,24 @@
 """The engine's index of stored runs, for ``run.list`` (``grctl list``, ``Client.list_runs``).
 
 Every run-info record (``grctl_run.{type}.{id}.{run}.info``, rewritten when a run is created, starts
-and ends) reaches the index through an ordered consumer that first delivers the last record of every
-run, then each new one as it is written, whichever engine wrote it. A listing is then a scan of memory:
-the newest 100 of 100,000 runs take milliseconds, where reading the records from the stream for each
-request would take seconds. The cost is a few hundred bytes per stored run and one read of every run
-info when the engine starts (``run.list`` waits for it, up to ``LOAD_WAIT``).
+and ends) reaches the index, whichever engine wrote it, in two ways:
 
-Finished runs removed after the retention are not announced by the stream: the index leaves out (and
-forgets) runs that ended longer ago than the retention.
+- when the engine starts, an ordered consumer delivers the last record of every run: the fastest way
+  to read them all (about 2 s per 100,000 runs);
+- once it has caught up, that consumer is deleted, and the index follows the new records by reading
+  the stream from its cursor (the sequence after the last record it saw) every second and before each
+  listing.
+
+The consumer is not kept because the server recounts a consumer's pending messages whenever a message
+its filter matches is deleted, and for a filter over every run that count walks every run's subject:
+with 100,000 runs stored, each run removed by the retention cost the server about 50 ms of CPU. A read
+from a cursor leaves no state in the server. A listing is then a scan of memory: the newest 100 of
+100,000 runs take milliseconds, where reading the records from the stream for each request would take
+seconds.
+
+Memory is bounded: the index holds every active run and the newest finished ones, up to ``max_runs``
+runs in all (about 1 KiB each). Finished runs removed after the retention are not announced by the
+stream: the index leaves out (and forgets) runs that ended longer ago than the retention.
 """
 
 from __future__ import annotations
@@ -22,6 +32,7 @@ from datetime import datetime, timedelta
 from typing import NamedTuple
 
 import msgspec
+from nats.aio.client import Client as NATSClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy
@@ -29,11 +40,15 @@ from nats.js.api import DeliverPolicy
 from grctl.models.command import MAX_LIST
 from grctl.models.common import RunInfo
 from grctl.nats import subjects
+from grctl.nats.direct import read_tail
 
 log = logging.getLogger(__name__)
 
 RUN_INFOS = "grctl_run.*.*.*.info"
 LOAD_WAIT = 30.0
+MAX_RUNS = 100_000  # runs held; beyond it the oldest finished ones are forgotten
+POLL_INTERVAL = 1.0  # how often the index reads the new run infos
+CATCH_UP_BATCH = 4096  # run infos read per request while catching up
 
 _info_decoder = msgspec.msgpack.Decoder(RunInfo)
 
@@ -44,21 +59,32 @@ class _Entry(NamedTuple):
     wf_type: str
     status: str
     ended: float  # Unix time the run ended, 0.0 while it has not
+    seq: int  # the record's stream sequence: a newer record of the run replaces it, an older one not
     raw: bytes  # the record as stored: what run.list returns
 
 
-def _entry(data: bytes) -> _Entry:
+def _entry(data: bytes, seq: int) -> _Entry:
     info = _info_decoder.decode(data)
     ended = info.completed_at.timestamp() if info.completed_at and info.is_terminal else 0.0
-    return _Entry(info.created_at.timestamp(), info.id, info.wf_type, str(info.status), ended, data)
+    return _Entry(info.created_at.timestamp(), info.id, info.wf_type, str(info.status), ended, seq, data)
 
 
 class RunIndex:
-    def __init__(self, js: JetStreamContext, retention: timedelta | None) -> None:
+    def __init__(self, nc: NATSClient, js: JetStreamContext, retention: timedelta | None,
+                 max_runs: int = MAX_RUNS, poll_interval: float = POLL_INTERVAL) -> None:
+        self._nc = nc
         self._js = js
         self._retention = retention.total_seconds() if retention is not None else None
+        self._max_runs = max(1, max_runs)
+        self._poll_interval = poll_interval
         self._runs: dict[str, _Entry] = {}
         self._sub: JetStreamContext.PushSubscription | None = None
+        self._loaded_from = 0  # the stream's last sequence before the loading consumer was made
+        self._last_loaded = 0  # the highest sequence the loading consumer delivered
+        self._cursor = 0  # where the next read of new run infos starts (once loaded)
+        self._reading = asyncio.Lock()
+        self._follow_task: asyncio.Task[None] | None = None
+        self._drop_task: asyncio.Task[None] | None = None
         self.loaded = asyncio.Event()
 
     def __len__(self) -> int:
@@ -66,31 +92,97 @@ class RunIndex:
 
     async def start(self) -> None:
         await self.stop()  # a start tried again after a failure begins afresh
+        self.loaded.clear()
+        self._loaded_from = (await self._js.stream_info(subjects.STREAM)).state.last_seq
         self._sub = await self._js.subscribe(RUN_INFOS, stream=subjects.STREAM, ordered_consumer=True,
                                              deliver_policy=DeliverPolicy.LAST_PER_SUBJECT, cb=self._on_msg,
                                              pending_msgs_limit=-1, pending_bytes_limit=-1)
         info = await self._sub.consumer_info()
         if not info.num_pending:
-            self.loaded.set()  # nothing stored: nothing to wait for
+            self._switch_to_reads()  # nothing stored: nothing to wait for
+        self._follow_task = asyncio.create_task(self._follow(), name="grctl-run-index")
 
     async def stop(self) -> None:
-        if self._sub is not None:
-            sub, self._sub = self._sub, None
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
+        if self._follow_task is not None:
+            self._follow_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._follow_task
+            self._follow_task = None
+        await self._drop_consumer()
 
     async def _on_msg(self, msg: Msg) -> None:
         try:
-            entry = _entry(msg.data)
+            meta = msg.metadata
+        except (ValueError, AttributeError, TypeError):  # not a JetStream delivery: nothing to index
+            return
+        self._add(msg.data, meta.sequence.stream, msg.subject)
+        self._last_loaded = max(self._last_loaded, meta.sequence.stream)
+        if not self.loaded.is_set() and not meta.num_pending:
+            self._switch_to_reads()
+
+    def _switch_to_reads(self) -> None:
+        """Loaded: follow from here by reads, and delete the consumer (in the background)."""
+        self._cursor = max(self._loaded_from, self._last_loaded) + 1
+        self.loaded.set()
+        log.info("run index loaded: %d runs", len(self._runs))
+        self._evict()
+        self._drop_task = asyncio.get_running_loop().create_task(self._drop_consumer())
+
+    async def _drop_consumer(self) -> None:
+        sub, self._sub = self._sub, None
+        if sub is None:
+            return
+        name = ""
+        with contextlib.suppress(Exception):
+            name = (await sub.consumer_info()).name
+        with contextlib.suppress(Exception):
+            await sub.unsubscribe()
+        if name:
+            with contextlib.suppress(Exception):  # gone already; else it expires when inactive
+                await self._js.delete_consumer(subjects.STREAM, name)
+
+    def _add(self, data: bytes, seq: int, subject: str) -> None:
+        try:
+            entry = _entry(data, seq)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            log.warning("run index: an undecodable run info on %s: %s", msg.subject[:128], exc)
-        else:
+            log.warning("run index: an undecodable run info on %s: %s", subject[:128], exc)
+            return
+        known = self._runs.get(entry.run_id)
+        if known is None or known.seq < entry.seq:
             self._runs[entry.run_id] = entry
-        if not self.loaded.is_set():
-            with contextlib.suppress(Exception):
-                if not msg.metadata.num_pending:
-                    self.loaded.set()
-                    log.info("run index loaded: %d runs", len(self._runs))
+
+    async def _follow(self) -> None:
+        while True:
+            await asyncio.sleep(self._poll_interval)
+            if not self.loaded.is_set():
+                continue
+            try:
+                await self.catch_up()
+            except Exception as exc:  # NATS trouble: the next round reads from the same cursor
+                log.debug("run index: reading new run infos failed: %s", exc)
+
+    async def catch_up(self) -> None:
+        """Read the run infos stored since the last read (the index must be loaded)."""
+        async with self._reading:
+            while True:
+                found = await read_tail(self._nc, RUN_INFOS, self._cursor, CATCH_UP_BATCH)
+                for stored in found:
+                    self._add(stored.data, stored.seq, stored.subject)
+                if found:
+                    self._cursor = found[-1].seq + 1
+                if len(found) < CATCH_UP_BATCH:
+                    break
+            self._evict()
+
+    def _evict(self) -> None:
+        """Beyond ``max_runs`` (and a tenth more, so eviction is not run for each new run), forget the
+        oldest finished runs."""
+        excess = len(self._runs) - self._max_runs
+        if excess <= self._max_runs // 10:
+            return
+        finished = (e for e in self._runs.values() if e.ended)
+        for entry in heapq.nsmallest(excess, finished):
+            del self._runs[entry.run_id]
 
     async def wait_loaded(self, timeout: float = LOAD_WAIT) -> bool:
         with contextlib.suppress(TimeoutError):

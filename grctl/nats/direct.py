@@ -207,3 +207,17 @@ async def read_subject(nc: NATSClient, subject: str, start_seq: int = 1, page: i
         return out
 
     return await retrying(once, budget, READ_RETRY, f"reading {subject}")
+
+
+async def read_tail(nc: NATSClient, subject: str, start_seq: int, limit: int, page: int = PAGE,
+                    timeout: float = READ_TIMEOUT) -> list[StoredMsg]:
+    """Up to ``limit`` stored messages on ``subject`` (wildcards allowed) with sequence >= ``start_seq``,
+    as whichever replica answers has them: for a reader that keeps a cursor (the sequence after the
+    last message it got) and comes back. A lagging replica returns a prefix of what the leader has,
+    never a sequence with holes, so the next read from the cursor picks up the rest. Cheaper than a
+    consumer for a wildcard over many subjects: the server keeps no state for it."""
+
+    async def once() -> list[StoredMsg]:
+        return await _paged(nc, {"seq": max(start_seq, 1), "next_by_subj": subject}, page, timeout, limit)
+
+    return await retrying(once, READ_BUDGET, READ_RETRY, f"reading {subject}")

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
+import msgspec
 import pytest
 from support import wf_simple
 from support.sdk import wait_for, workers
@@ -16,7 +17,9 @@ from support.wf_simple import one_step
 
 from grctl.client.client import Client
 from grctl.engine import Engine
-from grctl.models.common import RunStatus, utcnow
+from grctl.engine.runindex import RunIndex
+from grctl.models.common import RunInfo, RunStatus, utcnow
+from grctl.nats import subjects
 from grctl.nats.connection import Connection
 
 pytestmark = pytest.mark.timeout(60)
@@ -99,3 +102,46 @@ async def test_finished_runs_past_the_retention_are_left_out(served: Client, eng
     remaining = engine.runs.query(later, limit=100)
     assert len(remaining) == 1  # only the run that has not ended
     assert len(engine.runs) == 1  # the others are forgotten
+
+
+async def test_once_loaded_the_index_holds_no_consumer_and_still_follows_new_runs(
+        served: Client, nats_url: str) -> None:
+    """A consumer over every run's record makes the server recount it at each run removed (its cost
+    grows with the runs stored): once loaded, the index reads new records from a cursor instead, and
+    sees those another engine writes."""
+    first = await _runs(served)
+    conn = await Connection.connect([nats_url])
+    second = Engine(conn, sweep_interval=3600)
+    await second.start()
+    try:
+        assert await second.runs.wait_loaded(10)
+
+        async def no_index_consumer() -> bool:
+            infos = await conn.js.consumers_info(subjects.STREAM)
+            return not [c for c in infos if (c.config.filter_subject or "").startswith("grctl_run.")]
+
+        await wait_for(no_index_consumer, timeout=10)
+        await served.run_workflow("OneStep", "after-load", {"n": 9})  # answered by either engine
+
+        async def follows() -> bool:
+            listed = {info.wf_id for raw in second.runs.query(utcnow(), limit=100)
+                      for info in [msgspec.msgpack.decode(raw, type=RunInfo)]}
+            return listed == {*first, "after-load"}
+
+        await wait_for(follows, timeout=10)
+    finally:
+        await second.stop(timeout=5)
+        await conn.close()
+
+
+def test_the_index_forgets_the_oldest_finished_runs_beyond_its_size() -> None:
+    index = RunIndex(None, None, retention=None, max_runs=10)  # type: ignore[arg-type]
+    now = utcnow()
+    for i in range(20):
+        status = RunStatus.running if i < 3 else RunStatus.completed
+        info = RunInfo(id=f"r{i:02d}", wf_id=f"w{i}", wf_type="T", status=status,
+                       created_at=now + timedelta(seconds=i), completed_at=None if i < 3 else now)
+        index._add(msgspec.msgpack.encode(info), seq=i + 1, subject="s")
+    index._evict()
+    kept = {msgspec.msgpack.decode(raw, type=RunInfo).id for raw in index.query(utcnow(), limit=100)}
+    assert kept == {"r00", "r01", "r02", *(f"r{i}" for i in range(13, 20))}  # active ones stay
