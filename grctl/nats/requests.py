@@ -19,35 +19,42 @@ from nats.aio.msg import Msg
 
 T = TypeVar("T")
 
-_waiters: weakref.WeakKeyDictionary[NATSClient, set[asyncio.Future[None]]] = weakref.WeakKeyDictionary()
+# The tasks waiting on each connection inside guard(), and those a lost connection cancelled.
+_waiters: weakref.WeakKeyDictionary[NATSClient, set[asyncio.Task[Any]]] = weakref.WeakKeyDictionary()
+_cut: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
 
 
 def disconnected(nc: NATSClient) -> None:
     """The connection dropped: fail what waits on it (called from the disconnection callback)."""
-    for waiter in list(_waiters.get(nc, ())):
-        if not waiter.done():
-            waiter.set_result(None)
+    for task in list(_waiters.pop(nc, ())):
+        if not task.done():
+            _cut.add(task)
+            task.cancel("the connection to NATS was lost")
 
 
 async def guard(nc: NATSClient, operation: Awaitable[T]) -> T:
-    """Await ``operation``; if ``nc`` drops meanwhile, cancel it and raise ``ConnectionResetError``."""
-    waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    """Await ``operation``; if ``nc`` drops meanwhile, cancel it and raise ``ConnectionResetError``.
+
+    The waiting task itself is cancelled by ``disconnected()`` and the cancellation turned into the
+    error here: no extra task or future per request, which matters on the engine's hot path."""
+    task = asyncio.current_task()
+    if task is None:  # not in a task (cannot happen under asyncio.run): no guard
+        return await operation
     waiters = _waiters.setdefault(nc, set())
-    waiters.add(waiter)
-    task = asyncio.ensure_future(operation)
+    outermost = task not in waiters  # a guard inside a guard leaves the registration to the outer one
+    waiters.add(task)
     try:
-        racing: set[asyncio.Future[Any]] = {task, waiter}
-        await asyncio.wait(racing, return_when=asyncio.FIRST_COMPLETED)
-        if task.done():
-            return task.result()
-        task.cancel()
-        raise ConnectionResetError("the connection to NATS was lost while waiting for a reply")
+        return await operation
     except asyncio.CancelledError:
-        task.cancel()
+        if task in _cut:
+            _cut.discard(task)
+            if task.uncancel() == 0:  # cancelled only because the connection dropped
+                raise ConnectionResetError("the connection to NATS was lost while waiting for a reply") \
+                    from None
         raise
     finally:
-        waiters.discard(waiter)
-        waiter.cancel()
+        if outermost:
+            waiters.discard(task)
 
 
 async def request(nc: NATSClient, subject: str, data: bytes = b"", timeout: float = 5.0,
