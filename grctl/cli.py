@@ -27,6 +27,9 @@ from grctl.cli_public import add_workflow_parsers
 from grctl.daemon.logs import configure_logging
 from grctl.daemon.model import DaemonConfig, LoggingConfig
 from grctl.daemon.schema import parse_retention, parse_size
+from grctl.nats.jetstream import JetStreamError
+from grctl.nats.retry import is_transient
+from grctl.nats.stream_settings import StreamSettingsError
 from grctl.ops.listen import parse_listen
 
 SERVER_HELP = ("NATS server: a URL or host:port (repeatable or comma-separated; default: the --config "
@@ -163,7 +166,10 @@ def cmd_engine(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
-        logging.getLogger("grctl.engine").error("engine failed: %s", exc)
+        # A lost connection or a refused stream setting is explained by its message; anything else is a bug.
+        expected = is_transient(exc) or isinstance(exc, ConnectionError | JetStreamError
+                                                   | StreamSettingsError)
+        logging.getLogger("grctl.engine").error("engine failed: %s", exc, exc_info=not expected)
         return 1
     return 0
 

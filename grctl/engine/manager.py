@@ -37,7 +37,7 @@ from grctl.models.history import HistoryEvent, encode_history
 from grctl.nats import subjects
 from grctl.nats.history import last_event
 from grctl.nats.pull import ACK, Decision, Handler, PullLoop, bind_durable, nak
-from grctl.nats.retry import Backoff
+from grctl.nats.retry import Backoff, is_transient
 from grctl.ops import metrics
 
 log = logging.getLogger(__name__)
@@ -119,7 +119,7 @@ class DirectiveManager:
                 snap = await self._store.load(d)
             except Exception as exc:
                 log.warning("snapshot of %s/%s failed (attempt %d): %s", d.run_info.wf_id, d.run_info.id,
-                            attempt, exc)
+                            attempt, exc, exc_info=not is_transient(exc))
                 await asyncio.sleep(RETRY.delay(attempt))
                 continue
             if self._watched_since is not None:
@@ -200,7 +200,7 @@ class DirectiveManager:
         try:
             event = await last_event(self._nc, wf_id, run_id)
         except Exception as exc:
-            log.debug("reading the end of run %s failed: %s", run_id, exc)
+            log.debug("reading the end of run %s failed: %s", run_id, exc, exc_info=not is_transient(exc))
             return
         if event is not None and event.is_terminal:
             await self._announce(event)

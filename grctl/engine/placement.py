@@ -24,6 +24,7 @@ from nats.js.api import ConsumerInfo
 from grctl.nats import subjects
 from grctl.nats.jetstream import consumers
 from grctl.nats.requests import request
+from grctl.nats.retry import is_transient
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,9 @@ async def keep_consumers_with_stream_leader(nc: NATSClient, js: JetStreamContext
     while True:
         try:
             await follow_stream_leader(nc, js)
-        except Exception as exc:  # NATS trouble or an election: the next round tries again
-            log.debug("checking where consumer leaders are failed: %s", exc)
+        except Exception as exc:  # the next round tries again
+            if not is_transient(exc):
+                log.exception("checking where consumer leaders are failed")
+            else:  # NATS trouble or an election
+                log.debug("checking where consumer leaders are failed: %s", exc)
         await asyncio.sleep(interval)

@@ -17,6 +17,7 @@ from nats.js import JetStreamContext
 
 from grctl.nats import subjects
 from grctl.nats.jetstream import consumers, purge
+from grctl.nats.retry import is_transient
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +43,11 @@ class Sweeper:
             await asyncio.sleep(self.interval)
             try:
                 await self.sweep()
-            except Exception as exc:  # NATS trouble: the next round catches up
-                log.warning("sweeping acknowledged messages failed: %s", exc)
+            except Exception as exc:  # the next round catches up
+                if not is_transient(exc):
+                    log.exception("sweeping acknowledged messages failed")
+                else:
+                    log.warning("sweeping acknowledged messages failed: %s", exc)
 
     async def sweep(self) -> int:
         """One round; returns how many messages went."""
