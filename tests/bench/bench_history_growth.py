@@ -158,7 +158,7 @@ async def retention_phase(url: str, tmp: Path, server: psutil.Process, n: int) -
             t0 = time.perf_counter()
             await client.run_workflow("BenchTask", f"{prefix}-{i}", {"n": i}, timeout=30)
             lat.append(time.perf_counter() - t0)
-        await asyncio.sleep(4)  # the last runs' removal falls due
+        await asyncio.sleep(12)  # the last removals fall due (2 s), then a sweep of the acknowledged (10 s)
         wall = time.perf_counter() - t_start
         cpu = (cpu_seconds(server) - c0) / n * 1000
         after = (await conn.js.stream_info(subjects.STREAM)).state.messages
