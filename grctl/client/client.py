@@ -114,10 +114,14 @@ class Client:
                                self.id, budget=self.retry_for, subject=subjects.API_RUNS)
         return msgspec.convert(reply.response.payload or [], list[RunInfo])
 
-    async def get_workflow_handle(self, wf_id: str) -> WorkflowHandle:
+    async def get_workflow_handle(self, wf_id: str | None = None, *,
+                                  wfid: str | None = None) -> WorkflowHandle:
         """A handle on the latest run of ``wf_id``, listening for its outcome; its future resolves at
-        once if the run has ended."""
-        reply = await self._describe(wf_id)
+        once if the run has ended. ``wfid=`` is the public SDK's keyword for the same."""
+        wanted = wf_id if wfid is None else wfid
+        if wanted is None or (wf_id is not None and wfid is not None):
+            raise TypeError("get_workflow_handle() takes one workflow id (wf_id, or wfid)")
+        reply = await self._describe(wanted)
         handle = WorkflowHandle(reply.response.run_info(), self._connection, self.id, codec=self._codec,
                                 notifies=reply.notifies, budget=self.retry_for)
         await handle.watch()

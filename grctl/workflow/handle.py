@@ -62,6 +62,19 @@ class WorkflowHandle:
         if not self._notifies:
             await self._watcher.watch_history()
 
+    async def attach(self) -> None:
+        """The public SDK's name for ``watch`` (listening already: nothing to do)."""
+        if not self._watcher.watching:
+            await self.watch()
+
+    async def query(self, query_name: str) -> Any:
+        """Not served yet, as in the public SDK: query handlers can be registered, not called."""
+        raise NotImplementedError("WorkflowHandle.query() is not implemented yet")
+
+    async def update(self, update_name: str, data: Any) -> Any:
+        """Not served yet, as in the public SDK."""
+        raise NotImplementedError("WorkflowHandle.update() is not implemented yet")
+
     @overload
     async def result(self, timeout: float | None = None, return_type: None = None) -> Any: ...
 

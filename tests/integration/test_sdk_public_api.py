@@ -72,6 +72,24 @@ async def test_a_wait_for_timeout_cancels_the_future_not_the_run(client: Client)
     assert await asyncio.wait_for(again.future, timeout=10) == 3
 
 
+async def test_the_public_handle_names(client: Client) -> None:
+    """``get_workflow_handle(wfid=...)`` and ``attach()`` as the public SDK has them; ``query`` and
+    ``update`` raise ``NotImplementedError`` there and here."""
+    handle = await started(client)
+    same = await client.get_workflow_handle(wfid=handle.wf_id)
+    assert same.run_id == handle.run_id
+    with pytest.raises(TypeError):
+        await client.get_workflow_handle()
+    await same.attach()
+    await same.attach()  # already listening: harmless
+    with pytest.raises(NotImplementedError):
+        await same.query("state")
+    with pytest.raises(NotImplementedError):
+        await same.update("state", {"x": 1})
+    await handle.send("finish", {"value": 5})
+    assert await asyncio.wait_for(same.future, timeout=10) == 5
+
+
 async def test_stop_stops_listening_and_cancels_a_pending_future(client: Client) -> None:
     handle = await started(client)
     await handle.future.stop()
