@@ -21,15 +21,16 @@ class Done:
         return f"exit {self.rc}\n--- stdout\n{self.out}--- stderr\n{self.err}"
 
 
-async def spawn(env: dict[str, str], *args: str) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(sys.executable, "-m", "grctl", *args, env=env, cwd=ROOT,
-                                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                                stderr=subprocess.PIPE)
+async def spawn(env: dict[str, str], *args: str, stdin: bool = False) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "grctl", *args, env=env, cwd=ROOT,
+        stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-async def finish(proc: asyncio.subprocess.Process, timeout: float = 20.0) -> Done:
+async def finish(proc: asyncio.subprocess.Process, stdin: bytes | None = None, timeout: float = 20.0) -> Done:
     try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+        out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
     except TimeoutError:
         proc.kill()
         await proc.wait()
@@ -38,5 +39,7 @@ async def finish(proc: asyncio.subprocess.Process, timeout: float = 20.0) -> Don
     return Done(proc.returncode, out.decode(), err.decode())
 
 
-async def grctl(env: dict[str, str], *args: str, timeout: float = 20.0) -> Done:
-    return await finish(await spawn(env, *args), timeout)
+async def grctl(env: dict[str, str], *args: str, stdin: str | None = None, timeout: float = 20.0) -> Done:
+    """Run ``python -m grctl ARGS`` (``stdin``: text to feed it) and collect its exit status and output."""
+    proc = await spawn(env, *args, stdin=stdin is not None)
+    return await finish(proc, stdin.encode() if stdin is not None else None, timeout)

@@ -9,32 +9,12 @@ from typing import Any
 
 import msgspec
 import pytest
+from support.wf_codec import LineItem, Money
 
 from grctl import codec as shared
 from grctl.codec import CodecRegistry, default_codec
 from grctl.worker import codec as worker_codec
 from grctl.worker.child import ChildOutcome
-
-
-class Money:
-    """A custom class msgspec knows nothing about."""
-
-    def __init__(self, amount: Decimal, currency: str) -> None:
-        self.amount = amount
-        self.currency = currency
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Money) and (self.amount, self.currency) == (other.amount, other.currency)
-
-    def __repr__(self) -> str:
-        return f"Money({self.amount!r}, {self.currency!r})"
-
-
-@dataclass
-class LineItem:
-    sku: str
-    price: Decimal
-    qty: int
 
 
 @dataclass
