@@ -25,6 +25,7 @@ from pathlib import Path
 
 import msgspec
 import psutil
+from figures import cpu_seconds, percentile
 from ulid import ULID
 
 HERE = Path(__file__).resolve().parent
@@ -38,16 +39,6 @@ from grctl.models.records import LatestRun  # noqa: E402
 from grctl.nats import direct, jetstream, subjects  # noqa: E402
 from grctl.nats.connection import Connection  # noqa: E402
 from grctl.nats.server import NatsServerProcess  # noqa: E402
-
-
-def cpu_seconds(proc: psutil.Process) -> float:
-    t = proc.cpu_times()
-    return t.user + t.system
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))]
 
 
 async def fill(conn: Connection, count: int, start: int) -> None:

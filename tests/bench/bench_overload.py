@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import psutil
+from figures import cpu_seconds, percentile
 from ulid import ULID
 
 SCRIPT = Path(__file__).resolve()
@@ -30,19 +31,6 @@ from grctl.client.client import Client  # noqa: E402
 from grctl.models.errors import WorkflowError, WorkflowNotFoundError  # noqa: E402
 from grctl.nats.connection import Connection  # noqa: E402
 from grctl.nats.server import NatsServerProcess  # noqa: E402
-
-
-def cpu_seconds(proc: psutil.Process) -> float:
-    t = proc.cpu_times()
-    return t.user + t.system
-
-
-def percentile(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))]
-
 
 # --- a client process -------------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import psutil
+from figures import cpu_seconds, percentile
 from ulid import ULID
 
 from grctl.client.client import Client
@@ -28,15 +29,6 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 
 
-def cpu_seconds(proc: psutil.Process) -> float:
-    t = proc.cpu_times()
-    return t.user + t.system
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    k = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
-    return ordered[k]
 
 
 async def wait_registered(client: Client, wf_type: str) -> None:

@@ -15,17 +15,12 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
+from figures import percentile  # noqa: E402
 from support.cluster_load import Load, Outcome, summary  # noqa: E402 (needs the path above)
 from support.processes import ChildProcess  # noqa: E402
 
 from grctl.client.client import Client  # noqa: E402
 from grctl.nats.connection import Connection  # noqa: E402
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    k = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
-    return ordered[k]
 
 
 class Deployment:
