@@ -48,34 +48,31 @@ _BAD_TOKEN = re.compile(r"[.*>\s]")
 MAX_NAME_BYTES = 255
 
 
-def invalid_token_reason(value: str) -> str | None:
-    """Why ``value`` cannot be a single subject token, or None when it can."""
-    if not value:
-        return "must not be empty"
-    size = len(value.encode("utf-8", "surrogatepass"))
-    if size > MAX_NAME_BYTES:
-        return f"must be at most {MAX_NAME_BYTES} bytes long (it is {size})"
-    if _BAD_TOKEN.search(value):
-        return "must not contain '.', '*', '>' or white space"
-    return None
-
-
 _BAD_ID = re.compile(r"[*>\s]")
 # Dotted ids are often made of a name and a prefix or two ("start.{run id}", "next.{directive id}").
 MAX_ID_BYTES = 2 * MAX_NAME_BYTES
 
 
-def invalid_id_reason(value: str) -> str | None:
-    """Why ``value`` cannot be a dotted id inside a subject (worker ids, directive ids may hold dots),
-    or None when it can."""
+def _invalid_reason(value: str, limit: int, bad: re.Pattern[str], forbidden: str) -> str | None:
     if not value:
         return "must not be empty"
     size = len(value.encode("utf-8", "surrogatepass"))
-    if size > MAX_ID_BYTES:
-        return f"must be at most {MAX_ID_BYTES} bytes long (it is {size})"
-    if _BAD_ID.search(value):
-        return "must not contain '*', '>' or white space"
+    if size > limit:
+        return f"must be at most {limit} bytes long (it is {size})"
+    if bad.search(value):
+        return f"must not contain {forbidden} or white space"
     return None
+
+
+def invalid_token_reason(value: str) -> str | None:
+    """Why ``value`` cannot be a single subject token, or None when it can."""
+    return _invalid_reason(value, MAX_NAME_BYTES, _BAD_TOKEN, "'.', '*', '>'")
+
+
+def invalid_id_reason(value: str) -> str | None:
+    """Why ``value`` cannot be a dotted id inside a subject (worker ids, directive ids may hold dots),
+    or None when it can."""
+    return _invalid_reason(value, MAX_ID_BYTES, _BAD_ID, "'*', '>'")
 
 
 def check_token(what: str, value: str) -> None:
