@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -305,3 +306,16 @@ async def test_reads_see_every_acknowledged_write_through_any_node(nats_cluster:
     finally:
         for conn in conns:
             await conn.close()
+
+
+def test_a_cluster_whose_route_port_was_taken_starts_on_fresh_ports(tmp_path: Path) -> None:
+    """A port picked free can be taken by another process before its node binds it: the fixture makes
+    the cluster again rather than failing the test that needed it."""
+    cluster = NatsCluster(3, root=tmp_path / "cluster")
+    taken = cluster.nodes[2].route_port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as squatter:
+        squatter.bind(("127.0.0.1", taken))
+        squatter.listen()
+        with cluster:
+            assert all(node.running and node.healthy() for node in cluster.nodes)
+            assert taken not in {node.route_port for node in cluster.nodes}

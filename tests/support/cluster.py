@@ -29,6 +29,7 @@ class ClusterNode:
         self.name = name
         self.route_port = route_port
         self.http_port = free_port()
+        shutil.rmtree(root / name, ignore_errors=True)  # a retried start begins afresh
         store = root / name / "store"
         store.mkdir(parents=True)
         args = ["--server_name", name, "--cluster_name", CLUSTER_NAME,
@@ -80,9 +81,13 @@ class NatsCluster:
             raise ValueError("a cluster needs at least one node")
         self._own_root = root is None
         self.root = Path(root or tempfile.mkdtemp(prefix="grctl-cluster-"))
-        route_ports = [free_port() for _ in range(size)]
+        self.size = size
+        self.nodes = self._new_nodes()
+
+    def _new_nodes(self) -> list[ClusterNode]:
+        route_ports = [free_port() for _ in range(self.size)]
         routes = [f"nats://127.0.0.1:{p}" for p in route_ports]
-        self.nodes = [ClusterNode(f"n{i + 1}", self.root, port, routes) for i, port in enumerate(route_ports)]
+        return [ClusterNode(f"n{i + 1}", self.root, port, routes) for i, port in enumerate(route_ports)]
 
     @property
     def urls(self) -> list[str]:
@@ -94,15 +99,24 @@ class NatsCluster:
                 return node
         raise KeyError(f"no node named {name!r} (nodes: {', '.join(n.name for n in self.nodes)})")
 
-    def start(self, timeout: float = 30.0) -> NatsCluster:
-        try:
-            for node in self.nodes:
-                node.server.start(timeout=timeout)
-            self.wait_ready(timeout)
-        except BaseException:
-            self.cleanup()
-            raise
-        return self
+    def start(self, timeout: float = 30.0, attempts: int = 3) -> NatsCluster:
+        """Start every node and wait until the cluster is ready. A port picked free can be taken by
+        another process before its node binds it (the node then exits): the cluster is then made
+        again on fresh ports, ``attempts`` times at most."""
+        for attempt in range(1, attempts + 1):
+            try:
+                for node in self.nodes:
+                    node.server.start(timeout=timeout)
+                self.wait_ready(timeout)
+                return self
+            except BaseException:
+                port_taken = any("address already in use" in n.log_text() for n in self.nodes)
+                self.stop()
+                if not port_taken or attempt == attempts:
+                    self.cleanup()
+                    raise
+                self.nodes = self._new_nodes()
+        raise AssertionError("unreachable")
 
     def wait_ready(self, timeout: float = 30.0) -> str:
         """Until every running node is healthy and agrees on a meta leader; returns its name."""
