@@ -24,7 +24,7 @@ from nats.js.api import ConsumerInfo
 from grctl.nats import subjects
 from grctl.nats.jetstream import consumers
 from grctl.nats.requests import request
-from grctl.nats.retry import is_transient
+from grctl.nats.retry import log_failure
 
 log = logging.getLogger(__name__)
 
@@ -81,9 +81,6 @@ async def keep_consumers_with_stream_leader(nc: NATSClient, js: JetStreamContext
     while True:
         try:
             await follow_stream_leader(nc, js)
-        except Exception as exc:  # the next round tries again
-            if not is_transient(exc):
-                log.exception("checking where consumer leaders are failed")
-            else:  # NATS trouble or an election
-                log.debug("checking where consumer leaders are failed: %s", exc)
+        except Exception as exc:  # NATS trouble or an election: the next round tries again
+            log_failure(log, "checking the placement of consumer leaders", exc, logging.DEBUG)
         await asyncio.sleep(interval)

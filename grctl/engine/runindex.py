@@ -41,7 +41,7 @@ from grctl.models.command import MAX_LIST
 from grctl.models.common import RunInfo
 from grctl.nats import subjects
 from grctl.nats.direct import read_tail
-from grctl.nats.retry import is_transient
+from grctl.nats.retry import log_failure
 
 log = logging.getLogger(__name__)
 
@@ -160,10 +160,7 @@ class RunIndex:
             try:
                 await self.catch_up()
             except Exception as exc:  # the next round reads from the same cursor
-                if not is_transient(exc):
-                    log.exception("run index: reading new run infos failed")
-                else:
-                    log.debug("run index: reading new run infos failed: %s", exc)
+                log_failure(log, "run index: reading new run infos", exc, logging.DEBUG)
 
     async def catch_up(self) -> None:
         """Read the run infos stored since the last read (the index must be loaded)."""

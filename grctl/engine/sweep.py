@@ -17,7 +17,7 @@ from nats.js import JetStreamContext
 
 from grctl.nats import subjects
 from grctl.nats.jetstream import consumers, purge
-from grctl.nats.retry import is_transient
+from grctl.nats.retry import log_failure
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +44,7 @@ class Sweeper:
             try:
                 await self.sweep()
             except Exception as exc:  # the next round catches up
-                if not is_transient(exc):
-                    log.exception("sweeping acknowledged messages failed")
-                else:
-                    log.warning("sweeping acknowledged messages failed: %s", exc)
+                log_failure(log, "sweeping acknowledged messages", exc)
 
     async def sweep(self) -> int:
         """One round; returns how many messages went."""

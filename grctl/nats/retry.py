@@ -66,6 +66,15 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, TimeoutError | ConnectionError)
 
 
+def log_failure(logger: logging.Logger, what: str, exc: BaseException, level: int = logging.WARNING) -> None:
+    """Log that ``what`` failed in a loop that will try again: transport trouble in one line at
+    ``level``; anything else is a bug, logged as an error with its traceback."""
+    if is_transient(exc):
+        logger.log(level, "%s failed: %s", what, exc)
+    else:
+        logger.error("%s failed", what, exc_info=exc)
+
+
 T = TypeVar("T")
 
 
