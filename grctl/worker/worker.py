@@ -37,6 +37,10 @@ log = logging.getLogger("grctl.worker")
 DEFAULT_MAX_CONCURRENT_STEPS = 16  # also grctld's default (worker.max_concurrent_steps)
 DEFAULT_SHUTDOWN_TIMEOUT = 30.0
 CANCEL_GRACE = 5.0
+# How long one fetch waits for steps. It bounds how long stop() waits for the fetch in flight (whose
+# steps it must hand back), how soon a fetch reaches a consumer's new leader after an election, and
+# each type's turn when step slots are fewer than types; an idle type costs two pull requests a second.
+FETCH_TIMEOUT = 0.5
 
 
 class Worker:
@@ -90,7 +94,7 @@ class Worker:
             return await ensure_task_consumer(js, wf_type, self._ack_wait, max_ack_pending=max_ack_pending)
 
         return PullLoop(subjects.worker_consumer(wf_type), bind, self._dispatcher.handle,
-                        capacity=self._capacity, batch=batch, fetch_timeout=1.0,
+                        capacity=self._capacity, batch=batch, fetch_timeout=FETCH_TIMEOUT,
                         heartbeat=max(self._ack_wait / 3, 0.05))
 
     def __repr__(self) -> str:

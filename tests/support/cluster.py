@@ -107,7 +107,7 @@ class NatsCluster:
             try:
                 for node in self.nodes:
                     node.server.start(timeout=timeout)
-                self.wait_ready(timeout)
+                self.wait_ready(timeout, all_running=True)
                 return self
             except BaseException:
                 port_taken = any("address already in use" in n.log_text() for n in self.nodes)
@@ -118,11 +118,15 @@ class NatsCluster:
                 self.nodes = self._new_nodes()
         raise AssertionError("unreachable")
 
-    def wait_ready(self, timeout: float = 30.0) -> str:
-        """Until every running node is healthy and agrees on a meta leader; returns its name."""
+    def wait_ready(self, timeout: float = 30.0, all_running: bool = False) -> str:
+        """Until every running node is healthy and agrees on a meta leader; returns its name. With
+        ``all_running`` (a cluster starting), a node that exited fails the wait at once."""
         deadline = time.monotonic() + timeout
         while True:
             running = [n for n in self.nodes if n.running]
+            if all_running and len(running) < len(self.nodes):
+                dead = [n.name for n in self.nodes if not n.running]
+                raise RuntimeError(f"nats-server {', '.join(dead)} exited while the cluster started")
             leaders = {n.meta_leader() for n in running}
             if running and all(n.healthy() for n in running) and len(leaders) == 1 and None not in leaders:
                 return leaders.pop()  # type: ignore[return-value]
