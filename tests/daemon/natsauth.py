@@ -22,6 +22,8 @@ from typing import Any
 import nkeys
 import pytest
 
+from grctl.nats.server import NatsServerProcess
+
 
 def new_keypair(prefix: int) -> nkeys.KeyPair:
     seed = nkeys.encode_seed(os.urandom(32), prefix)
@@ -265,6 +267,13 @@ class Setup:
     scheme: str = "nats"
     env: dict[str, str] = field(default_factory=dict)
     refused: str = "NATS refused the credentials"
+
+
+def auth_server(setup: Setup, d: Path) -> NatsServerProcess:
+    """A nats-server (not started) that authenticates as ``setup`` says; its store and log in ``d``."""
+    conf = d / "nats-server.conf"
+    conf.write_text(setup.server_conf)
+    return NatsServerProcess(store_dir=d / "store", config_file=conf, log_file=d / "nats.log")
 
 
 def user_password(d: Path) -> Setup:

@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pytest
 from daemonkit import Daemon, config_text, daemon_env, run, write_atomic, write_flows
-from natsauth import SETUPS, user_password
+from natsauth import SETUPS, auth_server, user_password
 
 from grctl.daemon.config import load_config
-from grctl.nats.server import NatsServerProcess
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -27,9 +26,7 @@ async def test_connects_with_each_kind_of_credentials(
     subprocess_env: dict[str, str],
 ) -> None:
     setup = SETUPS[kind](tmp_path)
-    conf = tmp_path / "nats-server.conf"
-    conf.write_text(setup.server_conf)
-    server = NatsServerProcess(store_dir=tmp_path / "store", config_file=conf, log_file=tmp_path / "nats.log")
+    server = auth_server(setup, tmp_path)
     server.start()
     url = f"{setup.scheme}://127.0.0.1:{server.port}"
     write_flows(tmp_path / "flows", "v1")
@@ -78,9 +75,7 @@ async def test_a_wrong_password_with_an_external_engine_keeps_retrying_with_a_cl
     subprocess_env: dict[str, str],
 ) -> None:
     setup = user_password(tmp_path)
-    conf = tmp_path / "nats-server.conf"
-    conf.write_text(setup.server_conf)
-    with NatsServerProcess(store_dir=tmp_path / "store", config_file=conf) as server:
+    with auth_server(setup, tmp_path) as server:
         write_flows(tmp_path / "flows", "v1")
         config = tmp_path / "grctl.yaml"
         write_atomic(config, config_text([server.url], shutdown="2s") + setup.wrong)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from daemonkit import ROOT, Daemon, config_text, daemon_env, write_atomic, write_flows
-from natsauth import SETUPS
+from natsauth import SETUPS, auth_server
 from support.processes import ChildProcess
 
 from grctl.nats.server import NatsServerProcess
@@ -66,9 +66,7 @@ def test_grctld_refuses_a_file_with_nothing_to_run(tmp_path: Path, subprocess_en
 async def test_engine_and_cli_connect_like_grctld(kind: str, tmp_path: Path,
                                                   subprocess_env: dict[str, str]) -> None:
     setup = SETUPS[kind](tmp_path)
-    conf = tmp_path / "nats-server.conf"
-    conf.write_text(setup.server_conf)
-    server = NatsServerProcess(store_dir=tmp_path / "store", config_file=conf, log_file=tmp_path / "nats.log")
+    server = auth_server(setup, tmp_path)
     server.start()
     url = f"{setup.scheme}://127.0.0.1:{server.port}"
     env = daemon_env(subprocess_env, tmp_path, **setup.env)
