@@ -171,6 +171,15 @@ def _picked_up(ctx: Ctx, d: Directive) -> list[Record]:
     ]
 
 
+def _started_by_result(ctx: Ctx, d: Directive, msg: StepResult, step_name: str, worker_id: str) -> Record:
+    """The ``step.started`` of a step whose result is applied before its pick-up: with several engines
+    the two reports can be applied by different engines in either order, and the late pick-up no
+    longer belongs to the active dispatch. A result proves the step started ``duration_ms`` before."""
+    started = d.timestamp - timedelta(milliseconds=msg.duration_ms)
+    return ctx.history(HistoryKind.step_started, StepStarted(step_name=step_name, worker_id=worker_id),
+                       started, worker_id=worker_id)
+
+
 def _kv_records(ctx: Ctx, updates: dict[str, object] | None) -> list[Record]:
     records: list[Record] = []
     for key, value in (updates or {}).items():
@@ -198,6 +207,8 @@ def _step_result(ctx: Ctx, d: Directive) -> list[Record]:
     n = Directive(id=f"next.{d.id}", timestamp=ctx.now, kind=DirectiveKind(msg.next_msg_kind),
                   run_info=replace(d.run_info, history_seq_id=ctx.dispatch_seq), msg=nxt)
     records = _kv_records(ctx, msg.kv_updates)
+    if state.worker_id is None:  # the pick-up was not applied (every dispatch clears worker_id)
+        records.append(_started_by_result(ctx, d, msg, finished, worker_id))
     if isinstance(nxt, FailStep):
         records.append(ctx.history(HistoryKind.step_failed, StepFailed(step_name=finished, error=nxt.error,
                                                                        duration_ms=msg.duration_ms), ctx.now))

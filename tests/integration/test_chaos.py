@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from support.chaos import System, Verdict, find_duplicates, load_with_faults
+from support.chaos import System, Verdict, find_duplicates, load_with_faults, run_load
 
 from grctl.client.client import Client
 from grctl.nats.connection import Connection
@@ -25,8 +25,7 @@ DEADLINE = 120.0
 
 @pytest.fixture
 async def system(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[System]:
-    workers = getattr(request, "param", 1)
-    s = System(tmp_path / "chaos", workers=workers)
+    s = System(tmp_path / "chaos", **getattr(request, "param", {}))
     await s.start()
     try:
         yield s
@@ -77,7 +76,7 @@ async def test_nats_server_restarted(system: System, sig: signal.Signals) -> Non
         await conn.close()
 
 
-@pytest.mark.parametrize("system", [2], indirect=True)
+@pytest.mark.parametrize("system", [{"workers": 2}], indirect=True)
 async def test_workers_killed_and_replaced(system: System) -> None:
     conn = await connected(system)
 
@@ -90,5 +89,32 @@ async def test_workers_killed_and_replaced(system: System) -> None:
                                          replace_one)
         await verdict_of(system, client, verdict)
         assert system.worker_starts == 5
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize("system", [{"engines": 2}], indirect=True)
+async def test_two_engines_record_every_step_start(system: System) -> None:
+    """Two engines share the directives: a step's pick-up and its result can reach different engines, and
+    the result may be applied first. The history must still hold every ``step.started``."""
+    conn = await connected(system)
+    try:
+        verdict = await run_load(Client(conn), RUNS, IN_FLIGHT, DEADLINE)
+        await verdict_of(system, Client(conn), verdict)
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize("system", [{"engines": 2}], indirect=True)
+async def test_two_engines_one_killed_history_complete(system: System) -> None:
+    conn = await connected(system)
+
+    async def kill_one() -> None:
+        system.kill_engine(0)
+
+    try:
+        verdict = await load_with_faults(Client(conn), RUNS, IN_FLIGHT, DEADLINE, (0.3,), kill_one)
+        await verdict_of(system, Client(conn), verdict)
+        assert len(system.engines) == 1 and system.engines[0].poll() is None
     finally:
         await conn.close()

@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +32,7 @@ ROOT = TESTS.parent
 sys.path.insert(0, str(TESTS))
 
 from support.processes import WorkerProcess  # noqa: E402
-from support.wf_chaos import TASK_LOG, expected  # noqa: E402
+from support.wf_chaos import TASK_LOG, TASKS, expected  # noqa: E402
 
 
 @dataclass
@@ -45,22 +45,35 @@ class Verdict:
     start_errors: list[str] = field(default_factory=list)
     lost: list[str] = field(default_factory=list)  # no outcome within the deadline
     duplicates: list[str] = field(default_factory=list)  # a task body ran after its completion
+    incomplete: list[str] = field(default_factory=list)  # a history that misses an event
     completions: list[float] = field(default_factory=list)  # monotonic times of outcomes
+    spans: dict[str, tuple[float, float]] = field(default_factory=dict)  # wf_id → (started, ended)
+    faults: list[float] = field(default_factory=list)  # monotonic times the faults were injected
+    task_bodies: int = 0  # executions of task bodies in the task log
+    steps_restarted: int = 0  # steps picked up again (a worker lost them or the engine re-dispatched)
     started_at: float = 0.0
     ended_at: float = 0.0
 
     @property
     def clean(self) -> bool:
-        return not (self.wrong or self.failed or self.start_errors or self.lost or self.duplicates)
+        return not (self.wrong or self.failed or self.start_errors or self.lost or self.duplicates or
+                    self.incomplete)
 
     def summary(self) -> str:
         return (f"ok {self.ok}, wrong {len(self.wrong)}, failed {len(self.failed)}, start errors "
                 f"{len(self.start_errors)}, lost {len(self.lost)}, duplicate task bodies "
-                f"{len(self.duplicates)}")
+                f"{len(self.duplicates)}, incomplete histories {len(self.incomplete)}; task bodies run "
+                f"{self.task_bodies}, steps restarted {self.steps_restarted}, runs in flight at each fault "
+                f"{[self.in_flight_at(t) for t in self.faults]}")
+
+    def in_flight_at(self, moment: float) -> int:
+        """Runs started before ``moment`` (a monotonic time) and not finished by then: the work a fault
+        injected at that moment interrupted."""
+        return sum(start <= moment < end for start, end in self.spans.values())
 
     def details(self, limit: int = 5) -> str:
         parts = []
-        for name in ("wrong", "failed", "start_errors", "lost", "duplicates"):
+        for name in ("wrong", "failed", "start_errors", "lost", "duplicates", "incomplete"):
             items = getattr(self, name)
             if items:
                 parts.append(f"{name}: {items[:limit]}")
@@ -76,7 +89,8 @@ class System:
     """nats-server + engine process + worker processes in ``work``; every process ended by pid."""
 
     def __init__(self, work: Path, workers: int = 1, max_concurrent: int = 64,
-                 worker_env: dict[str, str] | None = None, engine_args: list[str] | None = None) -> None:
+                 worker_env: dict[str, str] | None = None, engine_args: list[str] | None = None,
+                 engines: int = 1) -> None:
         self.work = work
         self.work.mkdir(parents=True, exist_ok=True)
         self.nats = NatsServerProcess(store_dir=work / "nats", log_file=work / "nats.log")
@@ -84,7 +98,8 @@ class System:
         self.max_concurrent = max_concurrent
         self.extra_worker_env = worker_env or {}
         self.engine_args = engine_args or []
-        self.engine: subprocess.Popen[bytes] | None = None
+        self.n_engines = engines
+        self.engines: list[subprocess.Popen[bytes]] = []
         self.engine_starts = 0
         self.workers: list[WorkerProcess] = []
         self.worker_starts = 0
@@ -102,7 +117,8 @@ class System:
 
     async def start(self) -> None:
         self.nats.start()
-        self.start_engine()
+        for _ in range(self.n_engines):
+            self.start_engine()
         await wait_engine(self.url)
         for _ in range(self.n_workers):
             await self.start_worker()
@@ -110,14 +126,16 @@ class System:
     def start_engine(self) -> None:
         self.engine_starts += 1
         with open(self.work / f"engine-{self.engine_starts}.log", "wb") as log:
-            self.engine = subprocess.Popen(
+            self.engines.append(subprocess.Popen(
                 [sys.executable, "-m", "grctl", "engine", "-s", self.url, *self.engine_args],
-                env=self.env(), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
+                env=self.env(), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True))
 
-    def kill_engine(self) -> None:
-        if self.engine is not None and self.engine.poll() is None:
-            self.engine.kill()
-            self.engine.wait()
+    def kill_engine(self, index: int = 0) -> None:
+        """SIGKILL the ``index``-th running engine (it leaves the list)."""
+        engine = self.engines.pop(index)
+        if engine.poll() is None:
+            engine.kill()
+            engine.wait()
 
     async def start_worker(self) -> WorkerProcess:
         self.worker_starts += 1
@@ -145,12 +163,15 @@ class System:
     async def stop(self) -> None:
         for worker in self.workers:
             await asyncio.to_thread(worker.stop)
-        if self.engine is not None and self.engine.poll() is None:
-            self.engine.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.to_thread(self.engine.wait, 15)
-            except subprocess.TimeoutExpired:
-                self.kill_engine()
+        for engine in self.engines:
+            if engine.poll() is None:
+                engine.send_signal(signal.SIGCONT)  # a test may have left it frozen
+                engine.send_signal(signal.SIGTERM)
+                try:
+                    await asyncio.to_thread(engine.wait, 15)
+                except subprocess.TimeoutExpired:
+                    engine.kill()
+                    engine.wait()
         self.nats.stop()
 
 
@@ -186,6 +207,7 @@ async def run_load(client: Client, n: int, concurrency: int, deadline: float,
         nonlocal done
         wf_id = f"{prefix}-{i}"
         async with gate:
+            began = time.monotonic()
             try:
                 handle = await client.start_workflow("Chaos", wf_id, {"n": i})
             except Exception as exc:
@@ -205,6 +227,7 @@ async def run_load(client: Client, n: int, concurrency: int, deadline: float,
             finally:
                 await handle.close()
                 verdict.completions.append(time.monotonic())
+                verdict.spans[wf_id] = (began, verdict.completions[-1])
             if result == expected(i):
                 verdict.ok += 1
             else:
@@ -220,14 +243,21 @@ async def run_load(client: Client, n: int, concurrency: int, deadline: float,
 
 async def find_duplicates(client: Client, work: Path, verdict: Verdict) -> None:
     """Task bodies that ran after their completion had been recorded (at-least-once is allowed before
-    the record; after it, replay must have returned the recorded outcome)."""
+    the record; after it, replay must have returned the recorded outcome), and histories that miss an
+    event. The task log must hold every task of every run that completed: a check that read nothing
+    would prove nothing."""
     runs: dict[tuple[str, str], list[float]] = defaultdict(list)
     log = work / TASK_LOG
-    if not log.exists():
-        return
-    for line in log.read_text().splitlines():
+    lines = log.read_text().splitlines() if log.exists() else []
+    for line in lines:
         wf_id, name, when = line.split()
         runs[(wf_id, name)].append(float(when))
+    verdict.task_bodies = len(lines)
+    for wf_id in verdict.spans:
+        missing = [name for name in TASKS if (wf_id, name) not in runs]
+        if missing and wf_id not in verdict.lost:
+            verdict.incomplete.append(f"{wf_id}: the task log has no line for {missing}")
+    await check_histories(client, verdict)
     by_run: dict[str, list[str]] = defaultdict(list)
     for (wf_id, name), times in runs.items():
         if len(times) > 1:
@@ -247,10 +277,27 @@ async def find_duplicates(client: Client, work: Path, verdict: Verdict) -> None:
                                           "completion was recorded")
 
 
+async def check_histories(client: Client, verdict: Verdict) -> None:
+    """Every step a run completed has its ``step.started`` before its ``step.completed``; counts the
+    steps picked up more than once."""
+    for wf_id in verdict.spans:
+        if wf_id in verdict.lost:
+            continue
+        started: Counter[str] = Counter()
+        for event in await client.get_history(wf_id):
+            if event.kind == HistoryKind.step_started:
+                started[event.msg.step_name] += 1
+            elif event.kind == HistoryKind.step_completed and not started[event.msg.step_name]:
+                verdict.incomplete.append(f"{wf_id}: step {event.msg.step_name} completed without "
+                                          "step.started")
+        verdict.steps_restarted += sum(n - 1 for n in started.values() if n > 1)
+
+
 def describe_counts(verdict: Verdict) -> dict[str, Any]:
     return {"ok": verdict.ok, "wrong": len(verdict.wrong), "failed": len(verdict.failed),
             "start_errors": len(verdict.start_errors), "lost": len(verdict.lost),
-            "duplicates": len(verdict.duplicates)}
+            "duplicates": len(verdict.duplicates), "incomplete": len(verdict.incomplete),
+            "steps_restarted": verdict.steps_restarted}
 
 
 async def load_with_faults(client: Client, n: int, concurrency: int, deadline: float,
@@ -263,8 +310,11 @@ async def load_with_faults(client: Client, n: int, concurrency: int, deadline: f
     async def progress(done: int) -> None:
         while pending and done >= pending[0] * n:
             pending.pop(0)
+            moments.append(time.monotonic())
             faults.append(asyncio.create_task(fault()))
 
+    moments: list[float] = []
     verdict = await run_load(client, n, concurrency, deadline, progress)
+    verdict.faults = moments
     await asyncio.gather(*faults)
     return verdict

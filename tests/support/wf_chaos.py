@@ -19,6 +19,7 @@ from grctl.workflow import Workflow
 
 DIR = Path(os.environ.get("GRCTL_TEST_DIR", "."))
 TASK_LOG = "tasks.log"
+TASKS = ("add_one", "double", "add_three")  # the task names each run's log lines carry
 
 chaos = Workflow("Chaos")
 WORKFLOWS = [chaos]

@@ -283,6 +283,27 @@ def test_a_pick_up_records_its_time() -> None:
     assert final_state(picked).worker_id == "w2" and final_state(picked).picked_up_at == NOW
 
 
+@pytest.mark.parametrize("next_kind, next_msg", [("complete", {"result": 1}),
+                                                  ("fail_step", {"step_name": "charge", "error": error()})])
+def test_a_result_applied_before_its_pick_up_records_the_start(next_kind: str, next_msg: dict) -> None:
+    # With two engines the pick-up and the result can be applied in either order.
+    records = run(snap(stepping(worker_id=None)), step_result(next_kind, next_msg))
+    started, ended = [r.event for r in of(records, HistoryRec)][:2]
+    assert started.kind == HistoryKind.step_started and ended.kind != HistoryKind.step_started
+    assert started.msg.step_name == "charge" and started.worker_id == "w1"
+    assert started.timestamp == NOW - timedelta(milliseconds=12), "when the result says the step began"
+    # the late pick-up then belongs to no dispatch: no second step.started
+    late = StepPickedUp(step_name="charge", worker_id="w1", timestamp=T0)
+    after = snap(final_state(records), last_history=STEP_SEQ + 3)
+    assert run(after, directive(DirectiveKind.step_picked_up, late, id="P1",
+                                r=running_info(history_seq_id=STEP_SEQ))) == []
+
+
+def test_a_result_after_its_pick_up_records_no_second_start() -> None:
+    records = run(snap(stepping()), step_result("complete", {"result": 1}))
+    assert HistoryKind.step_started not in history(records)
+
+
 def test_a_deadline_missed_while_unwatched_arms_the_timer_again() -> None:
     watched = NOW - timedelta(seconds=2)  # this engine came up after the timer was armed (at T0)
     s = dataclasses.replace(snap(stepping()), watched_since=watched)
