@@ -44,6 +44,7 @@ from grctl.models.command import (
     ERR_INVALID_NAME,
     ERR_RUN_FINISHED,
     ERR_RUN_NOT_FOUND,
+    ERR_STORAGE_FULL,
     ERR_TYPE_NOT_REGISTERED,
     ERR_UNKNOWN_COMMAND,
     H_OUTCOME,
@@ -76,7 +77,7 @@ from grctl.models.directive import (
 from grctl.models.records import LatestRun
 from grctl.nats import subjects
 from grctl.nats.direct import StoredMsg, get_last
-from grctl.nats.jetstream import H_EXPECTED_LAST_SUBJECT_SEQ, H_MSG_ID, OutMsg, publish
+from grctl.nats.jetstream import H_EXPECTED_LAST_SUBJECT_SEQ, H_MSG_ID, OutMsg, publish, storage_full
 from grctl.nats.retry import is_transient
 from grctl.ops import metrics
 
@@ -221,6 +222,9 @@ class ApiServer:
             log.warning("API %s: a stored record cannot be read: %s", cmd.kind, exc)
             return fail(ERR_INTERNAL, str(exc))
         except Exception as exc:
+            if storage_full(exc):  # an answer, not a passing trouble: retrying now would only wait
+                return fail(ERR_STORAGE_FULL, "Storage full", f"the engine's stream has no room for this "
+                            f"{cmd.kind}; nothing was stored ({exc})")
             if not is_transient(exc):
                 raise
             # The stream cannot be reached right now (a leader election, a reconnection). Every command

@@ -18,8 +18,9 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
+from grctl.engine.storage import StorageCondition
 from grctl.nats.connection import Connection
-from grctl.nats.jetstream import OutMsg, publish_batch
+from grctl.nats.jetstream import OutMsg, publish_batch, storage_full
 from grctl.ops import metrics
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ class GroupCommitter:
         self._gate = asyncio.Semaphore(MAX_CONCURRENT_BATCHES)
         self._flushes: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
+        self.storage = StorageCondition()  # every commit goes through here: the one place that sees it
         # Figures for logs and benchmarks.
         self.batches = 0
         self.transitions = 0
@@ -78,8 +80,14 @@ class GroupCommitter:
             # once rather than after its timeout, which would stall every commit behind it. Its callers
             # commit again, and the CAS and message ids make a repeat harmless.
             started = time.perf_counter()
-            ack = await self._connection.interruptible(
-                publish_batch(self._connection.nc, msgs, timeout=self._timeout))
+            try:
+                ack = await self._connection.interruptible(
+                    publish_batch(self._connection.nc, msgs, timeout=self._timeout))
+            except Exception as exc:
+                if storage_full(exc):
+                    self.storage.refused(exc)
+                raise
+            self.storage.accepted()
             metrics.batch_committed(len(msgs), time.perf_counter() - started)
             return ack
 

@@ -100,9 +100,11 @@ class Engine:
         return None if self._state == "running" else f"engine {self._state}"
 
     def watched_since(self) -> datetime:
-        """Since when this engine has been consuming without a break (its start, or its last
-        reconnection to NATS)."""
-        return max(self._started_at, self.connection.up_since)
+        """Since when this engine has been consuming without a break (its start, its last reconnection
+        to NATS, or the last time the stream refused a write for lack of storage: a step could not
+        report its result then)."""
+        full = self.committer.storage.last_refused
+        return max(self._started_at, self.connection.up_since, full or self._started_at)
 
     async def start(self) -> None:
         if self._state != "new":

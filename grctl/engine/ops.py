@@ -1,6 +1,6 @@
 """The engine's HTTP listener (``grctl engine --http``, ``engine.http.listen`` when grctld embeds it):
 ``/metrics`` (this process's registry, with the process and Python collectors), ``/healthz``, and
-``/readyz``: 200 while the engine runs and is connected to NATS."""
+``/readyz``: 200 while the engine runs, is connected to NATS and the stream has room for its writes."""
 
 from __future__ import annotations
 
@@ -19,6 +19,9 @@ def engine_not_ready(engine: Engine) -> str | None:
         return engine.not_running_reason
     if not engine.connection.is_connected:
         return "not connected to NATS (reconnecting)"
+    storage = engine.committer.storage
+    if storage.full:
+        return f"the stream's storage is full: JetStream refuses writes ({storage.reason})"
     return None
 
 

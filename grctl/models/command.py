@@ -169,6 +169,7 @@ ERR_INVALID_MESSAGE = 4005
 ERR_INVALID_NAME = 4006  # ours: a name that cannot be a subject token
 ERR_INTERNAL = 5000
 ERR_BUSY = 5030  # ours: the engine is saturated; retry after a pause (the request was not acted on)
+ERR_STORAGE_FULL = 5070  # ours: the stream's storage is full; nothing was stored
 
 # Ours: a reply header by which the engine says it announces run outcomes on core NATS
 # (``grctl_outcome.{wf_id}.{run_id}``), so a client may wait for them instead of watching the history.

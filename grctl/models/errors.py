@@ -23,6 +23,11 @@ class WorkflowRunFinishedError(WorkflowError):
     """The run has already finished and cannot accept the command."""
 
 
+class StorageFullError(WorkflowError):
+    """The engine's stream has no room left: the command was not stored (nothing to undo). Retrying makes
+    sense once the operator has made room or finished runs were removed."""
+
+
 class NonDeterminismError(WorkflowError):
     """A re-executed step did not repeat the operations its history recorded."""
 

@@ -22,6 +22,7 @@ from grctl.models.command import (
     ERR_BUSY,
     ERR_RUN_FINISHED,
     ERR_RUN_NOT_FOUND,
+    ERR_STORAGE_FULL,
     ERR_TYPE_NOT_REGISTERED,
     H_OUTCOME,
     OUTCOME_NOTIFY,
@@ -33,6 +34,7 @@ from grctl.models.command import (
 )
 from grctl.models.common import utcnow
 from grctl.models.errors import (
+    StorageFullError,
     WorkflowAlreadyRunningError,
     WorkflowError,
     WorkflowNotFoundError,
@@ -53,6 +55,7 @@ _ERRORS: dict[int, type[WorkflowError]] = {
     ERR_RUN_NOT_FOUND: WorkflowNotFoundError,
     ERR_RUN_FINISHED: WorkflowRunFinishedError,
     ERR_TYPE_NOT_REGISTERED: WorkflowTypeNotRegisteredError,
+    ERR_STORAGE_FULL: StorageFullError,
 }
 
 _gates: weakref.WeakKeyDictionary[Connection, asyncio.Semaphore] = weakref.WeakKeyDictionary()

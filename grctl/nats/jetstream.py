@@ -25,6 +25,8 @@ ERR_WRONG_LAST_SEQUENCE = 10071
 ERR_DUPLICATE_IN_BATCH = 10201
 ERR_TOO_MANY_INFLIGHT = 10210
 ERR_STREAM_NAME_IN_USE = 10058
+ERR_INSUFFICIENT_RESOURCES = 10023  # the server's storage limit is reached (503)
+ERR_STORAGE_RESOURCES_EXCEEDED = 10047  # the account's storage limit is reached
 
 H_MSG_ID = "Nats-Msg-Id"
 H_EXPECTED_LAST_SUBJECT_SEQ = "Nats-Expected-Last-Subject-Sequence"
@@ -53,6 +55,16 @@ class JetStreamError(Exception):
         self.code = code
         self.err_code = err_code
         self.description = description
+
+
+def storage_full(exc: BaseException) -> bool:
+    """Did JetStream refuse a write because its storage is full (the server's or the account's limit,
+    or the stream's ``max_bytes`` with the discard-new policy)?"""
+    if not isinstance(exc, JetStreamError):
+        return False
+    if exc.err_code in (ERR_INSUFFICIENT_RESOURCES, ERR_STORAGE_RESOURCES_EXCEEDED):
+        return True
+    return "maximum bytes exceeded" in exc.description.lower()
 
 
 def format_schedule_time(when: datetime) -> str:

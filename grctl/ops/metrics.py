@@ -72,6 +72,10 @@ class _Metrics:
                                     ["kind"])
         self.bg_tasks = Counter("grctl_engine_background_tasks", "Background tasks run: ok, retry, dropped",
                                 ["kind", "outcome"])
+        self.storage_full = Gauge("grctl_engine_storage_full", "1 while JetStream refuses the engine's "
+                                  "writes for lack of storage", multiprocess_mode="livemax")
+        self.storage_refusals = Counter("grctl_engine_storage_refusals", "Commits JetStream refused for "
+                                        "lack of storage")
 
 
 _on = False
@@ -97,7 +101,8 @@ def enabled() -> bool:
 _RUN_END_STATUS = {"run.completed": "completed", "run.failed": "failed", "run.cancelled": "cancelled",
                    "run.terminated": "terminated", "run.timeout": "timed_out"}
 _API_OUTCOMES = {4000: "unknown_command", 4001: "already_running", 4002: "not_found", 4003: "finished",
-                 4004: "not_registered", 4005: "invalid", 4006: "invalid", 5000: "internal", 5030: "busy"}
+                 4004: "not_registered", 4005: "invalid", 4006: "invalid", 5000: "internal", 5030: "busy",
+                 5070: "storage_full"}
 
 
 # --- hooks: one line at the place where the thing happens -------------------------------------------------
@@ -183,6 +188,17 @@ def api_answered(request: bytes, reply: APIResponse, seconds: float) -> None:
         outcome = "ok" if reply.success else _API_OUTCOMES.get(code, str(code))
         _at(_m.api_requests, kind, outcome).inc()
         _at(_m.api_latency, kind).observe(seconds)
+
+
+def storage_refused() -> None:
+    if _on:
+        _m.storage_refusals.inc()
+        _m.storage_full.set(1)
+
+
+def storage_accepting() -> None:
+    if _on:
+        _m.storage_full.set(0)
 
 
 def timer_fired(kind: str) -> None:
