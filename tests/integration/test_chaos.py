@@ -34,9 +34,15 @@ async def system(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterato
 
 
 async def verdict_of(system: System, client: Client, verdict: Verdict) -> Verdict:
+    """0 failed, 0 lost, no task body run again after its completion was recorded, every history
+    complete, and proof that each fault hit runs in flight."""
     await find_duplicates(client, system.work, verdict)
     assert verdict.clean, f"{verdict.summary()}; {verdict.details()}; logs in {system.work}"
     assert verdict.ok == RUNS
+    assert verdict.task_bodies >= 3 * RUNS
+    for moment in verdict.faults:
+        assert verdict.in_flight_at(moment) > 0, f"a fault hit no run in flight: {verdict.summary()}"
+    print(f"\n{verdict.summary()}")
     return verdict
 
 
@@ -76,7 +82,8 @@ async def test_nats_server_restarted(system: System, sig: signal.Signals) -> Non
         await conn.close()
 
 
-@pytest.mark.parametrize("system", [{"workers": 2}], indirect=True)
+@pytest.mark.parametrize("system", [{"workers": 2, "worker_env": {"GRCTL_CHAOS_TASK_SECONDS": "0.2"}}],
+                         indirect=True)
 async def test_workers_killed_and_replaced(system: System) -> None:
     conn = await connected(system)
 
@@ -89,6 +96,8 @@ async def test_workers_killed_and_replaced(system: System) -> None:
                                          replace_one)
         await verdict_of(system, client, verdict)
         assert system.worker_starts == 5
+        # the killed workers were running task bodies: they ran again on the other worker
+        assert verdict.task_bodies > 3 * RUNS, verdict.summary()
     finally:
         await conn.close()
 

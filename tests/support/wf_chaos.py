@@ -8,6 +8,7 @@ with the recorded ``task.completed`` events to find a body that ran again after 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from pathlib import Path
@@ -19,36 +20,41 @@ from grctl.workflow import Workflow
 
 DIR = Path(os.environ.get("GRCTL_TEST_DIR", "."))
 TASK_LOG = "tasks.log"
+# How long each task body takes after its log line: long enough, and a kill of its worker interrupts
+# bodies that then run again elsewhere (two log lines), which proves the kill hit work in flight.
+TASK_SECONDS = float(os.environ.get("GRCTL_CHAOS_TASK_SECONDS", "0"))
 TASKS = ("add_one", "double", "add_three")  # the task names each run's log lines carry
 
 chaos = Workflow("Chaos")
 WORKFLOWS = [chaos]
 
 
-def _executed(wf_id: str, name: str) -> None:
+async def _executed(wf_id: str, name: str) -> None:
     line = f"{wf_id} {name} {time.time():.6f}\n".encode()
     fd = os.open(DIR / TASK_LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, line)
     finally:
         os.close(fd)
+    if TASK_SECONDS:
+        await asyncio.sleep(TASK_SECONDS)
 
 
 @task
 async def add_one(wf_id: str, n: int) -> int:
-    _executed(wf_id, "add_one")
+    await _executed(wf_id, "add_one")
     return n + 1
 
 
 @task
 async def double(wf_id: str, n: int) -> int:
-    _executed(wf_id, "double")
+    await _executed(wf_id, "double")
     return n * 2
 
 
 @task
 async def add_three(wf_id: str, n: int) -> int:
-    _executed(wf_id, "add_three")
+    await _executed(wf_id, "add_three")
     return n + 3
 
 
