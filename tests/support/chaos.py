@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +31,7 @@ TESTS = Path(__file__).resolve().parents[1]
 ROOT = TESTS.parent
 sys.path.insert(0, str(TESTS))
 
+from support.cluster_load import step_start_gaps  # noqa: E402
 from support.processes import WorkerProcess  # noqa: E402
 from support.wf_chaos import TASK_LOG, TASKS, expected  # noqa: E402
 
@@ -283,14 +284,9 @@ async def check_histories(client: Client, verdict: Verdict) -> None:
     for wf_id in verdict.spans:
         if wf_id in verdict.lost:
             continue
-        started: Counter[str] = Counter()
-        for event in await client.get_history(wf_id):
-            if event.kind == HistoryKind.step_started:
-                started[event.msg.step_name] += 1
-            elif event.kind == HistoryKind.step_completed and not started[event.msg.step_name]:
-                verdict.incomplete.append(f"{wf_id}: step {event.msg.step_name} completed without "
-                                          "step.started")
-        verdict.steps_restarted += sum(n - 1 for n in started.values() if n > 1)
+        missing, restarted = step_start_gaps(await client.get_history(wf_id))
+        verdict.incomplete += [f"{wf_id}: step {name} completed without step.started" for name in missing]
+        verdict.steps_restarted += restarted
 
 
 def describe_counts(verdict: Verdict) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import pairwise
@@ -22,7 +22,7 @@ from nats.aio.client import Client as NATSClient
 
 from grctl.client.client import Client
 from grctl.models.errors import WorkflowAlreadyRunningError, WorkflowNotFoundError
-from grctl.models.history import decode_history
+from grctl.models.history import HistoryEvent, HistoryKind, decode_history
 from grctl.nats import subjects
 from grctl.nats.direct import get_next
 from grctl.workflow.handle import WorkflowHandle
@@ -182,6 +182,19 @@ async def task_completions(nc: NATSClient, wf_id: str, run_id: str) -> dict[tupl
             found.setdefault((wf_id, event.msg.task_name), stored_time(msg.headers["Nats-Time-Stamp"]))
         seq = msg.seq + 1
     return found
+
+
+def step_start_gaps(events: Iterable[HistoryEvent]) -> tuple[list[str], int]:
+    """The steps of a run's history that completed without a ``step.started`` before, and how many
+    steps were started more than once (taken up again after a worker or an engine lost them)."""
+    started: Counter[str] = Counter()
+    missing: list[str] = []
+    for event in events:
+        if event.kind == HistoryKind.step_started:
+            started[event.msg.step_name] += 1
+        elif event.kind == HistoryKind.step_completed and not started[event.msg.step_name]:
+            missing.append(event.msg.step_name)
+    return missing, sum(n - 1 for n in started.values() if n > 1)
 
 
 def task_reruns(trace_dir: Path, completed_at: dict[tuple[str, str], float]) -> list[str]:
