@@ -14,6 +14,7 @@ import pytest
 from support.chaos import System, Verdict, find_duplicates, load_with_faults, run_load
 
 from grctl.client.client import Client
+from grctl.engine.manager import ACK_WAIT
 from grctl.nats.connection import Connection
 
 pytestmark = pytest.mark.timeout(240)
@@ -125,5 +126,80 @@ async def test_two_engines_one_killed_history_complete(system: System) -> None:
         verdict = await load_with_faults(Client(conn), RUNS, IN_FLIGHT, DEADLINE, (0.3,), kill_one)
         await verdict_of(system, Client(conn), verdict)
         assert len(system.engines) == 1 and system.engines[0].poll() is None
+    finally:
+        await conn.close()
+
+
+# --- compound faults and frozen processes --------------------------------------------------------
+
+FROZEN = ACK_WAIT + 3.0  # longer than every ack wait (the engine's directives, the workers' tasks: 5 s)
+SLOW_TASKS = {"GRCTL_CHAOS_TASK_SECONDS": "0.2"}  # a kill or a freeze then catches task bodies running
+
+
+@pytest.mark.parametrize("system", [{"workers": 2, "worker_env": SLOW_TASKS}], indirect=True)
+async def test_engine_and_worker_killed_at_once(system: System) -> None:
+    conn = await connected(system)
+
+    async def kill_both() -> None:
+        system.kill_engine()
+        system.workers.pop(0).kill()
+        system.start_engine()  # a worker registers through the engine: the engine first
+        await system.start_worker()
+
+    try:
+        verdict = await load_with_faults(Client(conn), RUNS, IN_FLIGHT // 2, DEADLINE, (0.3,), kill_both)
+        await verdict_of(system, Client(conn), verdict)
+        assert verdict.task_bodies > 3 * RUNS, "the worker's kill interrupted no task body"
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize("system", [{"workers": 2, "worker_env": SLOW_TASKS}], indirect=True)
+async def test_nats_server_and_worker_killed_at_once(system: System) -> None:
+    conn = await connected(system)
+
+    async def kill_both() -> None:
+        victim = system.workers.pop(0)
+        victim.kill()
+        await system.restart_nats(1.0, signal.SIGKILL)
+        await system.start_worker()
+
+    try:
+        verdict = await load_with_faults(Client(conn), RUNS, IN_FLIGHT // 2, DEADLINE, (0.3,), kill_both)
+        await verdict_of(system, Client(conn), verdict)
+        assert verdict.task_bodies > 3 * RUNS, "the worker's kill interrupted no task body"
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize("system", [{"engines": 1}, {"engines": 2}], indirect=True,
+                         ids=["alone", "with-a-second"])
+async def test_engine_frozen_longer_than_every_ack_wait(system: System) -> None:
+    conn = await connected(system)
+
+    async def freeze() -> None:
+        await system.freeze_engine(FROZEN)
+
+    try:
+        verdict = await load_with_faults(Client(conn), RUNS, IN_FLIGHT, DEADLINE + FROZEN, (0.3,), freeze)
+        await verdict_of(system, Client(conn), verdict)
+        assert all(engine.poll() is None for engine in system.engines), "a frozen engine died"
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize("system", [{"workers": 2, "worker_env": SLOW_TASKS}], indirect=True)
+async def test_worker_frozen_longer_than_its_ack_wait(system: System) -> None:
+    """Its steps go to the other worker; when it wakes, what it reports must not undo their work."""
+    conn = await connected(system)
+
+    async def freeze() -> None:
+        await system.freeze_worker(FROZEN)
+
+    try:
+        verdict = await load_with_faults(Client(conn), RUNS, IN_FLIGHT // 2, DEADLINE + FROZEN, (0.3,),
+                                         freeze)
+        await verdict_of(system, Client(conn), verdict)
+        assert verdict.task_bodies > 3 * RUNS, "the frozen worker held no task body that moved elsewhere"
     finally:
         await conn.close()

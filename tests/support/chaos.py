@@ -161,8 +161,26 @@ class System:
         await asyncio.sleep(downtime)
         await asyncio.to_thread(self.nats.start)
 
+    async def freeze_engine(self, seconds: float, index: int = 0) -> None:
+        """SIGSTOP an engine for ``seconds``, then SIGCONT: a process that hangs instead of dying."""
+        engine = self.engines[index]
+        engine.send_signal(signal.SIGSTOP)
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            engine.send_signal(signal.SIGCONT)
+
+    async def freeze_worker(self, seconds: float, index: int = 0) -> None:
+        worker = self.workers[index]
+        worker.signal(signal.SIGSTOP)
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            worker.signal(signal.SIGCONT)
+
     async def stop(self) -> None:
         for worker in self.workers:
+            worker.signal(signal.SIGCONT)  # a test may have left it frozen
             await asyncio.to_thread(worker.stop)
         for engine in self.engines:
             if engine.poll() is None:
