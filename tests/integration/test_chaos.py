@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from support.chaos import System, Verdict, find_duplicates, load_with_faults, run_load
+from support.proxy import BlackholeProxy
 
 from grctl.client.client import Client
 from grctl.engine.manager import ACK_WAIT
@@ -203,3 +204,30 @@ async def test_worker_frozen_longer_than_its_ack_wait(system: System) -> None:
         assert verdict.task_bodies > 3 * RUNS, "the frozen worker held no task body that moved elsewhere"
     finally:
         await conn.close()
+
+
+@pytest.mark.parametrize("system", [{"workers": 1, "worker_env": SLOW_TASKS}], indirect=True)
+async def test_worker_cut_off_from_nats_longer_than_its_ack_wait(system: System) -> None:
+    """A second worker reaches nats-server through a proxy that drops everything for longer than the ack
+    wait, then lets it reconnect: its steps move to the first worker, and what it sends after
+    reconnecting must not undo their work."""
+    host, port = system.url.removeprefix("nats://").rsplit(":", 1)
+    proxy = await BlackholeProxy(host, int(port)).start()
+    await system.start_worker(proxy.url)
+    conn = await connected(system)
+
+    async def cut_off() -> None:
+        proxy.cut()
+        await asyncio.sleep(FROZEN)
+        proxy.restore()
+
+    try:
+        verdict = await load_with_faults(Client(conn), RUNS, IN_FLIGHT // 2, DEADLINE + FROZEN, (0.3,),
+                                         cut_off)
+        await verdict_of(system, Client(conn), verdict)
+        assert verdict.task_bodies > 3 * RUNS, "the cut-off worker held no task body that moved elsewhere"
+        assert proxy.connections >= 2, "the cut-off worker did not reconnect"
+        assert all(w.proc is not None and w.proc.poll() is None for w in system.workers)
+    finally:
+        await conn.close()
+        await proxy.stop()

@@ -138,9 +138,11 @@ class System:
             engine.kill()
             engine.wait()
 
-    async def start_worker(self) -> WorkerProcess:
+    async def start_worker(self, url: str = "") -> WorkerProcess:
+        """A worker process connected to ``url`` (default: the nats-server itself)."""
         self.worker_starts += 1
-        worker = WorkerProcess("support.wf_chaos", self.env(), "--max-concurrent", str(self.max_concurrent))
+        env = self.env() | ({"GRCTL_NATS_SERVERS": url} if url else {})
+        worker = WorkerProcess("support.wf_chaos", env, "--max-concurrent", str(self.max_concurrent))
         worker.log_path = self.work / f"worker-{self.worker_starts}.log"
         worker.start()
         self.workers.append(worker)
