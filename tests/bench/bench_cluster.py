@@ -18,12 +18,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from benchkit import Deployment, Figures, run_load
+from figures import exit_status
 from support.cluster import NatsCluster
 from support.cluster_load import longest_gap, summary
 
@@ -99,6 +101,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=100, help="workflows in flight at once")
     args = parser.parse_args()
     asyncio.run(bench(args.n, args.concurrency))
+    sys.exit(exit_status())
 
 
 if __name__ == "__main__":

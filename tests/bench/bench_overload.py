@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import psutil
-from figures import cpu_seconds, percentile
+from figures import cpu_seconds, exit_status, percentile, problem
 from ulid import ULID
 
 SCRIPT = Path(__file__).resolve()
@@ -137,6 +137,8 @@ async def level(url: str, client: Client, procs: dict[str, psutil.Process], n: i
     samples += [e for r in reports for e in list(r["failed"].values())[:2]]
     if samples:
         print(f"      e.g. {samples[:3]}")
+    if start_errors or failed or wrong or ghost or len(latencies) < n:
+        problem(f"in flight {inflight}: {n - len(latencies)} of {n} runs without their right result")
     sys.stdout.flush()
 
 
@@ -190,6 +192,7 @@ def main() -> None:
         return
     levels = [int(x) for x in args.levels.split(",") if x.strip()]
     asyncio.run(orchestrate(args.n, levels, args.clients, args.deadline, args.worker_slots))
+    sys.exit(exit_status())
 
 
 if __name__ == "__main__":

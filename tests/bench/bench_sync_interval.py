@@ -11,10 +11,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
 from benchkit import Deployment, run_load
+from figures import exit_status
 
 from grctl.nats.server import NatsServerProcess
 
@@ -51,6 +53,7 @@ def main() -> None:
     parser.add_argument("--serial", type=int, default=50, help="workflows run one at a time")
     args = parser.parse_args()
     asyncio.run(bench(args.n, args.concurrency, args.serial))
+    sys.exit(exit_status())
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from figures import percentile  # noqa: E402
+from figures import percentile, problem  # noqa: E402
 from support.cluster_load import Load, Outcome, summary  # noqa: E402 (needs the path above)
 from support.processes import ChildProcess  # noqa: E402
 
@@ -52,21 +52,26 @@ class Deployment:
 
 @dataclass
 class Figures:
+    """Throughput and latency of the runs that completed right; the others are counted apart (failed:
+    an error or a wrong result; lost: no outcome in time; not started), never inside the figures."""
+
     label: str
     runs: int
     wall: float
     latencies: list[float]
     failed: int
+    lost: int = 0
+    not_started: int = 0
 
     @property
     def rate(self) -> float:
-        return self.runs / self.wall
+        return len(self.latencies) / self.wall
 
     def line(self) -> str:
         lat = self.latencies or [float("nan")]
         p50, p99 = statistics.median(lat) * 1000, percentile(lat, 99) * 1000
         return (f"{self.label:34s} {self.rate:7.1f} workflows/s  latency p50 {p50:7.1f} ms  p99 {p99:7.1f} ms"
-                f"  failed {self.failed}")
+                f"  failed {self.failed}  lost {self.lost}  not started {self.not_started}")
 
 
 async def run_load(urls: list[str], label: str, runs: int, concurrency: int,
@@ -84,8 +89,11 @@ async def run_load(urls: list[str], label: str, runs: int, concurrency: int,
     finally:
         await conn.close()
     good = [o for o in outcomes if o.ok]
-    figures = Figures(label, runs, wall, [o.latency for o in good], len(outcomes) - len(good))
-    if figures.failed:
-        print(f"  {label}: {summary(outcomes)}", flush=True)
+    lost = [o for o in outcomes if o.lost]
+    not_started = [o for o in outcomes if o.not_started]
+    failed = len(outcomes) - len(good) - len(lost) - len(not_started)
+    figures = Figures(label, runs, wall, [o.latency for o in good], failed, len(lost), len(not_started))
+    if len(good) < len(outcomes):
+        problem(f"{label}: {summary(outcomes)}")
     return figures, outcomes
 

@@ -33,6 +33,7 @@ sys.path.insert(0, str(TESTS))
 
 from support.cluster_load import step_start_gaps  # noqa: E402
 from support.processes import WorkerProcess  # noqa: E402
+from support.proxy import BlackholeProxy  # noqa: E402
 from support.wf_chaos import TASK_LOG, TASKS, expected  # noqa: E402
 
 
@@ -47,7 +48,7 @@ class Verdict:
     lost: list[str] = field(default_factory=list)  # no outcome within the deadline
     duplicates: list[str] = field(default_factory=list)  # a task body ran after its completion
     incomplete: list[str] = field(default_factory=list)  # a history that misses an event
-    completions: list[float] = field(default_factory=list)  # monotonic times of outcomes
+    completions: list[float] = field(default_factory=list)  # monotonic times of right results
     spans: dict[str, tuple[float, float]] = field(default_factory=dict)  # wf_id → (started, ended)
     faults: list[float] = field(default_factory=list)  # monotonic times the faults were injected
     task_bodies: int = 0  # executions of task bodies in the task log
@@ -81,7 +82,8 @@ class Verdict:
         return "; ".join(parts)
 
     def recovery_after(self, moment: float) -> float | None:
-        """Seconds from ``moment`` (a monotonic time) to the first outcome after it."""
+        """Seconds from ``moment`` (a monotonic time) to the first right result after it (failed and
+        lost runs are counted apart, never as a recovery)."""
         later = [t for t in self.completions if t >= moment]
         return min(later) - moment if later else None
 
@@ -91,7 +93,7 @@ class System:
 
     def __init__(self, work: Path, workers: int = 1, max_concurrent: int = 64,
                  worker_env: dict[str, str] | None = None, engine_args: list[str] | None = None,
-                 engines: int = 1) -> None:
+                 engines: int = 1, proxied_workers: int = 0) -> None:
         self.work = work
         self.work.mkdir(parents=True, exist_ok=True)
         self.nats = NatsServerProcess(store_dir=work / "nats", log_file=work / "nats.log")
@@ -100,6 +102,8 @@ class System:
         self.extra_worker_env = worker_env or {}
         self.engine_args = engine_args or []
         self.n_engines = engines
+        self.n_proxied = proxied_workers  # workers that reach nats-server through ``proxy``
+        self.proxy: BlackholeProxy | None = None
         self.engines: list[subprocess.Popen[bytes]] = []
         self.engine_starts = 0
         self.workers: list[WorkerProcess] = []
@@ -123,6 +127,10 @@ class System:
         await wait_engine(self.url)
         for _ in range(self.n_workers):
             await self.start_worker()
+        if self.n_proxied:
+            self.proxy = await BlackholeProxy(self.nats.host, self.nats.port).start()
+            for _ in range(self.n_proxied):
+                await self.start_worker(self.proxy.url)
 
     def start_engine(self) -> None:
         self.engine_starts += 1
@@ -184,6 +192,8 @@ class System:
         for worker in self.workers:
             worker.signal(signal.SIGCONT)  # a test may have left it frozen
             await asyncio.to_thread(worker.stop)
+        if self.proxy is not None:
+            await self.proxy.stop()
         for engine in self.engines:
             if engine.poll() is None:
                 engine.send_signal(signal.SIGCONT)  # a test may have left it frozen
@@ -247,10 +257,10 @@ async def run_load(client: Client, n: int, concurrency: int, deadline: float,
                 return
             finally:
                 await handle.close()
-                verdict.completions.append(time.monotonic())
-                verdict.spans[wf_id] = (began, verdict.completions[-1])
+                verdict.spans[wf_id] = (began, time.monotonic())
             if result == expected(i):
                 verdict.ok += 1
+                verdict.completions.append(verdict.spans[wf_id][1])  # recovery counts right results only
             else:
                 verdict.wrong.append(f"{wf_id}: {result!r} != {expected(i)}")
         done += 1

@@ -52,6 +52,16 @@ class Outcome:
     def latency(self) -> float:
         return self.ended - self.started
 
+    @property
+    def not_started(self) -> bool:
+        return (self.error or "").startswith("not started")
+
+    @property
+    def lost(self) -> bool:
+        """No outcome within the result timeout (as opposed to a run that ended badly)."""
+        error = self.error or ""
+        return error.startswith("TimeoutError") and "timed out after" not in error  # not a run timeout
+
 
 @dataclass
 class Load:

@@ -1,0 +1,116 @@
+"""The fault scenarios of tests/integration/test_chaos.py (small) and tests/bench/bench_chaos.py (large),
+defined once: which system they need, when the fault strikes (fractions of the runs finished), what it
+does, and what proves it hit work in flight."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from grctl.engine.manager import ACK_WAIT
+from support.chaos import System
+
+FROZEN = ACK_WAIT + 3.0  # longer than every ack wait (the engine's directives, the workers' tasks: 5 s)
+# Task bodies that take a while: a kill or a freeze of their worker then interrupts some, which run
+# again on another worker (two lines in the task log): the proof that the fault hit a worker's work.
+SLOW_TASKS = {"GRCTL_CHAOS_TASK_SECONDS": "0.2"}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    fault: Callable[[System], Awaitable[None]]
+    at: tuple[float, ...] = (0.3,)
+    system: dict[str, Any] = field(default_factory=dict)  # System's keyword arguments
+    interrupts_tasks: bool = False  # the fault must make task bodies run again elsewhere
+    lasts: float = 0.0  # seconds the fault holds the system: added to the deadline
+
+
+async def kill_engine(system: System) -> None:
+    system.kill_engine()
+    await asyncio.sleep(1.0)
+    system.start_engine()
+
+
+async def replace_worker(system: System) -> None:
+    await system.replace_worker(system.worker_starts % len(system.workers))
+
+
+async def kill_engine_and_worker(system: System) -> None:
+    system.kill_engine()
+    system.workers.pop(0).kill()
+    system.start_engine()  # a worker registers through the engine: the engine first
+    await system.start_worker()
+
+
+async def kill_nats_and_worker(system: System) -> None:
+    system.workers.pop(0).kill()
+    await system.restart_nats(1.0, signal.SIGKILL)
+    await system.start_worker()
+
+
+async def kill_one_of_two_engines(system: System) -> None:
+    system.kill_engine(0)
+
+
+async def freeze_engine(system: System) -> None:
+    await system.freeze_engine(FROZEN)
+
+
+async def freeze_worker(system: System) -> None:
+    await system.freeze_worker(FROZEN)
+
+
+async def cut_worker_off(system: System) -> None:
+    assert system.proxy is not None
+    system.proxy.cut()
+    await asyncio.sleep(FROZEN)
+    system.proxy.restore()
+
+
+async def restart_nats_term(system: System) -> None:
+    await system.restart_nats(2.0, signal.SIGTERM)
+
+
+async def restart_nats_kill(system: System) -> None:
+    await system.restart_nats(2.0, signal.SIGKILL)
+
+
+TWO_SLOW_WORKERS = {"workers": 2, "worker_env": SLOW_TASKS}
+
+SCENARIOS = [
+    Scenario("engine-kill", kill_engine, at=(0.3, 0.6)),
+    Scenario("nats-term", restart_nats_term),
+    Scenario("nats-kill", restart_nats_kill),
+    Scenario("worker-kill", replace_worker, at=(0.2, 0.5, 0.8), system=TWO_SLOW_WORKERS,
+             interrupts_tasks=True),
+    Scenario("two-engines-one-killed", kill_one_of_two_engines, system={"engines": 2}),
+    Scenario("engine-and-worker-kill", kill_engine_and_worker, system=TWO_SLOW_WORKERS,
+             interrupts_tasks=True),
+    Scenario("nats-and-worker-kill", kill_nats_and_worker, system=TWO_SLOW_WORKERS, interrupts_tasks=True),
+    Scenario("engine-freeze", freeze_engine, lasts=FROZEN),
+    Scenario("engine-freeze-with-a-second", freeze_engine, system={"engines": 2}, lasts=FROZEN),
+    Scenario("worker-freeze", freeze_worker, system=TWO_SLOW_WORKERS, interrupts_tasks=True, lasts=FROZEN),
+    Scenario("worker-cut-off", cut_worker_off, system={"workers": 1, "proxied_workers": 1,
+                                                       "worker_env": SLOW_TASKS},
+             interrupts_tasks=True, lasts=FROZEN),
+]
+BY_NAME = {s.name: s for s in SCENARIOS}
+
+
+def problems(verdict: Any, scenario: Scenario, runs: int) -> list[str]:
+    """What the verdict of ``scenario`` must not show (empty when it passed): a run not completed right,
+    a task body run after its completion was recorded, an incomplete history or task log, or a fault
+    that hit nothing."""
+    found = []
+    if not verdict.clean or verdict.ok != runs:
+        found.append(f"{verdict.summary()}; {verdict.details()}")
+    for moment in verdict.faults:
+        if verdict.in_flight_at(moment) == 0:
+            found.append(f"a fault hit no run in flight: {verdict.summary()}")
+    if scenario.interrupts_tasks and verdict.task_bodies <= 3 * runs:
+        found.append(f"the fault interrupted no task body: {verdict.summary()}")
+    return found
