@@ -1,20 +1,24 @@
-"""Faults under load: N three-step ``Chaos`` workflows (one ``@task`` per step) through an engine process
-and worker processes on a file-backed nats-server, while one component is killed or restarted.
-Prints, per scenario, the runs completed / failed / lost, task bodies run again after their completion
-was recorded, and the time from each fault to the next completed run. Figures, not pass/fail.
+"""Faults under load: N three-step ``Chaos`` workflows (one ``@task`` per step) through engine and worker
+processes on a file-backed nats-server, while components are killed, restarted, frozen or cut off
+(the scenarios of tests/support/faults.py, which the test suite runs small). Prints, per scenario, the
+runs completed right, failed, lost and not started (apart: never inside the recovery figure), task
+bodies run again after their completion was recorded, incomplete histories, the runs in flight at each
+fault, and the time from each fault to the next run completed right. Exits 1 when a scenario lost,
+failed or repeated anything.
 
     .venv/bin/python tests/bench/bench_chaos.py [-n 1000] [--concurrency 200] [--scenario NAME ...]
 
-Scenarios: engine-kill (SIGKILL at 30 % and 60 % of the load, restarted after 1 s), nats-term and
-nats-kill (nats-server stopped at 30 % by SIGTERM or SIGKILL, restarted 3 s later on the same port and
-store), worker-kill (two workers, one SIGKILLed every --worker-period seconds and replaced at once).
+Scenarios: engine-kill (SIGKILL at 30 % and 60 %, restarted after 1 s), nats-term and nats-kill
+(nats-server stopped at 30 %, back 2 s later), worker-kill (two workers, one SIGKILLed at 20, 50 and
+80 %, replaced at once), two-engines-one-killed, engine-and-worker-kill and nats-and-worker-kill (at
+the same moment), engine-freeze (SIGSTOP past every ack wait; also with a second engine running),
+worker-freeze, worker-cut-off (a worker behind a proxy that drops everything past its ack wait).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
 import tempfile
 import time
@@ -23,80 +27,40 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from support.chaos import System, Verdict, find_duplicates, run_load  # noqa: E402
+from figures import exit_status, problem  # noqa: E402
+from support.chaos import System, find_duplicates, load_with_faults  # noqa: E402
+from support.faults import BY_NAME, SCENARIOS, Scenario, problems  # noqa: E402
 
 from grctl.client.client import Client  # noqa: E402
 from grctl.nats.connection import Connection  # noqa: E402
 
-SCENARIOS = ("engine-kill", "nats-term", "nats-kill", "worker-kill")
 
-
-async def scenario(name: str, n: int, concurrency: int, worker_period: float, deadline: float) -> None:
-    work = Path(tempfile.mkdtemp(prefix=f"grctl-chaos-{name}-"))
-    system = System(work, workers=2 if name == "worker-kill" else 1)
+async def scenario(s: Scenario, n: int, concurrency: int, deadline: float) -> None:
+    work = Path(tempfile.mkdtemp(prefix=f"grctl-chaos-{s.name}-"))
+    system = System(work, **s.system)
     await system.start()
     conn = await Connection.connect([system.url], name="grctl-chaos-client")
-    client = Client(conn)
-    faults: list[tuple[str, float, list[float]]] = []  # what, when, [when the component was back]
-    triggers = {"engine-kill": (0.3, 0.6), "nats-term": (0.3,), "nats-kill": (0.3,)}.get(name, ())
-    pending = list(triggers)
-    fault_tasks: list[asyncio.Task[None]] = []
-
-    async def engine_kill() -> None:
-        back: list[float] = []
-        faults.append(("engine SIGKILL", time.monotonic(), back))
-        system.kill_engine()
-        await asyncio.sleep(1.0)
-        system.start_engine()
-        back.append(time.monotonic())
-
-    async def nats_restart(sig: int) -> None:
-        back: list[float] = []
-        faults.append((f"nats-server {signal.Signals(sig).name}", time.monotonic(), back))
-        await system.restart_nats(3.0, sig)
-        back.append(time.monotonic())
-
-    async def progress(done: int) -> None:
-        while pending and done >= pending[0] * n:
-            pending.pop(0)
-            if name == "engine-kill":
-                fault_tasks.append(asyncio.create_task(engine_kill()))
-            elif name == "nats-term":
-                fault_tasks.append(asyncio.create_task(nats_restart(signal.SIGTERM)))
-            elif name == "nats-kill":
-                fault_tasks.append(asyncio.create_task(nats_restart(signal.SIGKILL)))
-
-    async def worker_killer() -> None:
-        index = 0
-        while True:
-            await asyncio.sleep(worker_period)
-            back: list[float] = []
-            faults.append(("worker SIGKILL", time.monotonic(), back))
-            await system.replace_worker(index % len(system.workers))
-            back.append(time.monotonic())
-            index += 1
-
-    killer = asyncio.create_task(worker_killer()) if name == "worker-kill" else None
     try:
-        verdict: Verdict = await run_load(client, n, concurrency, deadline, progress)
-        if killer is not None:
-            killer.cancel()
-        await asyncio.gather(*fault_tasks, return_exceptions=True)
+        client = Client(conn)
+        ended: list[float] = []  # when each fault was over (the component back)
+
+        async def fault() -> None:
+            await s.fault(system)
+            ended.append(time.monotonic())
+
+        verdict = await load_with_faults(client, n, concurrency, deadline + s.lasts, s.at, fault)
         await find_duplicates(client, work, verdict)
         wall = verdict.ended_at - verdict.started_at
-        print(f"{name:12s} n={n} in {wall:6.1f} s: {verdict.summary()}")
-        for what, when, back in faults:
-            restarted = back[0] if back else when
-            recovery = verdict.recovery_after(restarted)
+        print(f"{s.name:28s} n={n} in {wall:6.1f} s: {verdict.summary()}", flush=True)
+        for struck, back in zip(verdict.faults, sorted(ended), strict=False):
+            recovery = verdict.recovery_after(back)
             shown = f"{recovery:5.2f} s" if recovery is not None else "never"
-            print(f"    {what:22s} at {when - verdict.started_at:6.1f} s, back after "
-                  f"{restarted - when:5.2f} s -> next run completed {shown} later")
-        if not verdict.clean:
-            print(f"    {verdict.details()}")
-        print(f"    logs in {work}")
+            print(f"    fault at {struck - verdict.started_at:6.1f} s, over after {back - struck:5.2f} s "
+                  f"-> next run completed right {shown} later", flush=True)
+        for found in problems(verdict, s, n):
+            problem(f"{s.name}: {found}")
+        print(f"    logs in {work}", flush=True)
     finally:
-        if killer is not None:
-            killer.cancel()
         await conn.close()
         await system.stop()
 
@@ -106,13 +70,13 @@ async def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-n", type=int, default=1000, help="workflows per scenario")
     parser.add_argument("--concurrency", type=int, default=200, help="runs in flight at once")
-    parser.add_argument("--scenario", action="append", choices=SCENARIOS, help="default: all")
-    parser.add_argument("--worker-period", type=float, default=6.0, help="seconds between worker kills")
+    parser.add_argument("--scenario", action="append", choices=list(BY_NAME), help="default: all")
     parser.add_argument("--deadline", type=float, default=600.0, help="seconds before a run counts as lost")
     args = parser.parse_args()
-    for name in args.scenario or SCENARIOS:
-        await scenario(name, args.n, args.concurrency, args.worker_period, args.deadline)
+    for name in args.scenario or [s.name for s in SCENARIOS]:
+        await scenario(BY_NAME[name], args.n, args.concurrency, args.deadline)
 
 
 if __name__ == "__main__":
     asyncio.run(main())
+    sys.exit(exit_status())
