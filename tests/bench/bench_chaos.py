@@ -57,7 +57,7 @@ async def scenario(s: Scenario, n: int, concurrency: int, deadline: float) -> No
             shown = f"{recovery:5.2f} s" if recovery is not None else "never"
             print(f"    fault at {struck - verdict.started_at:6.1f} s, over after {back - struck:5.2f} s "
                   f"-> next run completed right {shown} later", flush=True)
-        for found in problems(verdict, s, n):
+        for found in problems(system, verdict, s, n):
             problem(f"{s.name}: {found}")
         print(f"    logs in {work}", flush=True)
     finally:

@@ -55,7 +55,7 @@ async def test_fault_under_load(system: System, scenario: Scenario) -> None:
         verdict = await load_with_faults(client, RUNS, in_flight, DEADLINE + scenario.lasts, scenario.at,
                                          fault)
         await find_duplicates(client, system.work, verdict)
-        found = problems(verdict, scenario, RUNS)
+        found = problems(system, verdict, scenario, RUNS)
         assert not found, f"{found}; logs in {system.work}"
         assert len(verdict.faults) == len(scenario.at)
         assert all(p.poll() is None for p in system.engines), "an engine died"

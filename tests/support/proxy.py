@@ -19,6 +19,7 @@ class BlackholeProxy:
         self._open.set()
         self._writers: set[asyncio.StreamWriter] = set()
         self.connections = 0  # accepted so far: a reconnection shows as a new one
+        self.dropped = 0  # bytes lost in the partition: what the cut-off side tried to say
 
     @property
     def url(self) -> str:
@@ -48,6 +49,8 @@ class BlackholeProxy:
             if self._open.is_set():
                 writer.write(data)
                 await writer.drain()
+            else:
+                self.dropped += len(data)
             # cut: what was sent into the partition is lost, and the connection stays silent
 
     def cut(self) -> None:
