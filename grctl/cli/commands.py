@@ -1,5 +1,5 @@
 """The ``grctl`` client subcommands: start, run, describe, history, send, cancel, terminate (``list`` is
-in ``grctl.cli_list``, registered beside these).
+in ``grctl.cli.list_command``, registered beside these).
 
 Each one checks its arguments first (so bad input fails without a server), connects, does one thing
 through ``grctl.client.client.Client``, and maps what went wrong to a distinct exit status
@@ -22,7 +22,7 @@ from typing import Any
 import nats.errors
 from ulid import ULID
 
-from grctl import cli_format as fmt
+from grctl.cli import format as fmt
 from grctl.client.client import Client
 from grctl.models.errors import (
     WorkflowAlreadyRunningError,

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import msgspec
 
-from grctl import cli_format as fmt
-from grctl.cli_client import EXIT_OK, add_command
+from grctl.cli import format as fmt
+from grctl.cli.commands import EXIT_OK, add_command
 from grctl.client.client import Client
 from grctl.daemon.schema import parse_duration
 from grctl.models.command import MAX_LIST

@@ -1,10 +1,11 @@
 """The ``grctl`` command line: a dispatcher with one function per subcommand.
 
 ``grctl engine`` runs the orchestration engine (here); the client subcommands (start, run, describe,
-history, send, cancel, terminate) live in ``grctl.cli_client``, ``list`` in ``grctl.cli_list`` and the
-public CLI's shape (``grctl workflow start --type T``...) in ``grctl.cli_public``. Every subcommand takes
+history, send, cancel, terminate) live in ``grctl.cli.commands``, ``list`` in
+``grctl.cli.list_command`` and the public CLI's shape (``grctl workflow start --type T``...) in
+``grctl.cli.public_shape``. Every subcommand takes
 ``-c/--config`` (grctl.yaml: its ``nats`` section, and for the engine its ``engine`` section; see
-``grctl.cli_config``) and ``-s/--server/--server-url`` (a URL, or ``host:port`` as the public CLI takes
+``grctl.cli.config``) and ``-s/--server/--server-url`` (a URL, or ``host:port`` as the public CLI takes
 it; repeatable or comma-separated; default: the file, else ``$GRCTL_NATS_SERVERS``, else
 ``nats://localhost:4225``), also accepted before the subcommand, as is ``-l/--log-level``.
 """
@@ -20,10 +21,10 @@ import sys
 from datetime import timedelta
 from importlib import metadata
 
-from grctl import cli_config
-from grctl.cli_client import EXIT_STATUS_HELP, EXIT_USAGE, CliError, add_client_parsers, run_client_command
-from grctl.cli_list import add_list_parser
-from grctl.cli_public import add_workflow_parsers
+from grctl.cli import config as cli_config
+from grctl.cli.commands import EXIT_STATUS_HELP, EXIT_USAGE, CliError, add_client_parsers, run_client_command
+from grctl.cli.list_command import add_list_parser
+from grctl.cli.public_shape import add_workflow_parsers
 from grctl.daemon.logs import configure_logging
 from grctl.daemon.model import DaemonConfig, LoggingConfig
 from grctl.daemon.schema import parse_retention, parse_size
