@@ -34,7 +34,7 @@ class ChildFailed(Exception):
 
 
 class ChildProcess:
-    """One ``python -m grctl.daemon.child ROLE`` process."""
+    """One ``python -m grctl.daemon.process_main ROLE`` process."""
 
     def __init__(self, role: str, cfg: DaemonConfig, generation: int = 0, index: int = 0) -> None:
         self.role = role
@@ -77,7 +77,7 @@ class ChildProcess:
                 sys.executable,
                 "-P",
                 "-m",
-                "grctl.daemon.child",
+                "grctl.daemon.process_main",
                 self.role,
                 stdin=asyncio.subprocess.PIPE,
                 pass_fds=(write_fd,),

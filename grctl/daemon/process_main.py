@@ -1,6 +1,6 @@
 """A child process of grctld: one worker process of a generation, or the embedded engine.
 
-    python -m grctl.daemon.child worker|engine      (started by the supervisor, spec on stdin)
+    python -m grctl.daemon.process_main worker|engine      (started by the supervisor, spec on stdin)
 
 SIGTERM (or the supervisor going away) stops it gracefully: a worker stops pulling, finishes its
 in-flight steps within ``shutdown_timeout`` and cancels the rest. SIGINT is ignored: a terminal's ^C
@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     role = args[0] if args else ""
     if role not in ("worker", "engine"):
-        print("usage: python -m grctl.daemon.child worker|engine (started by grctld)", file=sys.stderr)
+        print("usage: python -m grctl.daemon.process_main worker|engine (started by grctld)", file=sys.stderr)
         return 2
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     status = StatusPipe.from_environment()
