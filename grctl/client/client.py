@@ -20,7 +20,8 @@ from grctl.codec import CodecRegistry, default_codec
 from grctl.models.command import CommandKind, DescribeCmd, ListCmd
 from grctl.models.common import RunInfo, RunStatus, utcnow
 from grctl.models.history import HistoryEvent
-from grctl.nats import api, registering, subjects
+from grctl.nats import api_client as api
+from grctl.nats import registering, subjects
 from grctl.nats.connection import Connection
 from grctl.nats.history import follow_history, read_history
 from grctl.nats.subjects import check_token

@@ -11,7 +11,7 @@ import socket
 from datetime import datetime, timedelta
 from typing import Any
 
-from grctl.engine.api import ApiServer
+from grctl.engine.api_server import ApiServer
 from grctl.engine.bgtasks import BackgroundTasks
 from grctl.engine.committer import GroupCommitter
 from grctl.engine.manager import DirectiveManager

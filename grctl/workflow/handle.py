@@ -9,7 +9,7 @@ from typing import Any, TypeVar, overload
 from grctl.codec import CodecRegistry, default_codec
 from grctl.models.command import CancelCmd, CommandKind, EventCmd, StartCmd, TerminateCmd
 from grctl.models.common import RunInfo
-from grctl.nats import api
+from grctl.nats import api_client as api
 from grctl.nats.connection import Connection
 from grctl.nats.outcome import RunWatcher
 from grctl.nats.subjects import check_token
