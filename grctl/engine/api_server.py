@@ -34,9 +34,9 @@ from ulid import ULID
 
 from grctl.engine.committer import GroupCommitter
 from grctl.engine.keyed import KeyedSerializer
+from grctl.engine.persistence import Outcome, classify
 from grctl.engine.registry import Registry
 from grctl.engine.runindex import RunIndex
-from grctl.engine.store import Outcome, classify
 from grctl.models.command import (
     ERR_ALREADY_RUNNING,
     ERR_BUSY,

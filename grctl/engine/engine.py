@@ -16,6 +16,7 @@ from grctl.engine.bgtasks import BackgroundTasks
 from grctl.engine.committer import GroupCommitter
 from grctl.engine.manager import DirectiveManager
 from grctl.engine.migrate import ensure_latest_pointers
+from grctl.engine.persistence import Store
 from grctl.engine.placement import keep_consumers_with_stream_leader
 from grctl.engine.registry import Registry
 from grctl.engine.runindex import RunIndex
@@ -26,7 +27,6 @@ from grctl.engine.snapshot import (
     DEFAULT_WAIT_TIMEOUT,
     PlanConfig,
 )
-from grctl.engine.store import Store
 from grctl.engine.sweep import DEFAULT_INTERVAL, Sweeper
 from grctl.engine.timers import TimerHandler
 from grctl.models.common import utcnow

@@ -6,7 +6,7 @@ from __future__ import annotations
 import nats.errors
 import pytest
 
-from grctl.engine.store import Outcome, classify
+from grctl.engine.persistence import Outcome, classify
 from grctl.nats.jetstream import JetStreamError
 
 
