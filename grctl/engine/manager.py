@@ -29,8 +29,8 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from grctl.engine.keyed import KeyedSerializer
 from grctl.engine.persistence import Outcome, Store, classify
 from grctl.engine.plan import PlanConfig, PlanError, plan, plan_failure
-from grctl.engine.records import HistoryRec, Record
 from grctl.engine.snapshot import Snapshot
+from grctl.engine.writes import HistoryRec, Record
 from grctl.models.common import utcnow
 from grctl.models.directive import Directive, decode_directive
 from grctl.models.history import HistoryEvent, encode_history

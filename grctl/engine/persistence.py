@@ -16,8 +16,8 @@ import nats.errors
 from nats.aio.client import Client as NATSClient
 
 from grctl.engine.committer import GroupCommitter
-from grctl.engine.records import Record, to_msgs
 from grctl.engine.snapshot import Snapshot
+from grctl.engine.writes import Record, to_msgs
 from grctl.models.directive import (
     Directive,
     DirectiveKind,

@@ -17,17 +17,6 @@ from typing import TypeVar
 
 import msgspec
 
-from grctl.engine.records import (
-    InboxRec,
-    InfoRec,
-    InputRec,
-    KVRec,
-    Record,
-    StateRec,
-    TaskRec,
-    TimerRec,
-    ms_between,
-)
 from grctl.engine.snapshot import PlanConfig, Snapshot
 from grctl.engine.transitions import (
     Ctx,
@@ -43,6 +32,17 @@ from grctl.engine.transitions import (
     timeout_run,
     wait,
     wake_directive,
+)
+from grctl.engine.writes import (
+    InboxRec,
+    InfoRec,
+    InputRec,
+    KVRec,
+    Record,
+    StateRec,
+    TaskRec,
+    TimerRec,
+    ms_between,
 )
 from grctl.models.common import ErrorDetails, RunStatus
 from grctl.models.directive import (

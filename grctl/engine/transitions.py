@@ -18,7 +18,8 @@ from typing import Any
 
 import msgspec
 
-from grctl.engine.records import (
+from grctl.engine.snapshot import PlanConfig, Snapshot
+from grctl.engine.writes import (
     BgRec,
     DirectiveRec,
     ErrorRec,
@@ -33,7 +34,6 @@ from grctl.engine.records import (
     ms_between,
     timer_subject,
 )
-from grctl.engine.snapshot import PlanConfig, Snapshot
 from grctl.models.common import ErrorDetails, RunInfo, RunStatus
 from grctl.models.directive import (
     Directive,

@@ -35,7 +35,7 @@ from support.plan import (
 )
 
 from grctl.engine.plan import PlanError, plan, plan_failure
-from grctl.engine.records import (
+from grctl.engine.writes import (
     DirectiveRec,
     InboxRec,
     InputRec,

@@ -37,7 +37,7 @@ from support.plan import (
 )
 
 from grctl.engine.plan import PlanError
-from grctl.engine.records import (
+from grctl.engine.writes import (
     DirectiveRec,
     ErrorRec,
     HistoryRec,
