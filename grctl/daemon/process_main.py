@@ -182,7 +182,7 @@ async def run_worker(cfg: DaemonConfig, status: StatusPipe) -> int:
 
 async def run_engine(cfg: DaemonConfig, status: StatusPipe) -> int:
     from grctl.engine import Engine
-    from grctl.engine.ops import serve_engine_ops
+    from grctl.engine.endpoints import serve_engine_ops
     from grctl.nats.stream_settings import StreamSettingsError
 
     stop = asyncio.Event()

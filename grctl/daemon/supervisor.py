@@ -19,11 +19,11 @@ from typing import Any
 
 from grctl.daemon import metrics
 from grctl.daemon.config import Overrides, load_config, workflow_problem
+from grctl.daemon.endpoints import DaemonOps, not_ready
 from grctl.daemon.errors import ConfigError
 from grctl.daemon.logs import configure_logging
 from grctl.daemon.model import DaemonConfig
 from grctl.daemon.notify import Notifier
-from grctl.daemon.ops import DaemonOps, not_ready
 from grctl.daemon.procs import ChildFailed, ChildProcess, Generation
 from grctl.daemon.services import EmbeddedNatsServer, keep_services
 from grctl.daemon.watch import Watcher, digest

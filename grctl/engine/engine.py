@@ -174,7 +174,7 @@ async def run_engine(servers: list[str] | None = None, *, memory: bool = False,
                      connect_options: dict[str, Any] | None = None,
                      http_listen: str | None = None) -> None:
     """Connect, start an engine, serve until SIGINT/SIGTERM (or ``stop_event``), then stop and close.
-    ``http_listen`` (HOST:PORT): serve /metrics, /healthz and /readyz there (``grctl.engine.ops``).
+    ``http_listen`` (HOST:PORT): serve /metrics, /healthz and /readyz there (``grctl.engine.endpoints``).
 
     Raises ``ConnectionLostError`` when the NATS connection is closed for good, so the program exits
     non-zero and its supervisor starts it again. ``connect_options`` go to ``Connection.connect``
@@ -208,7 +208,7 @@ async def run_engine(servers: list[str] | None = None, *, memory: bool = False,
     connection = connecting.result()
     engine = Engine(connection, step_timeout=step_timeout, wait_timeout=wait_timeout, memory=memory,
                     retention=retention, stream=stream)
-    from grctl.engine.ops import serve_engine_ops  # it imports this module
+    from grctl.engine.endpoints import serve_engine_ops  # it imports this module
 
     ops = await serve_engine_ops(engine, http_listen)
     try:
