@@ -34,7 +34,7 @@ from ulid import ULID
 
 from grctl.engine.committer import GroupCommitter
 from grctl.engine.keyed import KeyedSerializer
-from grctl.engine.persistence import Outcome, classify
+from grctl.engine.persistence import CommitVerdict, classify
 from grctl.engine.registry import Registry
 from grctl.engine.runindex import RunIndex
 from grctl.models.command import (
@@ -293,9 +293,9 @@ class ApiServer:
                 await self._committer.submit(msgs)
             except Exception as exc:
                 outcome = classify(exc)
-                if outcome is Outcome.RESNAPSHOT:
+                if outcome is CommitVerdict.RESNAPSHOT:
                     continue  # another start wrote first: look again
-                if outcome is Outcome.DONE:
+                if outcome is CommitVerdict.DONE:
                     return OK  # the same start, committed by another engine or an earlier attempt
                 raise
             return OK

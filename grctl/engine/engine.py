@@ -16,7 +16,7 @@ from grctl.engine.bgtasks import BackgroundTasks
 from grctl.engine.committer import GroupCommitter
 from grctl.engine.manager import DirectiveManager
 from grctl.engine.migrate import ensure_latest_pointers
-from grctl.engine.persistence import Store
+from grctl.engine.persistence import Persistence
 from grctl.engine.placement import keep_consumers_with_stream_leader
 from grctl.engine.registry import Registry
 from grctl.engine.runindex import RunIndex
@@ -77,7 +77,7 @@ class Engine:
         self._started_at: datetime = utcnow()
         nc, js = connection.nc, connection.js
         self.committer = GroupCommitter(connection, enabled=group_commit)
-        self.manager = DirectiveManager(nc, js, Store(nc, self.committer), self.config,
+        self.manager = DirectiveManager(nc, js, Persistence(nc, self.committer), self.config,
                                         watched_since=self.watched_since)
         self.timers = TimerHandler(nc, js)
         self.bg_tasks = BackgroundTasks(nc, js, sender_id(connection), worker_cmd_timeout)

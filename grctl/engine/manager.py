@@ -27,7 +27,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from grctl.engine.keyed import KeyedSerializer
-from grctl.engine.persistence import Outcome, Store, classify
+from grctl.engine.persistence import CommitVerdict, Persistence, classify
 from grctl.engine.plan import PlanConfig, PlanError, plan, plan_failure
 from grctl.engine.snapshot import Snapshot
 from grctl.engine.writes import HistoryRec, Record
@@ -83,10 +83,10 @@ def terminal_event(records: list[Record]) -> HistoryEvent | None:
 
 
 class DirectiveManager:
-    def __init__(self, nc: NATSClient, js: JetStreamContext, store: Store, config: PlanConfig, *,
+    def __init__(self, nc: NATSClient, js: JetStreamContext, persistence: Persistence, config: PlanConfig, *,
                  watched_since: Callable[[], datetime] | None = None, slots: int = SLOTS) -> None:
         self._nc = nc
-        self._store = store
+        self._persistence = persistence
         self._config = config
         self._watched_since = watched_since
         self._serial = KeyedSerializer()
@@ -116,7 +116,7 @@ class DirectiveManager:
         unfit = ""  # why the planned records cannot be stored; then the run is failed instead
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
-                snap = await self._store.load(d)
+                snap = await self._persistence.load(d)
             except Exception as exc:
                 log.warning("snapshot of %s/%s failed (attempt %d): %s", d.run_info.wf_id, d.run_info.id,
                             attempt, exc, exc_info=not is_transient(exc))
@@ -134,18 +134,18 @@ class DirectiveManager:
                     await self._announce_stored(snap.wf_id, snap.run_id)
                 return True
             try:
-                await self._store.commit(records, d.id)
+                await self._persistence.commit(records, d.id)
             except Exception as exc:
                 outcome = classify(exc)
-                if outcome is Outcome.DONE:
+                if outcome is CommitVerdict.DONE:
                     log.debug("directive %s was already processed", d.id)
                     if terminal_event(records) is not None:
                         await self._announce_stored(snap.wf_id, snap.run_id)
                     return True
-                if outcome is Outcome.UNFIT and not unfit:
+                if outcome is CommitVerdict.UNFIT and not unfit:
                     unfit = f"its records cannot be stored: {exc}"
                     continue
-                if outcome is Outcome.RESNAPSHOT:
+                if outcome is CommitVerdict.RESNAPSHOT:
                     log.debug("run %s/%s moved under directive %s; planning again", snap.wf_id, snap.run_id,
                               d.id)
                     if attempt > 3:

@@ -57,7 +57,7 @@ from grctl.models.directive import (
     Step,
     StepPickedUp,
     StepResult,
-    StepTimeout,
+    StepTimeoutFired,
     Terminate,
     WaitTimeout,
 )
@@ -284,7 +284,7 @@ def _step_timeout(ctx: Ctx, d: Directive) -> list[Record]:
     the deadline (still waiting to be applied) is applied instead; a step that did not yet get its time
     (queued, picked up late, or not watched by this engine) has its timer armed again
     (``extended_deadline``)."""
-    msg = _msg(d, StepTimeout)
+    msg = _msg(d, StepTimeoutFired)
     state = ctx.state
     if not _is_active(state, RunStateKind.step, msg.original_directive_id):
         return []

@@ -22,7 +22,7 @@ from grctl.models.directive import (
     DirectiveMessage,
     Fail,
     RunTimedOut,
-    StepTimeout,
+    StepTimeoutFired,
     Wait,
     WaitTimeout,
     encode_directive,
@@ -54,7 +54,7 @@ def directive_for(timer: Timer, armed_by: Directive, delivered: int, fired_seq: 
     msg: DirectiveMessage
     if timer.k == TimerKind.step_timeout:
         try:
-            msg = StepTimeout(step_name=step_name_of(armed_by), original_directive_id=armed_by.id,
+            msg = StepTimeoutFired(step_name=step_name_of(armed_by), original_directive_id=armed_by.id,
                               armed_at=timer.created, deadline=timer.expires, armed_by=timer.d)
         except PlanError as exc:
             return _fail(armed_by, directive_id, f"failed to build step timeout directive: {exc}")

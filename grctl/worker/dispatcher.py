@@ -30,7 +30,7 @@ from grctl.nats.pull import ACK, NAK, TERM, Decision, nak
 from grctl.nats.retry import is_transient, retrying
 from grctl.ops import metrics
 from grctl.worker.publisher import Publisher
-from grctl.worker.runner import Outcome, StepRunner
+from grctl.worker.runner import ResultReport, StepRunner
 from grctl.workflow import Workflow
 
 log = logging.getLogger("grctl.worker")
@@ -43,7 +43,7 @@ HISTORY_READ_BUDGET = 10.0
 @dataclass
 class _Run:
     directive_id: str
-    task: asyncio.Task[Outcome]
+    task: asyncio.Task[ResultReport]
     msg: Msg  # the newest delivery of the task: the one the server will take an ack for
     terminated: bool = False
 
@@ -123,7 +123,7 @@ class Dispatcher:
         # A newer delivery of this task arrived meanwhile: its handler settles that one.
         return self._decision(run, task) if run.msg is msg else None
 
-    async def _execute(self, workflow: Workflow, task: Directive) -> Outcome:
+    async def _execute(self, workflow: Workflow, task: Directive) -> ResultReport:
         """Read what the step's earlier executions recorded, then run the step.
 
         The history is read for every task, not only for redeliveries: a nats-server that crashed can
@@ -141,7 +141,7 @@ class Dispatcher:
                     raise
                 log.warning("cannot read the history of run %s (%s); the task will be delivered again",
                             ri.id, exc)
-                return Outcome.NOT_REPORTED
+                return ResultReport.NOT_REPORTED
             history = [e for e in events if e.operation_id]
         runner = StepRunner(workflow, task, history, self._connection, self._publisher, self._workflow_logger,
                             self._codec)
@@ -172,6 +172,6 @@ class Dispatcher:
             log.error("%s failed before reporting (%s: %s): NAK", where, type(exc).__name__, exc,
                       exc_info=exc)
             return nak(RETRY_DELAY)
-        if run.task.result() is Outcome.REPORTED:
+        if run.task.result() is ResultReport.REPORTED:
             return ACK
         return nak(RETRY_DELAY)
