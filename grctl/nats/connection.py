@@ -162,10 +162,6 @@ class Connection:
         ``ConnectionResetError`` at once (see ``grctl.nats.requests``)."""
         return await guard(self._nc, operation)
 
-    async def wait_lost(self) -> None:
-        """Return when the connection is closed for good without ``close()`` having been called."""
-        await self.lost.wait()
-
     async def serve_until(self, stop: asyncio.Event) -> None:
         """Wait until ``stop`` is set; raise ``ConnectionLostError`` if the connection is closed for good
         first (a component cannot go on without it)."""

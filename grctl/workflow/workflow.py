@@ -115,10 +115,6 @@ class Workflow:
         return list(self.step_handlers)
 
     @property
-    def event_names(self) -> list[str]:
-        return list(self.event_handlers)
-
-    @property
     def query_names(self) -> list[str]:
         return list(self.query_handlers)
 
