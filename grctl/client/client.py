@@ -16,6 +16,7 @@ from typing import Any, TypeVar, overload
 import msgspec
 from ulid import ULID
 
+from grctl import settings
 from grctl.codec import CodecRegistry, default_codec
 from grctl.models.command import CommandKind, DescribeCmd, ListCmd
 from grctl.models.common import RunInfo, RunStatus, utcnow
@@ -42,7 +43,7 @@ class Client:
     busy or NATS is reconnecting, before the error is raised (commands are safe to repeat)."""
 
     def __init__(self, connection: Connection, codec: CodecRegistry | None = None,
-                 retry_for: float = api.DEFAULT_BUDGET) -> None:
+                 retry_for: float = settings.API_BUDGET) -> None:
         self._connection = connection
         self._codec = codec or default_codec
         self.retry_for = retry_for

@@ -11,6 +11,7 @@ import socket
 from datetime import datetime, timedelta
 from typing import Any
 
+from grctl import settings
 from grctl.engine.api_server import ApiServer
 from grctl.engine.bgtasks import BackgroundTasks
 from grctl.engine.committer import GroupCommitter
@@ -27,20 +28,20 @@ from grctl.engine.snapshot import (
     DEFAULT_WAIT_TIMEOUT,
     PlanConfig,
 )
-from grctl.engine.sweep import DEFAULT_INTERVAL, Sweeper
+from grctl.engine.sweep import Sweeper
 from grctl.engine.timers import TimerHandler
 from grctl.models.common import utcnow
 from grctl.nats.connection import Connection
 from grctl.nats.direct import forget_stream_layout
 from grctl.nats.jetstream import ensure_stream
 from grctl.nats.pull import PullLoop
-from grctl.nats.retry import Backoff, retrying
+from grctl.nats.retry import retrying
 from grctl.nats.stream_settings import StreamSettings
 
 log = logging.getLogger(__name__)
 
-STARTUP_BUDGET = 120.0  # how long a start waits for JetStream to answer before giving up
-STARTUP = Backoff(initial=0.2, factor=2.0, cap=2.0)
+STARTUP = (settings.ENGINE_STARTUP_BUDGET, settings.ENGINE_STARTUP_BACKOFF)  # retrying()'s budget, schedule
+
 
 
 def sender_id(connection: Connection) -> str:
@@ -63,7 +64,7 @@ class Engine:
                  group_commit: bool = True, worker_cmd_timeout: float = 5.0,
                  retention: timedelta | None = DEFAULT_RETENTION,
                  recovery_grace: timedelta = DEFAULT_RECOVERY_GRACE,
-                 sweep_interval: float = DEFAULT_INTERVAL,
+                 sweep_interval: float = settings.SWEEP_INTERVAL,
                  stream: StreamSettings | None = None) -> None:
         if step_timeout <= timedelta(0) or wait_timeout <= timedelta(0):
             raise ValueError("step_timeout and wait_timeout must be positive")
@@ -110,13 +111,12 @@ class Engine:
         self._state = "starting"
         # A cluster electing leaders (a stream just made or grown, a node just lost) does not answer
         # JetStream requests for a moment: the engine waits for it instead of failing to start.
-        await retrying(self._prepare_stream, STARTUP_BUDGET, STARTUP, "preparing the stream", warn=True)
-        await retrying(self.runs.start, STARTUP_BUDGET, STARTUP, "loading the run index", warn=True)
+        await retrying(self._prepare_stream, *STARTUP, "preparing the stream", warn=True)
+        await retrying(self.runs.start, *STARTUP, "loading the run index", warn=True)
         self._started_at = utcnow()
         self.committer.start()
         for consumer in self._consumers:
-            await retrying(consumer.bind, STARTUP_BUDGET, STARTUP, f"binding consumer {consumer.name}",
-                           warn=True)
+            await retrying(consumer.bind, *STARTUP, f"binding consumer {consumer.name}", warn=True)
             self._loops.append(consumer.start())
         self._housekeeping = [
             asyncio.create_task(self.sweeper.run(), name="grctl-sweep"),

@@ -15,6 +15,7 @@ import msgspec
 import nats.errors
 from nats.aio.client import Client as NATSClient
 
+from grctl import settings
 from grctl.engine.committer import GroupCommitter
 from grctl.engine.snapshot import Snapshot
 from grctl.engine.writes import Record, to_msgs
@@ -45,7 +46,6 @@ ERR_MESSAGE_TOO_LARGE = 10054
 
 # Directives whose plan may look at the inbox.
 _NEEDS_INBOX = frozenset({DirectiveKind.event, DirectiveKind.wake_from_inbox, DirectiveKind.wait})
-_MAX_BAD_INBOX_SKIPS = 100
 
 
 def _needs_inbox(d: Directive) -> bool:
@@ -141,7 +141,7 @@ class Persistence:
         """The first decodable event in the workflow id's inbox after ``after_seq``, with its
         ``event_seq_id`` set to its stream sequence."""
         seq = after_seq + 1
-        for _ in range(_MAX_BAD_INBOX_SKIPS):
+        for _ in range(settings.MAX_BAD_INBOX_SKIPS):
             stored = await get_next(self._nc, subjects.inbox(wf_id), seq)
             if stored is None:
                 return None

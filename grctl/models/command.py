@@ -48,7 +48,6 @@ class TerminateCmd(msgspec.Struct):
     reason: str | None = None
 
 
-MAX_LIST = 1000  # runs in one run.list reply
 
 
 class ListCmd(msgspec.Struct, omit_defaults=True):

@@ -11,6 +11,7 @@ import msgspec
 from nats.aio.client import Client as NATSClient
 from nats.js.api import DeliverPolicy
 
+from grctl import settings
 from grctl.models.history import HistoryEvent, decode_history
 from grctl.nats import subjects
 from grctl.nats.connection import Connection
@@ -44,7 +45,6 @@ async def last_event(nc: NATSClient, wf_id: str, run_id: str, timeout: float = 5
         return None
 
 
-FOLLOW_INACTIVE_THRESHOLD = 10.0
 
 
 async def follow_history(connection: Connection, wf_id: str,
@@ -58,7 +58,7 @@ async def follow_history(connection: Connection, wf_id: str,
     """
     sub = await connection.js.subscribe(subjects.history(wf_id, run_id), stream=subjects.STREAM,
                                         ordered_consumer=True, deliver_policy=DeliverPolicy.ALL,
-                                        inactive_threshold=FOLLOW_INACTIVE_THRESHOLD)
+                                        inactive_threshold=settings.FOLLOW_INACTIVE_THRESHOLD)
     try:
         while True:
             msg = await sub.next_msg(timeout=None)

@@ -9,17 +9,16 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
+from grctl import settings
 from grctl.nats import subjects
 from grctl.worker.errors import WorkerConsumerError
-
-DEFAULT_ACK_WAIT = 5.0
 
 
 def ack_wait_from_env(environ: dict[str, str] | None = None) -> float:
     """``ENGINE_NATS_WORKER_ACK_WAIT`` in seconds (default 5)."""
     raw = (os.environ if environ is None else environ).get("ENGINE_NATS_WORKER_ACK_WAIT", "").strip()
     if not raw:
-        return DEFAULT_ACK_WAIT
+        return settings.WORKER_ACK_WAIT
     value = float(raw)
     if value <= 0:
         raise ValueError(f"ENGINE_NATS_WORKER_ACK_WAIT must be positive, got {raw!r}")

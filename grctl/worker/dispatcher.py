@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import msgspec
 from nats.aio.msg import Msg
 
+from grctl import settings
 from grctl.codec import CodecRegistry, default_codec
 from grctl.models.directive import Directive, DirectiveKind, decode_directive
 from grctl.models.history import HistoryEvent
@@ -36,8 +37,6 @@ from grctl.workflow import Workflow
 log = logging.getLogger("grctl.worker")
 
 TASK_KINDS = frozenset({DirectiveKind.start, DirectiveKind.step, DirectiveKind.event})
-RETRY_DELAY = 1.0
-HISTORY_READ_BUDGET = 10.0
 
 
 @dataclass
@@ -96,7 +95,7 @@ class Dispatcher:
         workflow = self._workflows.get(task.run_info.wf_type)
         if workflow is None:
             log.warning("task for workflow type %r, not served by this worker: NAK", task.run_info.wf_type)
-            return nak(RETRY_DELAY)
+            return nak(settings.DISPATCH_RETRY_DELAY)
         task.attempt = max(task.attempt, _num_delivered(msg) - 1)
         metrics.delivered(workflow.workflow_type, _num_delivered(msg))
         run_id = task.run_info.id
@@ -135,7 +134,7 @@ class Dispatcher:
             try:
                 events = await retrying(
                     lambda: read_history(self._connection.nc, ri.wf_id, ri.id, ri.history_seq_id),
-                    HISTORY_READ_BUDGET, what=f"reading the history of run {ri.id}")
+                    settings.HISTORY_READ_BUDGET, what=f"reading the history of run {ri.id}")
             except Exception as exc:
                 if not is_transient(exc):
                     raise
@@ -171,7 +170,7 @@ class Dispatcher:
         if exc is not None:
             log.error("%s failed before reporting (%s: %s): NAK", where, type(exc).__name__, exc,
                       exc_info=exc)
-            return nak(RETRY_DELAY)
+            return nak(settings.DISPATCH_RETRY_DELAY)
         if run.task.result() is ResultReport.REPORTED:
             return ACK
-        return nak(RETRY_DELAY)
+        return nak(settings.DISPATCH_RETRY_DELAY)
