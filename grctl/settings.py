@@ -56,6 +56,10 @@ READ_BACKOFF: Final = Backoff(initial=0.05, factor=2.0, cap=0.5)  # s; an electi
 READ_TIMEOUT: Final = 2.0  # s; one direct get; waiting long on a dead server only stalls the caller
 READ_BUDGET: Final = 10.0  # s; how long a read rides out transport trouble before its caller sees it
 READ_PAGE: Final = 512  # messages; asked for per batched direct get
+JS_API_TIMEOUT: Final = 5.0  # s; one JetStream API or direct request: a server that can answers in ms
+PULL_SLOTS: Final = 64  # messages; handled at once by a pull loop that shares no capacity
+PULL_BATCH: Final = 64  # messages; asked for per fetch by a pull loop that names no batch
+PULL_FETCH_TIMEOUT: Final = 1.0  # s; one fetch of a pull loop that names no timeout
 PULL_HANDLER_ERROR_DELAY: Final = 1.0  # s; pause after a handler raised, so a bad message cannot spin
 PULL_REBIND_AFTER_FAILURES: Final = 20  # count; fetch failures of unknown cause before re-binding
 
@@ -68,6 +72,7 @@ REGISTRATION_WAIT: Final = 5.0  # s; a start on a new worker's connection waits 
 OUTCOME_INACTIVE_THRESHOLD: Final = 5.0  # s; the fallback outcome consumer is removed after this idle
 OUTCOME_RECHECK_ATTEMPTS: Final = 60  # count; reads of a run's last event after a reconnection
 FOLLOW_INACTIVE_THRESHOLD: Final = 10.0  # s; a history follower's consumer outlives a short outage
+LIST_LIMIT: Final = 100  # runs; a run.list that names no limit: a screenful, newest first
 MAX_LIST: Final = 1000  # runs; in one run.list reply, far below the server's max_payload
 
 # --- Names and the stream ----------------------------------------------------------------------------
@@ -90,6 +95,12 @@ ENGINE_WAIT_TIMEOUT: Final = 3600.0  # s; a wait for an event whose directive as
 RECOVERY_GRACE: Final = 15.0  # s; extra time for a step whose deadline passed while no engine watched
 ENGINE_ACK_WAIT: Final = 5.0  # s; a directive held by a dead engine comes back after this long
 ENGINE_FETCH_TIMEOUT: Final = 0.25  # s; idle polling period; also how long stop() waits for a fetch
+ENGINE_MAX_ACK_PENDING: Final = 10000  # messages; held unacked per engine consumer, far above its slots
+ENGINE_STOP_TIMEOUT: Final = 30.0  # s; a stopping engine finishes the directives in hand within this
+ENGINE_STOP_TIMEOUT_LOST: Final = 5.0  # s; the same with its connection gone: nothing more can commit
+COMPONENT_STOP_TIMEOUT: Final = 10.0  # s; the API, the group committer: work in hand finishes within this
+COMMIT_TIMEOUT: Final = 10.0  # s; one atomic batch: large batches on a busy cluster take seconds
+WORKER_CMD_TIMEOUT: Final = 5.0  # s; telling a worker to stop a step; a lost one is retried
 ENGINE_SLOTS: Final = 512  # directives; worked on at once by one engine
 DIRECTIVE_ATTEMPTS: Final = 50  # count; in-place retries of a directive; then NAK, JetStream redelivers
 DIRECTIVE_BACKOFF: Final = Backoff(initial=0.05, factor=2.0, cap=1.0)  # s; a directive retried in place
@@ -126,6 +137,9 @@ CANCEL_GRACE: Final = 5.0  # s; steps cancelled at shutdown get this long to rep
 # it must hand back), how soon a fetch reaches a consumer's new leader after an election, and each
 # type's turn when step slots are fewer than types; an idle type costs two pull requests a second.
 WORKER_FETCH_TIMEOUT: Final = 0.5  # s; see above
+WORKER_MAX_ACK_PENDING: Final = 1000  # messages; tasks held unacked per type (at least the step slots)
+WORKER_READY_WAIT: Final = 5.0  # s; Worker.wait_until_ready() when the caller names no timeout
+WORKER_EXIT_WAIT: Final = 5.0  # s; grctld's worker process waits this long for its runner after a stop
 WORKER_ACK_WAIT: Final = 5.0  # s; a task held by a dead worker comes back after this long
 PUBLISH_TIMEOUT: Final = 5.0  # s; one publish of a result or directive
 PUBLISH_BUDGET: Final = 30.0  # s; how long a write is retried when the caller does not say

@@ -61,8 +61,8 @@ def add_list_arguments(p: argparse.ArgumentParser, type_flag: str = "--type") ->
     p.add_argument(type_flag, dest="type", metavar="TYPE", help="only runs of this workflow type")
     p.add_argument("--since", type=since, metavar="DURATION|TIME",
                    help="only runs created since then: a duration back from now (1h, 30m, 2d) or a time")
-    p.add_argument("--limit", type=limit, default=100, metavar="N", help=f"at most N runs (default 100, "
-                                                                          f"at most {settings.MAX_LIST})")
+    p.add_argument("--limit", type=limit, default=settings.LIST_LIMIT, metavar="N",
+                   help=f"at most N runs (default {settings.LIST_LIMIT}, at most {settings.MAX_LIST})")
     p.add_argument("--json", action="store_true", help="print a JSON array of run infos")
 
 

@@ -103,7 +103,7 @@ class Client:
 
     async def list_runs(self, status: RunStatus | str | Iterable[RunStatus | str] | None = None,
                         type: str | None = None, since: datetime | timedelta | None = None,
-                        limit: int = 100) -> list[RunInfo]:
+                        limit: int = settings.LIST_LIMIT) -> list[RunInfo]:
         """Stored runs, newest first: with one of the statuses given, of workflow type ``type``,
         created after ``since`` (a time, or a duration back from now); at most ``limit`` (up to 1000).
         Finished runs are listed until the engine's retention removes them."""

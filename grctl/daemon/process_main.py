@@ -19,6 +19,7 @@ import sys
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from grctl import settings
 from grctl.daemon.channel import StatusPipe, on_parent_exit, read_spec
 from grctl.daemon.logs import configure_logging, workflow_logger
 from grctl.daemon.model import DaemonConfig, NatsConfig
@@ -174,7 +175,7 @@ async def run_worker(cfg: DaemonConfig, status: StatusPipe) -> int:
     connector.closing = True
     await worker.stop(shutdown_timeout=cfg.shutdown_timeout)
     with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError, Exception):
-        await asyncio.wait_for(running, timeout=5)
+        await asyncio.wait_for(running, timeout=settings.WORKER_EXIT_WAIT)
     await connection.close()
     log.info("worker stopped")
     return code

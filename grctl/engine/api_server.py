@@ -153,7 +153,7 @@ class ApiServer:
         # and then (nats-server 2.15, ~4 in 100 fresh subscriptions); a short settle time avoids it.
         await asyncio.sleep(settings.API_SETTLE)
 
-    async def stop(self, timeout: float = 10.0) -> None:
+    async def stop(self, timeout: float = settings.COMPONENT_STOP_TIMEOUT) -> None:
         """Stop taking requests, then let the ones being served finish (within ``timeout``)."""
         if self._sub is not None:
             sub, self._sub = self._sub, None

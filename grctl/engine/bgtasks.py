@@ -52,7 +52,7 @@ class RetryLater(Exception):
 
 class BackgroundTasks:
     def __init__(self, nc: NATSClient, js: JetStreamContext, sender_id: str,
-                 worker_cmd_timeout: float = 5.0) -> None:
+                 worker_cmd_timeout: float = settings.WORKER_CMD_TIMEOUT) -> None:
         self._nc = nc
         self._sender_id = sender_id
         self._worker_cmd_timeout = worker_cmd_timeout

@@ -36,7 +36,7 @@ class _Pending:
 class GroupCommitter:
     def __init__(self, connection: Connection, *, enabled: bool = True,
                  max_msgs: int = settings.MAX_BATCH_MSGS, max_inflight: int = 2,
-                 timeout: float = 10.0) -> None:
+                 timeout: float = settings.COMMIT_TIMEOUT) -> None:
         self._connection = connection
         self.enabled = enabled
         self._max_msgs = max_msgs
@@ -143,7 +143,7 @@ class GroupCommitter:
             if not pending.future.done():
                 pending.future.set_result(ack)
 
-    async def close(self, timeout: float = 10.0) -> None:
+    async def close(self, timeout: float = settings.COMPONENT_STOP_TIMEOUT) -> None:
         """Let queued and in-flight commits finish (within ``timeout``), then stop the flusher."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout

@@ -61,7 +61,7 @@ class Engine:
 
     def __init__(self, connection: Connection, *, step_timeout: timedelta = DEFAULT_STEP_TIMEOUT,
                  wait_timeout: timedelta = DEFAULT_WAIT_TIMEOUT, memory: bool = False,
-                 group_commit: bool = True, worker_cmd_timeout: float = 5.0,
+                 group_commit: bool = True, worker_cmd_timeout: float = settings.WORKER_CMD_TIMEOUT,
                  retention: timedelta | None = DEFAULT_RETENTION,
                  recovery_grace: timedelta = DEFAULT_RECOVERY_GRACE,
                  sweep_interval: float = settings.SWEEP_INTERVAL,
@@ -134,7 +134,7 @@ class Engine:
         forget_stream_layout(self.connection.nc)  # its replicas may have just changed
         await ensure_latest_pointers(self.connection.nc)
 
-    async def stop(self, timeout: float = 30.0) -> None:
+    async def stop(self, timeout: float = settings.ENGINE_STOP_TIMEOUT) -> None:
         if self._state in ("stopping", "stopped"):
             return
         if self._state == "new":
@@ -225,7 +225,8 @@ async def run_engine(servers: list[str] | None = None, *, memory: bool = False,
         await connection.serve_until(stop)
         log.info("stopping")
     finally:
-        await engine.stop(timeout=5.0 if connection.lost.is_set() else 30.0)
+        lost = connection.lost.is_set()
+        await engine.stop(timeout=settings.ENGINE_STOP_TIMEOUT_LOST if lost else settings.ENGINE_STOP_TIMEOUT)
         if ops is not None:
             await ops.stop()
         await connection.close()

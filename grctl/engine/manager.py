@@ -46,7 +46,8 @@ log = logging.getLogger(__name__)
 
 def consumer_config(filter_subject: str, ack_wait: float = settings.ENGINE_ACK_WAIT) -> ConsumerConfig:
     return ConsumerConfig(filter_subject=filter_subject, deliver_policy=DeliverPolicy.ALL,
-                          ack_policy=AckPolicy.EXPLICIT, ack_wait=ack_wait, max_ack_pending=10000)
+                          ack_policy=AckPolicy.EXPLICIT, ack_wait=ack_wait,
+                          max_ack_pending=settings.ENGINE_MAX_ACK_PENDING)
 
 
 def engine_consumer(js: JetStreamContext, durable: str, filter_subject: str, handler: Handler, *,

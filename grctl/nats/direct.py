@@ -185,7 +185,8 @@ async def _paged(nc: NATSClient, query: dict[str, object], page: int, timeout: f
 
 
 async def read_subject(nc: NATSClient, subject: str, start_seq: int = 1, page: int = settings.READ_PAGE,
-                       timeout: float = 5.0, budget: float = settings.READ_BUDGET) -> list[StoredMsg]:
+                       timeout: float = settings.JS_API_TIMEOUT,
+                       budget: float = settings.READ_BUDGET) -> list[StoredMsg]:
     """Every stored message on ``subject`` (wildcards allowed) with sequence >= ``start_seq``, in stream
     order. On a replicated stream, what a lagging replica's pages missed is read from the leader."""
 

@@ -33,7 +33,8 @@ async def read_history(nc: NATSClient, wf_id: str, run_id: str, start_seq: int =
     return events
 
 
-async def last_event(nc: NATSClient, wf_id: str, run_id: str, timeout: float = 5.0) -> HistoryEvent | None:
+async def last_event(nc: NATSClient, wf_id: str, run_id: str,
+                     timeout: float = settings.JS_API_TIMEOUT) -> HistoryEvent | None:
     """The run's last history event (one exact-subject read), or None when it has none or it cannot
     be decoded."""
     stored = await get_last(nc, subjects.history(wf_id, run_id), timeout=timeout)

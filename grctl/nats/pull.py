@@ -153,7 +153,8 @@ class Capacity:
 
 class PullLoop:
     def __init__(self, name: str, bind: Bind, handler: Handler, *, capacity: Capacity | None = None,
-                 slots: int = 64, batch: int = 64, fetch_timeout: float = 1.0,
+                 slots: int = settings.PULL_SLOTS, batch: int = settings.PULL_BATCH,
+                 fetch_timeout: float = settings.PULL_FETCH_TIMEOUT,
                  heartbeat: float | None = None) -> None:
         self.name = name
         self._bind = bind

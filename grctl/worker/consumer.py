@@ -25,8 +25,9 @@ def ack_wait_from_env(environ: dict[str, str] | None = None) -> float:
     return value
 
 
-async def ensure_task_consumer(js: JetStreamContext, wf_type: str, ack_wait: float,
-                               max_ack_pending: int = 1000) -> JetStreamContext.PullSubscription:
+async def ensure_task_consumer(
+        js: JetStreamContext, wf_type: str, ack_wait: float,
+        max_ack_pending: int = settings.WORKER_MAX_ACK_PENDING) -> JetStreamContext.PullSubscription:
     """Create or update the pull consumer of ``wf_type`` and bind to it; refuse a push consumer."""
     durable = subjects.worker_consumer(wf_type)
     try:

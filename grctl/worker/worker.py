@@ -81,7 +81,7 @@ class Worker:
 
     def _loop(self, wf_type: str, batch: int) -> PullLoop:
         js = self._connection.js
-        max_ack_pending = max(1000, self.max_concurrent_steps)
+        max_ack_pending = max(settings.WORKER_MAX_ACK_PENDING, self.max_concurrent_steps)
 
         async def bind() -> JetStreamContext.PullSubscription:
             return await ensure_task_consumer(js, wf_type, self._ack_wait, max_ack_pending=max_ack_pending)
@@ -161,7 +161,7 @@ class Worker:
         if not self.ready.is_set():
             raise RuntimeError("worker was stopped before it became ready")
 
-    async def wait_until_ready(self, timeout_ms: float = 5.0) -> None:
+    async def wait_until_ready(self, timeout_ms: float = settings.WORKER_READY_WAIT) -> None:
         """``wait_ready`` under the public SDK's name and behaviour: despite its name ``timeout_ms`` is
         in seconds there too, and the error that made start fail is raised as it is."""
         await asyncio.wait_for(self._settled.wait(), timeout_ms)
