@@ -4,9 +4,10 @@ account's; or the stream's ``max_bytes``), and accepts writes again once room wa
 after their retention, acknowledged messages swept, or the operator's doing), without a restart.
 
 Large writes may be refused while small ones still fit, so one accepted commit does not end the
-condition: it ends when commits are accepted and none was refused for ``HOLD`` seconds. The engine shows
-the condition on ``/readyz`` and as a metric, answers starts with "storage full" at once, and treats the
-time the storage was full like a time it was not watching timers: a step could not report then.
+condition: it ends when commits are accepted and none was refused for ``settings.STORAGE_FULL_HOLD``
+seconds. The engine shows the condition on ``/readyz`` and as a metric, answers starts with "storage
+full" at once, and treats the time the storage was full like a time it was not watching timers: a step
+could not report then.
 """
 
 from __future__ import annotations
@@ -15,12 +16,11 @@ import logging
 import time
 from datetime import datetime
 
+from grctl import settings
 from grctl.models.common import utcnow
 from grctl.ops import metrics
 
 log = logging.getLogger(__name__)
-
-HOLD = 5.0  # seconds without a refusal (and a commit accepted) before the storage counts as free again
 
 
 class StorageCondition:
@@ -34,7 +34,8 @@ class StorageCondition:
     def full(self) -> bool:
         if self._refused is None:
             return False
-        return self._accepted <= self._refused or time.monotonic() - self._refused < HOLD
+        recent = time.monotonic() - self._refused < settings.STORAGE_FULL_HOLD
+        return self._accepted <= self._refused or recent
 
     def refused(self, exc: BaseException) -> None:
         if not self.full:

@@ -36,8 +36,8 @@ from support.processes import ChildProcess, WorkerProcess
 from support.sdk import wait_for
 from ulid import ULID
 
+from grctl import settings
 from grctl.client.client import Client
-from grctl.engine.manager import ACK_WAIT
 from grctl.models.errors import WorkflowNotFoundError
 from grctl.nats import subjects
 from grctl.nats.connection import Connection
@@ -60,7 +60,8 @@ STALL_LIMIT = 15.0  # seconds without progress allowed after the stream leader's
 # election at all: progress resumes well below the shortest election (4 s). Measured: 0.2 to 0.6 s.
 # Before that (an engine just started), a consumer led on the follower elects a leader: STALL_LIMIT.
 FOLLOWER_STALL_LIMIT = 4.0
-ENGINE_STALL_LIMIT = ACK_WAIT + 10.0  # a dead engine's directives come back after their ack wait
+# A dead engine's directives come back after their ack wait.
+ENGINE_STALL_LIMIT = settings.ENGINE_ACK_WAIT + 10.0
 
 
 @pytest.fixture

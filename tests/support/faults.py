@@ -10,10 +10,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from grctl.engine.manager import ACK_WAIT
+from grctl import settings
 from support.chaos import System
 
-FROZEN = ACK_WAIT + 3.0  # longer than every ack wait (the engine's directives, the workers' tasks: 5 s)
+# Longer than every ack wait: the engine's directives and the workers' tasks.
+FROZEN = max(settings.ENGINE_ACK_WAIT, settings.WORKER_ACK_WAIT) + 3.0
 # Task bodies that take a while: a kill or a freeze of their worker then interrupts some, which run
 # again on another worker (two lines in the task log): the proof that the fault hit a worker's work.
 SLOW_TASKS = {"GRCTL_CHAOS_TASK_SECONDS": "0.2"}
