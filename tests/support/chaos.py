@@ -34,7 +34,7 @@ sys.path.insert(0, str(TESTS))
 from support.cluster_load import step_start_gaps  # noqa: E402
 from support.processes import WorkerProcess  # noqa: E402
 from support.proxy import BlackholeProxy  # noqa: E402
-from support.wf_chaos import TASK_LOG, TASKS, expected  # noqa: E402
+from support.wf_chaos import TASK_LOG, TASK_SECONDS_ENV, TASKS, expected  # noqa: E402
 
 
 @dataclass
@@ -158,10 +158,26 @@ class System:
         return worker
 
     async def replace_worker(self, index: int = 0) -> None:
-        """SIGKILL a worker and start another at once."""
-        victim = self.workers.pop(index)
-        victim.kill()
+        """SIGKILL a worker (once it runs a task body) and start another at once."""
+        await self.kill_worker_busy(index)
         await self.start_worker()
+
+    async def kill_worker_busy(self, index: int = 0) -> None:
+        """SIGKILL a worker while it runs a task body, so that the kill interrupts work."""
+        victim = self.workers.pop(index)
+        await self._busy(victim)
+        victim.kill()
+
+    async def _busy(self, worker: WorkerProcess, within: float = 5.0) -> None:
+        """Until ``worker`` runs a task body, by the task log (its pid on a line written less than half
+        a body ago); after ``within`` seconds, or at once when task bodies take no time, anyway."""
+        log = self.work / TASK_LOG
+        body = float(self.extra_worker_env.get(TASK_SECONDS_ENV, "0"))
+        deadline = time.monotonic() + (within if body else 0.0)
+        while time.monotonic() < deadline:
+            if log.exists() and _running_body(log, worker.pid, body / 2):
+                return
+            await asyncio.sleep(0.01)
 
     async def restart_nats(self, downtime: float, sig: int = signal.SIGTERM) -> None:
         if sig == signal.SIGKILL:
@@ -181,7 +197,9 @@ class System:
             engine.send_signal(signal.SIGCONT)
 
     async def freeze_worker(self, seconds: float, index: int = 0) -> None:
+        """SIGSTOP a worker while it runs a task body, for ``seconds``, then SIGCONT."""
         worker = self.workers[index]
+        await self._busy(worker)
         worker.signal(signal.SIGSTOP)
         try:
             await asyncio.sleep(seconds)
@@ -204,6 +222,20 @@ class System:
                     engine.kill()
                     engine.wait()
         self.nats.stop()
+
+
+def _running_body(log: Path, pid: int, within: float) -> bool:
+    """Did ``pid`` start a task body less than ``within`` seconds ago (the last lines of the log)?"""
+    with open(log, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        f.seek(max(0, f.tell() - 8192))
+        tail = f.read().decode(errors="replace").splitlines()[1:]
+    now = time.time()
+    for line in reversed(tail):
+        fields = line.split()
+        if len(fields) == 4 and fields[3] == str(pid) and now - float(fields[2]) < within:
+            return True
+    return False
 
 
 async def wait_engine(url: str, timeout: float = 30.0) -> None:
@@ -281,7 +313,7 @@ async def find_duplicates(client: Client, work: Path, verdict: Verdict) -> None:
     log = work / TASK_LOG
     lines = log.read_text().splitlines() if log.exists() else []
     for line in lines:
-        wf_id, name, when = line.split()
+        wf_id, name, when = line.split()[:3]
         runs[(wf_id, name)].append(float(when))
     verdict.task_bodies = len(lines)
     for wf_id in verdict.spans:

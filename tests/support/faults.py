@@ -12,12 +12,13 @@ from typing import Any
 
 from grctl import settings
 from support.chaos import System
+from support.wf_chaos import TASK_SECONDS_ENV
 
 # Longer than every ack wait: the engine's directives and the workers' tasks.
 FROZEN = max(settings.ENGINE_ACK_WAIT, settings.WORKER_ACK_WAIT) + 3.0
 # Task bodies that take a while: a kill or a freeze of their worker then interrupts some, which run
 # again on another worker (two lines in the task log): the proof that the fault hit a worker's work.
-SLOW_TASKS = {"GRCTL_CHAOS_TASK_SECONDS": "0.2"}
+SLOW_TASKS = {TASK_SECONDS_ENV: "0.2"}
 
 
 @dataclass(frozen=True)
@@ -41,14 +42,14 @@ async def replace_worker(system: System) -> None:
 
 
 async def kill_engine_and_worker(system: System) -> None:
+    await system.kill_worker_busy(0)
     system.kill_engine()
-    system.workers.pop(0).kill()
     system.start_engine()  # a worker registers through the engine: the engine first
     await system.start_worker()
 
 
 async def kill_nats_and_worker(system: System) -> None:
-    system.workers.pop(0).kill()
+    await system.kill_worker_busy(0)
     await system.restart_nats(1.0, signal.SIGKILL)
     await system.start_worker()
 

@@ -1,7 +1,7 @@
 """The workflow of the fault tests: three steps, each calling one ``@task``.
 
 ``Chaos`` with input ``{"n": n}`` completes with ``(n + 1) * 2 + 3``. Every execution of a task body
-appends ``{wf_id} {task} {unix time}`` to ``$GRCTL_TEST_DIR/tasks.log`` (one ``write`` on a file opened
+appends ``{wf_id} {task} {unix time} {pid}`` to ``$GRCTL_TEST_DIR/tasks.log`` (one ``write`` on a file opened
 with O_APPEND, so lines from several processes never interleave); the harness compares those times
 with the recorded ``task.completed`` events to find a body that ran again after its outcome was recorded.
 """
@@ -22,7 +22,8 @@ DIR = Path(os.environ.get("GRCTL_TEST_DIR", "."))
 TASK_LOG = "tasks.log"
 # How long each task body takes after its log line: long enough, and a kill of its worker interrupts
 # bodies that then run again elsewhere (two log lines), which proves the kill hit work in flight.
-TASK_SECONDS = float(os.environ.get("GRCTL_CHAOS_TASK_SECONDS", "0"))
+TASK_SECONDS_ENV = "GRCTL_CHAOS_TASK_SECONDS"
+TASK_SECONDS = float(os.environ.get(TASK_SECONDS_ENV, "0"))
 TASKS = ("add_one", "double", "add_three")  # the task names each run's log lines carry
 
 chaos = Workflow("Chaos")
@@ -30,7 +31,7 @@ WORKFLOWS = [chaos]
 
 
 async def _executed(wf_id: str, name: str) -> None:
-    line = f"{wf_id} {name} {time.time():.6f}\n".encode()
+    line = f"{wf_id} {name} {time.time():.6f} {os.getpid()}\n".encode()
     fd = os.open(DIR / TASK_LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, line)
