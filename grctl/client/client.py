@@ -16,10 +16,12 @@ from typing import Any, TypeVar, overload
 import msgspec
 from ulid import ULID
 
+from grctl.client.schedules import ScheduleCommands
 from grctl.codec import CodecRegistry, default_codec
 from grctl.models.command import CommandKind, DescribeCmd, ListCmd
 from grctl.models.common import RunInfo, RunStatus, utcnow
 from grctl.models.history import HistoryEvent
+from grctl.models.schedule import RunOutcome, ScheduleState, ScheduleView
 from grctl.nats import api, registering, subjects
 from grctl.nats.connection import Connection
 from grctl.nats.history import follow_history, read_history
@@ -153,3 +155,36 @@ class Client:
         async with contextlib.aclosing(follow_history(self._connection, wf_id, run_id)) as events:
             async for event in events:
                 yield event
+
+    # --- schedules (ours: declared in grctld's grctl.yaml, kept by the engine) -------------------------
+
+    def _schedules(self) -> ScheduleCommands:
+        return ScheduleCommands(self._connection, self.id, self.retry_for)
+
+    async def list_schedules(self) -> list[ScheduleView]:
+        """Every schedule in force: its definition and state (``view.state``: paused, last tick, last
+        run's workflow id, counts of fired, skipped and missed ticks, a conflict between hosts), its next
+        three fire times (``view.next_fires``, UTC; none while paused) and its last run's status."""
+        return await self._schedules().all()
+
+    async def trigger_schedule(self, schedule_id: str) -> RunOutcome:
+        """Start the schedule's workflow now (workflow id ``{schedule_id}@{now}``), under its overlap
+        policy: ``outcome.action`` is ``started``, ``skipped`` or ``buffered``. ``WorkflowError`` (code
+        4007) when no such schedule is in force."""
+        return await self._schedules().trigger(schedule_id)
+
+    async def pause_schedule(self, schedule_id: str, note: str = "") -> ScheduleState:
+        """Stop firing the schedule until ``resume_schedule`` (kept across reloads and restarts);
+        ``note`` says why, in ``list_schedules``. Runs already started go on."""
+        return await self._schedules().pause(schedule_id, note)
+
+    async def resume_schedule(self, schedule_id: str) -> ScheduleState:
+        """Fire the schedule again from its next tick; the ticks that fell while it was paused are not
+        run (``backfill_schedule`` runs them). Refused when the file itself says ``paused: true``."""
+        return await self._schedules().resume(schedule_id)
+
+    async def backfill_schedule(self, schedule_id: str, start: datetime,
+                                end: datetime) -> list[RunOutcome]:
+        """Start the run of every tick from ``start`` to ``end`` (both included, at most 1000), whatever
+        the overlap policy; a tick whose run exists keeps it (one run per tick)."""
+        return await self._schedules().backfill(schedule_id, start, end)

@@ -149,6 +149,10 @@ class ApiServer:
             CommandKind.run_list: self._list,
         }
 
+    def serve(self, kind: CommandKind, handler: Callable[[Command], Awaitable[APIResponse]]) -> None:
+        """Answer commands of ``kind`` with ``handler`` (ours: the schedule commands)."""
+        self._handlers[kind] = handler
+
     async def start(self) -> None:
         self._sub = await self._nc.subscribe(subjects.API_ALL, queue=subjects.API_QUEUE, cb=self._on_msg,
                                              pending_msgs_limit=-1, pending_bytes_limit=-1)
@@ -243,6 +247,11 @@ class ApiServer:
             return None
         return _info_decoder.decode(stored.data), stored.data
 
+    async def latest_run(self, wf_id: str) -> RunInfo | None:
+        """The latest run of ``wf_id``, or None."""
+        found = await self._latest(wf_id)
+        return found[0] if found is not None else None
+
     async def _latest(self, wf_id: str) -> tuple[RunInfo, bytes] | None:
         found = await self._pointer(wf_id)
         if found is None:
@@ -254,7 +263,10 @@ class ApiServer:
 
     async def _start(self, cmd: Command) -> APIResponse:
         start: StartCmd = cmd.msg
-        ri = start.run_info
+        return await self.start_run(start.run_info, start.input)
+
+    async def start_run(self, ri: RunInfo, input: Any) -> APIResponse:
+        """Create the run ``ri`` (idempotent by run id), as ``run.start`` does; schedules use it too."""
         bad = check_names(("workflow id", ri.wf_id), ("workflow type", ri.wf_type), ("run id", ri.id))
         if bad:
             return bad
@@ -263,7 +275,7 @@ class ApiServer:
             return NOT_REGISTERED
         timeout_ms = entry.start_step_timeout_ms or self._start_step_timeout_ms
         d = Directive(id=f"start.{ri.id}", timestamp=utcnow(), kind=DirectiveKind.start, run_info=ri,
-                      msg=Start(input=start.input, timeout_ms=timeout_ms))
+                      msg=Start(input=input, timeout_ms=timeout_ms))
         return await self._per_id.run(ri.wf_id, lambda: self._create_run(d))
 
     async def _create_run(self, d: Directive) -> APIResponse:
@@ -327,7 +339,12 @@ class ApiServer:
         if msg is None:  # an event: its step timeout comes from the registered event definition
             timeout_ms = await self._registry.event_timeout_ms(current.wf_type, event_name)
             msg = Event(event_name=event_name, payload=payload, timeout_ms=timeout_ms)
-        d = Directive(id=directive_id(kind, cmd), timestamp=utcnow(), kind=kind, run_info=current, msg=msg)
+        return await self.send_directive(current, kind, msg, directive_id(kind, cmd))
+
+    async def send_directive(self, current: RunInfo, kind: DirectiveKind, msg: DirectiveMessage,
+                             d_id: str) -> APIResponse:
+        """Send ``msg`` to the run ``current`` (stored once per ``d_id``)."""
+        d = Directive(id=d_id, timestamp=utcnow(), kind=kind, run_info=current, msg=msg)
         await publish(self._nc, subjects.directive(current.wf_type, current.wf_id, current.id),
                       encode_directive(d), {H_MSG_ID: d.id})
         return OK

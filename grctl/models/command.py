@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 
 from grctl.models.common import RunInfo
+from grctl.models.schedule import BackfillCmd, DeclareCmd, ScheduleCmd, ScheduleListCmd
 
 
 class CommandKind(StrEnum):
@@ -21,6 +22,13 @@ class CommandKind(StrEnum):
     run_list = "run.list"  # ours
     worker_register = "worker.register"
     worker_terminate_run = "worker.terminate_run"
+    # ours: schedules (docs/protocol.md#schedules)
+    schedule_declare = "schedule.declare"
+    schedule_list = "schedule.list"
+    schedule_trigger = "schedule.trigger"
+    schedule_pause = "schedule.pause"
+    schedule_resume = "schedule.resume"
+    schedule_backfill = "schedule.backfill"
 
 
 class StartCmd(msgspec.Struct):
@@ -92,6 +100,12 @@ COMMAND_TYPES: dict[str, type[msgspec.Struct]] = {
     CommandKind.run_list: ListCmd,
     CommandKind.worker_register: RegisterCmd,
     CommandKind.worker_terminate_run: WorkerTerminateRunCmd,
+    CommandKind.schedule_declare: DeclareCmd,
+    CommandKind.schedule_list: ScheduleListCmd,
+    CommandKind.schedule_trigger: ScheduleCmd,
+    CommandKind.schedule_pause: ScheduleCmd,
+    CommandKind.schedule_resume: ScheduleCmd,
+    CommandKind.schedule_backfill: BackfillCmd,
 }
 
 CommandMessage = (
