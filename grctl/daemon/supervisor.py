@@ -25,6 +25,7 @@ from grctl.daemon.model import DaemonConfig
 from grctl.daemon.notify import Notifier
 from grctl.daemon.ops import DaemonOps, not_ready
 from grctl.daemon.procs import ChildFailed, ChildProcess, Generation
+from grctl.daemon.schedule_declare import ScheduleDeclarer
 from grctl.daemon.services import EmbeddedNatsServer, keep_services
 from grctl.daemon.watch import Watcher, digest
 from grctl.nats.retry import RESTART
@@ -60,6 +61,7 @@ class Supervisor:
         self.watcher: Watcher | None = None
         self.tasks: set[asyncio.Task[Any]] = set()
         self.ops = DaemonOps(cfg.http.listen)
+        self.schedules = ScheduleDeclarer()
 
     def spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro)
@@ -237,6 +239,7 @@ class Supervisor:
 
     def _promote(self, gen: Generation, infos: list[dict[str, Any]]) -> None:
         old, self.current, self.cfg = self.current, gen, gen.cfg
+        self.schedules.declare(gen.cfg)
         metrics.GENERATIONS_STARTED.inc()
         metrics.GENERATION.set(gen.number)
         for proc in gen.processes:
@@ -259,6 +262,7 @@ class Supervisor:
         """An engine-only node: no generation runs (a previous one, if a reload removed the workflows,
         drains)."""
         old, self.current, self.cfg = self.current, None, cfg
+        self.schedules.declare(cfg)
         self.sources = {}
         self._restart_watcher(cfg, [])
         status = "ready: engine only (no workflows to run)"
@@ -410,6 +414,7 @@ class Supervisor:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self.bringup
         await asyncio.gather(*(self._retire(g) for g in list(self.generations)), return_exceptions=True)
+        await self.schedules.close()
         if self.engine is not None:
             await self.engine.stop(self.cfg.shutdown_timeout)
         if self.nats is not None:

@@ -38,19 +38,23 @@ def zone(name: str) -> ZoneInfo:
                                 "'Europe/Berlin' or 'UTC')") from exc
 
 
+def check_cron(expression: str) -> None:
+    if len(expression.split()) != 5:
+        raise ScheduleSpecError("cron", f"cron {expression!r} must have five fields (minute hour "
+                                "day-of-month month day-of-week)")
+    try:
+        CronSim(expression, datetime(2000, 1, 1, tzinfo=UTC))
+    except CronSimError as exc:
+        raise ScheduleSpecError("cron", f"cron {expression!r}: {str(exc).lower()}") from exc
+
+
 def check(spec: ScheduleSpec) -> None:
     """Raise ``ScheduleSpecError`` when ``spec`` cannot produce ticks as written."""
     if bool(spec.cron) == bool(spec.every):
         raise ScheduleSpecError("cron", "give either cron or every, not both and not neither")
-    tz = zone(spec.timezone)
+    zone(spec.timezone)
     if spec.cron:
-        if len(spec.cron.split()) != 5:
-            raise ScheduleSpecError("cron", f"cron {spec.cron!r} must have five fields (minute hour "
-                                    "day-of-month month day-of-week)")
-        try:
-            CronSim(spec.cron, datetime(2000, 1, 1, tzinfo=tz))
-        except CronSimError as exc:
-            raise ScheduleSpecError("cron", f"cron {spec.cron!r}: {str(exc).lower()}") from exc
+        check_cron(spec.cron)
     elif spec.every < MIN_EVERY or spec.every != int(spec.every):
         raise ScheduleSpecError("every", f"every must be a whole number of seconds, at least "
                                 f"{MIN_EVERY:g}s (got {spec.every:g}s)")
