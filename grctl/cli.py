@@ -24,6 +24,7 @@ from grctl import cli_config
 from grctl.cli_client import EXIT_STATUS_HELP, EXIT_USAGE, CliError, add_client_parsers, run_client_command
 from grctl.cli_list import add_list_parser
 from grctl.cli_public import add_workflow_parsers
+from grctl.cli_schedule import add_schedule_parser
 from grctl.daemon.logs import configure_logging
 from grctl.daemon.model import DaemonConfig, LoggingConfig
 from grctl.daemon.schema import parse_retention, parse_size
@@ -210,6 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_client_parsers(sub, [common, client])
     add_list_parser(sub, [common, client])
     add_workflow_parsers(sub, [common, client])
+    add_schedule_parser(sub, [common, client])
     add_engine_parser(sub, [common])
     sub.add_parser("version", help="print the version").set_defaults(func=cmd_version)
     parser.set_defaults(func=_client_command)

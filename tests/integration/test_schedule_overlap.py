@@ -4,11 +4,13 @@ decides when the previous run of a schedule ends."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from support.cli_run import grctl
 from support.sdk import StartWorker, wait_for, workers
 
 from grctl.client.client import Client
@@ -108,7 +110,7 @@ async def test_each_overlap_policy(client: Client, start_worker: StartWorker, co
 
 
 async def test_trigger_pause_resume_backfill(client: Client, start_worker: StartWorker,
-                                             connection: Connection) -> None:
+                                             connection: Connection, subprocess_env: dict[str, str]) -> None:
     await start_worker(held)
     spec = ScheduleSpec(workflow="Held", cron="0 3 * * *", timezone="Europe/Berlin",
                         overlap=Overlap.allow_all)
@@ -135,3 +137,20 @@ async def test_trigger_pause_resume_backfill(client: Client, start_worker: Start
 
     with pytest.raises(Exception, match="4007"):
         await client.trigger_schedule("no-such-schedule")
+
+    # The same through the command line.
+    paused = await grctl(subprocess_env, "schedule", "pause", "nightly", "--note", "disk full")
+    assert paused.rc == 0, paused
+    listed = await grctl(subprocess_env, "schedule", "list", "--json")
+    assert listed.rc == 0, listed
+    [row] = [r for r in json.loads(listed.out) if r["id"] == "nightly"]
+    assert row["paused"] and row["pause_note"] == "disk full" and row["next_fires"] == []
+    assert row["last_run"] == {"wf_id": outcome.wf_id, "status": "running"} and row["fired"] >= 4
+    table = await grctl(subprocess_env, "schedule", "list")
+    assert "nightly" in table.out and "0 3 * * * (Europe/Berlin)" in table.out, table
+    resumed = await grctl(subprocess_env, "schedule", "resume", "nightly")
+    assert resumed.rc == 0 and "resumed; next tick" in resumed.out, resumed
+    filled = await grctl(subprocess_env, "schedule", "backfill", "nightly", "2d", "0s")
+    assert filled.rc == 0 and filled.out.count("started  nightly@") == 2, filled
+    unknown = await grctl(subprocess_env, "schedule", "trigger", "nope")
+    assert unknown.rc != 0 and "Schedule not found" in unknown.err, unknown
