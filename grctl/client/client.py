@@ -59,12 +59,22 @@ class Client:
 
     async def start_workflow(self, type: str, id: str, input: Any = None,
                              timeout: timedelta | float | None = None,
-                             return_type: Any = None) -> WorkflowHandle:
+                             return_type: Any = None, *, start_at: datetime | None = None,
+                             start_delay: timedelta | float | None = None) -> WorkflowHandle:
         """Start a run of workflow ``type`` with workflow id ``id``; returns its handle.
 
-        ``timeout`` is the run-level timeout (whole seconds on the wire). Raises
+        ``timeout`` is the run-level timeout (whole seconds on the wire). ``start_at`` (a time with a
+        UTC offset) or ``start_delay`` (from now): the run exists at once, pending, and starts then; it
+        can be cancelled or terminated before (ours: the public server starts it at once). Raises
         ``WorkflowAlreadyRunningError`` / ``WorkflowTypeNotRegisteredError`` / ``WorkflowError``.
         """
+        if start_at is not None and start_delay is not None:
+            raise ValueError("give start_at or start_delay, not both")
+        if start_at is not None and start_at.tzinfo is None:
+            raise ValueError("start_at needs a time zone (e.g. datetime.now(UTC) + ...)")
+        delay = _seconds(start_delay)
+        if delay is not None:
+            start_at = utcnow() + timedelta(seconds=delay)
         check_token("workflow type", type)
         check_token("workflow id", id)
         await registering.wait_registered(self._connection, type)  # a worker starting on this connection
@@ -72,7 +82,7 @@ class Client:
         run_info = RunInfo(id=str(ULID()), wf_id=id, wf_type=type, created_at=utcnow(),
                            timeout=max(1, int(seconds)) if seconds else None)
         return await start_run(self._connection, run_info, input, self.id, return_type, self.retry_for,
-                               self._codec)
+                               self._codec, start_at)
 
     @overload
     async def run_workflow(self, type: str, id: str, input: Any = None,

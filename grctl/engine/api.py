@@ -24,6 +24,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -33,6 +34,7 @@ from nats.aio.subscription import Subscription
 from ulid import ULID
 
 from grctl.engine.committer import GroupCommitter
+from grctl.engine.delayed import delayed_start
 from grctl.engine.keyed import KeyedSerializer
 from grctl.engine.registry import Registry
 from grctl.engine.runindex import RunIndex
@@ -53,11 +55,11 @@ from grctl.models.command import (
     CancelCmd,
     Command,
     CommandKind,
+    DelayedStartCmd,
     DescribeCmd,
     EventCmd,
     ListCmd,
     RegisterCmd,
-    StartCmd,
     TerminateCmd,
     decode_command,
     encode_response,
@@ -262,11 +264,12 @@ class ApiServer:
     # --- run.start -----------------------------------------------------------------------------
 
     async def _start(self, cmd: Command) -> APIResponse:
-        start: StartCmd = cmd.msg
-        return await self.start_run(start.run_info, start.input)
+        start: DelayedStartCmd = cmd.msg
+        return await self.start_run(start.run_info, start.input, start.start_at)
 
-    async def start_run(self, ri: RunInfo, input: Any) -> APIResponse:
-        """Create the run ``ri`` (idempotent by run id), as ``run.start`` does; schedules use it too."""
+    async def start_run(self, ri: RunInfo, input: Any, start_at: datetime | None = None) -> APIResponse:
+        """Create the run ``ri`` (idempotent by run id), as ``run.start`` does; schedules use it too.
+        ``start_at`` (ours): the start directive is a message schedule due then."""
         bad = check_names(("workflow id", ri.wf_id), ("workflow type", ri.wf_type), ("run id", ri.id))
         if bad:
             return bad
@@ -276,9 +279,9 @@ class ApiServer:
         timeout_ms = entry.start_step_timeout_ms or self._start_step_timeout_ms
         d = Directive(id=f"start.{ri.id}", timestamp=utcnow(), kind=DirectiveKind.start, run_info=ri,
                       msg=Start(input=input, timeout_ms=timeout_ms))
-        return await self._per_id.run(ri.wf_id, lambda: self._create_run(d))
+        return await self._per_id.run(ri.wf_id, lambda: self._create_run(d, start_at))
 
-    async def _create_run(self, d: Directive) -> APIResponse:
+    async def _create_run(self, d: Directive, start_at: datetime | None) -> APIResponse:
         ri = d.run_info
         for _ in range(START_ATTEMPTS):
             found = await self._pointer(ri.wf_id)
@@ -298,8 +301,8 @@ class ApiServer:
             msgs = [
                 pointer_msg,
                 OutMsg(subjects.run_info(ri.wf_type, ri.wf_id, ri.id), msgspec.msgpack.encode(ri)),
-                OutMsg(subjects.directive(ri.wf_type, ri.wf_id, ri.id), encode_directive(d),
-                       {H_MSG_ID: d.id}),
+                delayed_start(d, start_at) if start_at else OutMsg(
+                    subjects.directive(ri.wf_type, ri.wf_id, ri.id), encode_directive(d), {H_MSG_ID: d.id}),
             ]
             try:
                 await self._committer.submit(msgs)

@@ -36,6 +36,13 @@ class StartCmd(msgspec.Struct):
     input: Any = None
 
 
+class DelayedStartCmd(StartCmd):
+    """Ours: ``run.start`` with ``start_at`` (the key is sent only for a delayed start, so an ordinary
+    start is the public SDK's bytes; the public server ignores the key and starts at once)."""
+
+    start_at: datetime | None = None
+
+
 class DescribeCmd(msgspec.Struct):
     wf_id: str
 
@@ -92,7 +99,7 @@ class WorkerTerminateRunCmd(msgspec.Struct):
 
 
 COMMAND_TYPES: dict[str, type[msgspec.Struct]] = {
-    CommandKind.run_start: StartCmd,
+    CommandKind.run_start: DelayedStartCmd,
     CommandKind.run_describe: DescribeCmd,
     CommandKind.run_event: EventCmd,
     CommandKind.run_cancel: CancelCmd,
