@@ -1,4 +1,5 @@
-"""``--at TIME`` and ``--in DURATION`` of ``grctl start`` and ``grctl run``: a delayed start."""
+"""``--at TIME`` and ``--in DURATION`` of ``grctl start`` and ``grctl run`` (a delayed start), and the
+reading of a time on the command line."""
 
 from __future__ import annotations
 
@@ -8,14 +9,20 @@ from datetime import UTC, datetime, timedelta
 from grctl.daemon.schema import parse_duration
 
 
-def at_time(text: str) -> datetime:
-    """ISO 8601; UTC when it has no offset."""
+def iso_time(text: str) -> datetime | None:
+    """ISO 8601 (UTC when it has no offset), or None when ``text`` is not such a time."""
     try:
         when = datetime.fromisoformat(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a time (ISO 8601, e.g. 2027-01-01T02:00:00+01:00): "
-                                         f"{text!r}") from None
+        return None
     return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def at_time(text: str) -> datetime:
+    when = iso_time(text)
+    if when is None:
+        raise argparse.ArgumentTypeError(f"not a time (ISO 8601, e.g. 2027-01-01T02:00:00+01:00): {text!r}")
+    return when
 
 
 def in_duration(text: str) -> timedelta:

@@ -13,7 +13,7 @@ import asyncio
 import statistics
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psutil
@@ -23,7 +23,9 @@ from support.sdk import wait_for
 
 from grctl.client.client import Client
 from grctl.client.schedules import ScheduleCommands
+from grctl.models.errors import WorkflowNotFoundError
 from grctl.models.schedule import Overlap, ScheduleSpec
+from grctl.models.schedule_clock import tick_wf_id, ticks_between
 from grctl.nats.connection import Connection
 from grctl.nats.server import NatsServerProcess
 
@@ -35,15 +37,19 @@ def specs(count: int) -> dict[str, ScheduleSpec]:
                                           overlap=Overlap.allow_all) for i in range(count)}
 
 
-async def lateness(client: Client, since: datetime, until: datetime) -> list[float]:
-    """Seconds from each tick in [since, until) to its run's creation."""
+async def lateness(client: Client, count: int, since: datetime, until: datetime) -> list[float]:
+    """Seconds from each tick in [since, until) of the ``count`` schedules to its run's creation (a
+    tick with no run is left out)."""
     found = []
-    for run in await client.list_runs(type="Triple", since=since, limit=1000):
-        if not run.wf_id.startswith(PREFIX) or "@" not in run.wf_id or run.created_at is None:
-            continue
-        tick = datetime.strptime(run.wf_id.split("@", 1)[1], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-        if since <= tick < until:
-            found.append((run.created_at - tick).total_seconds())
+    for i in range(count):
+        spec = specs(count)[f"{PREFIX}-{i}"]
+        for tick in ticks_between(spec, since, until - timedelta(microseconds=1), 100_000):
+            try:
+                run = await client.describe(tick_wf_id(f"{PREFIX}-{i}", tick))
+            except WorkflowNotFoundError:
+                continue
+            if run.created_at is not None:
+                found.append((run.created_at - tick).total_seconds())
     return found
 
 
@@ -72,7 +78,7 @@ async def main(args: argparse.Namespace) -> None:
             await asyncio.sleep(args.seconds)
             until, cpu = datetime.now(UTC).replace(microsecond=0), cpu_seconds(engine) - cpu0
             await asyncio.sleep(1.5)
-            idle = await lateness(client, since, until)
+            idle = await lateness(client, args.schedules, since, until)
             print(line("idle", idle, args.schedules * args.seconds))
             print(f"{'':28s} engine CPU {cpu / max(1, len(idle)) * 1000:.2f} ms per tick (firing it and "
                   f"running its three-step run)")
@@ -84,7 +90,7 @@ async def main(args: argparse.Namespace) -> None:
             until = datetime.now(UTC).replace(microsecond=0)
             figures, _ = await load
             await asyncio.sleep(1.5)
-            loaded = await lateness(client, since, until)
+            loaded = await lateness(client, args.schedules, since, until)
             print(line(f"under load ({args.load} in flight)", loaded,
                        args.schedules * int((until - since).total_seconds())))
             print(f"{'':28s} {figures.line()} over {time.monotonic() - started:.0f}s")
@@ -98,8 +104,7 @@ async def main(args: argparse.Namespace) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--schedules", type=int, default=20, help="at most 40: runs are read back by "
-                        "one listing of at most 1000")
+    parser.add_argument("--schedules", type=int, default=20)
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--load", type=int, default=200, help="workflows in flight during the loaded phase")
     parser.add_argument("--load-runs", type=int, default=4000, help="workflows the load runs in all")

@@ -8,7 +8,7 @@ import asyncio
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -29,14 +29,6 @@ TICK_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 def schedule(every: int = EVERY, window: str = "1m") -> str:
     return (f"schedules:\n  tick:\n    workflow: Quick\n    input: {{n: 1}}\n    every: {every}s\n"
             f"    catchup_window: {window}\n    overlap: allow_all\n")
-
-
-@pytest.fixture
-def daemons() -> Iterator[list[Daemon]]:
-    started: list[Daemon] = []
-    yield started
-    for d in started:
-        d.stop()
 
 
 @pytest.fixture
