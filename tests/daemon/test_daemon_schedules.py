@@ -8,17 +8,19 @@ import asyncio
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from conftest import wait_engine_ready
 from daemonkit import ROOT, Daemon, config_text, daemon_env, write_atomic, write_flows
+from support.scrape import aget, value
 
 from grctl.client.client import Client
 from grctl.models.schedule import ScheduleView
 from grctl.nats.connection import Connection
+from grctl.nats.server import free_port
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -29,6 +31,14 @@ TICK_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 def schedule(every: int = EVERY, window: str = "1m") -> str:
     return (f"schedules:\n  tick:\n    workflow: Quick\n    input: {{n: 1}}\n    every: {every}s\n"
             f"    catchup_window: {window}\n    overlap: allow_all\n")
+
+
+@pytest.fixture
+def daemons() -> Iterator[list[Daemon]]:
+    started: list[Daemon] = []
+    yield started
+    for d in started:
+        d.stop()
 
 
 @pytest.fixture
@@ -107,9 +117,9 @@ async def test_two_hosts_two_engines_one_run_per_tick_then_conflict_and_removal(
     assert all(n == 1 for n in runs.values()) and gaps(list(runs)) == []
 
 
-def engine(nats_url: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+def engine(nats_url: str, env: dict[str, str], log: Path, *args: str) -> subprocess.Popen[bytes]:
     with open(log, "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "grctl", "engine", "-s", nats_url], env=env,
+        return subprocess.Popen([sys.executable, "-m", "grctl", "engine", "-s", nats_url, *args], env=env,
                                 stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
 
 
@@ -127,11 +137,13 @@ async def test_engine_killed_for_ten_seconds_catches_up_inside_the_window(
         eng.wait(10)
         killed = datetime.now(UTC)
         await asyncio.sleep(10)
-        eng = engine(nats_url, subprocess_env, tmp_path / "engine.log")
+        http = f"127.0.0.1:{free_port()}"
+        eng = engine(nats_url, subprocess_env, tmp_path / "engine.log", "--http", http)
         await wait_engine_ready(nats_url, timeout=60)
         await asyncio.sleep(3 * EVERY)
         runs = await tick_runs(client)
         state = (await view(client)).state
+        metrics = (await aget(f"http://{http}/metrics"))[1]
     finally:
         eng.send_signal(signal.SIGTERM)
         eng.wait(20)
@@ -141,3 +153,8 @@ async def test_engine_killed_for_ten_seconds_catches_up_inside_the_window(
     assert down and state.missed == len(gaps(list(runs))) == len(down)
     late = [t for t in runs if killed < t < killed + timedelta(seconds=10)]
     assert late and min(late) > max(down), f"missed {down}, caught up {late}"
+    # The restarted engine counted what it did: the missed ticks, the late ones it caught up, the rest.
+    assert value(metrics, "grctl_schedule_ticks_total", schedule="tick", outcome="missed") == len(down)
+    assert value(metrics, "grctl_schedule_ticks_late_total", schedule="tick") >= len(late) - 1 >= 1
+    assert value(metrics, "grctl_schedule_ticks_total", schedule="tick", outcome="fired") >= len(late)
+    assert value(metrics, "grctl_schedule_tick_lateness_seconds_count", schedule="tick") >= len(late)
