@@ -3,10 +3,14 @@ the names of a tick's run, and which definition is in force when hosts declare a
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+import yaml
 
+from grctl.daemon.cli import main
 from grctl.engine.schedule_reconcile import reconciled
 from grctl.models.schedule import HostDeclaration, ScheduleSpec, ScheduleState
 from grctl.models.schedule_clock import (
@@ -113,3 +117,25 @@ def test_reconcile_applies_agreement_keeps_the_old_definition_on_conflict_and_re
     assert agreed is not None and agreed.spec == four and agreed.conflict == ""
     removed = reconciled("s", [host("a"), host("b")], agreed, now)
     assert removed is not None and removed.removed and not removed.active and removed.next_tick is None
+
+
+def test_print_config_shows_the_schedules_and_their_next_three_fires(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GRCTL_NATS_SERVERS", raising=False)
+    config = tmp_path / "grctl.yaml"
+    config.write_text("workflows: [grctl.demo]\nschedules:\n  nightly:\n    workflow: Report\n"
+                      "    cron: '0 2 * * *'\n    timezone: Europe/Berlin\n    catchup_window: 1h\n"
+                      "  often:\n    workflow: Sync\n    every: 10m\n    paused: true\n")
+    assert main(["-c", str(config), "--print-config"]) == 0
+    out = capsys.readouterr().out
+    printed = yaml.safe_load(out)["schedules"]
+    assert printed["nightly"] == {"workflow": "Report", "cron": "0 2 * * *", "timezone": "Europe/Berlin",
+                                  "jitter": 0.0, "overlap": "skip", "catchup_window": 3600.0, "paused": False}
+    assert printed["often"]["every"] == 600.0 and "cron" not in printed["often"]
+    nightly = re.search(r"^# schedule nightly: next fires (.*)$", out, re.MULTILINE)
+    assert nightly is not None and len(nightly.group(1).split(", ")) == 3
+    assert all(t.endswith((" 01:00:00Z", " 00:00:00Z")) for t in nightly.group(1).split(", "))
+    assert re.search(r"^# schedule often: next fires .* \(paused in this file\)$", out, re.MULTILINE)
+    again = tmp_path / "again.yaml"
+    again.write_text("\n".join(line for line in out.splitlines() if not line.startswith("#")))
+    assert main(["-c", str(again), "--check-config"]) == 0  # what it prints is a valid file again
