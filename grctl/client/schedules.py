@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from grctl import settings
 from grctl.models.command import CommandKind
 from grctl.models.schedule import (
     BackfillCmd,
@@ -21,7 +22,8 @@ from grctl.models.schedule import (
     ScheduleState,
     ScheduleView,
 )
-from grctl.nats import api, subjects
+from grctl.nats import api_client as api
+from grctl.nats import subjects
 from grctl.nats.connection import Connection
 
 T = TypeVar("T")
@@ -30,7 +32,7 @@ T = TypeVar("T")
 class ScheduleCommands:
     """Schedule commands on one connection, as ``sender_id``, retried for up to ``budget`` seconds."""
 
-    def __init__(self, connection: Connection, sender_id: str, budget: float = api.DEFAULT_BUDGET) -> None:
+    def __init__(self, connection: Connection, sender_id: str, budget: float = settings.API_BUDGET) -> None:
         self._connection = connection
         self._sender_id = sender_id
         self.budget = budget

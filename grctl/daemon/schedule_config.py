@@ -7,12 +7,11 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from grctl import settings
 from grctl.daemon.schema import parse_duration, parse_timestamp
 from grctl.daemon.yamlmarks import Path
 from grctl.models.schedule import DEFAULT_CATCHUP_WINDOW, DEFAULT_TIMEZONE, Overlap, ScheduleSpec
 from grctl.models.schedule_clock import ScheduleSpecError, check, next_ticks
-
-FIRES_SHOWN = 3
 
 
 def resolve_schedules(section: dict[str, Any], fail: Callable[[Path, str], None]) -> dict[str, ScheduleSpec]:
@@ -49,7 +48,7 @@ def next_fire_lines(schedules: dict[str, ScheduleSpec], now: datetime) -> list[s
     """One comment line per schedule: its next fire times (UTC), or why it has none."""
     lines = []
     for schedule_id, spec in sorted(schedules.items()):
-        ticks = next_ticks(spec, now, FIRES_SHOWN)
+        ticks = next_ticks(spec, now, settings.SCHEDULE_FIRES_SHOWN)
         shown = ", ".join(t.strftime("%Y-%m-%d %H:%M:%SZ") for t in ticks) or "none (past its end)"
         paused = " (paused in this file)" if spec.paused else ""
         lines.append(f"# schedule {schedule_id}: next fires {shown}{paused}")

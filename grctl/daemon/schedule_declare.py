@@ -11,15 +11,14 @@ import contextlib
 import logging
 import socket
 
+from grctl import settings
 from grctl.client.schedules import ScheduleCommands
 from grctl.daemon.model import DaemonConfig
 from grctl.models.errors import WorkflowError
 from grctl.nats.connection import Connection
-from grctl.nats.retry import RESTART, is_transient
+from grctl.nats.retry import is_transient
 
 log = logging.getLogger("grctl.daemon.schedules")
-
-DECLARE_BUDGET = 30.0  # seconds one attempt waits for an engine before pausing and trying again
 
 
 def declarer_name(cfg: DaemonConfig) -> str:
@@ -45,7 +44,8 @@ class ScheduleDeclarer:
             try:
                 if self._connection is None:
                     self._connection = await Connection.connect(**cfg.nats.connect_options())
-                commands = ScheduleCommands(self._connection, f"grctld:{declarer_name(cfg)}", DECLARE_BUDGET)
+                commands = ScheduleCommands(self._connection, f"grctld:{declarer_name(cfg)}",
+                                            settings.SCHEDULE_DECLARE_BUDGET)
                 result = await commands.declare(declarer_name(cfg), dict(cfg.schedules))
             except WorkflowError as exc:
                 if not is_transient(exc) and getattr(exc, "code", 0) != 5030:
@@ -64,7 +64,7 @@ class ScheduleDeclarer:
                     log.info("schedules in force from this file: %s%s", ", ".join(result.applied) or "none",
                              f"; removed: {', '.join(result.removed)}" if result.removed else "")
                 return
-            delay = RESTART.delay(attempt)
+            delay = settings.RESTART_BACKOFF.delay(attempt)
             log.log(logging.WARNING if attempt > 1 else logging.INFO,
                     "schedules not declared yet (%s); trying again in %gs", failure, delay)
             await asyncio.sleep(delay)

@@ -11,8 +11,9 @@ from datetime import UTC
 
 import msgspec
 
+from grctl import settings
 from grctl.engine import schedule_store as store
-from grctl.engine.api import ApiServer, fail
+from grctl.engine.api_server import ApiServer, fail
 from grctl.engine.schedule_reconcile import reconciled
 from grctl.engine.schedules import Scheduler
 from grctl.models.command import ERR_INVALID_MESSAGE, ERR_INVALID_NAME, APIResponse, Command, CommandKind
@@ -34,7 +35,6 @@ from grctl.nats import subjects
 
 log = logging.getLogger(__name__)
 
-MAX_BACKFILL = 1000  # ticks one backfill may start
 ERR_SCHEDULE_NOT_FOUND = 4007  # ours
 
 NOT_FOUND = fail(ERR_SCHEDULE_NOT_FOUND, "Schedule not found", "no schedule with this id is in force")
@@ -219,9 +219,10 @@ class ScheduleApi:
 
         async def fill(state: ScheduleState) -> bool:
             assert state.spec is not None
-            ticks = ticks_between(state.spec, start, min(end, utcnow()), MAX_BACKFILL + 1)
-            if len(ticks) > MAX_BACKFILL:
-                raise ValueError(f"more than {MAX_BACKFILL} ticks in that range: backfill a shorter one")
+            most = settings.SCHEDULE_MAX_BACKFILL
+            ticks = ticks_between(state.spec, start, min(end, utcnow()), most + 1)
+            if len(ticks) > most:
+                raise ValueError(f"more than {most} ticks in that range: backfill a shorter one")
             outcomes.clear()
             latest = state.last_wf_id  # a backfilled run is not the one the overlap policy looks at
             for tick in ticks:

@@ -13,7 +13,8 @@ from datetime import datetime
 import msgspec
 from nats.aio.client import Client as NATSClient
 
-from grctl.engine.store import Outcome, classify
+from grctl import settings
+from grctl.engine.persistence import CommitVerdict, classify
 from grctl.models.common import utcnow
 from grctl.models.schedule import HostDeclaration, ScheduleState, Tick, TickKind
 from grctl.nats import subjects
@@ -22,14 +23,12 @@ from grctl.nats.jetstream import H_EXPECTED_LAST_SUBJECT_SEQ, H_ROLLUP, publish,
 
 log = logging.getLogger(__name__)
 
-UPDATE_ATTEMPTS = 20  # compare-and-swap rounds before giving up (each one a fresh read)
-
 _state_decoder = msgspec.msgpack.Decoder(ScheduleState)
 _host_decoder = msgspec.msgpack.Decoder(HostDeclaration)
 
 
 class ScheduleConflictError(Exception):
-    """A state kept changing under us for ``UPDATE_ATTEMPTS`` reads: the caller tries again later."""
+    """A state kept changing under us for ``SCHEDULE_UPDATE_ATTEMPTS`` reads: tried again later."""
 
 
 async def load(nc: NATSClient, schedule_id: str) -> tuple[ScheduleState | None, int]:
@@ -47,7 +46,7 @@ async def update(nc: NATSClient, schedule_id: str, change: Change) -> ScheduleSt
     """Read the state, let ``change`` make the new one (None: nothing to write) and store it with
     compare-and-swap, again from a fresh read when another writer came first. ``change`` may run more
     than once, so what it does besides returning the state must be safe to repeat."""
-    for _ in range(UPDATE_ATTEMPTS):
+    for _ in range(settings.SCHEDULE_UPDATE_ATTEMPTS):
         current, seq = await load(nc, schedule_id)
         new = await change(current)
         if new is None:
@@ -57,7 +56,7 @@ async def update(nc: NATSClient, schedule_id: str, change: Change) -> ScheduleSt
             await publish(nc, subjects.schedule_state(schedule_id), msgspec.msgpack.encode(new),
                           {H_EXPECTED_LAST_SUBJECT_SEQ: str(seq), H_ROLLUP: "sub"})
         except Exception as exc:
-            if classify(exc) is Outcome.RESNAPSHOT:
+            if classify(exc) is CommitVerdict.RESNAPSHOT:
                 continue
             raise
         return new

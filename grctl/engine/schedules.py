@@ -20,8 +20,9 @@ from nats.aio.client import Client as NATSClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
+from grctl import settings
 from grctl.engine import schedule_store as store
-from grctl.engine.api import ApiServer
+from grctl.engine.api_server import ApiServer
 from grctl.engine.keyed import KeyedSerializer
 from grctl.engine.manager import engine_consumer
 from grctl.models.command import ERR_ALREADY_RUNNING
@@ -38,14 +39,11 @@ from grctl.models.schedule_clock import (
 )
 from grctl.nats import subjects
 from grctl.nats.pull import ACK, Decision, nak
-from grctl.nats.retry import Backoff, log_failure
+from grctl.nats.retry import log_failure
 from grctl.ops import metrics
 
 log = logging.getLogger(__name__)
 
-BUFFER_POLL = 1.0  # seconds between looks at whether a buffered tick's predecessor has ended
-MAX_CATCHUP_TICKS = 1000  # at most this many missed ticks are looked at in one catch-up (the latest)
-RETRY = Backoff(initial=0.5, factor=2.0, cap=15.0)
 
 _tick_decoder = msgspec.msgpack.Decoder(Tick)
 
@@ -72,7 +70,7 @@ class Scheduler:
             await self.per_id.run(tick.id, lambda: self.on_tick(tick))
         except Exception as exc:
             log_failure(log, f"schedule {tick.id}: tick {tick_name(tick.tick)}", exc)
-            return nak(RETRY.delay(msg.metadata.num_delivered or 1))
+            return nak(settings.SCHEDULE_BACKOFF.delay(msg.metadata.num_delivered or 1))
         return ACK
 
     async def on_tick(self, tick: Tick) -> None:
@@ -91,7 +89,7 @@ class Scheduler:
         spec = s.spec
         assert spec is not None
         now = utcnow()
-        due = ticks_between(spec, tick.tick, now, MAX_CATCHUP_TICKS) or [tick.tick]
+        due = ticks_between(spec, tick.tick, now, settings.SCHEDULE_MAX_CATCHUP_TICKS) or [tick.tick]
         for t in due:
             late = (now - fire_time(s.id, spec, t)).total_seconds()
             if late > spec.catchup_window:
@@ -169,7 +167,8 @@ class Scheduler:
 
     async def _arm_buffer(self, s: ScheduleState) -> None:
         assert s.buffered is not None
-        await store.arm(self.nc, s, TickKind.buffer, s.buffered, utcnow() + timedelta(seconds=BUFFER_POLL))
+        again = utcnow() + timedelta(seconds=settings.SCHEDULE_BUFFER_POLL)
+        await store.arm(self.nc, s, TickKind.buffer, s.buffered, again)
 
     async def arm_next(self, s: ScheduleState) -> None:
         """Arm the state's next tick (nothing for a removed or paused schedule, or one past its end)."""

@@ -11,6 +11,8 @@ from typing import Any
 
 import msgspec
 
+from grctl import settings
+
 
 class Overlap(StrEnum):
     """What a tick does while the schedule's previous run is still running."""
@@ -22,8 +24,8 @@ class Overlap(StrEnum):
     terminate_other = "terminate_other"  # the previous run is terminated, the tick's run starts at once
 
 
-DEFAULT_CATCHUP_WINDOW = 60.0  # seconds: a tick found due later than this is counted missed, not run
-DEFAULT_TIMEZONE = "UTC"
+DEFAULT_CATCHUP_WINDOW = settings.SCHEDULE_CATCHUP_WINDOW
+DEFAULT_TIMEZONE = settings.SCHEDULE_TIMEZONE
 
 
 class ScheduleSpec(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

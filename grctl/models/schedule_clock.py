@@ -17,9 +17,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from cronsim import CronSim, CronSimError
 from ulid import ULID
 
+from grctl import settings
 from grctl.models.schedule import ScheduleSpec
 
-MIN_EVERY = 1.0  # seconds: the finest interval (a tick's name has whole seconds)
+MIN_EVERY = settings.SCHEDULE_MIN_EVERY
 
 
 class ScheduleSpecError(ValueError):

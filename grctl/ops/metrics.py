@@ -15,6 +15,7 @@ from typing import Any, cast
 
 from nats.aio.msg import Msg
 
+from grctl import settings
 from grctl.models.command import APIResponse, command_kind
 
 # Steps take from milliseconds (a decision) to minutes (a step that calls slow services).
@@ -91,11 +92,6 @@ def enable() -> None:
     if _m is None:
         _m = _Metrics()
     _on = True
-
-
-def disable() -> None:
-    global _on
-    _on = False
 
 
 def enabled() -> bool:
@@ -203,9 +199,6 @@ def background_task(kind: str, outcome: str) -> None:
         _at(_m.bg_tasks, kind, outcome).inc()
 
 
-LATE_AFTER = 1.0  # seconds: a tick fired later than this counts as late
-
-
 def schedule_tick(schedule: str, outcome: str, lateness: float | None = None) -> None:
     """A schedule's tick was handled; ``lateness``: seconds after its time, for a fired tick."""
     if not _on:
@@ -213,5 +206,5 @@ def schedule_tick(schedule: str, outcome: str, lateness: float | None = None) ->
     _at(_m.schedule_ticks, schedule, outcome).inc()
     if lateness is not None:
         _at(_m.schedule_lateness, schedule).observe(max(0.0, lateness))
-        if lateness > LATE_AFTER:
+        if lateness > settings.SCHEDULE_LATE_AFTER:
             _at(_m.schedule_late, schedule).inc()

@@ -14,9 +14,9 @@ import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from grctl import cli_format as fmt
-from grctl.cli_client import EXIT_OK, add_command
-from grctl.cli_list import since
+from grctl.cli import format as fmt
+from grctl.cli.commands import EXIT_OK, add_command
+from grctl.cli.list_command import since
 from grctl.client.client import Client
 from grctl.models.schedule import RunOutcome, ScheduleView
 
