@@ -110,8 +110,9 @@ class Scheduler:
         assert spec is not None
         policy = policy or spec.overlap
         wf_id = tick_wf_id(s.id, t)
-        previous = await self._running(s.last_wf_id) if s.last_wf_id and s.last_wf_id != wf_id else None
-        if previous is not None and policy is not Overlap.allow_all:
+        looks = policy is not Overlap.allow_all and s.last_wf_id and s.last_wf_id != wf_id
+        previous = await self._running(s.last_wf_id) if looks else None
+        if previous is not None:
             busy = f"{previous.wf_id} is still running"
             if policy is Overlap.skip or (policy is Overlap.buffer_one and s.buffered is not None):
                 s.skipped += 1
