@@ -66,10 +66,14 @@ class Scheduler:
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             log.warning("dropping an undecodable schedule tick: %s", exc)
             return ACK
+        what = f"schedule {tick.id}: tick {tick_name(tick.tick)}"
         try:
             await self.per_id.run(tick.id, lambda: self.on_tick(tick))
         except Exception as exc:
-            log_failure(log, f"schedule {tick.id}: tick {tick_name(tick.tick)}", exc)
+            if isinstance(exc, ScheduleFireError):  # tried again until the tick leaves its window
+                log.warning("%s: %s; trying again", what, exc)
+            else:
+                log_failure(log, what, exc)
             return nak(settings.SCHEDULE_BACKOFF.delay(msg.metadata.num_delivered or 1))
         return ACK
 
@@ -112,6 +116,11 @@ class Scheduler:
         wf_id = tick_wf_id(s.id, t)
         looks = policy is not Overlap.allow_all and s.last_wf_id and s.last_wf_id != wf_id
         previous = await self._running(s.last_wf_id) if looks else None
+        if previous is None and policy is Overlap.buffer_one and s.buffered is not None:
+            # The previous run ended and a tick waits for it: that one starts first, this one waits now.
+            waiting, s.buffered = s.buffered, None
+            await self._start(s, waiting, tick_wf_id(s.id, waiting))
+            return await self._buffer(s, t, wf_id, f"{s.last_wf_id} started before it")
         if previous is not None:
             busy = f"{previous.wf_id} is still running"
             if policy is Overlap.skip or (policy is Overlap.buffer_one and s.buffered is not None):
@@ -120,13 +129,16 @@ class Scheduler:
                 log.info("schedule %s: tick %s skipped (%s)", s.id, tick_name(t), busy)
                 return RunOutcome(tick=t, wf_id=wf_id, action="skipped", detail=busy)
             if policy is Overlap.buffer_one:
-                s.buffered = t
-                await self._arm_buffer(s)
-                metrics.schedule_tick(s.id, "buffered")
-                return RunOutcome(tick=t, wf_id=wf_id, action="buffered", detail=busy)
+                return await self._buffer(s, t, wf_id, busy)
             await self._stop(previous, policy, f"schedule {s.id}: tick {tick_name(t)} ({policy})")
         await self._start(s, t, wf_id)
         return RunOutcome(tick=t, wf_id=wf_id, action="started")
+
+    async def _buffer(self, s: ScheduleState, t: datetime, wf_id: str, why: str) -> RunOutcome:
+        s.buffered = t
+        await self._arm_buffer(s)
+        metrics.schedule_tick(s.id, "buffered")
+        return RunOutcome(tick=t, wf_id=wf_id, action="buffered", detail=why)
 
     async def _start(self, s: ScheduleState, t: datetime, wf_id: str) -> None:
         spec = s.spec

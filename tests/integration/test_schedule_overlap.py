@@ -61,6 +61,8 @@ async def test_each_overlap_policy(client: Client, start_worker: StartWorker, co
     await start_worker(held)
     specs = {f"ov-{p.value.replace('_', '-')}": ScheduleSpec(workflow="Held", every=2.0, overlap=p)
              for p in Overlap}
+    # A type no worker serves: each tick is tried again until it leaves its window, then counted missed.
+    specs["no-worker"] = ScheduleSpec(workflow="Nobody", every=2.0, catchup_window=1.0)
     declared = await ScheduleCommands(connection, "c:test").declare("test-host:a", specs)
     assert sorted(declared.applied) == sorted(specs) and not declared.conflicts
 
@@ -73,6 +75,9 @@ async def test_each_overlap_policy(client: Client, start_worker: StartWorker, co
     await client.pause_schedule("ov-allow-all")  # so the counts below stay put
     found = await views(client)
     first = {i: v.state for i, v in found.items()}
+
+    nobody = first["no-worker"]
+    assert nobody.fired == 0 and nobody.missed >= 3 and nobody.last_wf_id == ""
 
     skip = first["ov-skip"]
     assert skip.fired == 1 and skip.skipped >= 2 and skip.missed == 0
