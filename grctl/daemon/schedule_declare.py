@@ -60,9 +60,11 @@ class ScheduleDeclarer:
             else:
                 for schedule_id, conflict in sorted(result.conflicts.items()):
                     log.error("schedule %s not applied: %s", schedule_id, conflict)
-                if result.applied or result.removed:
-                    log.info("schedules in force from this file: %s%s", ", ".join(result.applied) or "none",
-                             f"; removed: {', '.join(result.removed)}" if result.removed else "")
+                if result.applied or result.removed or result.elsewhere:
+                    log.info("schedules in force from this file: %s%s%s", ", ".join(result.applied) or "none",
+                             f"; removed: {', '.join(result.removed)}" if result.removed else "",
+                             f"; still declared by other hosts: {', '.join(result.elsewhere)}"
+                             if result.elsewhere else "")
                 return
             delay = settings.RESTART_BACKOFF.delay(attempt)
             log.log(logging.WARNING if attempt > 1 else logging.INFO,

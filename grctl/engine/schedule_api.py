@@ -119,10 +119,12 @@ class ScheduleApi:
                 state, _ = await store.load(self._nc, schedule_id)
             if state is None:
                 continue
-            if state.conflict:
-                result.conflicts[schedule_id] = state.conflict
-            elif state.removed:
+            if state.removed:
                 result.removed.append(schedule_id)
+            elif schedule_id not in declare.schedules:
+                result.elsewhere.append(schedule_id)
+            elif state.conflict:
+                result.conflicts[schedule_id] = state.conflict
             else:
                 result.applied.append(schedule_id)
         return payload(result)

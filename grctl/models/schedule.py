@@ -117,8 +117,9 @@ class DeclareCmd(msgspec.Struct, kw_only=True):
 
 
 class DeclareResult(msgspec.Struct, kw_only=True, omit_defaults=True):
-    applied: list[str] = msgspec.field(default_factory=list)
-    removed: list[str] = msgspec.field(default_factory=list)
+    applied: list[str] = msgspec.field(default_factory=list)  # in force as this host declares them
+    removed: list[str] = msgspec.field(default_factory=list)  # no host declares them any more
+    elsewhere: list[str] = msgspec.field(default_factory=list)  # dropped here, other hosts declare them
     conflicts: dict[str, str] = msgspec.field(default_factory=dict)
 
 

@@ -103,8 +103,9 @@ async def test_two_hosts_two_engines_one_run_per_tick_then_conflict_and_removal(
 
     # b drops it: a's definition agrees with itself again; then a drops it: no more ticks.
     mark = a.mark()
+    mark_b = b.mark()
     write_atomic(config_b, config_text([nats_url], engine=True))
-    await asyncio.sleep(3)
+    b.wait_for(r"schedules in force from this file: none; still declared by other hosts: tick", after=mark_b)
     assert (await view(client)).state.conflict == ""
     write_atomic(config_a, config_text([nats_url], engine=True))
     a.wait_for(r"schedules in force from this file: none; removed: tick", after=mark)
