@@ -72,13 +72,15 @@ class ScheduleApi:
         hosts = await store.all_hosts(self._nc)
         ids = {s.id for s in await store.all_states(self._nc)} | {i for h in hosts for i in h.schedules}
         for schedule_id in sorted(ids):
-            state = await self._reconcile(schedule_id, hosts)
+            state = await self._reconcile(schedule_id)
             if state is not None:
                 await self._scheduler.ensure_armed(state)
 
-    async def _reconcile(self, schedule_id: str, hosts: list[HostDeclaration]) -> ScheduleState | None:
+    async def _reconcile(self, schedule_id: str) -> ScheduleState | None:
         async def change(current: ScheduleState | None) -> ScheduleState | None:
-            return reconciled(schedule_id, hosts, current, utcnow())
+            # The declarations are read again with every attempt: two hosts declaring at once each see
+            # the other's declaration by the time their compare-and-swap succeeds.
+            return reconciled(schedule_id, await store.all_hosts(self._nc), current, utcnow())
 
         async def apply() -> ScheduleState | None:
             before, _ = await store.load(self._nc, schedule_id)
@@ -111,10 +113,9 @@ class ScheduleApi:
         before = await store.load_host(self._nc, key)
         await store.save_host(self._nc, key, HostDeclaration(declarer=declare.declarer,
                                                              schedules=declare.schedules, at=utcnow()))
-        hosts = await store.all_hosts(self._nc)
         result = DeclareResult()
         for schedule_id in sorted(set(declare.schedules) | set(before.schedules if before else {})):
-            state = await self._reconcile(schedule_id, hosts)
+            state = await self._reconcile(schedule_id)
             if state is None:
                 state, _ = await store.load(self._nc, schedule_id)
             if state is None:
