@@ -13,7 +13,7 @@ import socket
 
 from grctl import settings
 from grctl.client.schedules import ScheduleCommands
-from grctl.daemon.model import DaemonConfig
+from grctl.daemon.model import DaemonConfig, NatsConfig
 from grctl.models.errors import WorkflowError
 from grctl.nats.connection import Connection
 from grctl.nats.retry import is_transient
@@ -29,6 +29,7 @@ def declarer_name(cfg: DaemonConfig) -> str:
 class ScheduleDeclarer:
     def __init__(self) -> None:
         self._connection: Connection | None = None
+        self._connected_with: NatsConfig | None = None  # a reload that changes it reconnects
         self._task: asyncio.Task[None] | None = None
 
     def declare(self, cfg: DaemonConfig) -> None:
@@ -42,8 +43,12 @@ class ScheduleDeclarer:
         while True:
             attempt += 1
             try:
+                if self._connection is not None and self._connected_with != cfg.nats:
+                    await self._connection.close()
+                    self._connection = None
                 if self._connection is None:
                     self._connection = await Connection.connect(**cfg.nats.connect_options())
+                    self._connected_with = cfg.nats
                 commands = ScheduleCommands(self._connection, f"grctld:{declarer_name(cfg)}",
                                             settings.SCHEDULE_DECLARE_BUDGET)
                 result = await commands.declare(declarer_name(cfg), dict(cfg.schedules))
