@@ -31,6 +31,8 @@ class DirectiveKind(StrEnum):
     wait_timeout = "wait_timeout"
     wake_from_inbox = "wake_from_inbox"
     run_timeout = "run_timeout"  # ours: the run-level timeout fired (engine-internal)
+    step_held = "step_held"  # ours: a worker holds a task its code cannot run (the public server drops it)
+    resume = "resume"  # ours: the retry of an ended run (engine-internal)
 
 
 class RetryPolicy(msgspec.Struct, omit_defaults=True):
@@ -125,6 +127,25 @@ class RunTimedOut(msgspec.Struct):
     timer_id: str = ""
 
 
+class StepHeld(msgspec.Struct, omit_defaults=True):
+    """Ours: a worker's report that its code cannot run the task (a missing handler, parameters that
+    no longer bind); the task is handed back, not failed, and the run shows as stuck."""
+
+    step_name: str
+    worker_id: str
+    reason: str
+    detail: str = ""
+
+
+class Resume(msgspec.Struct, omit_defaults=True):
+    """Ours: start a run as the retry of ``retry_of``, at the task (or wait) that run ended in."""
+
+    retry_of: str
+    task: DirectiveWire
+    input: Any = None
+    last_event_seq_id: int = 0
+
+
 class StepResult(msgspec.Struct):
     """A worker's report of a finished step; the two nested messages are inline maps, not bins."""
 
@@ -177,11 +198,13 @@ MESSAGE_TYPES: dict[str, type[msgspec.Struct]] = {
     DirectiveKind.wait_timeout: WaitTimeout,
     DirectiveKind.wake_from_inbox: WakeFromInbox,
     DirectiveKind.run_timeout: RunTimedOut,
+    DirectiveKind.step_held: StepHeld,
+    DirectiveKind.resume: Resume,
 }
 
 DirectiveMessage = (
     Start | Step | Event | Cancel | Terminate | StepPickedUp | StepResult | Complete | Fail | FailStep
-    | Wait | StepTimeout | WaitTimeout | WakeFromInbox | RunTimedOut
+    | Wait | StepTimeout | WaitTimeout | WakeFromInbox | RunTimedOut | StepHeld | Resume
 )
 
 
