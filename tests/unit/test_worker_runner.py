@@ -60,7 +60,8 @@ def event_task(name: str, payload: Any = None) -> Directive:
 
 
 async def execute(wf: Workflow, directive: Directive, history: list[HistoryEvent] | None = None,
-                  kv: dict[str, bytes] | None = None, expect: Outcome = Outcome.REPORTED) -> RecordingPublisher:
+                  kv: dict[str, bytes] | None = None,
+                  expect: Outcome = Outcome.REPORTED) -> RecordingPublisher:
     pub = RecordingPublisher()
     runner = StepRunner(wf, directive, history or [], None, pub, logging.getLogger("test"))  # type: ignore[arg-type]
 
