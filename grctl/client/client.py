@@ -1,4 +1,4 @@
-"""The Client: start workflows, wait for their results, look runs up, read their history.
+"""The Client: start workflows, wait for their results, look runs up, read their history, retry ended runs.
 
     client = Client(await Connection.connect())
     result = await client.run_workflow("ProcessOrder", "order-1", {"order_id": "A-1"})
@@ -10,6 +10,7 @@ import contextlib
 import secrets
 import socket
 from collections.abc import AsyncGenerator, Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, overload
 
@@ -17,8 +18,9 @@ import msgspec
 from ulid import ULID
 
 from grctl.codec import CodecRegistry, default_codec
-from grctl.models.command import CommandKind, DescribeCmd, ListCmd
+from grctl.models.command import CommandKind, DescribeCmd, ListCmd, RetryCmd
 from grctl.models.common import RunInfo, RunStatus, utcnow
+from grctl.models.errors import WorkflowError
 from grctl.models.history import HistoryEvent
 from grctl.nats import api, registering, subjects
 from grctl.nats.connection import Connection
@@ -27,6 +29,18 @@ from grctl.nats.subjects import check_token
 from grctl.workflow.handle import WorkflowHandle, start_run
 
 T = TypeVar("T")
+
+
+RETRYABLE_STATUSES = frozenset({RunStatus.failed, RunStatus.timed_out, RunStatus.terminated})
+
+
+@dataclass(frozen=True, slots=True)
+class RetryOutcome:
+    """One run of a bulk retry: the ended run, the new run (None when refused), and why it was refused."""
+
+    run: RunInfo
+    retried_as: RunInfo | None
+    error: str = ""
 
 
 def _seconds(timeout: timedelta | float | None) -> float | None:
@@ -113,6 +127,42 @@ class Client:
                                ListCmd(statuses=statuses, wf_type=type or "", since=since, limit=limit),
                                self.id, budget=self.retry_for, subject=subjects.API_RUNS)
         return msgspec.convert(reply.response.payload or [], list[RunInfo])
+
+    async def retry_run(self, wf_id: str, run_id: str | None = None, reason: str = "") -> RunInfo:
+        """Resume an ended run on the code the workers have now; returns the new run's ``RunInfo``.
+
+        The retry is a new run of the same workflow id (``retry_of`` names the ended run, whose
+        ``retried_as`` names the new one). It starts at the step the ended run failed, timed out or was
+        terminated in, with that run's input and its store as it was when that step started.
+        ``run_id``: the run to retry (default: the latest run of ``wf_id``; only the latest can be).
+        Raises ``WorkflowNotRetryableError`` when the run has not ended as failed, timed out or
+        terminated (or is not the latest), ``WorkflowAlreadyRunningError`` when it was already retried
+        (of two concurrent retries, one resumes the run), ``WorkflowNotFoundError``.
+        ``get_workflow_handle(wf_id)`` then waits for the new run."""
+        check_token("workflow id", wf_id)
+        if run_id is not None:
+            check_token("run id", run_id)
+        reply = await api.call(self._connection, wf_id, CommandKind.run_retry,
+                               RetryCmd(wf_id=wf_id, run_id=run_id or "", reason=reason), self.id,
+                               budget=self.retry_for)
+        return reply.response.run_info()
+
+    async def retry_runs(self, status: RunStatus | str | Iterable[RunStatus | str] | None = None,
+                         type: str | None = None, since: datetime | timedelta | None = None,
+                         limit: int = 100) -> list[RetryOutcome]:
+        """``retry_run`` for every run ``list_runs`` finds (default statuses: failed, timed out,
+        terminated) that is the latest of its workflow id and not yet retried; one outcome per run
+        tried, in the listing's order (newest first)."""
+        wanted = status if status is not None else sorted(RETRYABLE_STATUSES)
+        outcomes: list[RetryOutcome] = []
+        for run in await self.list_runs(wanted, type, since, limit):
+            if run.retried_as:
+                continue
+            try:
+                outcomes.append(RetryOutcome(run, await self.retry_run(run.wf_id, run.id)))
+            except WorkflowError as exc:
+                outcomes.append(RetryOutcome(run, None, str(exc)))
+        return outcomes
 
     async def get_workflow_handle(self, wf_id: str | None = None, *,
                                   wfid: str | None = None) -> WorkflowHandle:

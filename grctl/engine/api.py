@@ -35,6 +35,7 @@ from ulid import ULID
 from grctl.engine.committer import GroupCommitter
 from grctl.engine.keyed import KeyedSerializer
 from grctl.engine.registry import Registry
+from grctl.engine.retry import Retrier
 from grctl.engine.runindex import RunIndex
 from grctl.engine.store import Outcome, classify
 from grctl.models.command import (
@@ -57,6 +58,7 @@ from grctl.models.command import (
     EventCmd,
     ListCmd,
     RegisterCmd,
+    RetryCmd,
     StartCmd,
     TerminateCmd,
     decode_command,
@@ -147,7 +149,9 @@ class ApiServer:
             CommandKind.run_terminate: self._terminate,
             CommandKind.worker_register: self._register,
             CommandKind.run_list: self._list,
+            CommandKind.run_retry: self._retry,
         }
+        self._retrier = Retrier(nc, committer, not_found)
 
     async def start(self) -> None:
         self._sub = await self._nc.subscribe(subjects.API_ALL, queue=subjects.API_QUEUE, cb=self._on_msg,
@@ -346,6 +350,13 @@ class ApiServer:
         terminate: TerminateCmd = cmd.msg
         return await self._send(cmd, terminate.wf_id, DirectiveKind.terminate,
                                 Terminate(reason=terminate.reason or ""))
+
+    async def _retry(self, cmd: Command) -> APIResponse:
+        retry: RetryCmd = cmd.msg
+        bad = check_names(("workflow id", retry.wf_id), ("run id", retry.run_id or "latest"))
+        if bad:
+            return bad
+        return await self._per_id.run(retry.wf_id, lambda: self._retrier.retry(retry))
 
     # --- run.list (ours) ------------------------------------------------------------------------
 

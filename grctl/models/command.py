@@ -19,6 +19,7 @@ class CommandKind(StrEnum):
     run_cancel = "run.cancel"
     run_terminate = "run.terminate"
     run_list = "run.list"  # ours
+    run_retry = "run.retry"  # ours: resume an ended run as a new run of its workflow id
     worker_register = "worker.register"
     worker_terminate_run = "worker.terminate_run"
 
@@ -46,6 +47,15 @@ class CancelCmd(msgspec.Struct):
 class TerminateCmd(msgspec.Struct):
     wf_id: str
     reason: str | None = None
+
+
+class RetryCmd(msgspec.Struct, omit_defaults=True):
+    """Ours: retry the run ``run_id`` of ``wf_id`` (default: its latest run); the reply's payload is the
+    new run's RunInfo."""
+
+    wf_id: str
+    run_id: str = ""
+    reason: str = ""
 
 
 MAX_LIST = 1000  # runs in one run.list reply
@@ -90,12 +100,13 @@ COMMAND_TYPES: dict[str, type[msgspec.Struct]] = {
     CommandKind.run_cancel: CancelCmd,
     CommandKind.run_terminate: TerminateCmd,
     CommandKind.run_list: ListCmd,
+    CommandKind.run_retry: RetryCmd,
     CommandKind.worker_register: RegisterCmd,
     CommandKind.worker_terminate_run: WorkerTerminateRunCmd,
 }
 
 CommandMessage = (
-    StartCmd | DescribeCmd | EventCmd | CancelCmd | TerminateCmd | ListCmd | RegisterCmd
+    StartCmd | DescribeCmd | EventCmd | CancelCmd | TerminateCmd | ListCmd | RetryCmd | RegisterCmd
     | WorkerTerminateRunCmd
 )
 
@@ -167,6 +178,7 @@ ERR_RUN_FINISHED = 4003
 ERR_TYPE_NOT_REGISTERED = 4004
 ERR_INVALID_MESSAGE = 4005
 ERR_INVALID_NAME = 4006  # ours: a name that cannot be a subject token
+ERR_NOT_RETRYABLE = 4007  # ours: the run is not in an ended state a retry resumes (or not the latest)
 ERR_INTERNAL = 5000
 ERR_BUSY = 5030  # ours: the engine is saturated; retry after a pause (the request was not acted on)
 

@@ -20,6 +20,7 @@ from ulid import ULID
 from grctl.models.command import (
     ERR_ALREADY_RUNNING,
     ERR_BUSY,
+    ERR_NOT_RETRYABLE,
     ERR_RUN_FINISHED,
     ERR_RUN_NOT_FOUND,
     ERR_TYPE_NOT_REGISTERED,
@@ -36,6 +37,7 @@ from grctl.models.errors import (
     WorkflowAlreadyRunningError,
     WorkflowError,
     WorkflowNotFoundError,
+    WorkflowNotRetryableError,
     WorkflowRunFinishedError,
     WorkflowTypeNotRegisteredError,
 )
@@ -53,6 +55,7 @@ _ERRORS: dict[int, type[WorkflowError]] = {
     ERR_RUN_NOT_FOUND: WorkflowNotFoundError,
     ERR_RUN_FINISHED: WorkflowRunFinishedError,
     ERR_TYPE_NOT_REGISTERED: WorkflowTypeNotRegisteredError,
+    ERR_NOT_RETRYABLE: WorkflowNotRetryableError,
 }
 
 _gates: weakref.WeakKeyDictionary[Connection, asyncio.Semaphore] = weakref.WeakKeyDictionary()
