@@ -24,6 +24,7 @@ from grctl import cli_config
 from grctl.cli_client import EXIT_STATUS_HELP, EXIT_USAGE, CliError, add_client_parsers, run_client_command
 from grctl.cli_list import add_list_parser
 from grctl.cli_public import add_workflow_parsers
+from grctl.cli_runs import add_runs_parsers
 from grctl.daemon.logs import configure_logging
 from grctl.daemon.model import DaemonConfig, LoggingConfig
 from grctl.daemon.schema import parse_retention, parse_size
@@ -209,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     add_client_parsers(sub, [common, client])
     add_list_parser(sub, [common, client])
+    add_runs_parsers(sub, [common, client])
     add_workflow_parsers(sub, [common, client])
     add_engine_parser(sub, [common])
     sub.add_parser("version", help="print the version").set_defaults(func=cmd_version)

@@ -17,13 +17,15 @@ from typing import Any, TypeVar, overload
 import msgspec
 from ulid import ULID
 
+from grctl.client.details import RunDetails, read_details
 from grctl.codec import CodecRegistry, default_codec
 from grctl.models.command import CommandKind, DescribeCmd, ListCmd, RetryCmd
 from grctl.models.common import RunInfo, RunStatus, utcnow
-from grctl.models.errors import WorkflowError
+from grctl.models.errors import WorkflowError, WorkflowNotFoundError
 from grctl.models.history import HistoryEvent
 from grctl.nats import api, registering, subjects
 from grctl.nats.connection import Connection
+from grctl.nats.direct import get_last
 from grctl.nats.history import follow_history, read_history
 from grctl.nats.subjects import check_token
 from grctl.workflow.handle import WorkflowHandle, start_run
@@ -108,6 +110,19 @@ class Client:
         """RunInfo of the latest run of ``wf_id``; ``WorkflowNotFoundError`` if there is none."""
         return (await self._describe(wf_id)).response.run_info()
 
+    async def describe_run(self, wf_id: str, run_id: str | None = None) -> RunDetails:
+        """The latest run of ``wf_id`` (or its run ``run_id``) as an operator looks at it: its info
+        (with ``stuck`` when a code mismatch holds it), result or error, and the step it is at or ended
+        in. ``WorkflowNotFoundError`` if there is no such run."""
+        info = await self.describe(wf_id)
+        if run_id is not None and run_id != info.id:
+            check_token("run id", run_id)
+            stored = await get_last(self._connection.nc, subjects.any_run_info(wf_id, run_id))
+            if stored is None:
+                raise WorkflowNotFoundError(f"workflow {wf_id!r} has no run {run_id!r}")
+            info = msgspec.msgpack.decode(stored.data, type=RunInfo)
+        return await read_details(self._connection.nc, info)
+
     async def _describe(self, wf_id: str) -> api.Reply:
         check_token("workflow id", wf_id)
         return await api.call(self._connection, wf_id, CommandKind.run_describe, DescribeCmd(wf_id=wf_id),
@@ -115,16 +130,18 @@ class Client:
 
     async def list_runs(self, status: RunStatus | str | Iterable[RunStatus | str] | None = None,
                         type: str | None = None, since: datetime | timedelta | None = None,
-                        limit: int = 100) -> list[RunInfo]:
+                        limit: int = 100, stuck: bool = False) -> list[RunInfo]:
         """Stored runs, newest first: with one of the statuses given, of workflow type ``type``,
-        created after ``since`` (a time, or a duration back from now); at most ``limit`` (up to 1000).
+        created after ``since`` (a time, or a duration back from now); at most ``limit`` (up to 1000);
+        ``stuck``: only runs held by a mismatch between code and run (``RunInfo.stuck``).
         Finished runs are listed until the engine's retention removes them."""
         wanted = [status] if isinstance(status, str) else list(status or [])
         statuses = [str(RunStatus(s)) for s in wanted]  # ValueError for an unknown status
         if isinstance(since, timedelta):
             since = utcnow() - since
         reply = await api.call(self._connection, "", CommandKind.run_list,
-                               ListCmd(statuses=statuses, wf_type=type or "", since=since, limit=limit),
+                               ListCmd(statuses=statuses, wf_type=type or "", since=since, limit=limit,
+                                       stuck=stuck),
                                self.id, budget=self.retry_for, subject=subjects.API_RUNS)
         return msgspec.convert(reply.response.payload or [], list[RunInfo])
 

@@ -371,7 +371,8 @@ class ApiServer:
             await self._runs.catch_up()  # what was stored since the last read, a run just started too
         except Exception as exc:  # answer from what the index holds: at most a second behind
             log.info("run.list: reading the newest run infos failed (%s); answering from the index", exc)
-        raws = self._runs.query(utcnow(), set(query.statuses), query.wf_type, query.since, query.limit)
+        raws = self._runs.query(utcnow(), set(query.statuses), query.wf_type, query.since, query.limit,
+                                query.stuck)
         return APIResponse(success=True, payload=msgspec.Raw(msgspec.msgpack.encode(
             [msgspec.Raw(r) for r in raws])))
 

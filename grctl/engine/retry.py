@@ -102,7 +102,8 @@ class Retrier:
         new = await self._commit(cmd, pointer_msg, old, state)
         if new is None:
             return None
-        log.info("run %s/%s (%s) retried as run %s", old.wf_id, old.id, old.wf_type, new.id)
+        log.info("run %s/%s (%s) retried as run %s%s", old.wf_id, old.id, old.wf_type, new.id,
+                 f" ({cmd.reason})" if cmd.reason else "")
         return APIResponse(success=True, payload=msgspec.Raw(msgspec.msgpack.encode(new)))
 
     async def _info(self, wf_type: str, wf_id: str, run_id: str) -> RunInfo | None:

@@ -62,12 +62,14 @@ class _Entry(NamedTuple):
     ended: float  # Unix time the run ended, 0.0 while it has not
     seq: int  # the record's stream sequence: a newer record of the run replaces it, an older one not
     raw: bytes  # the record as stored: what run.list returns
+    stuck: bool  # held by a mismatch between code and run (ours)
 
 
 def _entry(data: bytes, seq: int) -> _Entry:
     info = _info_decoder.decode(data)
     ended = info.completed_at.timestamp() if info.completed_at and info.is_terminal else 0.0
-    return _Entry(info.created_at.timestamp(), info.id, info.wf_type, str(info.status), ended, seq, data)
+    return _Entry(info.created_at.timestamp(), info.id, info.wf_type, str(info.status), ended, seq, data,
+                  info.stuck is not None)
 
 
 class RunIndex:
@@ -191,10 +193,12 @@ class RunIndex:
         return self.loaded.is_set()
 
     def query(self, now: datetime, statuses: Collection[str] = (), wf_type: str = "",
-              since: datetime | None = None, limit: int = 100) -> list[bytes]:
-        """The stored run infos that match, newest first (by creation time), at most ``limit``."""
+              since: datetime | None = None, limit: int = 100, stuck: bool = False) -> list[bytes]:
+        """The stored run infos that match, newest first (by creation time), at most ``limit``;
+        ``stuck``: only runs held by a mismatch between code and run."""
         floor = since.timestamp() if since is not None else None
-        top = heapq.nlargest(max(0, min(limit, MAX_LIST)), self._matching(now, statuses, wf_type, floor))
+        matching = (e for e in self._matching(now, statuses, wf_type, floor) if e.stuck or not stuck)
+        top = heapq.nlargest(max(0, min(limit, MAX_LIST)), matching)
         return [e.raw for e in top]
 
     def _matching(self, now: datetime, statuses: Collection[str], wf_type: str,

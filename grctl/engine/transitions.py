@@ -128,13 +128,9 @@ def _later(now: datetime, ms: int, default: timedelta) -> datetime:
 
 def step_name_of(d: Directive) -> str:
     """The wire name of the step a worker task runs: "start", the step name, or the event name."""
-    if isinstance(d.msg, Start):
-        return "start"
-    if isinstance(d.msg, Step):
-        return d.msg.step_name
-    if isinstance(d.msg, Event):
-        return d.msg.event_name
-    raise PlanError(f"a {d.kind} directive cannot be dispatched to a worker")
+    if not isinstance(d.msg, Start | Step | Event):
+        raise PlanError(f"a {d.kind} directive cannot be dispatched to a worker")
+    return d.step_name
 
 
 def step_timer(ctx: Ctx, d: Directive, name: str, timeout_ms: int) -> TimerRec:

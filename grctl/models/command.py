@@ -68,6 +68,7 @@ class ListCmd(msgspec.Struct, omit_defaults=True):
     wf_type: str = ""
     since: datetime | None = None
     limit: int = 100
+    stuck: bool = False  # only runs held by a mismatch between code and run
 
 
 class EventDef(msgspec.Struct):

@@ -231,6 +231,18 @@ class Directive(msgspec.Struct):
     attempt: int = 0
     kv_revs: dict[str, Any] | None = None
 
+    @property
+    def step_name(self) -> str:
+        """The wire name of the step a worker task runs: "start", the step name, or the event name
+        ("" for any other kind)."""
+        if isinstance(self.msg, Start):
+            return "start"
+        if isinstance(self.msg, Step):
+            return self.msg.step_name
+        if isinstance(self.msg, Event):
+            return self.msg.event_name
+        return ""
+
     def to_wire(self) -> DirectiveWire:
         return DirectiveWire(
             id=self.id,

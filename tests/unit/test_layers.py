@@ -26,12 +26,13 @@ ALLOWED: dict[str, set[str]] = {
     "demo": {"models", "nats", "codec", "workflow", "worker"},
     "daemon": {"models", "nats", "codec", "workflow", "worker", "engine", "client", "logging_config", "ops"},
     "cli": {"models", "nats", "codec", "workflow", "client", "engine", "daemon", "ops", "cli_client",
-            "cli_config", "cli_list", "cli_public", "cli_format"},
+            "cli_config", "cli_list", "cli_public", "cli_format", "cli_runs"},
     "cli_config": {"models", "nats", "daemon", "cli_client"},
     "cli_client": {"models", "nats", "codec", "workflow", "client", "cli_format"},
     "cli_list": {"models", "nats", "codec", "workflow", "client", "daemon", "cli_client", "cli_format"},
-    "cli_public": {"cli_client", "cli_list"},
-    "cli_format": {"models", "nats"},
+    "cli_public": {"cli_client", "cli_list", "cli_runs"},
+    "cli_runs": {"models", "client", "cli_client", "cli_list", "cli_format"},
+    "cli_format": {"models", "nats", "client"},
     "__main__": {"cli"},
 }
 
