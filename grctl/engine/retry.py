@@ -17,20 +17,21 @@ already retried.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
 import msgspec
 from nats.aio.client import Client as NATSClient
 from ulid import ULID
 
 from grctl.engine.committer import GroupCommitter
+from grctl.engine.keyed import KeyedSerializer
+from grctl.engine.replies import check_names, fail, not_found
 from grctl.engine.store import Outcome, classify
 from grctl.models.command import (
     ERR_ALREADY_RUNNING,
     ERR_INTERNAL,
     ERR_NOT_RETRYABLE,
-    APIError,
     APIResponse,
+    Command,
     RetryCmd,
 )
 from grctl.models.common import RunInfo, RunStatus, utcnow
@@ -50,53 +51,55 @@ _info_decoder = msgspec.msgpack.Decoder(RunInfo)
 _state_decoder = msgspec.msgpack.Decoder(RunState)
 
 
-def refuse(code: int, message: str, detail: str) -> APIResponse:
-    return APIResponse(success=False, error=APIError(code=code, message=message, detail=detail))
-
-
 class Retrier:
-    def __init__(self, nc: NATSClient, committer: GroupCommitter,
-                 not_found: Callable[[str], APIResponse]) -> None:
+    def __init__(self, nc: NATSClient, committer: GroupCommitter, per_id: KeyedSerializer) -> None:
         self._nc = nc
         self._committer = committer
-        self._not_found = not_found
+        self._per_id = per_id  # the API's: starts and retries of one workflow id one at a time
+
+    async def command(self, cmd: Command) -> APIResponse:
+        retry: RetryCmd = cmd.msg
+        bad = check_names(("workflow id", retry.wf_id), ("run id", retry.run_id or "latest"))
+        if bad:
+            return bad
+        return await self._per_id.run(retry.wf_id, lambda: self.retry(retry))
 
     async def retry(self, cmd: RetryCmd) -> APIResponse:
         for _ in range(ATTEMPTS):
             answer = await self._attempt(cmd)
             if answer is not None:
                 return answer
-        return refuse(ERR_INTERNAL, "Workflow kept changing", f"workflow {cmd.wf_id} kept changing; "
+        return fail(ERR_INTERNAL, "Workflow kept changing", f"workflow {cmd.wf_id} kept changing; "
                       "retry not done")
 
     async def _attempt(self, cmd: RetryCmd) -> APIResponse | None:
         """The answer, or None when the pointer moved meanwhile (look again)."""
         pointer_msg = await get_last(self._nc, subjects.latest(cmd.wf_id))
         if pointer_msg is None:
-            return self._not_found("no run of this workflow id is stored")
+            return not_found("no run of this workflow id is stored")
         pointer = _latest_decoder.decode(pointer_msg.data)
         run_id = cmd.run_id or pointer.run_id
         old = await self._info(pointer.wf_type, cmd.wf_id, run_id)
         if old is None:
-            return self._not_found(f"run {run_id} of workflow {cmd.wf_id} not found")
+            return not_found(f"run {run_id} of workflow {cmd.wf_id} not found")
         if old.retried_as:
-            return refuse(ERR_ALREADY_RUNNING, "Run already retried",
+            return fail(ERR_ALREADY_RUNNING, "Run already retried",
                           f"run {old.id} was retried as run {old.retried_as}")
         if old.id != pointer.run_id:
-            return refuse(ERR_NOT_RETRYABLE, "Run is not the latest of its workflow id",
+            return fail(ERR_NOT_RETRYABLE, "Run is not the latest of its workflow id",
                           f"run {old.id} is not the latest run of {cmd.wf_id} (that is {pointer.run_id}); "
                           "only the latest run can be retried")
         if old.retry_of and not old.is_terminal:  # e.g. the second of two concurrent retries
-            return refuse(ERR_ALREADY_RUNNING, "Run already retried",
+            return fail(ERR_ALREADY_RUNNING, "Run already retried",
                           f"run {old.retry_of} was retried as run {old.id}, which is {old.status}")
         if old.status not in RETRYABLE:
-            return refuse(ERR_NOT_RETRYABLE, "Run cannot be retried",
+            return fail(ERR_NOT_RETRYABLE, "Run cannot be retried",
                           f"run {old.id} is {old.status}: only failed, timed-out and terminated runs can "
                           "be retried")
         state_msg = await get_last(self._nc, subjects.run_state(cmd.wf_id, old.id))
         state = _state_decoder.decode(state_msg.data) if state_msg is not None else None
         if state is None or state.active_task is None:
-            return refuse(ERR_NOT_RETRYABLE, "Run has no step to resume at",
+            return fail(ERR_NOT_RETRYABLE, "Run has no step to resume at",
                           f"run {old.id} kept no record of the step it ended in (it ended before this "
                           "engine version recorded one)")
         new = await self._commit(cmd, pointer_msg, old, state)

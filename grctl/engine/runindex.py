@@ -38,7 +38,7 @@ from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy
 
 from grctl.models.command import MAX_LIST
-from grctl.models.common import RunInfo
+from grctl.models.common import TERMINAL_STATUSES, RunInfo
 from grctl.nats import subjects
 from grctl.nats.direct import read_tail
 from grctl.nats.retry import log_failure
@@ -52,6 +52,9 @@ POLL_INTERVAL = 1.0  # how often the index reads the new run infos
 CATCH_UP_BATCH = 4096  # run infos read per request while catching up
 
 _info_decoder = msgspec.msgpack.Decoder(RunInfo)
+
+
+_ENDED = frozenset(str(s) for s in TERMINAL_STATUSES)
 
 
 class _Entry(NamedTuple):
@@ -200,6 +203,10 @@ class RunIndex:
         matching = (e for e in self._matching(now, statuses, wf_type, floor) if e.stuck or not stuck)
         top = heapq.nlargest(max(0, min(limit, MAX_LIST)), matching)
         return [e.raw for e in top]
+
+    def live(self) -> list[bytes]:
+        """The run infos of every run that has not ended (for the catalog check)."""
+        return [e.raw for e in self._runs.values() if not e.ended and e.status not in _ENDED]
 
     def _matching(self, now: datetime, statuses: Collection[str], wf_type: str,
                   floor: float | None) -> Iterator[_Entry]:

@@ -20,6 +20,7 @@ class CommandKind(StrEnum):
     run_terminate = "run.terminate"
     run_list = "run.list"  # ours
     run_retry = "run.retry"  # ours: resume an ended run as a new run of its workflow id
+    catalog_check = "catalog.check"  # ours: what live runs need that a handler catalog lacks
     worker_register = "worker.register"
     worker_terminate_run = "worker.terminate_run"
 
@@ -85,6 +86,25 @@ class WorkflowTypeDef(msgspec.Struct):
     start_step_timeout_ms: int = 0
 
 
+class CatalogCheckCmd(msgspec.Struct, omit_defaults=True):
+    """Ours: would workers with the catalog ``types`` (replacing workers that served ``dropped`` types
+    too) strand live runs? The reply's payload is a list of ``CatalogNeed``; empty: none would."""
+
+    types: list[WorkflowTypeDef]
+    dropped: list[str] = msgspec.field(default_factory=list)
+
+
+class CatalogNeed(msgspec.Struct, omit_defaults=True):
+    """A handler (or a whole workflow type: ``kind`` "type") live runs need that the catalog drops;
+    ``runs`` names some of them (``wf_id/run_id``), ``count`` says how many there are."""
+
+    wf_type: str
+    kind: str  # type, start, step, event, timeout
+    handler: str
+    count: int
+    runs: list[str] = msgspec.field(default_factory=list)
+
+
 class RegisterCmd(msgspec.Struct):
     worker_id: str
     types: list[WorkflowTypeDef]
@@ -102,13 +122,14 @@ COMMAND_TYPES: dict[str, type[msgspec.Struct]] = {
     CommandKind.run_terminate: TerminateCmd,
     CommandKind.run_list: ListCmd,
     CommandKind.run_retry: RetryCmd,
+    CommandKind.catalog_check: CatalogCheckCmd,
     CommandKind.worker_register: RegisterCmd,
     CommandKind.worker_terminate_run: WorkerTerminateRunCmd,
 }
 
 CommandMessage = (
-    StartCmd | DescribeCmd | EventCmd | CancelCmd | TerminateCmd | ListCmd | RetryCmd | RegisterCmd
-    | WorkerTerminateRunCmd
+    StartCmd | DescribeCmd | EventCmd | CancelCmd | TerminateCmd | ListCmd | RetryCmd | CatalogCheckCmd
+    | RegisterCmd | WorkerTerminateRunCmd
 )
 
 
