@@ -104,12 +104,13 @@ def check_config(cfg: DaemonConfig, path: str) -> int:
     types = [wf.workflow_type for wf in workflows]
     roles = f"{len(types)} workflow type(s): {', '.join(types)}" if types else "engine only"
     stranding = asyncio.run(check_config_catalog(cfg.nats.connect_options(), workflows)) if types else ""
+    # Reported, not failed: systemd runs --check-config before a start too, where grctld only warns.
     if stranding and not cfg.reload.allow_missing_handlers:
-        print(f"{path}: a reload would be refused: the code lacks {stranding}", file=sys.stderr)
-        return 1
-    if stranding:
-        print(f"{path}: the code lacks {stranding} ({ALLOW_KEY} is true: those runs would stay stuck)",
+        print(f"{path}: warning: a reload to this code would be refused: it lacks {stranding}",
               file=sys.stderr)
+    elif stranding:
+        print(f"{path}: warning: the code lacks {stranding} ({ALLOW_KEY} is true: those runs would stay "
+              "stuck)", file=sys.stderr)
     print(f"{path}: OK ({roles})")
     return 0
 
