@@ -265,6 +265,8 @@ async def cmd_history(client: Client, args: argparse.Namespace) -> int:
         print(fmt.TABLE_HEADER)
     for event in events:
         print(show(event))
+    if not args.json and (retried := (await client.describe_run(args.id, run_id)).info.retried_as):
+        print(f"(retried as run {retried}: grctl history {args.id})")
     return EXIT_OK
 
 

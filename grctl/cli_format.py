@@ -52,7 +52,9 @@ def summary(e: HistoryEvent) -> str:
     m = e.msg
     k = e.kind
     if k == H.run_started:
-        return "" if m.input is None else f"input={short(m.input)}"
+        retry = f"retry of run {m.retry_of} at {m.resumed_at}" if getattr(m, "retry_of", "") else ""
+        given = "" if m.input is None else f"input={short(m.input)}"
+        return ", ".join(part for part in (retry, given) if part)
     if k == H.run_completed:
         return f"result={short(m.result)} after {_ms(m.duration_ms)}"
     if k == H.run_failed:

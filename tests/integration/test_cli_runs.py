@@ -5,6 +5,7 @@ resuming failed runs one by one or by filter."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -79,6 +80,11 @@ async def test_describe_list_stuck_and_retry_from_the_command_line(
         await start_worker(shop(fixed=True))
         one = await grctl(env, "retry", "cli-a")
         assert one.rc == 0 and "Retried workflow cli-a" in one.out, one
+        old_run, new_run = re.search(r"run (\S+) resumes as run (\S+)", one.out).groups()  # type: ignore[union-attr]
+        old_history = await grctl(env, "history", "cli-a", "--run-id", old_run)
+        assert f"(retried as run {new_run}" in old_history.out, old_history  # the links, both ways
+        new_history = await grctl(env, "history", "cli-a")
+        assert f"retry of run {old_run} at pack" in new_history.out, new_history
         dry = await grctl(env, "retry", "--status", "failed", "--type", "Shop", "--dry-run")
         assert "would retry cli-b" in dry.out and "cli-a" not in dry.out, dry
         bulk = await grctl(env, "retry", "--status", "failed", "--type", "Shop")
