@@ -26,7 +26,7 @@ from grctl.engine.transitions import (
     wait,
 )
 from grctl.models.common import RunInfo, RunStatus, Stuck, StuckReason
-from grctl.models.directive import Directive, DirectiveKind, Resume, StepHeld, StepTimeout, Wait
+from grctl.models.directive import Directive, DirectiveKind, Resume, Start, StepHeld, StepTimeout, Wait
 from grctl.models.history import HistoryKind, RunStarted
 from grctl.models.records import RunState, RunStateKind, Timer, TimerKind
 
@@ -97,6 +97,8 @@ def resume(ctx: Ctx, d: Directive) -> list[Record]:
         task = Directive.from_wire(msg.task)
     except (ValueError, msgspec.DecodeError) as exc:
         raise PlanError(f"undecodable task to resume: {exc}") from exc
+    if isinstance(task.msg, Start) and task.msg.input is None:  # kept without it (see plan._start)
+        task = replace(task, msg=replace(task.msg, input=msg.input))
     now = ctx.now
     ri = replace(d.run_info, status=RunStatus.running, started_at=now, stuck=None)
     at = "wait" if isinstance(task.msg, Wait) else _task_name(task)

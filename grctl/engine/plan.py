@@ -132,9 +132,10 @@ def _start(ctx: Ctx, d: Directive) -> list[Record]:
     timer = step_timer(ctx, task, "start", int(msg.timeout_ms or 0))
     entered = RunState(wf_id=ctx.snap.wf_id, run_id=ctx.snap.run_id, kind=RunStateKind.start, entered_at=now,
                        last_event_seq_id=ctx.snap.inbox_last_seq, started_at=now)
+    # The kept start task leaves out the input (it has a record of its own): run states stay small.
     stepping = replace(entered, kind=RunStateKind.step, active_directive_id=d.id, active_step_name="start",
                        active_history_seq_id=ctx.dispatch_seq, active_timer_id=timer.timer.id,
-                       active_task=task.to_wire())
+                       active_task=replace(task, msg=replace(msg, input=None)).to_wire())
     started = ctx.history(HistoryKind.run_started, RunStarted(input=msg.input), now)
     records: list[Record] = [started, InfoRec(ri)]
     if msg.input is not None:

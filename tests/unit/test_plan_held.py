@@ -14,6 +14,7 @@ from support.plan import (
     kinds,
     of,
     run,
+    run_info,
     running_info,
     snap,
     stepping,
@@ -29,6 +30,7 @@ from grctl.models.directive import (
     Directive,
     DirectiveKind,
     Resume,
+    Start,
     Step,
     StepHeld,
     StepPickedUp,
@@ -120,3 +122,14 @@ def test_what_a_live_run_needs_of_a_catalog() -> None:
     renamed = Handlers.of(WorkflowTypeDef(type="T", start_step="start", steps=["ship", "expired"],
                                           events=[EventDef(name="approved")]))
     assert registered.has("event", "approve") and not renamed.has("event", "approve")
+
+
+def test_the_start_task_is_kept_without_its_input_and_resumed_with_it() -> None:
+    start = directive(DirectiveKind.start, Start(input={"order": 1}, timeout_ms=1000), id="start.R1",
+                      r=run_info())
+    kept = final_state(run(snap(), start)).active_task
+    assert kept is not None and Directive.from_wire(kept).msg == Start(input=None, timeout_ms=1000)
+    again = Resume(retry_of="OLD", task=kept, input={"order": 1})
+    resumed = run(snap(), directive(DirectiveKind.resume, again, id="resume.R3"))
+    assert task(resumed).msg == Start(input={"order": 1}, timeout_ms=1000)
+    assert history_msg(resumed, HistoryKind.run_started).resumed_at == "start"
