@@ -39,8 +39,9 @@ async def stranded(connection: Connection, workflows: list[Workflow], dropped: l
     lack; None when no engine could tell."""
     cmd = CatalogCheckCmd(types=[wf.type_def() for wf in workflows], dropped=dropped)
     try:
-        reply = await api.call(connection, "", CommandKind.catalog_check, cmd, sender, budget=budget,
-                               subject=subjects.API_RUNS)
+        # One request may take a while (a state read per live run): it gets the whole budget.
+        reply = await api.call(connection, "", CommandKind.catalog_check, cmd, sender, timeout=budget,
+                               budget=budget, subject=subjects.API_RUNS)
     except (WorkflowError, TimeoutError, OSError) as exc:
         log.warning("cannot check whether this code strands live runs (%s); going on", exc)
         return None
