@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import heapq
 import logging
+from collections import Counter
 from collections.abc import Collection, Iterator
 from datetime import datetime, timedelta
 from typing import NamedTuple
@@ -42,6 +43,7 @@ from grctl.models.common import TERMINAL_STATUSES, RunInfo
 from grctl.nats import subjects
 from grctl.nats.direct import read_tail
 from grctl.nats.retry import log_failure
+from grctl.ops import metrics
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +86,7 @@ class RunIndex:
         self._max_runs = max(1, max_runs)
         self._poll_interval = poll_interval
         self._runs: dict[str, _Entry] = {}
+        self._stuck: Counter[str] = Counter()  # stuck runs by workflow type (the gauge)
         self._sub: JetStreamContext.PushSubscription | None = None
         self._loaded_from = 0  # the stream's last sequence before the loading consumer was made
         self._last_loaded = 0  # the highest sequence the loading consumer delivered
@@ -156,6 +159,9 @@ class RunIndex:
         known = self._runs.get(entry.run_id)
         if known is None or known.seq < entry.seq:
             self._runs[entry.run_id] = entry
+            if entry.stuck != (known is not None and known.stuck):  # only live runs are ever stuck
+                self._stuck[entry.wf_type] += 1 if entry.stuck else -1
+                metrics.stuck_runs(entry.wf_type, self._stuck[entry.wf_type])
 
     async def _follow(self) -> None:
         while True:

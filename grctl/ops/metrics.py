@@ -61,6 +61,9 @@ class _Metrics:
                                     "applied)", ["wf_type"])
         self.runs_stuck = Counter("grctl_engine_runs_stuck", "Runs marked stuck on a mismatch between "
                                   "code and run (once per run, reason and handler)", ["wf_type", "reason"])
+        self.stuck_runs = Gauge("grctl_engine_stuck_runs", "Live runs stuck on a mismatch between code "
+                                "and run now, as this engine's run index sees them", ["wf_type"],
+                                multiprocess_mode="livemax")
         self.runs_ended = Counter("grctl_engine_runs_ended", "Runs ended, by final status",
                                   ["wf_type", "status"])
         self.directives = Counter("grctl_engine_directives", "Directives applied: committed, or a no-op",
@@ -161,6 +164,12 @@ def run_stuck(wf_type: str, reason: str) -> None:
     """The engine marked a run stuck."""
     if _on:
         _at(_m.runs_stuck, wf_type, reason).inc()
+
+
+def stuck_runs(wf_type: str, count: int) -> None:
+    """How many live runs of ``wf_type`` are stuck now."""
+    if _on:
+        _at(_m.stuck_runs, wf_type).set(count)
 
 
 def nats_reconnected() -> None:

@@ -4,6 +4,7 @@ handler catalog (the catalog check)."""
 
 from __future__ import annotations
 
+import msgspec
 from support.plan import (
     NOW,
     STEP_SEQ,
@@ -25,7 +26,7 @@ from support.plan import (
 from grctl.engine.catalog import Handlers, needed
 from grctl.engine.records import InfoRec, StateRec
 from grctl.models.command import EventDef, WorkflowTypeDef
-from grctl.models.common import RunStatus
+from grctl.models.common import RunStatus, Stuck
 from grctl.models.directive import (
     Directive,
     DirectiveKind,
@@ -133,3 +134,24 @@ def test_the_start_task_is_kept_without_its_input_and_resumed_with_it() -> None:
     resumed = run(snap(), directive(DirectiveKind.resume, again, id="resume.R3"))
     assert task(resumed).msg == Start(input={"order": 1}, timeout_ms=1000)
     assert history_msg(resumed, HistoryKind.run_started).resumed_at == "start"
+
+
+def test_the_run_index_counts_stuck_runs_by_type() -> None:
+    from prometheus_client import REGISTRY
+
+    from grctl.engine.runindex import RunIndex
+    from grctl.ops import metrics
+
+    index = RunIndex(None, None, None)  # type: ignore[arg-type]  # only its in-memory part is used
+    stuck = Stuck(reason="missing_handler", handler="ship", since=NOW)
+    was_on = metrics.enabled()
+    metrics.enable()
+    try:
+        for seq, info in enumerate([running_info(id="A", stuck=stuck), running_info(id="B", stuck=stuck),
+                                    running_info(id="A"), running_info(id="B", stuck=stuck)], start=1):
+            index._add(msgspec.msgpack.encode(info), seq, "grctl_run.T.W1.X.info")
+        assert REGISTRY.get_sample_value("grctl_engine_stuck_runs", {"wf_type": "T"}) == 1
+        assert index.query(NOW, stuck=True) == [msgspec.msgpack.encode(running_info(id="B", stuck=stuck))]
+    finally:
+        if not was_on:
+            metrics.disable()
