@@ -22,6 +22,7 @@ from grctl.workflow import Workflow
 log = logging.getLogger(__name__)
 
 ASK_FOR = 20.0  # seconds an engine may take to answer (it may be starting too)
+FIRST_START_ASK_FOR = 3.0
 # --check-config asks once, briefly: it must not hang when no NATS or engine is around.
 CHECK_CONNECT: dict[str, Any] = {"connect_timeout": 2, "max_reconnect_attempts": 0}
 CHECK_CONNECT_FOR = 5.0
@@ -81,7 +82,9 @@ async def check_before_serving(connection: Connection, workflows: list[Workflow]
                                allowed: bool, sender: str) -> None:
     """Raise ``StrandingRefused`` when this code would strand live runs on a reload (``dropped`` is the
     list of types the generation it replaces served) and ``allowed`` is false; otherwise only log."""
-    needs = await stranded(connection, workflows, dropped or [], sender)
+    # At the first start only a warning can come of it: it must not hold the start up for long.
+    needs = await stranded(connection, workflows, dropped or [], sender,
+                           budget=ASK_FOR if dropped is not None else FIRST_START_ASK_FOR)
     if not needs:
         return
     text = describe(needs)
