@@ -13,20 +13,18 @@ from typing import Any
 
 import msgspec
 
+from grctl import settings
 from grctl.models.command import CatalogCheckCmd, CatalogNeed, CommandKind
 from grctl.models.errors import WorkflowError
-from grctl.nats import api, subjects
+from grctl.nats import api_client, subjects
 from grctl.nats.connection import Connection
 from grctl.workflow import Workflow
 
 log = logging.getLogger(__name__)
 
-ASK_FOR = 20.0  # seconds an engine may take to answer (it may be starting too)
-FIRST_START_ASK_FOR = 3.0
 # --check-config asks once, briefly: it must not hang when no NATS or engine is around.
-CHECK_CONNECT: dict[str, Any] = {"connect_timeout": 2, "max_reconnect_attempts": 0}
-CHECK_CONNECT_FOR = 5.0
-CHECK_ASK_FOR = 5.0
+CHECK_CONNECT: dict[str, Any] = {"connect_timeout": settings.CATALOG_CHECK_CONNECT,
+                                 "max_reconnect_attempts": 0}
 ALLOW_KEY = "reload.allow_missing_handlers"
 
 
@@ -35,13 +33,13 @@ class StrandingRefused(Exception):
 
 
 async def stranded(connection: Connection, workflows: list[Workflow], dropped: list[str],
-                   sender: str, budget: float = ASK_FOR) -> list[CatalogNeed] | None:
+                   sender: str, budget: float = settings.CATALOG_CHECK_BUDGET) -> list[CatalogNeed] | None:
     """What live runs need that ``workflows`` (replacing workers that served ``dropped`` types too)
     lack; None when no engine could tell."""
     cmd = CatalogCheckCmd(types=[wf.type_def() for wf in workflows], dropped=dropped)
     try:
         # One request may take a while (a state read per live run): it gets the whole budget.
-        reply = await api.call(connection, "", CommandKind.catalog_check, cmd, sender, timeout=budget,
+        reply = await api_client.call(connection, "", CommandKind.catalog_check, cmd, sender, timeout=budget,
                                budget=budget, subject=subjects.API_RUNS)
     except (WorkflowError, TimeoutError, OSError) as exc:
         log.warning("cannot check whether this code strands live runs (%s); going on", exc)
@@ -67,12 +65,13 @@ async def check_config_catalog(options: dict[str, Any], workflows: list[Workflow
 
     try:
         connecting = Connection.connect(**{**options, **CHECK_CONNECT})
-        connection = await asyncio.wait_for(connecting, CHECK_CONNECT_FOR)
+        connection = await asyncio.wait_for(connecting, 2 * settings.CATALOG_CHECK_CONNECT)
     except Exception as exc:
         log.warning("no engine asked whether this code strands live runs: cannot connect to NATS (%s)", exc)
         return ""
     try:
-        needs = await stranded(connection, workflows, [], f"grctld-check-{os.getpid()}", budget=CHECK_ASK_FOR)
+        needs = await stranded(connection, workflows, [], f"grctld-check-{os.getpid()}",
+                               budget=settings.CATALOG_CHECK_FIRST_START)
     finally:
         await connection.close()
     return describe(needs) if needs else ""
@@ -84,7 +83,8 @@ async def check_before_serving(connection: Connection, workflows: list[Workflow]
     list of types the generation it replaces served) and ``allowed`` is false; otherwise only log."""
     # At the first start only a warning can come of it: it must not hold the start up for long.
     needs = await stranded(connection, workflows, dropped or [], sender,
-                           budget=ASK_FOR if dropped is not None else FIRST_START_ASK_FOR)
+                           budget=settings.CATALOG_CHECK_BUDGET if dropped is not None
+                           else settings.CATALOG_CHECK_FIRST_START)
     if not needs:
         return
     text = describe(needs)

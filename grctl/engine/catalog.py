@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import msgspec
 from nats.aio.client import Client as NATSClient
 
+from grctl import settings
 from grctl.engine.registry import Registry
 from grctl.engine.runindex import RunIndex
 from grctl.models.command import CatalogCheckCmd, CatalogNeed, WorkflowTypeDef
@@ -28,9 +29,6 @@ from grctl.models.directive import Directive, Wait
 from grctl.models.records import RegistryEntry, RunState, RunStateKind
 from grctl.nats import subjects
 from grctl.nats.direct import get_last
-
-NAMED_RUNS = 5  # runs named per dropped handler
-READS_AT_ONCE = 64  # run-state reads in flight
 
 _info_decoder = msgspec.msgpack.Decoder(RunInfo)
 _state_decoder = msgspec.msgpack.Decoder(RunState)
@@ -103,7 +101,7 @@ class CatalogCheck:
         def note(info: RunInfo, kind: str, handler: str) -> None:
             entry = found.setdefault((info.wf_type, kind, handler), _Found())
             entry.count += 1
-            if len(entry.runs) < NAMED_RUNS:
+            if len(entry.runs) < settings.CATALOG_NAMED_RUNS:
                 entry.runs.append(f"{info.wf_id}/{info.id}")
 
         checked = [i for i in live if i.wf_type in catalog]
@@ -111,7 +109,7 @@ class CatalogCheck:
             if info.wf_type in dropped_types:
                 note(info, "type", info.wf_type)
         registered = {t: await self._registered(t) for t in {i.wf_type for i in checked}}
-        gate = asyncio.Semaphore(READS_AT_ONCE)
+        gate = asyncio.Semaphore(settings.CATALOG_READS_AT_ONCE)
 
         async def check(info: RunInfo) -> None:
             old = registered[info.wf_type]

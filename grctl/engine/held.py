@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 
 import msgspec
 
-from grctl.engine.records import InfoRec, InputRec, Record, StateRec, TimerRec
 from grctl.engine.transitions import (
     Ctx,
     PlanError,
@@ -25,8 +24,9 @@ from grctl.engine.transitions import (
     step_start,
     wait,
 )
+from grctl.engine.writes import InfoRec, InputRec, Record, StateRec, TimerRec
 from grctl.models.common import RunInfo, RunStatus, Stuck, StuckReason
-from grctl.models.directive import Directive, DirectiveKind, Resume, Start, StepHeld, StepTimeout, Wait
+from grctl.models.directive import Directive, DirectiveKind, Resume, Start, StepHeld, StepTimeoutFired, Wait
 from grctl.models.history import HistoryKind, RunStarted
 from grctl.models.records import RunState, RunStateKind, Timer, TimerKind
 
@@ -60,7 +60,7 @@ def step_held(ctx: Ctx, d: Directive) -> list[Record]:
     return _mark(ctx, d, state, stuck)
 
 
-def not_taken(ctx: Ctx, d: Directive, msg: StepTimeout, later: datetime) -> list[Record]:
+def not_taken(ctx: Ctx, d: Directive, msg: StepTimeoutFired, later: datetime) -> list[Record]:
     """The step timer fired for a step that no worker has taken: its timer is armed again (the step
     waits for a worker) and, the first time, the run is marked stuck with ``no_worker``. [] when the
     step was taken or the run is already marked."""

@@ -22,10 +22,11 @@ import msgspec
 from nats.aio.client import Client as NATSClient
 from ulid import ULID
 
+from grctl import settings
 from grctl.engine.committer import GroupCommitter
 from grctl.engine.keyed import KeyedSerializer
+from grctl.engine.persistence import CommitVerdict, classify
 from grctl.engine.replies import check_names, fail, not_found
-from grctl.engine.store import Outcome, classify
 from grctl.models.command import (
     ERR_ALREADY_RUNNING,
     ERR_INTERNAL,
@@ -44,7 +45,6 @@ from grctl.nats.jetstream import H_EXPECTED_LAST_SUBJECT_SEQ, H_MSG_ID, OutMsg
 log = logging.getLogger(__name__)
 
 RETRYABLE = frozenset({RunStatus.failed, RunStatus.timed_out, RunStatus.terminated})
-ATTEMPTS = 5  # a pointer that keeps moving under the retry (another engine, a start) is looked at again
 
 _latest_decoder = msgspec.msgpack.Decoder(LatestRun)
 _info_decoder = msgspec.msgpack.Decoder(RunInfo)
@@ -65,7 +65,7 @@ class Retrier:
         return await self._per_id.run(retry.wf_id, lambda: self.retry(retry))
 
     async def retry(self, cmd: RetryCmd) -> APIResponse:
-        for _ in range(ATTEMPTS):
+        for _ in range(settings.RETRY_ATTEMPTS):
             answer = await self._attempt(cmd)
             if answer is not None:
                 return answer
@@ -140,7 +140,7 @@ class Retrier:
         try:
             await self._committer.submit(msgs)
         except Exception as exc:
-            if classify(exc) is Outcome.RESNAPSHOT:
+            if classify(exc) is CommitVerdict.RESNAPSHOT:
                 return None  # another retry (or start) moved the pointer first
             raise
         return new

@@ -9,6 +9,7 @@ from typing import Any
 
 import msgspec
 
+from grctl import settings
 from grctl.models.common import RunInfo
 
 
@@ -59,16 +60,13 @@ class RetryCmd(msgspec.Struct, omit_defaults=True):
     reason: str = ""
 
 
-MAX_LIST = 1000  # runs in one run.list reply
-
-
 class ListCmd(msgspec.Struct, omit_defaults=True):
     """Ours: the stored runs that match, newest first (the reply's payload is a list of RunInfo)."""
 
     statuses: list[str] = msgspec.field(default_factory=list)
     wf_type: str = ""
     since: datetime | None = None
-    limit: int = 100
+    limit: int = settings.LIST_LIMIT
     stuck: bool = False  # only runs held by a mismatch between code and run
 
 

@@ -13,19 +13,15 @@ from typing import Any
 
 import msgspec
 
+from grctl import settings
 from grctl.codec import CodecRegistry
 from grctl.models.common import StuckReason
 from grctl.models.directive import Directive, DirectiveKind
-from grctl.nats.retry import Backoff
 from grctl.worker.binding import bind_arguments
 from grctl.workflow import HandlerConfig, Workflow
 
 log = logging.getLogger("grctl.worker")
 
-# How long a held task waits before it is delivered again: 1 s doubling up to 30 s, so a fix-forward
-# deploy is picked up within half a minute and a stuck run costs a delivery or two a minute.
-HOLD_DELAY = Backoff(initial=1.0, factor=2.0, cap=30.0)
-REMEMBERED_RUNS = 10_000  # runs whose hold this process has logged (the oldest are forgotten first)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,13 +53,13 @@ def bind_or_mismatch(config: HandlerConfig, step_name: str, payload: Any,
 
 def hold_delay(delivered: int) -> float:
     """The pause before a held task, delivered ``delivered`` times so far, comes back."""
-    return HOLD_DELAY.delay(max(1, delivered))
+    return settings.HOLD_BACKOFF.delay(max(1, delivered))
 
 
 class HeldRuns:
     """One log line per run and mismatch in this process, however often its task comes back."""
 
-    def __init__(self, capacity: int = REMEMBERED_RUNS) -> None:
+    def __init__(self, capacity: int = settings.HELD_RUNS_REMEMBERED) -> None:
         self._said: OrderedDict[str, str] = OrderedDict()
         self._capacity = capacity
 

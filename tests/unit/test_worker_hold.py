@@ -9,7 +9,8 @@ import pytest
 
 from grctl.models.common import RunInfo, StuckReason, utcnow
 from grctl.models.directive import Directive, DirectiveKind, Step
-from grctl.worker.hold import HOLD_DELAY, HeldRuns, Mismatch, hold_delay
+from grctl.settings import HOLD_BACKOFF as HOLD_DELAY
+from grctl.worker.hold import HeldRuns, Mismatch, hold_delay
 
 
 def task(run_id: str) -> Directive:

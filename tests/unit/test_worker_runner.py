@@ -34,7 +34,7 @@ from grctl.models.history import (
 )
 from grctl.worker.context import Context
 from grctl.worker.opid import operation_id
-from grctl.worker.runner import Outcome, StepRunner
+from grctl.worker.runner import ResultReport, StepRunner
 from grctl.worker.task import task
 from grctl.workflow import Workflow
 
@@ -61,7 +61,7 @@ def event_task(name: str, payload: Any = None) -> Directive:
 
 async def execute(wf: Workflow, directive: Directive, history: list[HistoryEvent] | None = None,
                   kv: dict[str, bytes] | None = None,
-                  expect: Outcome = Outcome.REPORTED) -> RecordingPublisher:
+                  expect: ResultReport = ResultReport.REPORTED) -> RecordingPublisher:
     pub = RecordingPublisher()
     runner = StepRunner(wf, directive, history or [], None, pub, logging.getLogger("test"))  # type: ignore[arg-type]
 
@@ -169,13 +169,13 @@ async def test_uncaught_exception_becomes_fail_step_with_pending_writes() -> Non
 
 @pytest.mark.parametrize("directive", [step_task("nope"), event_task("nope")])
 async def test_missing_handler_holds_the_task(directive: Directive) -> None:
-    msg = held(await execute(Workflow("T"), directive, expect=Outcome.HELD))
+    msg = held(await execute(Workflow("T"), directive, expect=ResultReport.HELD))
     assert (msg.step_name, msg.reason, msg.worker_id) == ("nope", "missing_handler", WORKER)
     assert "'nope'" in msg.detail
 
 
 async def test_missing_start_handler_holds_the_task() -> None:
-    msg = held(await execute(Workflow("T"), start_task(), expect=Outcome.HELD))
+    msg = held(await execute(Workflow("T"), start_task(), expect=ResultReport.HELD))
     assert msg.step_name == "start" and "no start handler" in msg.detail
 
 
@@ -197,9 +197,9 @@ async def test_parameters_that_do_not_bind_hold_the_task() -> None:
     async def start(ctx: Context, a: int, b: int) -> Directive:
         return ctx.next.complete(a + b)
 
-    missing = held(await execute(wf, start_task({"a": 1}), expect=Outcome.HELD))
+    missing = held(await execute(wf, start_task({"a": 1}), expect=ResultReport.HELD))
     assert missing.reason == "unbound_parameters" and "KeyError" in missing.detail
-    wrong = held(await execute(wf, start_task({"a": "x", "b": 1}), expect=Outcome.HELD))
+    wrong = held(await execute(wf, start_task({"a": "x", "b": 1}), expect=ResultReport.HELD))
     assert "ValidationError" in wrong.detail
     assert (await execute(wf, start_task({"a": 1, "b": 2}))).result.next_msg.result == 3
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import argparse
 
-from grctl import cli_format as fmt
-from grctl.cli_client import (
+from grctl.cli import format as fmt
+from grctl.cli.commands import (
     EXIT_OK,
     EXIT_REFUSED,
     EXIT_USAGE,
@@ -17,7 +17,7 @@ from grctl.cli_client import (
     check_name,
     prepare_id,
 )
-from grctl.cli_list import add_list_arguments, prepare_list
+from grctl.cli.list_command import add_list_arguments, prepare_list
 from grctl.client.client import RETRYABLE_STATUSES, Client
 from grctl.models.errors import WorkflowError, WorkflowNotFoundError
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import argparse
 
-from grctl import cli_client as cc
-from grctl import cli_list, cli_runs
+from grctl.cli import commands as cc
+from grctl.cli import describe_retry as cli_runs
+from grctl.cli import list_command as cli_list
 
 
 def _prepare_public_start(args: argparse.Namespace) -> None:
