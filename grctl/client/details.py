@@ -11,7 +11,7 @@ import msgspec
 from nats.aio.client import Client as NATSClient
 
 from grctl.models.common import ErrorDetails, RunInfo, RunStatus
-from grctl.models.directive import Directive, Wait
+from grctl.models.directive import Wait, step_name_of
 from grctl.models.records import RunState, RunStateKind
 from grctl.nats import subjects
 from grctl.nats.direct import get_last
@@ -45,10 +45,10 @@ def _position(state: RunState | None) -> tuple[str, bool]:
     if state.active_task is None:
         return "", False
     try:
-        task = Directive.from_wire(state.active_task)
-    except (ValueError, msgspec.DecodeError):
+        msg = state.active_task.message()
+    except (ValueError, msgspec.DecodeError, msgspec.ValidationError):
         return "", False
-    return task.step_name, isinstance(task.msg, Wait)
+    return step_name_of(msg), isinstance(msg, Wait)
 
 
 async def read_details(nc: NATSClient, info: RunInfo) -> RunDetails:

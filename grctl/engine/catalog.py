@@ -25,7 +25,7 @@ from grctl.engine.registry import Registry
 from grctl.engine.runindex import RunIndex
 from grctl.models.command import CatalogCheckCmd, CatalogNeed, WorkflowTypeDef
 from grctl.models.common import RunInfo
-from grctl.models.directive import Directive, Wait
+from grctl.models.directive import Wait
 from grctl.models.records import RegistryEntry, RunState, RunStateKind
 from grctl.nats import subjects
 from grctl.nats.direct import get_last
@@ -79,11 +79,11 @@ def needed(state: RunState, registered: Handlers) -> Iterator[tuple[str, str]]:
         yield "event", event
     if state.active_task is not None:
         try:
-            task = Directive.from_wire(state.active_task)
-        except (ValueError, msgspec.DecodeError):
+            wait = state.active_task.message()
+        except (ValueError, msgspec.DecodeError, msgspec.ValidationError):
             return
-        if isinstance(task.msg, Wait) and task.msg.timeout_step_name:
-            yield "timeout", task.msg.timeout_step_name
+        if isinstance(wait, Wait) and wait.timeout_step_name:
+            yield "timeout", wait.timeout_step_name
 
 
 class CatalogCheck:

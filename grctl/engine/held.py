@@ -93,14 +93,14 @@ def resume(ctx: Ctx, d: Directive) -> list[Record]:
     msg = d.msg
     if not isinstance(msg, Resume):
         raise PlanError(f"a resume directive carries a {type(msg).__name__} message")
+    now = ctx.now
+    ri = replace(d.run_info, status=RunStatus.running, started_at=now, stuck=None)
     try:
-        task = Directive.from_wire(msg.task)
-    except (ValueError, msgspec.DecodeError) as exc:
+        task = msg.task.directive(f"resume.{d.id}", now, ri)
+    except (ValueError, msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise PlanError(f"undecodable task to resume: {exc}") from exc
     if isinstance(task.msg, Start) and task.msg.input is None:  # kept without it (see plan._start)
         task = replace(task, msg=replace(task.msg, input=msg.input))
-    now = ctx.now
-    ri = replace(d.run_info, status=RunStatus.running, started_at=now, stuck=None)
     at = "wait" if isinstance(task.msg, Wait) else _task_name(task)
     started = ctx.history(HistoryKind.run_started,
                           RunStarted(input=msg.input, retry_of=msg.retry_of, resumed_at=at), now)
@@ -111,13 +111,12 @@ def resume(ctx: Ctx, d: Directive) -> list[Record]:
         records.append(InputRec(ctx.snap.wf_id, ctx.snap.run_id, msg.input))
     records.append(StateRec(entered, expected_seq=0))
     seconds = ri.timeout_seconds
-    again = replace(task, id=f"resume.{d.id}", timestamp=now, run_info=ri, attempt=0)
     if seconds:
         records.append(TimerRec(Timer(id=ctx.snap.run_timer_id, k=TimerKind.run_timeout, wfid=ctx.snap.wf_id,
                                       created=now, expires=now + timedelta(seconds=seconds),
-                                      d=again.to_wire())))
+                                      d=task.to_wire())))
     inner = Ctx(dataclasses.replace(ctx.snap, state=entered, next_event=None), now, ctx.config)
-    following = wait(inner, again) if isinstance(task.msg, Wait) else step_start(inner, again)
+    following = wait(inner, task) if isinstance(task.msg, Wait) else step_start(inner, task)
     # The state record above carries the compare-and-swap; the second write of it in this batch does not.
     return records + [dataclasses.replace(r, expected_seq=None) if isinstance(r, StateRec) else r
                       for r in following]

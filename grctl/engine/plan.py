@@ -48,6 +48,7 @@ from grctl.engine.writes import (
 )
 from grctl.models.common import ErrorDetails, RunStatus
 from grctl.models.directive import (
+    ActiveTask,
     Cancel,
     Complete,
     Directive,
@@ -135,7 +136,7 @@ def _start(ctx: Ctx, d: Directive) -> list[Record]:
     # The kept start task leaves out the input (it has a record of its own): run states stay small.
     stepping = replace(entered, kind=RunStateKind.step, active_directive_id=d.id, active_step_name="start",
                        active_history_seq_id=ctx.dispatch_seq, active_timer_id=timer.timer.id,
-                       active_task=replace(task, msg=replace(msg, input=None)).to_wire())
+                       active_task=ActiveTask.of(replace(task, msg=replace(msg, input=None))))
     started = ctx.history(HistoryKind.run_started, RunStarted(input=msg.input), now)
     records: list[Record] = [started, InfoRec(ri)]
     if msg.input is not None:

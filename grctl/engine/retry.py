@@ -115,6 +115,7 @@ class Retrier:
 
     async def _commit(self, cmd: RetryCmd, pointer_msg: StoredMsg, old: RunInfo,
                       state: RunState) -> RunInfo | None:
+        assert state.active_task is not None  # checked by the caller
         new_id = str(ULID())
         now = utcnow()
         new = msgspec.structs.replace(old, id=new_id, status=RunStatus.pending, created_at=now,
@@ -123,7 +124,7 @@ class Retrier:
         input_msg = await get_last(self._nc, subjects.run_input(old.wf_id, old.id))
         store = await read_subject(self._nc, subjects.kv(old.wf_id, old.id, "*"))
         resume = Directive(id=f"resume.{new_id}", timestamp=now, kind=DirectiveKind.resume, run_info=new,
-                           msg=Resume(retry_of=old.id, task=state.active_task,  # type: ignore[arg-type]
+                           msg=Resume(retry_of=old.id, task=state.active_task,
                                       input=msgspec.msgpack.decode(input_msg.data) if input_msg else None,
                                       last_event_seq_id=state.last_event_seq_id))
         msgs = [

@@ -36,6 +36,7 @@ from grctl.engine.writes import (
 )
 from grctl.models.common import ErrorDetails, RunInfo, RunStatus
 from grctl.models.directive import (
+    ActiveTask,
     Directive,
     DirectiveKind,
     Event,
@@ -156,7 +157,7 @@ def step_start(ctx: Ctx, d: Directive) -> list[Record]:
                     started_at=base.started_at or ri.started_at, active_directive_id=task.id,
                     pending_cancel=None, active_step_name=name, active_history_seq_id=hs,
                     active_timer_id=timer.timer.id, worker_id=None, picked_up_at=None,
-                    active_task=task.to_wire(), held="")
+                    active_task=ActiveTask.of(task), held="")
     return [timer, InfoRec(ri), TaskRec(task), ctx.write_state(state)]
 
 
@@ -175,7 +176,7 @@ def wait(ctx: Ctx, w: Directive) -> list[Record]:
     base = ctx.base_state()
     state = replace(base, kind=RunStateKind.wait, entered_at=ctx.now, active_directive_id=w.id,
                     pending_cancel=None, active_step_name="", active_history_seq_id=0,
-                    active_timer_id=timer_id, active_task=w.to_wire(), held="")
+                    active_timer_id=timer_id, active_task=ActiveTask.of(w), held="")
     records: list[Record] = [
         InfoRec(ri),
         ctx.history(HistoryKind.wait_started,

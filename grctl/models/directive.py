@@ -137,11 +137,46 @@ class StepHeld(msgspec.Struct, omit_defaults=True):
     detail: str = ""
 
 
+class ActiveTask(msgspec.Struct, omit_defaults=True):
+    """Ours: the kind and message of a run's active dispatch (a worker task or a wait), without the
+    envelope's ids and run info: what a run state keeps so that a retry can resume there."""
+
+    k: str
+    m: bytes = b""
+
+    @classmethod
+    def of(cls, d: Directive) -> ActiveTask:
+        return cls(k=str(d.kind), m=msgspec.msgpack.encode(d.msg))
+
+    def message(self) -> DirectiveMessage:
+        """The decoded message; ``ValueError``/``msgspec.DecodeError`` when it cannot be."""
+        factory = MESSAGE_TYPES.get(self.k)
+        if factory is None:
+            raise ValueError(f"unknown directive kind {self.k!r}")
+        return msgspec.msgpack.decode(self.m or b"\x80", type=factory)  # type: ignore[return-value]
+
+    def directive(self, id: str, timestamp: datetime, run_info: RunInfo) -> Directive:
+        return Directive(id=id, timestamp=timestamp, kind=DirectiveKind(self.k), run_info=run_info,
+                         msg=self.message())
+
+
+def step_name_of(msg: object) -> str:
+    """The wire name of the step a worker task runs: "start", the step name, or the event name ("" for
+    any other message)."""
+    if isinstance(msg, Start):
+        return "start"
+    if isinstance(msg, Step):
+        return msg.step_name
+    if isinstance(msg, Event):
+        return msg.event_name
+    return ""
+
+
 class Resume(msgspec.Struct, omit_defaults=True):
     """Ours: start a run as the retry of ``retry_of``, at the task (or wait) that run ended in."""
 
     retry_of: str
-    task: DirectiveWire
+    task: ActiveTask
     input: Any = None
     last_event_seq_id: int = 0
 
@@ -233,15 +268,8 @@ class Directive(msgspec.Struct):
 
     @property
     def step_name(self) -> str:
-        """The wire name of the step a worker task runs: "start", the step name, or the event name
-        ("" for any other kind)."""
-        if isinstance(self.msg, Start):
-            return "start"
-        if isinstance(self.msg, Step):
-            return self.msg.step_name
-        if isinstance(self.msg, Event):
-            return self.msg.event_name
-        return ""
+        """The wire name of the step a worker task runs ("" for any other kind)."""
+        return step_name_of(self.msg)
 
     def to_wire(self) -> DirectiveWire:
         return DirectiveWire(

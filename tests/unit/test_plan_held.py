@@ -28,6 +28,7 @@ from grctl.engine.writes import InfoRec, StateRec
 from grctl.models.command import EventDef, WorkflowTypeDef
 from grctl.models.common import RunStatus, Stuck
 from grctl.models.directive import (
+    ActiveTask,
     Directive,
     DirectiveKind,
     Resume,
@@ -76,8 +77,8 @@ def test_a_pick_up_clears_the_stuck_mark() -> None:
 
 
 def test_the_end_of_a_run_keeps_its_task_and_drops_the_stuck_mark() -> None:
-    active = Directive(id="next.S0", timestamp=NOW, kind=DirectiveKind.step, run_info=running_info(),
-                       msg=Step(step_name="charge")).to_wire()
+    active = ActiveTask.of(Directive(id="next.S0", timestamp=NOW, kind=DirectiveKind.step,
+                                     run_info=running_info(), msg=Step(step_name="charge")))
     stuck_state = final_state(run(snap(stepping(active_task=active)), held()))
     records = run(snap(stuck_state), directive(DirectiveKind.terminate, Terminate(reason="ops"), id="X1"))
     assert final_state(records).active_task == active and final_state(records).held == ""
@@ -87,7 +88,7 @@ def test_the_end_of_a_run_keeps_its_task_and_drops_the_stuck_mark() -> None:
 def test_a_resume_starts_a_new_run_at_the_task_the_old_one_ended_in() -> None:
     active = Directive(id="next.S0", timestamp=NOW, kind=DirectiveKind.step,
                        run_info=running_info(id="OLD"), msg=Step(step_name="charge", timeout_ms=2000))
-    d = directive(DirectiveKind.resume, Resume(retry_of="OLD", task=active.to_wire(), input={"a": 1},
+    d = directive(DirectiveKind.resume, Resume(retry_of="OLD", task=ActiveTask.of(active), input={"a": 1},
                                                last_event_seq_id=7), id="resume.R1")
     records = run(snap(), d)
     assert history_msg(records, HistoryKind.run_started).retry_of == "OLD"
@@ -104,7 +105,7 @@ def test_a_resume_starts_a_new_run_at_the_task_the_old_one_ended_in() -> None:
 def test_a_resume_of_a_wait_waits_again() -> None:
     w = Directive(id="next.W0", timestamp=NOW, kind=DirectiveKind.wait, run_info=running_info(id="OLD"),
                   msg=Wait(timeout_ms=60_000, timeout_step_name="expired"))
-    records = run(snap(), directive(DirectiveKind.resume, Resume(retry_of="OLD", task=w.to_wire()),
+    records = run(snap(), directive(DirectiveKind.resume, Resume(retry_of="OLD", task=ActiveTask.of(w)),
                                     id="resume.R2"))
     assert final_state(records).kind == RunStateKind.wait
     assert history_msg(records, HistoryKind.wait_started).timeout_step_name == "expired"
@@ -118,7 +119,7 @@ def test_what_a_live_run_needs_of_a_catalog() -> None:
     assert list(needed(stepping(active_step_name="start"), registered)) == [("start", "start")]
     w = Directive(id="next.W0", timestamp=NOW, kind=DirectiveKind.wait, run_info=running_info(),
                   msg=Wait(timeout_step_name="expired"))
-    assert list(needed(waiting(active_task=w.to_wire()), registered)) == [("event", "approve"),
+    assert list(needed(waiting(active_task=ActiveTask.of(w)), registered)) == [("event", "approve"),
                                                                           ("timeout", "expired")]
     renamed = Handlers.of(WorkflowTypeDef(type="T", start_step="start", steps=["ship", "expired"],
                                           events=[EventDef(name="approved")]))
@@ -129,7 +130,7 @@ def test_the_start_task_is_kept_without_its_input_and_resumed_with_it() -> None:
     start = directive(DirectiveKind.start, Start(input={"order": 1}, timeout_ms=1000), id="start.R1",
                       r=run_info())
     kept = final_state(run(snap(), start)).active_task
-    assert kept is not None and Directive.from_wire(kept).msg == Start(input=None, timeout_ms=1000)
+    assert kept is not None and kept.message() == Start(input=None, timeout_ms=1000)
     again = Resume(retry_of="OLD", task=kept, input={"order": 1})
     resumed = run(snap(), directive(DirectiveKind.resume, again, id="resume.R3"))
     assert task(resumed).msg == Start(input={"order": 1}, timeout_ms=1000)
