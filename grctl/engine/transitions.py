@@ -223,7 +223,7 @@ def finish(ctx: Ctx, origin: Directive, ri: RunInfo, completed_at: datetime, end
     # The run-level timer is cancelled in this commit when the run has one.
     cancel_run_timer = timer_subject(ctx.snap.wf_id, ctx.snap.run_timer_id) if ri.timeout_seconds else ""
     base = ctx.base_state()
-    # ``active_task`` stays: it is where a retry of the run resumes (and ``ended_in`` names it).
+    # ``active_task`` stays: it is where a retry of the run resumes, and what describe says it ended in.
     state = replace(base, kind=ending.state_kind, entered_at=ctx.now, active_directive_id="",
                     pending_cancel=None, active_step_name="", active_history_seq_id=0, active_timer_id="",
                     held="")
