@@ -230,10 +230,11 @@ def _pending_cancel(state: RunState) -> Directive:
 
 
 def _cancel(ctx: Ctx, d: Directive) -> list[Record]:
-    """T7: during a step the cancel is deferred until the step reports; otherwise it ends the run."""
+    """T7: during a step the cancel is deferred until the step reports; otherwise (ours: also when the
+    step is held, so not running anywhere) it ends the run."""
     reason = _msg(d, Cancel).reason or ""
     state = ctx.state
-    if state is not None and state.kind == RunStateKind.step:
+    if state is not None and state.kind == RunStateKind.step and not state.held:
         return [
             ctx.history(HistoryKind.run_cancel_received, RunCancelReceived(), d.timestamp),
             ctx.write_state(replace(state, pending_cancel=d.to_wire()), cancel_active=False),

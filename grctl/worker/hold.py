@@ -12,15 +12,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
+from nats.aio.client import Client as NATSClient
 
 from grctl import settings
 from grctl.codec import CodecRegistry
-from grctl.models.common import StuckReason
+from grctl.models.common import RunInfo, StuckReason
 from grctl.models.directive import Directive, DirectiveKind
+from grctl.nats import subjects
+from grctl.nats.direct import get_last
 from grctl.worker.binding import bind_arguments
 from grctl.workflow import HandlerConfig, Workflow
 
 log = logging.getLogger("grctl.worker")
+_info_decoder = msgspec.msgpack.Decoder(RunInfo)
 
 
 
@@ -49,6 +53,25 @@ def bind_or_mismatch(config: HandlerConfig, step_name: str, payload: Any,
         detail = (f"the parameters of {step_name!r} do not bind the stored payload: "
                   f"{type(exc).__name__}: {exc}")
         return Mismatch(StuckReason.unbound_parameters, step_name, detail)
+
+
+async def still_dispatched(nc: NATSClient, task: Directive) -> bool:
+    """Is the run still at this task? A held task comes back after its run has ended (terminated,
+    cancelled, timed out) or moved on: then it is dropped, not held for ever. When the run info cannot
+    be read, the task counts as still wanted."""
+    ri = task.run_info
+    try:
+        stored = await get_last(nc, subjects.run_info(ri.wf_type, ri.wf_id, ri.id))
+    except Exception as exc:
+        log.debug("cannot tell whether run %s still needs its held task (%s)", ri.id, exc)
+        return True
+    if stored is None:
+        return False  # removed after its retention
+    try:
+        now = _info_decoder.decode(stored.data)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return True
+    return not now.is_terminal and now.history_seq_id == ri.history_seq_id
 
 
 def hold_delay(delivered: int) -> float:

@@ -35,7 +35,14 @@ from grctl.nats.connection import Connection
 from grctl.ops import metrics
 from grctl.worker.context import Context
 from grctl.worker.errors import NextDirectiveMissingError, StepInterrupted
-from grctl.worker.hold import HeldRuns, Mismatch, bind_or_mismatch, hold_delay, missing_handler
+from grctl.worker.hold import (
+    HeldRuns,
+    Mismatch,
+    bind_or_mismatch,
+    hold_delay,
+    missing_handler,
+    still_dispatched,
+)
 from grctl.worker.next import error_details
 from grctl.worker.publisher import Publisher
 from grctl.worker.replay import ReplayCursor
@@ -177,6 +184,10 @@ class StepRunner:
         """Hand the task back without running or reporting it as the step's failure; tell the engine
         (an extension the public server drops), so that the run shows as stuck."""
         rt = self.runtime
+        if self._delivered > 1 and not await still_dispatched(rt.connection.nc, self.task):
+            log.info("dropping the held task of step %s of run %s: the run has ended or moved on",
+                     rt.step_name, rt.run_info.id)
+            return ResultReport.REPORTED  # nothing is left to report: the task is acknowledged
         self.mismatch = mismatch
         self._held.log(self.task, mismatch, hold_delay(self._delivered))
         metrics.step_held(rt.run_info.wf_type, mismatch.reason)

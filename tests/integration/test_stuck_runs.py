@@ -6,6 +6,7 @@ it, and nothing runs twice. Real engine, real nats-server, real workers (in this
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -170,7 +171,8 @@ async def test_a_type_no_worker_serves_is_stuck_then_served(
 
 
 async def test_timeouts_keep_their_meaning_and_terminate_ends_a_stuck_run(
-        engine: Any, connection: Connection, nats_url: str) -> None:
+        engine: Any, connection: Connection, nats_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="grctl.worker")
     client = Client(connection)
     new_code = Workflow("Strict")
 
@@ -182,12 +184,21 @@ async def test_timeouts_keep_their_meaning_and_terminate_ends_a_stuck_run(
         await start_worker(new_code)
         await client.start_workflow("Strict", "strict-held", {"order_id": "o1"})
         await client.start_workflow("Strict", "strict-timed", {"order_id": "o2"}, timeout=3)
+        await client.start_workflow("Strict", "strict-cancel", {"order_id": "o3"})
         assert (await stuck_info(client, "strict-held")).stuck is not None
+        await stuck_info(client, "strict-cancel")
+        await (await client.get_workflow_handle("strict-cancel")).cancel("no fix coming")  # at once: held
+        await wait_for(lambda: _status(client, "strict-cancel", RunStatus.cancelled), timeout=15)
         await asyncio.sleep(2.5)  # past the step timeout: still stuck, not failed
         assert (await client.describe("strict-held")).status == RunStatus.running
         handle = await client.get_workflow_handle("strict-held")
         await handle.terminate("no fix coming")
         await wait_for(lambda: _status(client, "strict-held", RunStatus.terminated), timeout=15)
+
+        async def dropped() -> bool:  # the held tasks of ended runs are dropped, not held for ever
+            return caplog.text.count("dropping the held task") >= 2
+
+        await wait_for(dropped, timeout=45, interval=0.5)
         # the run's own timeout still ends a stuck run
         await wait_for(lambda: _status(client, "strict-timed", RunStatus.timed_out), timeout=20)
     assert (await client.describe("strict-held")).stuck is None

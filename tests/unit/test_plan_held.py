@@ -29,6 +29,7 @@ from grctl.models.command import EventDef, WorkflowTypeDef
 from grctl.models.common import RunStatus, Stuck
 from grctl.models.directive import (
     ActiveTask,
+    Cancel,
     Directive,
     DirectiveKind,
     Resume,
@@ -147,3 +148,10 @@ def test_the_run_index_counts_stuck_runs_by_type() -> None:
         index._add(msgspec.msgpack.encode(info), seq, "grctl_run.T.W1.X.info")
     assert index._stuck["T"] == 1  # what the gauge grctl_engine_stuck_runs{wf_type="T"} says
     assert index.query(NOW, stuck=True) == [msgspec.msgpack.encode(running_info(id="B", stuck=stuck))]
+
+
+def test_a_cancel_ends_a_held_run_at_once() -> None:
+    stuck_state = final_state(run(snap(stepping()), held()))
+    cancel = directive(DirectiveKind.cancel, Cancel(reason="no fix coming"), id="C1")
+    assert final_state(run(snap(stuck_state), cancel)).kind == RunStateKind.cancel
+    assert final_state(run(snap(stepping()), cancel)).pending_cancel is not None  # a running step: deferred
