@@ -16,7 +16,14 @@ from grctl.engine import schedule_store as store
 from grctl.engine.api_server import ApiServer, fail
 from grctl.engine.schedule_reconcile import reconciled
 from grctl.engine.schedules import Scheduler
-from grctl.models.command import ERR_INVALID_MESSAGE, ERR_INVALID_NAME, APIResponse, Command, CommandKind
+from grctl.models.command import (
+    ERR_INVALID_MESSAGE,
+    ERR_INVALID_NAME,
+    ERR_SCHEDULE_NOT_FOUND,
+    APIResponse,
+    Command,
+    CommandKind,
+)
 from grctl.models.common import utcnow
 from grctl.models.schedule import (
     BackfillCmd,
@@ -35,7 +42,6 @@ from grctl.nats import subjects
 
 log = logging.getLogger(__name__)
 
-ERR_SCHEDULE_NOT_FOUND = 4007  # ours
 
 NOT_FOUND = fail(ERR_SCHEDULE_NOT_FOUND, "Schedule not found", "no schedule with this id is in force")
 

@@ -140,7 +140,7 @@ async def test_trigger_pause_resume_backfill(client: Client, start_worker: Start
     runs = [r for r in await client.list_runs(type="Held", limit=1000) if r.wf_id.startswith("nightly@")]
     assert len(runs) == 4
 
-    with pytest.raises(Exception, match="4007"):
+    with pytest.raises(Exception, match="4008"):
         await client.trigger_schedule("no-such-schedule")
 
     # The same through the command line.
