@@ -349,7 +349,7 @@ class Supervisor:
 
     async def _start_services(self) -> None:
         try:
-            await self.ops.start(lambda: not_ready(self))
+            await self.ops.start(lambda: not_ready(self.stopping, self.current, self.engine))
         except (OSError, ValueError) as exc:
             raise StartupError(f"cannot listen on http.listen {self.cfg.http.listen}: {exc}") from exc
         if self.cfg.nats.embedded is not None:
