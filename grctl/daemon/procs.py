@@ -18,6 +18,7 @@ from grctl.daemon.channel import STATUS_FD_VARIABLE, parse_error, parse_status
 from grctl.daemon.model import DaemonConfig
 from grctl.daemon.notify import child_environment
 from grctl.ops import multiproc
+from grctl.stop_race import until_stopped
 
 log = logging.getLogger("grctl.daemon")
 
@@ -134,12 +135,8 @@ class ChildProcess:
     async def wait_ready(self, timeout: float) -> dict[str, Any]:
         """The READY info; ChildFailed when it reports an error, exits or ``timeout`` passes."""
         exited = asyncio.ensure_future(self.wait())
-        ready = asyncio.ensure_future(self._ready.wait())
-        try:
-            await asyncio.wait({exited, ready}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            exited.cancel()
-            ready.cancel()
+        await until_stopped(exited, self._ready, timeout=timeout)
+        exited.cancel()
         if self.ready_info is not None and self.error is None:
             return self.ready_info
         if self.error:
