@@ -1,15 +1,13 @@
 """The engine: owns the ``grctl_state`` stream and runs the directive, timer and background-task
-consumers, the group committer, the sweep and the API. ``run_engine`` is the ``grctl engine`` program."""
+consumers, the group committer, the sweep and the API (``grctl.engine.program`` runs it as a program)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import signal
 import socket
 from datetime import datetime, timedelta
-from typing import Any
 
 from grctl import settings
 from grctl.engine.api_server import ApiServer
@@ -41,7 +39,6 @@ from grctl.nats.stream_settings import StreamSettings
 log = logging.getLogger(__name__)
 
 STARTUP = (settings.ENGINE_STARTUP_BUDGET, settings.ENGINE_STARTUP_BACKOFF)  # retrying()'s budget, schedule
-
 
 
 def sender_id(connection: Connection) -> str:
@@ -163,72 +160,3 @@ class Engine:
         self._state = "stopped"
         log.info("engine stopped (%d transitions committed in %d batches)", self.committer.transitions,
                  self.committer.batches)
-
-
-async def run_engine(servers: list[str] | None = None, *, memory: bool = False,
-                     step_timeout: timedelta = DEFAULT_STEP_TIMEOUT,
-                     wait_timeout: timedelta = DEFAULT_WAIT_TIMEOUT,
-                     retention: timedelta | None = DEFAULT_RETENTION,
-                     stop_event: asyncio.Event | None = None,
-                     stream: StreamSettings | None = None,
-                     connect_options: dict[str, Any] | None = None,
-                     http_listen: str | None = None) -> None:
-    """Connect, start an engine, serve until SIGINT/SIGTERM (or ``stop_event``), then stop and close.
-    ``http_listen`` (HOST:PORT): serve /metrics, /healthz and /readyz there (``grctl.engine.endpoints``).
-
-    Raises ``ConnectionLostError`` when the NATS connection is closed for good, so the program exits
-    non-zero and its supervisor starts it again. ``connect_options`` go to ``Connection.connect``
-    (credentials, TLS, reconnection: see ``NatsConfig.connect_options``); ``servers``, when given,
-    replace the servers they name."""
-    stop = stop_event or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    installed = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-            installed.append(sig)
-        except (NotImplementedError, RuntimeError):  # not the main thread
-            pass
-    # Until NATS answers, a stop request must still be heard (the connection attempts go on for ever).
-    options: dict[str, Any] = {"name": "grctl-engine", **(connect_options or {})}
-    if servers is not None:
-        options["servers"] = servers
-    connecting = asyncio.ensure_future(Connection.connect(**options))
-    stopping = asyncio.ensure_future(stop.wait())
-    await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    stopping.cancel()
-    if not connecting.done():
-        connecting.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await connecting
-        log.info("stopped before a connection to NATS was made")
-        for sig in installed:
-            loop.remove_signal_handler(sig)
-        return
-    connection = connecting.result()
-    engine = Engine(connection, step_timeout=step_timeout, wait_timeout=wait_timeout, memory=memory,
-                    retention=retention, stream=stream)
-    from grctl.engine.endpoints import serve_engine_ops  # it imports this module
-
-    ops = await serve_engine_ops(engine, http_listen)
-    try:
-        starting = asyncio.ensure_future(engine.start())
-        stopping = asyncio.ensure_future(stop.wait())
-        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        stopping.cancel()
-        if not starting.done():  # asked to stop while waiting for JetStream
-            starting.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await starting
-            return
-        starting.result()
-        await connection.serve_until(stop)
-        log.info("stopping")
-    finally:
-        lost = connection.lost.is_set()
-        await engine.stop(timeout=settings.ENGINE_STOP_TIMEOUT_LOST if lost else settings.ENGINE_STOP_TIMEOUT)
-        if ops is not None:
-            await ops.stop()
-        await connection.close()
-        for sig in installed:
-            loop.remove_signal_handler(sig)

@@ -87,3 +87,44 @@ def test_no_private_name_is_imported_from_another_part() -> None:
                      if name.startswith("_") and part_of(importer) != part_of(imported))
     assert private == []
 
+
+def module_graph() -> dict[str, set[str]]:
+    """Module → the grctl modules it imports (a name imported from a package counts as its submodule
+    when there is one), whether at the top, inside a function or only for type checking."""
+    modules = {".".join(("grctl", *p.relative_to(GRCTL).with_suffix("").parts)).removesuffix(".__init__")
+               for p in GRCTL.rglob("*.py")}
+
+    def module_of(name: str) -> str:
+        while name not in modules:
+            name = name.rpartition(".")[0]
+        return name
+
+    graph: dict[str, set[str]] = {m: set() for m in modules}
+    for importer, imported, names in imports():
+        targets = [f"{imported}.{n}" if f"{imported}.{n}" in modules else imported for n in names]
+        graph[importer] |= {module_of(t) for t in targets or [imported]} - {importer}
+    return graph
+
+
+def test_no_module_imports_itself_through_others() -> None:
+    """No import circle between modules, not even a deferred one: each module can be read on its own,
+    below everything that uses it."""
+    graph = module_graph()
+    circles = set()
+    for start in graph:
+        stack, seen = [(start, [start])], {start}
+        while stack:
+            module, path = stack.pop()
+            for nxt in graph[module]:
+                if nxt == start:
+                    circles.add(" → ".join(sorted(path)))
+                elif nxt not in seen:
+                    seen.add(nxt)
+                    stack.append((nxt, [*path, nxt]))
+    assert sorted(circles) == []
+
+
+def test_the_circle_check_sees_deferred_imports() -> None:
+    graph = module_graph()
+    assert "grctl.engine.engine" in graph["grctl.engine"]  # a package's re-export
+    assert "grctl.settings" in graph["grctl.nats.retry"]
