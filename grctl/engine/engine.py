@@ -8,6 +8,7 @@ import contextlib
 import logging
 import socket
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from grctl import settings
 from grctl.engine.api_server import ApiServer
@@ -39,6 +40,16 @@ from grctl.nats.stream_settings import StreamSettings
 log = logging.getLogger(__name__)
 
 STARTUP = (settings.ENGINE_STARTUP_BUDGET, settings.ENGINE_STARTUP_BACKOFF)  # retrying()'s budget, schedule
+
+
+class EngineState(StrEnum):
+    """Where an engine is in its life; the value is how /readyz says it ("engine starting")."""
+
+    NEW = "new"
+    STARTING = "starting"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
 
 
 def sender_id(connection: Connection) -> str:
@@ -87,15 +98,15 @@ class Engine:
                                            self.bg_tasks.consumer]
         self._loops: list[asyncio.Task[None]] = []
         self._housekeeping: list[asyncio.Task[None]] = []  # the sweep and the consumer placement
-        self._state = "new"
+        self.state = EngineState.NEW
 
     @property
     def running(self) -> bool:
-        return self._state == "running"
+        return self.state is EngineState.RUNNING
 
     @property
     def not_running_reason(self) -> str | None:
-        return None if self._state == "running" else f"engine {self._state}"
+        return None if self.running else f"engine {self.state}"
 
     def watched_since(self) -> datetime:
         """Since when this engine has been consuming without a break (its start, or its last
@@ -103,9 +114,9 @@ class Engine:
         return max(self._started_at, self.connection.up_since)
 
     async def start(self) -> None:
-        if self._state != "new":
+        if self.state is not EngineState.NEW:
             return
-        self._state = "starting"
+        self.state = EngineState.STARTING
         # A cluster electing leaders (a stream just made or grown, a node just lost) does not answer
         # JetStream requests for a moment: the engine waits for it instead of failing to start.
         await retrying(self._prepare_stream, *STARTUP, "preparing the stream", warn=True)
@@ -121,7 +132,7 @@ class Engine:
                                 name="grctl-placement"),
         ]
         await self.api.start()  # last: requests are only taken once directives are consumed
-        self._state = "running"
+        self.state = EngineState.RUNNING
         retention = self.config.retention or "for ever"
         log.info("engine running (step timeout %s, wait timeout %s, finished runs kept %s)",
                  self.config.step_timeout, self.config.wait_timeout, retention)
@@ -132,12 +143,12 @@ class Engine:
         await ensure_latest_pointers(self.connection.nc)
 
     async def stop(self, timeout: float = settings.ENGINE_STOP_TIMEOUT) -> None:
-        if self._state in ("stopping", "stopped"):
+        if self.state in (EngineState.STOPPING, EngineState.STOPPED):
             return
-        if self._state == "new":
-            self._state = "stopped"
+        if self.state is EngineState.NEW:
+            self.state = EngineState.STOPPED
             return
-        self._state = "stopping"
+        self.state = EngineState.STOPPING
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         await self.api.stop(timeout=max(0.1, timeout / 3))
@@ -157,6 +168,6 @@ class Engine:
         for consumer in self._consumers:
             await consumer.close()
         self._loops.clear()
-        self._state = "stopped"
+        self.state = EngineState.STOPPED
         log.info("engine stopped (%d transitions committed in %d batches)", self.committer.transitions,
                  self.committer.batches)
