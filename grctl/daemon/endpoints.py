@@ -8,6 +8,7 @@ import logging
 from collections.abc import Sequence
 
 from grctl.daemon import metrics
+from grctl.daemon.channel import Role
 from grctl.daemon.procs import ChildProcess, Generation
 from grctl.ops.http import OpsServer, Readiness
 from grctl.ops.listen import parse_listen
@@ -27,7 +28,7 @@ def not_ready(stopping: bool, gen: Generation | None, engine: ChildProcess | Non
     for child in children:
         reason = child.not_ready()
         if reason is not None:
-            return f"generation {gen.number}: {reason}" if child.role == "worker" else reason
+            return f"generation {gen.number}: {reason}" if child.role is Role.WORKER else reason
     return None
 
 

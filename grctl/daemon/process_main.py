@@ -20,7 +20,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from grctl import settings
-from grctl.daemon.channel import StatusPipe, on_parent_exit, read_spec
+from grctl.daemon.channel import ReadyInfo, Role, StatusPipe, on_parent_exit, read_spec
 from grctl.daemon.logs import configure_logging, workflow_logger
 from grctl.daemon.model import DaemonConfig, NatsConfig
 from grctl.nats.connection import ConnectionLostError
@@ -151,7 +151,7 @@ async def run_worker(cfg: DaemonConfig, status: StatusPipe) -> int:
             ", ".join(types),
             cfg.worker.max_concurrent_steps,
         )
-        status.ready({"pid": os.getpid(), "workflows": types, "files": module_files(cfg.workflows)})
+        status.ready(ReadyInfo(pid=os.getpid(), workflows=types, files=module_files(cfg.workflows)))
         await until_stopped(running, stop)
     if not stop.is_set():  # the worker failed to start, or ended by itself: a crash for the supervisor
         failure = ready.exception() if ready.done() else None
@@ -192,7 +192,7 @@ async def run_engine(cfg: DaemonConfig, status: StatusPipe) -> int:
 
     def ready() -> None:
         log.info("engine ready")
-        status.ready({"pid": os.getpid()})
+        status.ready(ReadyInfo(pid=os.getpid()))
 
     code = 0
     try:
@@ -212,18 +212,18 @@ async def run_engine(cfg: DaemonConfig, status: StatusPipe) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    role = args[0] if args else ""
-    if role not in ("worker", "engine"):
+    if not args or args[0] not in set(Role):
         print("usage: python -m grctl.daemon.process_main worker|engine (started by grctld)", file=sys.stderr)
         return 2
+    role = Role(args[0])
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     status = StatusPipe.from_environment()
     spec = read_spec()
     cfg = DaemonConfig.decode(bytes(spec.config))
     configure_logging(
-        cfg.logging, cfg.secrets(), role=role, generation=spec.generation if role == "worker" else None
+        cfg.logging, cfg.secrets(), role=role, generation=spec.generation if role is Role.WORKER else None
     )
-    runner = run_worker if role == "worker" else run_engine
+    runner = run_worker if role is Role.WORKER else run_engine
     try:
         return asyncio.run(runner(cfg, status))
     except Exception as exc:

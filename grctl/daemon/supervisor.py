@@ -19,6 +19,7 @@ from typing import Any
 
 from grctl import settings
 from grctl.daemon import metrics
+from grctl.daemon.channel import ReadyInfo, Role
 from grctl.daemon.config import Overrides, load_config, workflow_problem
 from grctl.daemon.endpoints import DaemonOps, not_ready
 from grctl.daemon.errors import ConfigError
@@ -233,14 +234,14 @@ class Supervisor:
             self._promote(gen, infos)
             return True
 
-    def _promote(self, gen: Generation, infos: list[dict[str, Any]]) -> None:
+    def _promote(self, gen: Generation, infos: list[ReadyInfo]) -> None:
         old, self.current, self.cfg = self.current, gen, gen.cfg
         metrics.GENERATIONS_STARTED.inc()
         metrics.GENERATION.set(gen.number)
         for proc in gen.processes:
             self._watch_exit(proc)
-        types = sorted({t for info in infos for t in info.get("workflows", [])})
-        imported = {f: d for info in infos for f, d in info.get("files", {}).items()}
+        types = sorted({t for info in infos for t in info.workflows})
+        imported: dict[str, str | None] = {f: d for info in infos for f, d in info.files.items()}
         self.sources = dict(imported)  # what this generation runs: later edits are changes
         self._restart_watcher(gen.cfg, sorted(imported))
         status = (
@@ -299,9 +300,9 @@ class Supervisor:
         if proc.stopping or self.stopping:
             return
         code = proc.proc.returncode if proc.proc else None
-        if proc.role == "engine":
+        if proc.role is Role.ENGINE:
             log.error("the embedded engine (pid %s) exited with code %s", proc.pid, code)
-            self.spawn(self._revive(proc, lambda: ChildProcess("engine", proc.cfg), self._install_engine))
+            self.spawn(self._revive(proc, lambda: ChildProcess(Role.ENGINE, proc.cfg), self._install_engine))
             return
         gen = next((g for g in self.generations if proc in g.processes), None)
         if gen is None or gen is not self.current or gen.stopping:
@@ -312,7 +313,7 @@ class Supervisor:
             gen.processes[proc.index] = new
 
         self.spawn(
-            self._revive(proc, lambda: ChildProcess("worker", gen.cfg, gen.number, proc.index), replace)
+            self._revive(proc, lambda: ChildProcess(Role.WORKER, gen.cfg, gen.number, proc.index), replace)
         )
 
     async def _revive(
@@ -326,7 +327,8 @@ class Supervisor:
             log.info("restarting %s in %gs", dead.label, delay)
             await asyncio.sleep(delay)
             if self.stopping or (
-                dead.role == "worker" and self.current is not None and dead.generation != self.current.number
+                dead.role is Role.WORKER and self.current is not None
+                and dead.generation != self.current.number
             ):
                 return
             new = make()
@@ -359,7 +361,7 @@ class Supervisor:
             except (OSError, RuntimeError, TimeoutError) as exc:
                 raise StartupError(f"the embedded nats-server did not start: {exc}") from exc
         if self.cfg.engine.embedded:
-            self.engine = ChildProcess("engine", self.cfg)
+            self.engine = ChildProcess(Role.ENGINE, self.cfg)
             await self.engine.start()
             try:
                 await self.engine.wait_ready(self.cfg.worker.ready_timeout)
