@@ -23,6 +23,15 @@ from grctl.daemon.channel import ReadyInfo, Role
 from grctl.daemon.config import Overrides, load_config, workflow_problem
 from grctl.daemon.endpoints import DaemonOps, not_ready
 from grctl.daemon.errors import ConfigError
+from grctl.daemon.events import (
+    ChildExited,
+    ConfigCheck,
+    ConfigTouched,
+    Event,
+    SignalReceived,
+    SourcesTouched,
+    Stopped,
+)
 from grctl.daemon.logs import configure_logging
 from grctl.daemon.model import DaemonConfig
 from grctl.daemon.notify import Notifier
@@ -45,7 +54,7 @@ class Supervisor:
         self.config_path = config_path
         self.overrides = overrides or Overrides()
         self.notifier = Notifier()
-        self.queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        self.queue: asyncio.Queue[Event] = asyncio.Queue()
         self.current: Generation | None = None
         self.generations: set[Generation] = set()
         self.counter = 0
@@ -71,7 +80,7 @@ class Supervisor:
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, self.queue.put_nowait, ("signal", signum))
+            loop.add_signal_handler(signum, self.queue.put_nowait, SignalReceived(signum))
         if self.notifier.watchdog_interval:
             self.spawn(self._watchdog(self.notifier.watchdog_interval))
         self.notifier.status("starting")
@@ -95,19 +104,19 @@ class Supervisor:
 
     async def _loop(self) -> int:
         while True:
-            kind, value = await self.queue.get()
-            if kind == "signal":
-                done = self._on_signal(value)
-                if done is not None:
-                    return done
-            elif kind == "config":
-                self._on_config_event(value)
-            elif kind == "sources":
-                self._on_sources_event(value)
-            elif kind == "exit":
-                self._on_exit(value)
-            elif kind == "stopped":
-                return int(value)
+            match await self.queue.get():
+                case SignalReceived(signum):
+                    done = self._on_signal(signum)
+                    if done is not None:
+                        return done
+                case ConfigTouched(by):
+                    self._on_config_event(by)
+                case SourcesTouched(paths):
+                    self._on_sources_event(paths)
+                case ChildExited(proc):
+                    self._on_exit(proc)
+                case Stopped(code):
+                    return code
 
     def _on_signal(self, signum: int) -> int | None:
         name = signal.Signals(signum).name
@@ -131,20 +140,20 @@ class Supervisor:
 
     async def _stop_then_report(self, code: int = 0) -> None:
         await self._shutdown()
-        self.queue.put_nowait(("stopped", code))
+        self.queue.put_nowait(Stopped(code))
 
-    def _on_config_event(self, source: str) -> None:
+    def _on_config_event(self, by: ConfigCheck) -> None:
         """A file event (``watch``) or the periodic check (``poll``) of the configuration file."""
         now = digest(self.config_path)
         if now is None:
             return  # between a delete and a rename
         if now == self.digest:
-            if source == "watch":
+            if by is ConfigCheck.WATCH:
                 log.info("configuration file written without a change: nothing to do")
             return
         self._request_reload("configuration file changed")
 
-    def _on_sources_event(self, paths: set[str]) -> None:
+    def _on_sources_event(self, paths: frozenset[str]) -> None:
         """Reload when a source file's content changed (a rename-over can come as several events)."""
         changed = sorted(p for p in paths if digest(p) != self.sources.get(p))
         self.sources.update({p: digest(p) for p in paths})
@@ -292,7 +301,7 @@ class Supervisor:
     def _watch_exit(self, proc: ChildProcess) -> None:
         async def wait() -> None:
             await proc.wait()
-            self.queue.put_nowait(("exit", proc))
+            self.queue.put_nowait(ChildExited(proc))
 
         self.spawn(wait())
 
@@ -378,8 +387,8 @@ class Supervisor:
         )
         self.watcher = Watcher(
             self.config_path,
-            on_config=lambda: self.queue.put_nowait(("config", "watch")),
-            on_sources=lambda changed: self.queue.put_nowait(("sources", changed)),
+            on_config=lambda: self.queue.put_nowait(ConfigTouched(ConfigCheck.WATCH)),
+            on_sources=lambda changed: self.queue.put_nowait(SourcesTouched(frozenset(changed))),
             source_dirs=sources,
         )
         self.watcher.start(cfg.reload.watch_config)
@@ -391,9 +400,9 @@ class Supervisor:
         while not self.stopping:
             await asyncio.sleep(interval)
             if self.cfg.reload.watch_config:
-                self.queue.put_nowait(("config", "poll"))
+                self.queue.put_nowait(ConfigTouched(ConfigCheck.POLL))
             if self.cfg.reload.watch_workflows and self.sources:
-                self.queue.put_nowait(("sources", set(self.sources)))
+                self.queue.put_nowait(SourcesTouched(frozenset(self.sources)))
 
     async def _watchdog(self, interval: float) -> None:
         while True:
