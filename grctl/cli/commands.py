@@ -25,6 +25,7 @@ from ulid import ULID
 from grctl import settings
 from grctl.cli import format as fmt
 from grctl.client.client import Client
+from grctl.lifecycle import until_stopped
 from grctl.models.errors import (
     WorkflowAlreadyRunningError,
     WorkflowCancelledError,
@@ -37,7 +38,6 @@ from grctl.models.errors import (
 from grctl.nats.connection import Connection
 from grctl.nats.history import last_event
 from grctl.nats.subjects import check_token
-from grctl.stop_race import until_stopped
 from grctl.workflow.handle import WorkflowHandle
 
 EXIT_OK = 0

@@ -23,8 +23,8 @@ from grctl import settings
 from grctl.daemon.channel import ReadyInfo, Role, StatusPipe, on_parent_exit, read_spec
 from grctl.daemon.logs import configure_logging, workflow_logger
 from grctl.daemon.model import DaemonConfig, NatsConfig
+from grctl.lifecycle import cancel, until_stopped
 from grctl.nats.connection import ConnectionLostError
-from grctl.stop_race import cancel, until_stopped
 
 if TYPE_CHECKING:
     from grctl.nats.connection import Connection

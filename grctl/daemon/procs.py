@@ -26,8 +26,8 @@ from grctl.daemon.channel import (
 )
 from grctl.daemon.model import DaemonConfig
 from grctl.daemon.notify import child_environment
+from grctl.lifecycle import until_stopped
 from grctl.ops import multiproc
-from grctl.stop_race import until_stopped
 
 log = logging.getLogger("grctl.daemon")
 

@@ -17,9 +17,9 @@ from grctl import settings
 from grctl.engine.endpoints import serve_engine_ops
 from grctl.engine.engine import Engine
 from grctl.engine.snapshot import DEFAULT_RETENTION, DEFAULT_STEP_TIMEOUT, DEFAULT_WAIT_TIMEOUT
+from grctl.lifecycle import cancel, until_stopped
 from grctl.nats.connection import Connection
 from grctl.nats.stream_settings import StreamSettings
-from grctl.stop_race import cancel, until_stopped
 
 log = logging.getLogger("grctl.engine.engine")
 

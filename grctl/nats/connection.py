@@ -19,11 +19,11 @@ from nats.aio.client import Client as NATSClient
 from nats.js import JetStreamContext
 
 from grctl import settings
+from grctl.lifecycle import cancel, until_stopped
 from grctl.models.common import utcnow
 from grctl.nats.direct import forget_stream_layout
 from grctl.nats.requests import disconnected, guard
 from grctl.ops import metrics
-from grctl.stop_race import cancel, until_stopped
 
 log = logging.getLogger(__name__)
 

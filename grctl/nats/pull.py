@@ -34,9 +34,9 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig
 
 from grctl import settings
+from grctl.lifecycle import until_stopped
 from grctl.nats import subjects
 from grctl.ops import metrics
-from grctl.stop_race import until_stopped
 
 log = logging.getLogger(__name__)
 

@@ -14,26 +14,26 @@ from pathlib import Path
 GRCTL = Path(__file__).resolve().parents[2] / "grctl"
 
 # What each part may import from grctl (besides itself). Top-level modules are parts of their own.
-# settings (every default, limit and backoff) and stop_race (waiting for work or a stop) import
+# settings (every default, limit and backoff) and lifecycle (states, waiting for work or a stop) import
 # nothing of ours; every part may use them.
 ALLOWED: dict[str, set[str]] = {
     "settings": set(),
-    "stop_race": set(),
-    "models": {"settings", "stop_race"},
-    "ops": {"settings", "stop_race", "models"},
-    "nats": {"settings", "stop_race", "models", "codec", "ops"},
-    "codec": {"settings", "stop_race"},
-    "logging_config": {"settings", "stop_race"},
-    "workflow": {"settings", "stop_race", "models", "nats", "codec"},
-    "client": {"settings", "stop_race", "models", "nats", "codec", "workflow", "logging_config"},
-    "worker": {"settings", "stop_race", "models", "nats", "codec", "workflow", "ops"},
-    "engine": {"settings", "stop_race", "models", "nats", "ops"},
-    "demo": {"settings", "stop_race", "models", "nats", "codec", "workflow", "worker"},
-    "daemon": {"settings", "stop_race", "models", "nats", "codec", "workflow", "worker", "engine", "client",
+    "lifecycle": set(),
+    "models": {"settings", "lifecycle"},
+    "ops": {"settings", "lifecycle", "models"},
+    "nats": {"settings", "lifecycle", "models", "codec", "ops"},
+    "codec": {"settings", "lifecycle"},
+    "logging_config": {"settings", "lifecycle"},
+    "workflow": {"settings", "lifecycle", "models", "nats", "codec"},
+    "client": {"settings", "lifecycle", "models", "nats", "codec", "workflow", "logging_config"},
+    "worker": {"settings", "lifecycle", "models", "nats", "codec", "workflow", "ops"},
+    "engine": {"settings", "lifecycle", "models", "nats", "ops"},
+    "demo": {"settings", "lifecycle", "models", "nats", "codec", "workflow", "worker"},
+    "daemon": {"settings", "lifecycle", "models", "nats", "codec", "workflow", "worker", "engine", "client",
                "logging_config", "ops"},
-    "cli": {"settings", "stop_race", "models", "nats", "codec", "workflow", "client", "engine", "daemon",
+    "cli": {"settings", "lifecycle", "models", "nats", "codec", "workflow", "client", "engine", "daemon",
             "ops"},
-    "__main__": {"settings", "stop_race", "cli"},
+    "__main__": {"settings", "lifecycle", "cli"},
 }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from grctl.stop_race import cancel, until_stopped
+from grctl.lifecycle import cancel, until_stopped
 
 
 async def test_the_work_wins_when_it_finishes_first() -> None:
