@@ -1,4 +1,5 @@
-"""The stop race: wait for some work or for a stop, whichever comes first.
+"""A component's life: its states (``Lifecycle``), and the stop race: wait for some work or for a stop,
+whichever comes first.
 
 Every long wait of the project (connecting, starting, a child's readiness, a fetch) must give way when
 the process is asked to stop, or when something else makes the wait pointless. ``until_stopped`` is the
@@ -10,7 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from enum import StrEnum
 from typing import Any
+
+
+class Lifecycle(StrEnum):
+    """Where a long-lived component (the engine, a worker) is in its life; the value is how readiness
+    checks say it ("engine starting")."""
+
+    NEW = "new"
+    STARTING = "starting"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
 
 
 async def until_stopped(work: asyncio.Future[Any], *stops: asyncio.Event,

@@ -8,7 +8,6 @@ import contextlib
 import logging
 import socket
 from datetime import datetime, timedelta
-from enum import StrEnum
 
 from grctl import settings
 from grctl.engine.api_server import ApiServer
@@ -29,6 +28,7 @@ from grctl.engine.snapshot import (
 )
 from grctl.engine.sweep import Sweeper
 from grctl.engine.timers import TimerHandler
+from grctl.lifecycle import Lifecycle
 from grctl.models.common import utcnow
 from grctl.nats.connection import Connection
 from grctl.nats.direct import forget_stream_layout
@@ -40,16 +40,6 @@ from grctl.nats.stream_settings import StreamSettings
 log = logging.getLogger(__name__)
 
 STARTUP = (settings.ENGINE_STARTUP_BUDGET, settings.ENGINE_STARTUP_BACKOFF)  # retrying()'s budget, schedule
-
-
-class EngineState(StrEnum):
-    """Where an engine is in its life; the value is how /readyz says it ("engine starting")."""
-
-    NEW = "new"
-    STARTING = "starting"
-    RUNNING = "running"
-    STOPPING = "stopping"
-    STOPPED = "stopped"
 
 
 def sender_id(connection: Connection) -> str:
@@ -98,11 +88,11 @@ class Engine:
                                            self.bg_tasks.consumer]
         self._loops: list[asyncio.Task[None]] = []
         self._housekeeping: list[asyncio.Task[None]] = []  # the sweep and the consumer placement
-        self.state = EngineState.NEW
+        self.state = Lifecycle.NEW
 
     @property
     def running(self) -> bool:
-        return self.state is EngineState.RUNNING
+        return self.state is Lifecycle.RUNNING
 
     @property
     def not_running_reason(self) -> str | None:
@@ -114,9 +104,9 @@ class Engine:
         return max(self._started_at, self.connection.up_since)
 
     async def start(self) -> None:
-        if self.state is not EngineState.NEW:
+        if self.state is not Lifecycle.NEW:
             return
-        self.state = EngineState.STARTING
+        self.state = Lifecycle.STARTING
         # A cluster electing leaders (a stream just made or grown, a node just lost) does not answer
         # JetStream requests for a moment: the engine waits for it instead of failing to start.
         await retrying(self._prepare_stream, *STARTUP, "preparing the stream", warn=True)
@@ -132,7 +122,7 @@ class Engine:
                                 name="grctl-placement"),
         ]
         await self.api.start()  # last: requests are only taken once directives are consumed
-        self.state = EngineState.RUNNING
+        self.state = Lifecycle.RUNNING
         retention = self.config.retention or "for ever"
         log.info("engine running (step timeout %s, wait timeout %s, finished runs kept %s)",
                  self.config.step_timeout, self.config.wait_timeout, retention)
@@ -143,12 +133,12 @@ class Engine:
         await ensure_latest_pointers(self.connection.nc)
 
     async def stop(self, timeout: float = settings.ENGINE_STOP_TIMEOUT) -> None:
-        if self.state in (EngineState.STOPPING, EngineState.STOPPED):
+        if self.state in (Lifecycle.STOPPING, Lifecycle.STOPPED):
             return
-        if self.state is EngineState.NEW:
-            self.state = EngineState.STOPPED
+        if self.state is Lifecycle.NEW:
+            self.state = Lifecycle.STOPPED
             return
-        self.state = EngineState.STOPPING
+        self.state = Lifecycle.STOPPING
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         await self.api.stop(timeout=max(0.1, timeout / 3))
@@ -168,6 +158,6 @@ class Engine:
         for consumer in self._consumers:
             await consumer.close()
         self._loops.clear()
-        self.state = EngineState.STOPPED
+        self.state = Lifecycle.STOPPED
         log.info("engine stopped (%d transitions committed in %d batches)", self.committer.transitions,
                  self.committer.batches)
