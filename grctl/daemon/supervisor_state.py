@@ -9,7 +9,6 @@ reloads by generations, services and the stop, ``daemon/supervisor.py``).
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import Any
 
 from grctl.daemon.config import workflow_problem
@@ -17,8 +16,6 @@ from grctl.daemon.events import Event
 from grctl.daemon.model import DaemonConfig
 from grctl.daemon.procs import ChildFailed, ChildProcess, Generation
 from grctl.daemon.watch import Watcher
-
-log = logging.getLogger("grctl.daemon")
 
 
 class SupervisorState:
