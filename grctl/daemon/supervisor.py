@@ -56,6 +56,7 @@ class Supervisor(ChangeWatch, CrashRestarts):
         self.notifier = Notifier()
         self.queue: asyncio.Queue[Event] = asyncio.Queue()
         self.current: Generation | None = None
+        self.serving: list[str] = []  # the workflow types the current generation serves
         self.generations: set[Generation] = set()
         self.counter = 0
         self.nats: EmbeddedNatsServer | None = None
@@ -186,7 +187,7 @@ class Supervisor(ChangeWatch, CrashRestarts):
         failures = 0
         while True:
             self.counter += 1
-            gen = Generation(self.counter, cfg)
+            gen = Generation(self.counter, cfg, None if initial or self.current is None else self.serving)
             self.generations.add(gen)
             log.info("starting generation %d: %d worker process(es)", gen.number, len(gen.processes))
             try:
@@ -226,6 +227,7 @@ class Supervisor(ChangeWatch, CrashRestarts):
         for proc in gen.processes:
             self._watch_exit(proc)
         types = sorted({t for info in infos for t in info.workflows})
+        self.serving = types
         imported: dict[str, str | None] = {f: d for info in infos for f, d in info.files.items()}
         self.sources = dict(imported)  # what this generation runs: later edits are changes
         self._restart_watcher(gen.cfg, sorted(imported))
