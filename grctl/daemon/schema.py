@@ -11,7 +11,7 @@ import difflib
 import ipaddress
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from functools import cache
 from importlib import resources
@@ -82,6 +82,12 @@ def parse_timestamp(value: str) -> datetime:
         raise ValueError(f"{value!r} is not a time with a UTC offset (e.g. 2027-01-01T00:00:00Z or "
                          "2027-01-01T02:00:00+01:00)")
     return when
+
+
+def check_schedule_id(value: str) -> None:
+    reason = invalid_token_reason(value)
+    if reason:
+        raise ValueError(f"schedule id {value!r} {reason}")
 
 
 def parse_sync_interval(value: str | float | int) -> float | None:
@@ -165,11 +171,21 @@ def _is_ipv6(host: str) -> bool:
 def _format_checker() -> FormatChecker:
     checker = FormatChecker(formats=())
 
-    @checker.checks("duration", raises=ValueError)
-    def _duration(value: object) -> bool:
-        if isinstance(value, str):
-            parse_duration(value)
-        return True
+    def text_format(name: str, parse: Callable[[str], object]) -> None:
+        """A format whose values, when they are strings, must parse (numbers are checked by type)."""
+
+        def check(value: object) -> bool:
+            if isinstance(value, str):
+                parse(value)
+            return True
+
+        checker.checks(name, raises=ValueError)(check)
+
+    for name, parse in (("duration", parse_duration), ("retention", parse_retention),
+                        ("nats-url", check_nats_url), ("listen", parse_listen), ("cron", check_cron),
+                        ("timezone", zone), ("timestamp", parse_timestamp),
+                        ("schedule-id", check_schedule_id)):
+        text_format(name, parse)
 
     @checker.checks("sync-interval", raises=ValueError)
     def _sync_interval(value: object) -> bool:
@@ -180,49 +196,6 @@ def _format_checker() -> FormatChecker:
     def _size(value: object) -> bool:
         if isinstance(value, str | int) and not isinstance(value, bool):
             parse_size(value)
-        return True
-
-    @checker.checks("retention", raises=ValueError)
-    def _retention(value: object) -> bool:
-        if isinstance(value, str):
-            parse_retention(value)
-        return True
-
-    @checker.checks("nats-url", raises=ValueError)
-    def _nats_url(value: object) -> bool:
-        if isinstance(value, str):
-            check_nats_url(value)
-        return True
-
-    @checker.checks("listen", raises=ValueError)
-    def _listen(value: object) -> bool:
-        if isinstance(value, str):
-            parse_listen(value)
-        return True
-
-    @checker.checks("cron", raises=ValueError)
-    def _cron(value: object) -> bool:
-        if isinstance(value, str):
-            check_cron(value)
-        return True
-
-    @checker.checks("timezone", raises=ValueError)
-    def _timezone(value: object) -> bool:
-        if isinstance(value, str):
-            zone(value)
-        return True
-
-    @checker.checks("timestamp", raises=ValueError)
-    def _timestamp(value: object) -> bool:
-        if isinstance(value, str):
-            parse_timestamp(value)
-        return True
-
-    @checker.checks("schedule-id", raises=ValueError)
-    def _schedule_id(value: object) -> bool:
-        reason = invalid_token_reason(value) if isinstance(value, str) else None
-        if reason:
-            raise ValueError(f"schedule id {value!r} {reason}")
         return True
 
     @checker.checks("module-ref", raises=ValueError)
