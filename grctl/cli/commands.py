@@ -25,7 +25,7 @@ from ulid import ULID
 
 from grctl import settings
 from grctl.cli import format as fmt
-from grctl.cli.start_time import add_when_arguments
+from grctl.cli.start_time import add_when_arguments, start_run_of
 from grctl.client.client import Client
 from grctl.lifecycle import until_stopped
 from grctl.models.errors import (
@@ -220,14 +220,8 @@ async def _outcome(handle: WorkflowHandle) -> int:
 # --- the commands --------------------------------------------------------------------------------
 
 
-async def _start(client: Client, args: argparse.Namespace) -> WorkflowHandle:
-    return await client.start_workflow(args.type, args.id, args.input_value, timeout=args.timeout,
-                                       start_at=getattr(args, "at", None),
-                                       start_delay=getattr(args, "start_in", None))
-
-
 async def cmd_start(client: Client, args: argparse.Namespace) -> int:
-    handle = await _start(client, args)
+    handle = await start_run_of(client, args)
     try:
         if args.json:
             print(fmt.to_json({"wf_id": handle.wf_id, "wf_type": args.type, "run_id": handle.run_id}))
@@ -240,7 +234,7 @@ async def cmd_start(client: Client, args: argparse.Namespace) -> int:
 
 
 async def cmd_run(client: Client, args: argparse.Namespace) -> int:
-    handle = await _start(client, args)
+    handle = await start_run_of(client, args)
     if args.generated_id:  # stdout is for the result
         print(f"Started workflow {handle.wf_id} ({args.type}), run {handle.run_id}", file=sys.stderr)
     try:

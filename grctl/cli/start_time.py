@@ -6,7 +6,9 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime, timedelta
 
+from grctl.client.client import Client
 from grctl.daemon.schema import parse_duration
+from grctl.workflow.handle import WorkflowHandle
 
 
 def iso_time(text: str) -> datetime | None:
@@ -39,3 +41,11 @@ def add_when_arguments(p: argparse.ArgumentParser) -> None:
                            "offset); it can be cancelled before")
     when.add_argument("--in", dest="start_in", type=in_duration, metavar="DURATION",
                       help="the same, DURATION from now (30s, 10m, 2h)")
+
+
+async def start_run_of(client: Client, args: argparse.Namespace) -> WorkflowHandle:
+    """The run ``grctl start``/``run`` asks for: now, or at ``--at``/``--in`` (absent from the public
+    CLI's shape, which starts at once)."""
+    return await client.start_workflow(args.type, args.id, args.input_value, timeout=args.timeout,
+                                       start_at=getattr(args, "at", None),
+                                       start_delay=getattr(args, "start_in", None))
