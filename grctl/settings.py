@@ -128,6 +128,22 @@ RUN_INDEX_POLL: Final = 1.0  # s; how often the index reads new run infos
 RUN_INDEX_BATCH: Final = 4096  # run infos; read per request while catching up
 STEPDOWN_TIMEOUT: Final = 2.0  # s; a consumer leader's step-down request
 PLACEMENT_CHECK_INTERVAL: Final = 5.0  # s; how soon a consumer is moved to the stream leader
+RETRY_ATTEMPTS: Final = 5  # count; compare-and-swap attempts of one run.retry (the pointer kept moving)
+CATALOG_NAMED_RUNS: Final = 5  # runs; named per handler a catalog check finds dropped
+CATALOG_READS_AT_ONCE: Final = 64  # requests; run-state reads in flight at once in a catalog check
+
+# --- Schedules and delayed starts (docs/operations.md#schedules) -------------------------------------
+SCHEDULE_CATCHUP_WINDOW: Final = 60.0  # s; a tick found due later than this is counted missed, not run
+SCHEDULE_TIMEZONE: Final = "UTC"  # zone; cron fields are read in it when a schedule names none
+SCHEDULE_MIN_EVERY: Final = 1.0  # s; the finest interval (a tick's workflow id has whole seconds)
+SCHEDULE_BUFFER_POLL: Final = 1.0  # s; between looks at whether a buffered tick's predecessor ended
+SCHEDULE_MAX_CATCHUP_TICKS: Final = 1000  # count; of ticks looked at in one catch-up (the latest kept)
+SCHEDULE_MAX_BACKFILL: Final = 1000  # count; of ticks one backfill may start
+SCHEDULE_UPDATE_ATTEMPTS: Final = 20  # count; compare-and-swap rounds of a schedule state
+SCHEDULE_BACKOFF: Final = Backoff(initial=0.5, factor=2.0, cap=15.0)  # s; a tick that could not fire
+SCHEDULE_LATE_AFTER: Final = 1.0  # s; a tick fired later than this counts in the late metric
+SCHEDULE_DECLARE_BUDGET: Final = 30.0  # s; grctld's declaration waits this long for an engine, then pauses
+SCHEDULE_FIRES_SHOWN: Final = 3  # count; of next fire times --print-config shows per schedule
 
 # --- Worker (SDK) ------------------------------------------------------------------------------------
 STEP_TIMEOUT: Final = 10.0  # s; a step handler's timeout when its decorator names none (public SDK's)
@@ -153,6 +169,10 @@ REGISTER_TIMEOUT: Final = 5.0  # s; one registration request
 TASK_RETRY_INITIAL_MS: Final = 100  # ms; a task's first retry when its policy names none
 TASK_RETRY_MULTIPLIER: Final = 2.0  # factor; growth of a task's retry pause
 TASK_RETRY_MAX_MS: Final = 5000  # ms; the longest pause between a task's retries
+# A task the worker's code cannot run is handed back after 1 s, doubling up to 30 s: a fix-forward
+# deploy is picked up within half a minute, and a stuck run costs a delivery or two a minute.
+HOLD_BACKOFF: Final = Backoff(initial=1.0, factor=2.0, cap=30.0)  # s; see above
+HELD_RUNS_REMEMBERED: Final = 10_000  # runs; whose hold a worker process logged (oldest forgotten first)
 
 # --- grctld ------------------------------------------------------------------------------------------
 WORKER_PROCESSES: Final = 1  # processes; per generation on one host
@@ -164,6 +184,9 @@ CONFIG_POLL_INTERVAL: Final = 2.0  # s; content check of the configuration under
 WATCH_DEBOUNCE_MS: Final = 200  # ms; file changes closer than this are one change
 WATCH_STEP_MS: Final = 50  # ms; how often the watcher looks for the end of a burst of changes
 WATCH_TICK_MS: Final = 1000  # ms; how often the watch loop yields when nothing happens (stop checks)
+CATALOG_CHECK_BUDGET: Final = 20.0  # s; a reload asks the engine which handlers live runs need
+CATALOG_CHECK_FIRST_START: Final = 3.0  # s; the same at the first start, where it can only warn
+CATALOG_CHECK_CONNECT: Final = 2.0  # s; --check-config's one attempt to reach NATS (it must not hang)
 
 # --- HTTP listener (/metrics, /healthz, /readyz) -----------------------------------------------------
 HTTP_READ_TIMEOUT: Final = 5.0  # s; a client that sends no complete request this soon is dropped

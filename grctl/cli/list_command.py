@@ -12,6 +12,7 @@ import msgspec
 from grctl import settings
 from grctl.cli import format as fmt
 from grctl.cli.commands import EXIT_OK, add_command
+from grctl.cli.start_time import iso_time
 from grctl.client.client import Client
 from grctl.daemon.schema import parse_duration
 from grctl.models.common import RunInfo, RunStatus
@@ -37,12 +38,10 @@ def since(text: str) -> datetime | timedelta:
         return timedelta(seconds=parse_duration(text))
     except ValueError:
         pass
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a duration (e.g. 1h, 30m, 2d) nor a time (ISO 8601): "
-                                         f"{text!r}") from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+    when = iso_time(text)
+    if when is None:
+        raise argparse.ArgumentTypeError(f"not a duration (e.g. 1h, 30m, 2d) nor a time (ISO 8601): {text!r}")
+    return when
 
 
 def limit(text: str) -> int:
@@ -87,14 +86,16 @@ def _duration(info: RunInfo) -> str:
 
 def table(runs: list[RunInfo]) -> list[str]:
     header = ("WORKFLOW ID", "TYPE", "STATUS", "CREATED (UTC)", "TOOK", "RUN ID")
-    rows = [(r.wf_id, r.wf_type, str(r.status), _time(r.created_at), _duration(r), r.id) for r in runs]
+    rows = [(r.wf_id, r.wf_type, f"{r.status}, stuck" if r.stuck else str(r.status), _time(r.created_at),
+             _duration(r), r.id) for r in runs]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
             for row in [header, *rows]]
 
 
 async def cmd_list(client: Client, args: argparse.Namespace) -> int:
-    runs = await client.list_runs(status=args.statuses, type=args.type, since=args.since, limit=args.limit)
+    runs = await client.list_runs(status=args.statuses, type=args.type, since=args.since, limit=args.limit,
+                                  stuck=args.stuck)
     if args.json:
         print(fmt.to_json([msgspec.to_builtins(r) for r in runs], indent=2))
     elif runs:
@@ -107,3 +108,5 @@ async def cmd_list(client: Client, args: argparse.Namespace) -> int:
 def add_list_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
     p = add_command(sub, parents, "list", "list stored runs, newest first", cmd_list, prepare_list)
     add_list_arguments(p)
+    p.add_argument("--stuck", action="store_true", help="only runs held by a mismatch between the code and "
+                   "the run (see grctl describe ID for why)")

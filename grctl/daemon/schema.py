@@ -11,7 +11,8 @@ import difflib
 import ipaddress
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import datetime
 from functools import cache
 from importlib import resources
 from typing import Any, cast
@@ -20,6 +21,8 @@ from urllib.parse import urlsplit
 from jsonschema import Draft7Validator, FormatChecker, ValidationError
 
 from grctl.daemon.yamlmarks import Path
+from grctl.models.schedule_clock import check_cron, zone
+from grctl.nats.subjects import invalid_token_reason
 from grctl.ops.listen import parse_listen
 
 SCHEMA_RESOURCE = ("grctl", "schemas/grctl.schema.json")
@@ -67,6 +70,24 @@ def parse_duration(value: str | float | int) -> float:
             "or a number of seconds)"
         )
     return total
+
+
+def parse_timestamp(value: str) -> datetime:
+    """An ISO 8601 time with its UTC offset ("2027-01-01T00:00:00Z")."""
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        when = None
+    if when is None or when.tzinfo is None:
+        raise ValueError(f"{value!r} is not a time with a UTC offset (e.g. 2027-01-01T00:00:00Z or "
+                         "2027-01-01T02:00:00+01:00)")
+    return when
+
+
+def check_schedule_id(value: str) -> None:
+    reason = invalid_token_reason(value)
+    if reason:
+        raise ValueError(f"schedule id {value!r} {reason}")
 
 
 def parse_sync_interval(value: str | float | int) -> float | None:
@@ -150,11 +171,21 @@ def _is_ipv6(host: str) -> bool:
 def _format_checker() -> FormatChecker:
     checker = FormatChecker(formats=())
 
-    @checker.checks("duration", raises=ValueError)
-    def _duration(value: object) -> bool:
-        if isinstance(value, str):
-            parse_duration(value)
-        return True
+    def text_format(name: str, parse: Callable[[str], object]) -> None:
+        """A format whose values, when they are strings, must parse (numbers are checked by type)."""
+
+        def check(value: object) -> bool:
+            if isinstance(value, str):
+                parse(value)
+            return True
+
+        checker.checks(name, raises=ValueError)(check)
+
+    for name, parse in (("duration", parse_duration), ("retention", parse_retention),
+                        ("nats-url", check_nats_url), ("listen", parse_listen), ("cron", check_cron),
+                        ("timezone", zone), ("timestamp", parse_timestamp),
+                        ("schedule-id", check_schedule_id)):
+        text_format(name, parse)
 
     @checker.checks("sync-interval", raises=ValueError)
     def _sync_interval(value: object) -> bool:
@@ -165,24 +196,6 @@ def _format_checker() -> FormatChecker:
     def _size(value: object) -> bool:
         if isinstance(value, str | int) and not isinstance(value, bool):
             parse_size(value)
-        return True
-
-    @checker.checks("retention", raises=ValueError)
-    def _retention(value: object) -> bool:
-        if isinstance(value, str):
-            parse_retention(value)
-        return True
-
-    @checker.checks("nats-url", raises=ValueError)
-    def _nats_url(value: object) -> bool:
-        if isinstance(value, str):
-            check_nats_url(value)
-        return True
-
-    @checker.checks("listen", raises=ValueError)
-    def _listen(value: object) -> bool:
-        if isinstance(value, str):
-            parse_listen(value)
         return True
 
     @checker.checks("module-ref", raises=ValueError)
@@ -295,6 +308,9 @@ def _translate(error: ValidationError) -> Iterator[tuple[Path, str, bool]]:
         yield path, f"expected {_expected(schema)}, got {describe(value)}", False
     elif kind == "format":
         cause = error.cause
+        if "propertyNames" in error.relative_schema_path:  # a key of the mapping, not a value
+            yield (*path, str(value)), str(cause) if cause else error.message, True
+            return
         yield path, str(cause) if cause else error.message, False
     elif kind == "enum":
         choices = [str(c) for c in cast(list[Any], error.validator_value)]

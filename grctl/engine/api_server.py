@@ -24,6 +24,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -33,10 +34,14 @@ from nats.aio.subscription import Subscription
 from ulid import ULID
 
 from grctl import settings
+from grctl.engine.catalog import CatalogCheck
 from grctl.engine.committer import GroupCommitter
+from grctl.engine.delayed import delayed_start
 from grctl.engine.keyed import KeyedSerializer
 from grctl.engine.persistence import CommitVerdict, classify
 from grctl.engine.registry import Registry
+from grctl.engine.replies import check_names, fail, not_found
+from grctl.engine.retry import Retrier
 from grctl.engine.runindex import RunIndex
 from grctl.models.command import (
     ERR_ALREADY_RUNNING,
@@ -44,22 +49,20 @@ from grctl.models.command import (
     ERR_INTERNAL,
     ERR_INVALID_NAME,
     ERR_RUN_FINISHED,
-    ERR_RUN_NOT_FOUND,
     ERR_STORAGE_FULL,
     ERR_TYPE_NOT_REGISTERED,
     ERR_UNKNOWN_COMMAND,
     H_OUTCOME,
     OUTCOME_NOTIFY,
-    APIError,
     APIResponse,
     CancelCmd,
     Command,
     CommandKind,
+    DelayedStartCmd,
     DescribeCmd,
     EventCmd,
     ListCmd,
     RegisterCmd,
-    StartCmd,
     TerminateCmd,
     decode_command,
     encode_response,
@@ -90,29 +93,11 @@ _latest_decoder = msgspec.msgpack.Decoder(LatestRun)
 _info_decoder = msgspec.msgpack.Decoder(RunInfo)
 
 
-def fail(code: int, message: str, detail: str = "") -> APIResponse:
-    return APIResponse(success=False, error=APIError(code=code, message=message, detail=detail))
-
-
-def not_found(detail: str) -> APIResponse:
-    return fail(ERR_RUN_NOT_FOUND, "Workflow run not found", detail)
-
-
 FINISHED = fail(ERR_RUN_FINISHED, "Workflow run has already finished and cannot accept new commands",
                 "workflow run is in a terminal state")
 NOT_REGISTERED = fail(ERR_TYPE_NOT_REGISTERED, "Workflow type not registered", "workflow type not registered")
 UNKNOWN = fail(ERR_UNKNOWN_COMMAND, "Unknown API command", "unknown API command")
 BUSY = fail(ERR_BUSY, "Engine busy", "too many requests at once; retry after a pause")
-
-
-def check_names(*named: tuple[str, str]) -> APIResponse | None:
-    """A 4006 reply for the first value that cannot be a subject token, else None."""
-    for what, value in named:
-        reason = subjects.invalid_token_reason(value)
-        if reason:
-            shown = value if len(value) <= 64 else f"{value[:61]}..."
-            return fail(ERR_INVALID_NAME, f"Invalid {what}", f"{what} {shown!r} {reason}")
-    return None
 
 
 def directive_id(kind: DirectiveKind, cmd: Command) -> str:
@@ -144,7 +129,13 @@ class ApiServer:
             CommandKind.run_terminate: self._terminate,
             CommandKind.worker_register: self._register,
             CommandKind.run_list: self._list,
+            CommandKind.run_retry: Retrier(nc, committer, self._per_id).command,
+            CommandKind.catalog_check: self._catalog,
         }
+
+    def serve(self, kind: CommandKind, handler: Callable[[Command], Awaitable[APIResponse]]) -> None:
+        """Answer commands of ``kind`` with ``handler`` (ours: the schedule commands)."""
+        self._handlers[kind] = handler
 
     async def start(self) -> None:
         self._sub = await self._nc.subscribe(subjects.API_ALL, queue=subjects.API_QUEUE, cb=self._on_msg,
@@ -243,6 +234,11 @@ class ApiServer:
             return None
         return _info_decoder.decode(stored.data), stored.data
 
+    async def latest_run(self, wf_id: str) -> RunInfo | None:
+        """The latest run of ``wf_id``, or None."""
+        found = await self._latest(wf_id)
+        return found[0] if found is not None else None
+
     async def _latest(self, wf_id: str) -> tuple[RunInfo, bytes] | None:
         found = await self._pointer(wf_id)
         if found is None:
@@ -253,8 +249,12 @@ class ApiServer:
     # --- run.start -----------------------------------------------------------------------------
 
     async def _start(self, cmd: Command) -> APIResponse:
-        start: StartCmd = cmd.msg
-        ri = start.run_info
+        start: DelayedStartCmd = cmd.msg
+        return await self.start_run(start.run_info, start.input, start.start_at)
+
+    async def start_run(self, ri: RunInfo, input: Any, start_at: datetime | None = None) -> APIResponse:
+        """Create the run ``ri`` (idempotent by run id), as ``run.start`` does; schedules use it too.
+        ``start_at`` (ours): the start directive is a message schedule due then."""
         bad = check_names(("workflow id", ri.wf_id), ("workflow type", ri.wf_type), ("run id", ri.id))
         if bad:
             return bad
@@ -263,10 +263,10 @@ class ApiServer:
             return NOT_REGISTERED
         timeout_ms = entry.start_step_timeout_ms or self._start_step_timeout_ms
         d = Directive(id=f"start.{ri.id}", timestamp=utcnow(), kind=DirectiveKind.start, run_info=ri,
-                      msg=Start(input=start.input, timeout_ms=timeout_ms))
-        return await self._per_id.run(ri.wf_id, lambda: self._create_run(d))
+                      msg=Start(input=input, timeout_ms=timeout_ms))
+        return await self._per_id.run(ri.wf_id, lambda: self._create_run(d, start_at))
 
-    async def _create_run(self, d: Directive) -> APIResponse:
+    async def _create_run(self, d: Directive, start_at: datetime | None) -> APIResponse:
         ri = d.run_info
         for _ in range(settings.START_ATTEMPTS):
             found = await self._pointer(ri.wf_id)
@@ -286,8 +286,8 @@ class ApiServer:
             msgs = [
                 pointer_msg,
                 OutMsg(subjects.run_info(ri.wf_type, ri.wf_id, ri.id), msgspec.msgpack.encode(ri)),
-                OutMsg(subjects.directive(ri.wf_type, ri.wf_id, ri.id), encode_directive(d),
-                       {H_MSG_ID: d.id}),
+                delayed_start(d, start_at) if start_at else OutMsg(
+                    subjects.directive(ri.wf_type, ri.wf_id, ri.id), encode_directive(d), {H_MSG_ID: d.id}),
             ]
             try:
                 await self._committer.submit(msgs)
@@ -327,7 +327,12 @@ class ApiServer:
         if msg is None:  # an event: its step timeout comes from the registered event definition
             timeout_ms = await self._registry.event_timeout_ms(current.wf_type, event_name)
             msg = Event(event_name=event_name, payload=payload, timeout_ms=timeout_ms)
-        d = Directive(id=directive_id(kind, cmd), timestamp=utcnow(), kind=kind, run_info=current, msg=msg)
+        return await self.send_directive(current, kind, msg, directive_id(kind, cmd))
+
+    async def send_directive(self, current: RunInfo, kind: DirectiveKind, msg: DirectiveMessage,
+                             d_id: str) -> APIResponse:
+        """Send ``msg`` to the run ``current`` (stored once per ``d_id``)."""
+        d = Directive(id=d_id, timestamp=utcnow(), kind=kind, run_info=current, msg=msg)
         await publish(self._nc, subjects.directive(current.wf_type, current.wf_id, current.id),
                       encode_directive(d), {H_MSG_ID: d.id})
         return OK
@@ -347,20 +352,35 @@ class ApiServer:
         return await self._send(cmd, terminate.wf_id, DirectiveKind.terminate,
                                 Terminate(reason=terminate.reason or ""))
 
+    async def _catalog(self, cmd: Command) -> APIResponse:
+        runs = await self._index("catalog.check")
+        if isinstance(runs, APIResponse):
+            return runs
+        needs = await CatalogCheck(self._nc, self._registry, runs).needs(cmd.msg)
+        return APIResponse(success=True, payload=msgspec.Raw(msgspec.msgpack.encode(needs)))
+
     # --- run.list (ours) ------------------------------------------------------------------------
 
-    async def _list(self, cmd: Command) -> APIResponse:
-        query: ListCmd = cmd.msg
+    async def _index(self, what: str) -> RunIndex | APIResponse:
+        """The run index, caught up with what was stored since its last read, or why it cannot answer."""
         if self._runs is None:
             return UNKNOWN
         if not await self._runs.wait_loaded():
             return fail(ERR_INTERNAL, "Run index not loaded yet",
                         "the engine is still reading the stored runs")
         try:
-            await self._runs.catch_up()  # what was stored since the last read, a run just started too
+            await self._runs.catch_up()
         except Exception as exc:  # answer from what the index holds: at most a second behind
-            log.info("run.list: reading the newest run infos failed (%s); answering from the index", exc)
-        raws = self._runs.query(utcnow(), set(query.statuses), query.wf_type, query.since, query.limit)
+            log.info("%s: reading the newest run infos failed (%s); answering from the index", what, exc)
+        return self._runs
+
+    async def _list(self, cmd: Command) -> APIResponse:
+        query: ListCmd = cmd.msg
+        runs = await self._index("run.list")
+        if isinstance(runs, APIResponse):
+            return runs
+        raws = runs.query(utcnow(), set(query.statuses), query.wf_type, query.since, query.limit,
+                                query.stuck)
         return APIResponse(success=True, payload=msgspec.Raw(msgspec.msgpack.encode(
             [msgspec.Raw(r) for r in raws])))
 

@@ -11,6 +11,7 @@ import msgspec
 
 from grctl import settings
 from grctl.models.common import RunInfo
+from grctl.models.schedule import BackfillCmd, DeclareCmd, ScheduleCmd, ScheduleListCmd
 
 
 class CommandKind(StrEnum):
@@ -20,13 +21,29 @@ class CommandKind(StrEnum):
     run_cancel = "run.cancel"
     run_terminate = "run.terminate"
     run_list = "run.list"  # ours
+    run_retry = "run.retry"  # ours: resume an ended run as a new run of its workflow id
+    catalog_check = "catalog.check"  # ours: what live runs need that a handler catalog lacks
     worker_register = "worker.register"
     worker_terminate_run = "worker.terminate_run"
+    # ours: schedules (docs/protocol.md#schedules)
+    schedule_declare = "schedule.declare"
+    schedule_list = "schedule.list"
+    schedule_trigger = "schedule.trigger"
+    schedule_pause = "schedule.pause"
+    schedule_resume = "schedule.resume"
+    schedule_backfill = "schedule.backfill"
 
 
 class StartCmd(msgspec.Struct):
     run_info: RunInfo
     input: Any = None
+
+
+class DelayedStartCmd(StartCmd):
+    """Ours: ``run.start`` with ``start_at`` (the key is sent only for a delayed start, so an ordinary
+    start is the public SDK's bytes; the public server ignores the key and starts at once)."""
+
+    start_at: datetime | None = None
 
 
 class DescribeCmd(msgspec.Struct):
@@ -49,6 +66,13 @@ class TerminateCmd(msgspec.Struct):
     reason: str | None = None
 
 
+class RetryCmd(msgspec.Struct, omit_defaults=True):
+    """Ours: retry the run ``run_id`` of ``wf_id`` (default: its latest run); the reply's payload is the
+    new run's RunInfo."""
+
+    wf_id: str
+    run_id: str = ""
+    reason: str = ""
 
 
 class ListCmd(msgspec.Struct, omit_defaults=True):
@@ -58,6 +82,7 @@ class ListCmd(msgspec.Struct, omit_defaults=True):
     wf_type: str = ""
     since: datetime | None = None
     limit: int = settings.LIST_LIMIT
+    stuck: bool = False  # only runs held by a mismatch between code and run
 
 
 class EventDef(msgspec.Struct):
@@ -74,6 +99,25 @@ class WorkflowTypeDef(msgspec.Struct):
     start_step_timeout_ms: int = 0
 
 
+class CatalogCheckCmd(msgspec.Struct, omit_defaults=True):
+    """Ours: would workers with the catalog ``types`` (replacing workers that served ``dropped`` types
+    too) strand live runs? The reply's payload is a list of ``CatalogNeed``; empty: none would."""
+
+    types: list[WorkflowTypeDef]
+    dropped: list[str] = msgspec.field(default_factory=list)
+
+
+class CatalogNeed(msgspec.Struct, omit_defaults=True):
+    """A handler (or a whole workflow type: ``kind`` "type") live runs need that the catalog drops;
+    ``runs`` names some of them (``wf_id/run_id``), ``count`` says how many there are."""
+
+    wf_type: str
+    kind: str  # type, start, step, event, timeout
+    handler: str
+    count: int
+    runs: list[str] = msgspec.field(default_factory=list)
+
+
 class RegisterCmd(msgspec.Struct):
     worker_id: str
     types: list[WorkflowTypeDef]
@@ -84,19 +128,27 @@ class WorkerTerminateRunCmd(msgspec.Struct):
 
 
 COMMAND_TYPES: dict[str, type[msgspec.Struct]] = {
-    CommandKind.run_start: StartCmd,
+    CommandKind.run_start: DelayedStartCmd,
     CommandKind.run_describe: DescribeCmd,
     CommandKind.run_event: EventCmd,
     CommandKind.run_cancel: CancelCmd,
     CommandKind.run_terminate: TerminateCmd,
     CommandKind.run_list: ListCmd,
+    CommandKind.run_retry: RetryCmd,
+    CommandKind.catalog_check: CatalogCheckCmd,
     CommandKind.worker_register: RegisterCmd,
     CommandKind.worker_terminate_run: WorkerTerminateRunCmd,
+    CommandKind.schedule_declare: DeclareCmd,
+    CommandKind.schedule_list: ScheduleListCmd,
+    CommandKind.schedule_trigger: ScheduleCmd,
+    CommandKind.schedule_pause: ScheduleCmd,
+    CommandKind.schedule_resume: ScheduleCmd,
+    CommandKind.schedule_backfill: BackfillCmd,
 }
 
 CommandMessage = (
-    StartCmd | DescribeCmd | EventCmd | CancelCmd | TerminateCmd | ListCmd | RegisterCmd
-    | WorkerTerminateRunCmd
+    StartCmd | DescribeCmd | EventCmd | CancelCmd | TerminateCmd | ListCmd | RetryCmd | CatalogCheckCmd
+    | RegisterCmd | WorkerTerminateRunCmd
 )
 
 
@@ -167,6 +219,8 @@ ERR_RUN_FINISHED = 4003
 ERR_TYPE_NOT_REGISTERED = 4004
 ERR_INVALID_MESSAGE = 4005
 ERR_INVALID_NAME = 4006  # ours: a name that cannot be a subject token
+ERR_NOT_RETRYABLE = 4007  # ours: the run is not in an ended state a retry resumes (or not the latest)
+ERR_SCHEDULE_NOT_FOUND = 4008  # ours: no schedule with this id is in force
 ERR_INTERNAL = 5000
 ERR_BUSY = 5030  # ours: the engine is saturated; retry after a pause (the request was not acted on)
 ERR_STORAGE_FULL = 5070  # ours: the stream's storage is full; nothing was stored

@@ -28,6 +28,11 @@ class StorageFullError(WorkflowError):
     sense once the operator has made room or finished runs were removed."""
 
 
+class WorkflowNotRetryableError(WorkflowError):
+    """The run cannot be retried: it has not ended as failed, timed out or terminated, or it is not the
+    latest run of its workflow id."""
+
+
 class NonDeterminismError(WorkflowError):
     """A re-executed step did not repeat the operations its history recorded."""
 

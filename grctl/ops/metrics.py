@@ -15,6 +15,7 @@ from typing import Any, cast
 
 from nats.aio.msg import Msg
 
+from grctl import settings
 from grctl.models.command import APIResponse, command_kind
 
 # Steps take from milliseconds (a decision) to minutes (a step that calls slow services).
@@ -48,6 +49,9 @@ class _Metrics:
                                      "cancelled", ["wf_type", "outcome"])
         self.redeliveries = Counter("grctl_worker_redeliveries", "Worker tasks delivered more than once",
                                     ["wf_type"])
+        self.steps_held = Counter("grctl_worker_steps_held", "Worker tasks handed back because the "
+                                  "worker's code cannot run them (missing handler, parameters that do "
+                                  "not bind)", ["wf_type", "reason"])
         # any process with a NATS connection
         self.nats_reconnects = Counter("grctl_nats_reconnects", "Reconnections to NATS after a lost "
                                        "connection")
@@ -56,6 +60,11 @@ class _Metrics:
         # engine
         self.runs_started = Counter("grctl_engine_runs_started", "Runs started (their start directive "
                                     "applied)", ["wf_type"])
+        self.runs_stuck = Counter("grctl_engine_runs_stuck", "Runs marked stuck on a mismatch between "
+                                  "code and run (once per run, reason and handler)", ["wf_type", "reason"])
+        self.stuck_runs = Gauge("grctl_engine_stuck_runs", "Live runs stuck on a mismatch between code "
+                                "and run now, as this engine's run index sees them", ["wf_type"],
+                                multiprocess_mode="livemax")
         self.runs_ended = Counter("grctl_engine_runs_ended", "Runs ended, by final status",
                                   ["wf_type", "status"])
         self.directives = Counter("grctl_engine_directives", "Directives applied: committed, or a no-op",
@@ -76,6 +85,14 @@ class _Metrics:
                                   "writes for lack of storage", multiprocess_mode="livemax")
         self.storage_refusals = Counter("grctl_engine_storage_refusals", "Commits JetStream refused for "
                                         "lack of storage")
+        self.schedule_ticks = Counter("grctl_schedule_ticks", "Schedule ticks handled: fired (a run "
+                                      "started), skipped (overlap), buffered (overlap), missed (past the "
+                                      "catch-up window)", ["schedule", "outcome"])
+        self.schedule_late = Counter("grctl_schedule_ticks_late", "Ticks fired more than a second after "
+                                     "their time", ["schedule"])
+        self.schedule_lateness = Histogram("grctl_schedule_tick_lateness_seconds", "From a tick's time "
+                                           "(jitter included) to its run's creation", ["schedule"],
+                                           buckets=LATENCY_BUCKETS)
 
 
 _on = False
@@ -146,6 +163,24 @@ def delivered(wf_type: str, times: int) -> None:
         _at(_m.redeliveries, wf_type).inc()
 
 
+def step_held(wf_type: str, reason: str) -> None:
+    """A worker handed a task back: its code cannot run it."""
+    if _on:
+        _at(_m.steps_held, wf_type, reason).inc()
+
+
+def run_stuck(wf_type: str, reason: str) -> None:
+    """The engine marked a run stuck."""
+    if _on:
+        _at(_m.runs_stuck, wf_type, reason).inc()
+
+
+def stuck_runs(wf_type: str, count: int) -> None:
+    """How many live runs of ``wf_type`` are stuck now."""
+    if _on:
+        _at(_m.stuck_runs, wf_type).set(count)
+
+
 def nats_reconnected() -> None:
     if _on:
         _m.nats_reconnects.inc()
@@ -204,3 +239,14 @@ def timer_fired(kind: str) -> None:
 def background_task(kind: str, outcome: str) -> None:
     if _on:
         _at(_m.bg_tasks, kind, outcome).inc()
+
+
+def schedule_tick(schedule: str, outcome: str, lateness: float | None = None) -> None:
+    """A schedule's tick was handled; ``lateness``: seconds after its time, for a fired tick."""
+    if not _on:
+        return
+    _at(_m.schedule_ticks, schedule, outcome).inc()
+    if lateness is not None:
+        _at(_m.schedule_lateness, schedule).observe(max(0.0, lateness))
+        if lateness > settings.SCHEDULE_LATE_AFTER:
+            _at(_m.schedule_late, schedule).inc()
