@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import psutil
 from benchkit import Deployment, run_load
-from figures import cpu_seconds, percentile
+from figures import cpu_seconds, exit_status, percentile
 from support.sdk import wait_for
 
 from grctl.client.client import Client
@@ -109,3 +110,4 @@ if __name__ == "__main__":
     parser.add_argument("--load", type=int, default=200, help="workflows in flight during the loaded phase")
     parser.add_argument("--load-runs", type=int, default=4000, help="workflows the load runs in all")
     asyncio.run(main(parser.parse_args()))
+    sys.exit(exit_status())

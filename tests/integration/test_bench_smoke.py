@@ -23,6 +23,7 @@ SMOKE = {
     "bench_list.py": ["-n", "300", "--repeat", "2"],
     "bench_metrics.py": ["-n", "20", "--concurrency", "10", "--rounds", "1"],
     "bench_overload.py": ["-n", "40", "--levels", "20", "--deadline", "120"],
+    "bench_schedules.py": ["--schedules", "2", "--seconds", "3", "--load", "10", "--load-runs", "30"],
     "bench_soak.py": ["--minutes", "0.25", "--rate", "10", "--kill-every", "5"],
     "bench_sync_interval.py": ["-n", "20", "--concurrency", "10", "--serial", "3"],
     "bench_throughput.py": ["-n", "20", "--concurrency", "10"],
