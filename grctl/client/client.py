@@ -97,7 +97,7 @@ class Client:
     async def _describe(self, wf_id: str) -> api.Reply:
         check_token("workflow id", wf_id)
         return await api.call(self._connection, wf_id, CommandKind.run_describe, DescribeCmd(wf_id=wf_id),
-                              self.id, budget=self.retry_for)
+                              self.id, budget=self.retry_for, subject=subjects.api_describe(wf_id))
 
     async def list_runs(self, status: RunStatus | str | Iterable[RunStatus | str] | None = None,
                         type: str | None = None, since: datetime | timedelta | None = None,

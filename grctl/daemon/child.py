@@ -23,6 +23,7 @@ from grctl.daemon.channel import StatusPipe, on_parent_exit, read_spec
 from grctl.daemon.logs import configure_logging, workflow_logger
 from grctl.daemon.model import DaemonConfig, NatsConfig
 from grctl.nats.connection import ConnectionLostError
+from grctl.nats.requests import permission_violation
 
 if TYPE_CHECKING:
     from grctl.nats.connection import Connection
@@ -63,7 +64,10 @@ class _Connector:
         text = describe_exception(exc)
         lowered = text.lower()
         problem = ""
-        if "authorization" in lowered or "authentication" in lowered or "permissions" in lowered:
+        denial = permission_violation(exc)
+        if denial is not None:
+            problem = f"NATS refused a permission: {denial}"
+        elif "authorization" in lowered or "authentication" in lowered:
             problem = (
                 f"NATS refused the credentials ({text}): check nats.user/password, token, nkey or credentials"
             )

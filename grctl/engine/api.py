@@ -32,6 +32,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from ulid import ULID
 
+from grctl.engine import api_scope
 from grctl.engine.committer import GroupCommitter
 from grctl.engine.keyed import KeyedSerializer
 from grctl.engine.registry import Registry
@@ -199,14 +200,14 @@ class ApiServer:
         try:
             if time.monotonic() - arrived > QUEUE_WAIT:
                 return BUSY
-            return await self.handle(msg.data)
+            return await self.handle(msg.data, msg.subject)
         except Exception as exc:  # never leave a requester without an answer
             log.exception("API request on %s failed", msg.subject[:128])
             return fail(ERR_INTERNAL, str(exc))
         finally:
             self._gate.release()
 
-    async def handle(self, data: bytes) -> APIResponse:
+    async def handle(self, data: bytes, subject: str = "") -> APIResponse:
         try:
             cmd = decode_command(data)
         except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
@@ -215,6 +216,10 @@ class ApiServer:
         handler = self._handlers.get(cmd.kind)
         if not cmd.id or handler is None:
             return UNKNOWN
+        refused = api_scope.refusal(subject, cmd)
+        if refused:
+            log.warning("API request refused (sender %s): %s", cmd.sender_id[:128], refused)
+            return fail(ERR_UNKNOWN_COMMAND, refused)
         try:
             return await handler(cmd)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:

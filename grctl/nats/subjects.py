@@ -198,3 +198,20 @@ def run_records(wf_type: str, wf_id: str, run_id: str) -> list[str]:
 def retention_timer(wf_id: str, run_id: str) -> str:
     """Ours: the schedule subject of a finished run's removal."""
     return f"grctl_timers.{wf_id}.retention.{run_id}"
+
+
+# Ours: API subjects that name what their sender may ask, so that NATS permissions can tell a worker's
+# or a reader's requests from an operator's (the engine accepts only the matching command kinds there;
+# see grctl/engine/api_scope.py). Public SDK programs keep using ``api_workflow``.
+API_CHILD_PREFIX = "grctl_api.child"
+API_DESCRIBE_PREFIX = "grctl_api.describe"
+
+
+def api_child(wf_id: str) -> str:
+    """A worker's request about another run: a child start, or an event sent to its parent."""
+    return f"{API_CHILD_PREFIX}.{wf_id}"
+
+
+def api_describe(wf_id: str) -> str:
+    """A read-only request: describe a workflow id's latest run."""
+    return f"{API_DESCRIBE_PREFIX}.{wf_id}"

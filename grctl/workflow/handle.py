@@ -118,16 +118,17 @@ class WorkflowHandle:
 
 async def start_run(connection: Connection, run_info: RunInfo, input: Any, sender_id: str,
                     return_type: Any = None, budget: float = api.DEFAULT_BUDGET,
-                    codec: CodecRegistry | None = None) -> WorkflowHandle:
+                    codec: CodecRegistry | None = None, subject: str = "") -> WorkflowHandle:
     """Start the run described by ``run_info`` and return its handle, already listening: it subscribes
     to the run's outcome before sending the start, so no outcome can be missed. The start is retried
-    with the same run id (a retry never makes a second run)."""
+    with the same run id (a retry never makes a second run). ``subject``: another API subject than the
+    workflow id's (a worker's child start goes to ``grctl_api.child.{wf_id}``)."""
     handle = WorkflowHandle(run_info, connection, sender_id, return_type, codec=codec, budget=budget)
     await handle.watcher.watch(check_stored=False)
     try:
         reply = await api.call(connection, run_info.wf_id, CommandKind.run_start,
                                StartCmd(run_info=run_info, input=handle._codec.normalize(input)), sender_id,
-                               budget=budget)
+                               budget=budget, subject=subject)
         if not reply.notifies:
             handle._notifies = False
             await handle.watcher.watch_history()

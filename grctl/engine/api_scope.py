@@ -1,0 +1,50 @@
+"""Which commands the engine accepts on which API subject.
+
+The public protocol routes every command by the kind inside it, whatever the subject under
+``grctl_api.>``. NATS permissions, though, can only tell subjects apart: so that a worker's or a
+reader's credential cannot terminate a run, our programs send such requests on subjects that say what
+they may ask (``grctl_api.worker``, ``grctl_api.child.{wf_id}``, ``grctl_api.describe.{wf_id}``,
+``grctl_api.runs``), and the engine refuses any other kind there. ``grctl_api.workflow.{wf_id}`` and
+any other subject keep accepting every kind, as the public protocol says.
+"""
+
+from __future__ import annotations
+
+from grctl.models.command import Command, CommandKind, StartCmd
+from grctl.nats import subjects
+
+# Exact subjects and the kinds they carry.
+_EXACT: dict[str, frozenset[CommandKind]] = {
+    subjects.API_WORKER: frozenset({CommandKind.worker_register}),
+    subjects.API_RUNS: frozenset({CommandKind.run_list}),
+}
+# Subject prefixes followed by the workflow id the command must be about.
+_PER_WORKFLOW: dict[str, frozenset[CommandKind]] = {
+    subjects.API_CHILD_PREFIX: frozenset({CommandKind.run_start, CommandKind.run_event}),
+    subjects.API_DESCRIBE_PREFIX: frozenset({CommandKind.run_describe}),
+}
+
+
+def _about(cmd: Command) -> str:
+    """The workflow id a run command is about ("" when it names none)."""
+    if isinstance(cmd.msg, StartCmd):
+        return cmd.msg.run_info.wf_id
+    return str(getattr(cmd.msg, "wf_id", ""))
+
+
+def refusal(subject: str, cmd: Command) -> str | None:
+    """Why ``cmd`` is not accepted on ``subject``, or None when it is."""
+    kinds = _EXACT.get(subject)
+    wf_id = ""
+    if kinds is None:
+        prefix, _, wf_id = subject.rpartition(".")
+        kinds = _PER_WORKFLOW.get(prefix)
+        if kinds is None:
+            return None
+    if cmd.kind not in kinds:
+        return f"{cmd.kind} is not accepted on {subject} (it takes {', '.join(sorted(kinds))})"
+    if wf_id and _about(cmd) != wf_id:
+        return f"{subject} takes commands about workflow {wf_id!r} only, not {_about(cmd)!r}"
+    if isinstance(cmd.msg, StartCmd) and not cmd.msg.run_info.parent_run_id:
+        return f"{subject} starts child workflows only (the start names no parent run)"
+    return None
