@@ -31,7 +31,7 @@ _waiters: weakref.WeakKeyDictionary[NATSClient, dict[asyncio.Task[Any], str]] = 
 _cut: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
 _denied: weakref.WeakKeyDictionary[asyncio.Task[Any], PermissionDeniedError] = weakref.WeakKeyDictionary()
 
-# nats-py's text of the server's -ERR: 'nats: Permissions Violation for Publish to "grctl_meta.layout"'
+# nats-py's text of the server's -ERR: 'nats: permissions violation for publish to "grctl_meta.layout"'
 _VIOLATION = re.compile(r'permissions violation for (publish|subscription) to "([^"]*)"', re.IGNORECASE)
 HELP = "docs/deployment.md#security lists what each role needs"
 
@@ -57,8 +57,9 @@ def refused(nc: NATSClient, exc: BaseException) -> PermissionDeniedError | None:
     if denial is None or denial.operation != "publish":
         return denial
     for task, subject in list(_waiters.get(nc, {}).items()):
-        if subject == denial.subject and not task.done():
-            _denied[task] = denial
+        # nats-py lowercases the server's message, subject included
+        if subject.lower() == denial.subject.lower() and not task.done():
+            _denied[task] = PermissionDeniedError(denial.operation, subject)
             task.cancel(str(denial))
     return denial
 

@@ -1,0 +1,183 @@
+"""Every role with the permissions ``grctl.nats.authconfig`` ships, on a real nats-server: each does its
+whole job (the engine and a worker-only grctld run the full model: a child of another type, an event to
+the parent, the store, a durable sleep, a wait timer, a retried task, cancel, terminate), and each is
+refused what it must not do, at once and naming the subject, with nothing lost meanwhile."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from daemonkit import ROOT, Daemon, daemon_env, write_atomic
+from support import wf_roles
+from support.processes import ChildProcess
+from support.secured import Secured, secured_server, violations
+
+from grctl.client.client import Client
+from grctl.models import RunInfo, utcnow
+from grctl.models.command import CommandKind, TerminateCmd
+from grctl.models.common import RunStatus
+from grctl.models.errors import WorkflowCancelledError, WorkflowError, WorkflowTerminatedError
+from grctl.nats import api, jetstream, subjects
+from grctl.nats.connection import Connection
+from grctl.nats.requests import PermissionDeniedError, request
+from grctl.nats.server import NatsServerProcess
+from grctl.workflow.handle import start_run
+
+pytestmark = pytest.mark.timeout(180)
+
+ACCOUNT = "GRCTL"
+REFUSED_WITHIN = 3.0  # seconds: a refusal is an answer, not a timeout (the API's is 5 s, retried)
+
+
+def base_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "tests"), env.get("PYTHONPATH", "")])
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+@dataclass
+class Deployment:
+    secured: Secured
+    server: NatsServerProcess
+    engine: ChildProcess
+    worker: Daemon
+
+    async def connect(self, role: str, name: str = "") -> Connection:
+        return await self.secured.connect(self.server.url, ACCOUNT, role, name)
+
+
+def grctl_files(secured: Secured, url: str, account: str, directory: Path) -> tuple[Path, Path]:
+    """The engine host's and the worker host's grctl.yaml, each with its role's user."""
+    directory.mkdir(parents=True, exist_ok=True)
+    servers = f"nats:\n  servers: [{url}]\n"
+    engine = directory / "engine.yaml"
+    write_atomic(engine, "engine: {embedded: true}\n" + servers + secured.nats_section(account, "engine"))
+    worker = directory / "worker.yaml"
+    write_atomic(worker, "workflows: [support.wf_roles]\nshutdown_timeout: 5s\nworker: {processes: 1}\n"
+                         + servers + secured.nats_section(account, "worker"))
+    return engine, worker
+
+
+def start_roles(secured: Secured, url: str, account: str, directory: Path) -> tuple[ChildProcess, Daemon]:
+    engine_cfg, worker_cfg = grctl_files(secured, url, account, directory)
+    env = daemon_env(base_env(), directory)
+    engine = ChildProcess([sys.executable, "-m", "grctl", "engine", "-c", str(engine_cfg)], env, cwd=ROOT,
+                          log_path=directory / "engine.log").start()
+    engine.wait_for_line("engine running", timeout=60, anywhere=True)
+    worker = Daemon(worker_cfg, env).start()
+    worker.ready_pids(1, timeout=60)
+    return engine, worker
+
+
+def stop_roles(engine: ChildProcess, worker: Daemon) -> None:
+    for proc in (worker, engine):
+        proc.stop()
+
+
+@pytest.fixture
+async def deployment(tmp_path: Path) -> AsyncIterator[Deployment]:
+    secured = Secured(tmp_path, {ACCOUNT: wf_roles.TYPES})
+    server = secured_server(secured)
+    engine = worker = None
+    try:
+        hosts = tmp_path / "hosts"
+        engine, worker = await asyncio.to_thread(start_roles, secured, server.url, ACCOUNT, hosts)
+        yield Deployment(secured, server, engine, worker)
+    finally:
+        if engine is not None and worker is not None:
+            stop_roles(engine, worker)
+        server.cleanup()
+
+
+async def refused(operation: Awaitable[Any], subject: str) -> None:
+    """``operation`` fails at once because the server refuses this user ``subject``."""
+    began = time.monotonic()
+    with pytest.raises(PermissionDeniedError) as denied:
+        await operation
+    assert time.monotonic() - began < REFUSED_WITHIN
+    assert denied.value.subject == subject
+    assert f"may not publish to {subject!r}" in str(denied.value)
+
+
+async def refused_by_engine(operation: Awaitable[Any], reason: str) -> None:
+    began = time.monotonic()
+    with pytest.raises(WorkflowError, match=reason):
+        await operation
+    assert time.monotonic() - began < REFUSED_WITHIN
+
+
+async def test_each_role_does_its_whole_job_and_no_more(deployment: Deployment) -> None:
+    operator = Client(await deployment.connect("operator"))
+    # operator: the full model, cancel, terminate, describe, list
+    in_flight = [await operator.start_workflow("Order", f"order-{n}", {"n": n}) for n in range(3)]
+    cancelled = await operator.start_workflow("Hold", "hold-cancel")
+    terminated = await operator.start_workflow("Hold", "hold-terminate")
+    assert (await operator.describe("hold-cancel")).status in (RunStatus.pending, RunStatus.running)
+
+    # worker: none of an operator's commands, no other type, no stream or foreign consumer management
+    worker = await deployment.connect("worker", "refusals")
+    run_id = terminated.run_id
+    terminate = TerminateCmd(wf_id="hold-terminate")
+    await refused(api.call(worker, "hold-terminate", CommandKind.run_terminate, terminate, "w:x"),
+                  subjects.api_workflow("hold-terminate"))
+    await refused_by_engine(api.call(worker, "hold-terminate", CommandKind.run_terminate, terminate, "w:x",
+                                     subject=subjects.api_child("hold-terminate")),
+                            "run.terminate is not accepted on grctl_api.child.hold-terminate")
+    stranger = RunInfo(id="r1", wf_id="intruder", wf_type="Secret", created_at=utcnow())
+    await refused(start_run(worker, stranger, None, "w:x"), subjects.api_workflow("intruder"))
+    await refused_by_engine(start_run(worker, stranger, None, "w:x", subject=subjects.api_child("intruder")),
+                            "starts child workflows only")
+    await refused(jetstream.publish(worker.nc, subjects.directive("Secret", "x", "r"), b"forged"),
+                  subjects.directive("Secret", "x", "r"))
+    for subject in ("$JS.API.STREAM.DELETE.grctl_state", "$JS.API.STREAM.PURGE.grctl_state",
+                    "$JS.API.CONSUMER.INFO.grctl_state.grctl_worker_Secret",
+                    "$JS.API.CONSUMER.MSG.NEXT.grctl_state.grctl_worker_Secret",
+                    "$JS.API.CONSUMER.DELETE.grctl_state.grctl_worker_Order"):
+        await refused(request(worker.nc, subject, b"{}", timeout=30), subject)
+
+    # reader: describe, history, list; nothing that changes a run
+    reader = Client(await deployment.connect("reader", "refusals"))
+    await refused(reader.start_workflow("Order", "by-reader", {"n": 1}), subjects.api_workflow("by-reader"))
+    await refused(api.call(reader._connection, "hold-cancel", CommandKind.run_terminate,
+                           TerminateCmd(wf_id="hold-cancel"), "c:x"), subjects.api_workflow("hold-cancel"))
+
+    # app: starts, signals and waits for its runs; no listing
+    app = Client(await deployment.connect("app"))
+    assert (await app.run_workflow("Order", "by-app", {"n": 7}))["part"] == 14
+    await refused(app.list_runs(), subjects.API_RUNS)
+
+    # nothing was lost: every run ends as it would have without the refusals
+    for n, handle in enumerate(in_flight):
+        assert await handle.result(timeout=60) == {"n": n, "part": 2 * n, "hello": f"part of order-{n}",
+                                                    "attempts": 2}
+    await (await operator.get_workflow_handle("hold-cancel")).cancel(reason="not needed")
+    with pytest.raises(WorkflowCancelledError):
+        await cancelled.result(timeout=30)
+    await (await operator.get_workflow_handle("hold-terminate")).terminate(reason="stop")
+    with pytest.raises(WorkflowTerminatedError):
+        await terminated.result(timeout=30)
+    assert (await operator.describe("hold-terminate")).id == run_id
+
+    described = await reader.describe("order-1")
+    assert described.status == RunStatus.completed
+    kinds = [e.kind for e in await reader.get_history("order-1")]
+    assert "child.started" in kinds and "event.received" in kinds
+    listed = {r.wf_id for r in await reader.list_runs()}
+    assert {"order-0", "order-1", "order-2", "by-app", "hold-cancel", "hold-terminate"} <= listed
+
+    # the engine and the worker needed nothing they were not given; the refusals came from the server
+    log = await asyncio.to_thread(Path(deployment.server.log_file or "").read_text)
+    assert violations(log, "grctl-engine") == [] and violations(log, "grctl-worker") != []
+    assert not [line for line in violations(log, "grctl-worker") if "refusals" not in line]
+    deployment.worker.signal(signal.SIGTERM)
+    assert await asyncio.to_thread(deployment.worker.wait_exit, 30) == 0
