@@ -73,21 +73,35 @@ def accounts_conf(accounts: dict[str, Sequence[str]], nkeys: bool = False) -> st
 
 
 def nsc_commands(account: str, worker_types: Sequence[str]) -> str:
-    """The ``nsc`` commands that create the same account and users for the decentralised JWT setup."""
+    """The ``nsc`` commands that create one account and its role users for the JWT setup."""
     lines = [f"nsc add account --name {account}",
              f"nsc edit account --name {account} --js-mem-storage -1 --js-disk-storage -1 "
              "--js-streams -1 --js-consumer -1"]
     for perm in roles.all_roles(worker_types):
+        name = user_name(account, perm.role)
         args = [f"--allow-pub {shlex.quote(','.join(perm.publish))}",
                 f"--allow-sub {shlex.quote(','.join(perm.subscribe))}"]
         if perm.responds:
             args.append("--allow-pub-response")
-        lines.append(f"# {perm.comment}")
-        lines.append(f"nsc add user --account {account} --name {user_name(account, perm.role)} \\\n    "
-                     + " \\\n    ".join(args))
-        lines.append(f"nsc generate creds --account {account} --name {user_name(account, perm.role)} "
-                     f"> {user_name(account, perm.role)}.creds")
+        lines += [f"# {perm.comment}",
+                  f"nsc add user --account {account} --name {name} \\\n    " + " \\\n    ".join(args),
+                  f"nsc generate creds --account {account} --name {name} > {name}.creds"]
     return "\n".join(lines) + "\n"
+
+
+def nsc_script(accounts: dict[str, Sequence[str]]) -> str:
+    """A whole ``nsc`` session: an operator with a system account, the accounts and their users, and the
+    resolver configuration that every node then includes instead of ``accounts.conf``."""
+    command = "python -m grctl.nats.authconfig --nsc" + "".join(
+        f" --account {a}={','.join(t)}" for a, t in accounts.items())
+    return (f"#!/bin/sh\n# Made by `{command}`: the decentralised (JWT) setup of the same roles.\n"
+            "set -eu\n"
+            f"nsc add operator --name grctl --sys --generate-signing-key\n"
+            + "".join(nsc_commands(a, t) for a, t in accounts.items())
+            + "# Every node includes this instead of accounts.conf; push the accounts to the cluster once "
+              "it runs:\n"
+              "nsc generate config --nats-resolver --sys-account SYS > resolver.conf\n"
+              "# nsc push --all    (after the nodes are up)\n")
 
 
 def _account(text: str) -> tuple[str, list[str]]:
@@ -108,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     accounts = dict(args.account or [(ACCOUNT, [t for t in args.worker_types.split(",") if t])])
     try:
         if args.nsc:
-            sys.stdout.write("".join(nsc_commands(a, t) for a, t in accounts.items()))
+            sys.stdout.write(nsc_script(accounts))
         else:
             sys.stdout.write(accounts_conf(accounts, nkeys=args.nkeys))
     except ValueError as exc:
