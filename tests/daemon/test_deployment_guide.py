@@ -1,0 +1,134 @@
+"""The deployment guide followed literally: its three NATS nodes (client TLS, routes authenticated by
+certificate, the shipped accounts.conf), an engine host, a worker host and the operator's grctl, each
+from its file in docs/examples/ with only host names and paths made local. Every role's user is the
+least-privileged one the guide ships, and the engine still places its consumers on the stream leader."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from daemonkit import ROOT, Daemon, daemon_env
+from natsauth import make_tls
+from support.guide import EXAMPLES, GuideCluster
+from support.secured import violations
+
+from grctl.nats import authconfig, roles
+from grctl.nats.server import free_port
+
+pytestmark = pytest.mark.timeout(240)
+
+HOSTS = {"engine": "grctl-engine.yaml", "worker": "grctl-worker.yaml", "operator": "grctl-cli.yaml"}
+
+
+def passwords() -> dict[str, str]:
+    roles_of = {authconfig.ACCOUNT: [p.role for p in roles.all_roles(authconfig.EXAMPLE_TYPES)],
+                authconfig.SYSTEM_ACCOUNT: ["admin"]}
+    return {authconfig.secret_variable(a, r, False): "pw-" + secrets.token_hex(12)
+            for a, rs in roles_of.items() for r in rs}
+
+
+def host_file(cluster: GuideCluster, role: str, ca: Path, password: str, directory: Path) -> Path:
+    """The example file of ``role`` with local addresses, the test CA and the role's password file."""
+    credentials = directory / "credentials"
+    credentials.mkdir(parents=True)
+    secret = credentials / "grctl_nats-password"  # as LoadCredential=grctl:/etc/grctl/credentials names it
+    secret.write_text(password + "\n")
+    text = cluster.addresses((EXAMPLES / HOSTS[role]).read_text())
+    text = text.replace("/etc/grctl/ca.pem", str(ca)).replace("~/.config/grctl/nats-password", str(secret))
+    text = text.replace("127.0.0.1:9465", f"127.0.0.1:{free_port()}")
+    text = text.replace("127.0.0.1:9464", f"127.0.0.1:{free_port()}")
+    path = directory / "grctl.yaml"
+    path.write_text(text)
+    return path
+
+
+def placement(cluster: GuideCluster) -> tuple[str | None, dict[str, str | None]]:
+    """The stream's leader and each durable consumer's leader, from the nodes' monitoring."""
+    stream_leader, consumers = None, {}
+    for node in cluster.nodes:
+        try:
+            jsz = node.monitor("jsz?accounts=true&streams=true&consumers=true&config=true")
+        except (OSError, ValueError):
+            continue
+        for account in jsz.get("account_details") or []:
+            for stream in account.get("stream_detail") or []:
+                if stream.get("name") != "grctl_state":
+                    continue
+                stream_leader = (stream.get("cluster") or {}).get("leader") or stream_leader
+                for consumer in stream.get("consumer_detail") or []:
+                    if (consumer.get("config") or {}).get("durable_name"):
+                        consumers[consumer["name"]] = (consumer.get("cluster") or {}).get("leader")
+    return stream_leader, consumers
+
+
+def grctl(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "grctl", *args], env=env, capture_output=True, text=True,
+                          timeout=90, cwd=ROOT)
+
+
+async def test_the_guides_files_run_a_least_privilege_cluster(tmp_path: Path) -> None:
+    pki = make_tls(tmp_path / "pki")
+    secret = passwords()
+    cluster = GuideCluster(tmp_path / "nats", {"server.pem": pki.cert_file, "server-key.pem": pki.key_file,
+                                               "ca.pem": pki.ca_file}, {**os.environ, **secret})
+    base = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    files, envs = {}, {}
+    for role in HOSTS:
+        password = secret[authconfig.secret_variable(authconfig.ACCOUNT, role, False)]
+        files[role] = host_file(cluster, role, pki.ca_file, password, tmp_path / role)
+        credentials = str(tmp_path / role / "credentials")
+        envs[role] = daemon_env(base, tmp_path / role, CREDENTIALS_DIRECTORY=credentials)
+    engine = Daemon(files["engine"], envs["engine"])
+    worker = Daemon(files["worker"], envs["worker"])
+    try:
+        await asyncio.to_thread(cluster.start)
+        for role in ("engine", "worker"):
+            checked = await asyncio.to_thread(grctl_daemon_check, files[role], envs[role])
+            assert checked.returncode == 0, checked.stderr
+        engine.start().wait_for(r"ready: engine only \(no workflows to run\)", timeout=90)
+        worker.start().ready_pids(1, timeout=90)
+
+        cli = ("-c", str(files["operator"]))
+        ran = await asyncio.to_thread(grctl, envs["operator"], *cli, "run", "Greeting", "--id", "guide-1",
+                                      "--input", '{"name": "Ada"}')
+        assert ran.returncode == 0, ran.stderr
+        assert json.loads(ran.stdout) == "Hello, Ada!"
+        described = await asyncio.to_thread(grctl, envs["operator"], *cli, "describe", "guide-1", "--json")
+        assert json.loads(described.stdout)["status"] == "completed", described
+        listed = await asyncio.to_thread(grctl, envs["operator"], *cli, "list")
+        assert "guide-1" in listed.stdout, listed
+
+        # the engine keeps every durable consumer's leader on the stream leader (consumer step-down)
+        deadline = time.monotonic() + 60
+        while True:
+            leader, consumers = await asyncio.to_thread(placement, cluster)
+            if leader and len(consumers) >= 4 and set(consumers.values()) == {leader}:
+                break
+            assert time.monotonic() < deadline, (leader, consumers)
+            await asyncio.sleep(0.5)
+
+        logs = cluster.logs()
+        for user in ("grctl-engine", "grctl-worker", "grctl-operator"):
+            assert violations(logs, user) == [], user
+        assert "may not publish" not in engine.output + worker.output
+        for daemon in (worker, engine):
+            daemon.signal(signal.SIGTERM)
+            assert await asyncio.to_thread(daemon.wait_exit, 60) == 0
+    finally:
+        worker.stop() if worker.proc else None
+        engine.stop() if engine.proc else None
+        cluster.stop()
+
+
+def grctl_daemon_check(config: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "grctl.daemon", "-c", str(config), "--check-config"],
+                          env=env, capture_output=True, text=True, timeout=60, cwd=config.parent)
