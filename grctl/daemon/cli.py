@@ -2,6 +2,7 @@
 
 grctld -c /etc/grctl/grctl.yaml            run (supervisor + worker generations)
 grctld -c FILE --check-config              validate and import the workflow modules; exit 0 or 1
+grctld -c FILE --check-config --check-connection   also connect and check the NATS user's permissions
 grctld -c FILE --print-config              the resolved configuration, secrets masked
 """
 
@@ -60,6 +61,12 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print the resolved configuration (defaults, environment, flags; secrets masked)",
     )
+    p.add_argument(
+        "--check-connection",
+        action="store_true",
+        help="with --check-config: also connect to NATS as the file says and check that the user has the "
+        "permissions of this host's role (engine, workers of its workflow types)",
+    )
     p.add_argument("--log-level", choices=LEVELS, type=str.lower, help="override logging.level")
     p.add_argument(
         "--nats-server",
@@ -90,6 +97,17 @@ def check_imports(cfg: DaemonConfig, path: str) -> list[str]:
     return [wf.workflow_type for wf in workflows]
 
 
+def _check_connection(cfg: DaemonConfig, types: list[str]) -> int:
+    from grctl.daemon.reach import check_connection
+
+    problems, checked = check_connection(cfg, types)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if not problems:
+        print(checked)
+    return 1 if problems else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     overrides = Overrides(
@@ -101,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
             types = check_imports(cfg, args.config)
             roles = f"{len(types)} workflow type(s): {', '.join(types)}" if types else "engine only"
             print(f"{args.config}: OK ({roles})")
-            return 0
+            return _check_connection(cfg, types) if args.check_connection else 0
     except ConfigError as exc:
         return _report(exc)
     if args.print_config:

@@ -29,10 +29,13 @@ _S = subjects.STREAM
 JS_API = "$JS.API"
 
 INBOXES = "_INBOX.>"
+# A user's own permissions, as the server has them: what `grctld --check-config --check-connection` asks.
+USER_INFO = "$SYS.REQ.USER.INFO"
 OUTCOMES = f"{subjects.OUTCOME_PREFIX}.>"
 
-# Reading the stream: its settings (replicated or not), direct gets, and the leader's get.
-READ_STREAM = [f"{JS_API}.INFO", f"{JS_API}.STREAM.INFO.{_S}", f"{JS_API}.DIRECT.GET.{_S}",
+# What every role does: learn its own permissions, read the stream's settings (replicated or not) and
+# its records (direct gets, and the leader's get).
+READ_STREAM = [USER_INFO, f"{JS_API}.INFO", f"{JS_API}.STREAM.INFO.{_S}", f"{JS_API}.DIRECT.GET.{_S}",
                f"{JS_API}.DIRECT.GET.{_S}.>", f"{JS_API}.STREAM.MSG.GET.{_S}"]
 # An unnamed (ephemeral, in-memory) consumer: following a run's history.
 EPHEMERAL_CONSUMER = [f"{JS_API}.CONSUMER.CREATE.{_S}"]
@@ -129,6 +132,17 @@ def matches(pattern: str, subject: str) -> bool:
         if i >= len(have) or (token != "*" and token != have[i]):
             return False
     return len(want) == len(have)
+
+
+def overlap(a: str, b: str) -> bool:
+    """Whether some subject matches both NATS patterns ``a`` and ``b``."""
+    left, right = a.split("."), b.split(".")
+    for x, y in zip(left, right, strict=False):
+        if ">" in (x, y):
+            return True
+        if x != y and "*" not in (x, y):
+            return False
+    return len(left) == len(right)
 
 
 def allowed(patterns: Iterable[str], subject: str) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable
@@ -181,3 +182,36 @@ async def test_each_role_does_its_whole_job_and_no_more(deployment: Deployment) 
     assert not [line for line in violations(log, "grctl-worker") if "refusals" not in line]
     deployment.worker.signal(signal.SIGTERM)
     assert await asyncio.to_thread(deployment.worker.wait_exit, 30) == 0
+
+
+def check(config: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "grctl.daemon", "-c", str(config), "--check-config",
+                           "--check-connection"], env=env, capture_output=True, text=True, timeout=60,
+                          cwd=config.parent)
+
+
+def test_check_config_tests_the_connection_and_the_roles_permissions(tmp_path: Path) -> None:
+    secured = Secured(tmp_path, {ACCOUNT: wf_roles.TYPES})
+    server = secured_server(secured)
+    try:
+        engine_cfg, worker_cfg = grctl_files(secured, server.url, ACCOUNT, tmp_path / "hosts")
+        env = daemon_env(base_env(), tmp_path)
+        for config, role in ((engine_cfg, "the engine"), (worker_cfg, "a worker host of Order, Part, Hold")):
+            ok = check(config, env)
+            assert ok.returncode == 0, ok.stderr
+            assert f"NATS: connected; the user has what {role}" in ok.stdout
+        # a worker host given the reader's user: every missing permission named, nothing started
+        misconfigured = tmp_path / "hosts" / "reader-worker.yaml"
+        misconfigured.write_text(worker_cfg.read_text().replace("grctl-worker", "grctl-reader")
+                                 .replace(f"{ACCOUNT}-worker", f"{ACCOUNT}-reader"))
+        refused = check(misconfigured, env)
+        assert refused.returncode == 1
+        assert "NATS user 'grctl-reader' (account GRCTL) may not publish to \"grctl_api.worker\" (worker)" \
+            in refused.stderr
+        assert 'may not publish to "grctl_directive.Order.*.*" (worker)' in refused.stderr
+        wrong = tmp_path / "hosts" / "wrong-password.yaml"
+        wrong.write_text(worker_cfg.read_text().replace(f"{ACCOUNT}-worker", f"{ACCOUNT}-engine"))
+        unauthenticated = check(wrong, env)
+        assert unauthenticated.returncode == 1 and "cannot connect to NATS" in unauthenticated.stderr
+    finally:
+        server.cleanup()

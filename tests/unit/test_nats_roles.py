@@ -15,7 +15,7 @@ from grctl.models.command import Command, CommandKind, DescribeCmd, EventCmd, Li
 from grctl.models.common import RunInfo
 from grctl.nats import authconfig, roles, subjects
 from grctl.nats.requests import permission_violation
-from grctl.nats.roles import allowed, matches
+from grctl.nats.roles import allowed, matches, overlap
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
 TYPES = ["Order", "Part"]
@@ -40,17 +40,6 @@ def code_subjects() -> Iterator[tuple[str, str]]:
                 continue  # a check, not a subject
             built = value(*[f"sample{i}" for i in range(len(signature.parameters))])
             yield from ((name, s) for s in ([built] if isinstance(built, str) else built))
-
-
-def overlap(a: str, b: str) -> bool:
-    """Whether some subject matches both NATS patterns."""
-    left, right = a.split("."), b.split(".")
-    for x, y in zip(left, right, strict=False):
-        if ">" in (x, y):
-            return True
-        if x != y and "*" not in (x, y):
-            return False
-    return len(left) == len(right)
 
 
 def stored(subject: str) -> bool:
