@@ -215,3 +215,28 @@ def test_check_config_tests_the_connection_and_the_roles_permissions(tmp_path: P
         assert unauthenticated.returncode == 1 and "cannot connect to NATS" in unauthenticated.stderr
     finally:
         server.cleanup()
+
+
+async def test_two_teams_in_separate_accounts_do_not_see_each_others_runs(tmp_path: Path) -> None:
+    teams = {"TEAM_A": wf_roles.TYPES, "TEAM_B": wf_roles.TYPES}  # the same type names, on purpose
+    secured = Secured(tmp_path, teams)
+    server = secured_server(secured)
+    started: list[tuple[ChildProcess, Daemon]] = []
+    try:
+        for team in teams:  # each team: its own grctl_state stream, engine and workers
+            started.append(await asyncio.to_thread(start_roles, secured, server.url, team, tmp_path / team))
+        a = Client(await secured.connect(server.url, "TEAM_A", "operator"))
+        b = Client(await secured.connect(server.url, "TEAM_B", "operator"))
+        assert (await a.run_workflow("Order", "same-id", {"n": 1}))["part"] == 2
+        assert (await b.run_workflow("Order", "same-id", {"n": 5}))["part"] == 10
+        await b.start_workflow("Hold", "only-b")
+        assert (await a.describe("same-id")).id != (await b.describe("same-id")).id
+        assert "only-b" not in {r.wf_id for r in await a.list_runs()}
+        with pytest.raises(WorkflowError, match="not found"):
+            await a.describe("only-b")
+        kinds = [e.kind for e in await a.get_history("same-id")]
+        assert kinds.count("run.completed") == 1
+    finally:
+        for engine, worker in started:
+            stop_roles(engine, worker)
+        server.cleanup()
