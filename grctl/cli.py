@@ -22,6 +22,7 @@ from importlib import metadata
 
 from grctl import cli_config
 from grctl.cli_client import EXIT_STATUS_HELP, EXIT_USAGE, CliError, add_client_parsers, run_client_command
+from grctl.cli_cluster import add_cluster_parsers
 from grctl.cli_list import add_list_parser
 from grctl.cli_public import add_workflow_parsers
 from grctl.daemon.logs import configure_logging
@@ -211,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_list_parser(sub, [common, client])
     add_workflow_parsers(sub, [common, client])
     add_engine_parser(sub, [common])
+    add_cluster_parsers(sub, [common, client])
     sub.add_parser("version", help="print the version").set_defaults(func=cmd_version)
     parser.set_defaults(func=_client_command)
     return parser

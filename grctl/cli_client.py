@@ -35,6 +35,7 @@ from grctl.models.errors import (
 )
 from grctl.nats.connection import Connection
 from grctl.nats.history import last_event
+from grctl.nats.requests import PermissionDeniedError
 from grctl.nats.subjects import check_token
 from grctl.workflow.handle import WorkflowHandle
 
@@ -58,7 +59,7 @@ exit status:
      contains '.', '*', '>' or white space or is longer than 255 bytes
   5  the workflow id has no run
   6  the engine refused the command: the id already has an active run, the type is
-     not registered, or the run has already finished
+     not registered, or the run has already finished; or the NATS user may not send it
   7  the NATS server cannot be reached, or no engine answers
 """
 
@@ -177,6 +178,8 @@ async def _connected(args: argparse.Namespace, servers: list[str], command: Comm
             raise
         except WorkflowError as exc:
             raise _refusal(exc, args) from None
+        except PermissionDeniedError as exc:
+            raise CliError(EXIT_REFUSED, f"NATS refused: {exc}") from None
         except nats.errors.NoRespondersError:
             # Nothing subscribes to the API, so the command was not delivered.
             raise CliError(EXIT_UNREACHABLE, f"no engine answers on {', '.join(servers)} "

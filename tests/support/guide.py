@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import time
 import urllib.request
@@ -48,6 +49,7 @@ class GuideCluster:
         self.pki = pki
         self.secrets = secrets
         self.nodes = [Node(f"nats{n}") for n in range(1, NODES + 1)]
+        self.gone: set[str] = set()
 
     def addresses(self, text: str) -> str:
         """Host names of the examples to loopback ports."""
@@ -61,6 +63,10 @@ class GuideCluster:
         # the file shows nats1; the others differ in their name and their own addresses only
         text = text.replace("server_name: nats1", f"server_name: {node.name}")
         text = re.sub(r"listen: nats1\.internal", f"listen: {node.name}.internal", text)
+        # the routes name every node but the dead ones (the runbook replaces a dead node's route)
+        routes = "".join(f"    nats-route://{n.name}.internal:6222\n" for n in self.nodes
+                         if n.name not in self.gone)
+        text = re.sub(r"(    nats-route://nats\d\.internal:6222\n)+", routes, text)
         text = self.addresses(text).replace("127.0.0.1:8222", f"127.0.0.1:{node.http_port}")
         text = text.replace("/var/lib/nats", str(self.root / node.name / "store"))
         text = text.replace("max_file_store: 100GB", "max_file_store: 1GB")
@@ -73,22 +79,48 @@ class GuideCluster:
         conf.write_text(text)
         return conf
 
-    def start(self, timeout: float = 60) -> GuideCluster:
+    def start_node(self, node: Node) -> None:
         binary = find_nats_server()
+        conf = self.node_conf(node)
+        checked = subprocess.run([binary, "-c", str(conf), "-t"], env=self.secrets, capture_output=True,
+                                 text=True, timeout=30)
+        assert checked.returncode == 0, checked.stderr + checked.stdout
+        with open(self.root / node.name / "nats.log", "ab") as log:
+            node.proc = subprocess.Popen([binary, "-c", str(conf)], env=self.secrets, stdout=log,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+
+    def running(self) -> list[Node]:
+        return [n for n in self.nodes if n.proc is not None and n.proc.poll() is None]
+
+    def start(self, timeout: float = 60) -> GuideCluster:
         for node in self.nodes:
-            conf = self.node_conf(node)
-            checked = subprocess.run([binary, "-c", str(conf), "-t"], env=self.secrets, capture_output=True,
-                                     text=True, timeout=30)
-            assert checked.returncode == 0, checked.stderr + checked.stdout
-            with open(self.root / node.name / "nats.log", "ab") as log:
-                node.proc = subprocess.Popen([binary, "-c", str(conf)], env=self.secrets, stdout=log,
-                                             stderr=subprocess.STDOUT, start_new_session=True)
+            self.start_node(node)
+        self.wait_healthy(timeout)
+        return self
+
+    def replace(self, dead: Node, new_name: str, timeout: float = 60) -> Node:
+        """The runbook's "a new name": ``dead`` is killed, a new node is added to every node's routes
+        (running nodes reload them) and started."""
+        assert dead.proc is not None
+        dead.proc.kill()
+        dead.proc.wait()
+        dead.proc = None
+        self.gone.add(dead.name)
+        new = Node(new_name)
+        self.nodes.append(new)
+        for node in self.running():
+            self.node_conf(node)
+            node.proc.send_signal(signal.SIGHUP)  # type: ignore[union-attr]  # nats-server --signal reload
+        self.start_node(new)
+        self.wait_healthy(timeout)
+        return new
+
+    def wait_healthy(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        while not all(n.healthy() for n in self.nodes):
+        while not all(n.healthy() for n in self.running()):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the guide's nodes were not healthy within {timeout}s: {self.logs()}")
             time.sleep(0.2)
-        return self
 
     def logs(self) -> str:
         return "\n".join((self.root / n.name / "nats.log").read_text(errors="replace") for n in self.nodes
