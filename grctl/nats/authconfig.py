@@ -12,6 +12,7 @@ nats-server takes from its environment, e.g. systemd's ``EnvironmentFile=``.
 from __future__ import annotations
 
 import argparse
+import secrets
 import shlex
 import sys
 from collections.abc import Sequence
@@ -104,6 +105,22 @@ def nsc_script(accounts: dict[str, Sequence[str]]) -> str:
               "# nsc push --all    (after the nodes are up)\n")
 
 
+def users(accounts: dict[str, Sequence[str]]) -> list[tuple[str, str]]:
+    """(account, role) of every user ``accounts_conf`` makes, the system account's included."""
+    made = [(a, p.role) for a, t in accounts.items() for p in roles.all_roles(t)]
+    return [*made, (SYSTEM_ACCOUNT, "admin")]
+
+
+def secrets_env(accounts: dict[str, Sequence[str]], nkeys: bool = False) -> str:
+    """Fresh random passwords for every user of ``accounts_conf``, as nats-server's environment file.
+    (With nkeys, the variables hold public keys: fill them in from each role's ``nk -gen user``.)"""
+    lines = ["# nats-server's environment (EnvironmentFile=): root-only, never in version control."]
+    for account, role in users(accounts):
+        value = "" if nkeys else secrets.token_urlsafe(24)
+        lines.append(f"{secret_variable(account, role, nkeys)}={value}")
+    return "\n".join(lines) + "\n"
+
+
 def _account(text: str) -> tuple[str, list[str]]:
     name, _, types = text.partition("=")
     return name, [t for t in types.split(",") if t]
@@ -118,11 +135,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="an account and its worker types; repeat for tenants (default: GRCTL)")
     parser.add_argument("--nkeys", action="store_true", help="nkey users instead of passwords")
     parser.add_argument("--nsc", action="store_true", help="print the nsc commands instead")
+    parser.add_argument("--secrets", action="store_true",
+                        help="print nats-server's environment file with a new random password per user")
     args = parser.parse_args(argv)
     accounts = dict(args.account or [(ACCOUNT, [t for t in args.worker_types.split(",") if t])])
     try:
         if args.nsc:
             sys.stdout.write(nsc_script(accounts))
+        elif args.secrets:
+            sys.stdout.write(secrets_env(accounts, nkeys=args.nkeys))
         else:
             sys.stdout.write(accounts_conf(accounts, nkeys=args.nkeys))
     except ValueError as exc:

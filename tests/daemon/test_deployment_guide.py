@@ -9,7 +9,6 @@ import asyncio
 import json
 import os
 import re
-import secrets
 import signal
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from natsauth import make_tls
 from support.guide import EXAMPLES, GuideCluster
 from support.secured import violations
 
-from grctl.nats import authconfig, roles
+from grctl.nats import authconfig
 from grctl.nats.server import free_port
 
 pytestmark = pytest.mark.timeout(240)
@@ -33,11 +32,14 @@ HOSTS = {"engine": "grctl-engine.yaml", "worker": "grctl-worker.yaml", "operator
          "admin": "grctl-cli.yaml"}  # the system account's user: the operator's file with its user
 
 
-def passwords() -> dict[str, str]:
-    roles_of = {authconfig.ACCOUNT: [p.role for p in roles.all_roles(authconfig.EXAMPLE_TYPES)],
-                authconfig.SYSTEM_ACCOUNT: ["admin"]}
-    return {authconfig.secret_variable(a, r, False): "pw-" + secrets.token_hex(12)
-            for a, rs in roles_of.items() for r in rs}
+def passwords(directory: Path) -> dict[str, str]:
+    """The guide's step: ``python -m grctl.nats.authconfig --secrets > /etc/nats/secrets.env``."""
+    made = subprocess.run([sys.executable, "-m", "grctl.nats.authconfig", "--secrets"], capture_output=True,
+                          text=True, timeout=60, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert made.returncode == 0, made.stderr
+    (directory / "secrets.env").write_text(made.stdout)
+    lines = [line for line in made.stdout.splitlines() if line and not line.startswith("#")]
+    return dict(line.split("=", 1) for line in lines)
 
 
 def host_file(cluster: GuideCluster, role: str, ca: Path, password: str, directory: Path) -> Path:
@@ -103,7 +105,7 @@ async def guide(tmp_path: Path) -> AsyncIterator[Guide]:
     """The guide's cluster, an engine host and a worker host running, the operator's and the system
     user's files ready."""
     pki = make_tls(tmp_path / "pki")
-    secret = passwords()
+    secret = passwords(tmp_path)
     cluster = GuideCluster(tmp_path / "nats", {"server.pem": pki.cert_file, "server-key.pem": pki.key_file,
                                                "ca.pem": pki.ca_file}, {**os.environ, **secret})
     base = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}

@@ -122,6 +122,7 @@ async def test_each_role_does_its_whole_job_and_no_more(deployment: Deployment) 
     # operator: the full model, cancel, terminate, describe, list
     in_flight = [await operator.start_workflow("Order", f"order-{n}", {"n": n}) for n in range(3)]
     cancelled = await operator.start_workflow("Hold", "hold-cancel")
+    busy = await operator.start_workflow("Busy", "busy-terminate")
     terminated = await operator.start_workflow("Hold", "hold-terminate")
     assert (await operator.describe("hold-cancel")).status in (RunStatus.pending, RunStatus.running)
 
@@ -168,6 +169,11 @@ async def test_each_role_does_its_whole_job_and_no_more(deployment: Deployment) 
     with pytest.raises(WorkflowTerminatedError):
         await terminated.result(timeout=30)
     assert (await operator.describe("hold-terminate")).id == run_id
+    began = time.monotonic()
+    await (await operator.get_workflow_handle("busy-terminate")).terminate(reason="stop the step")
+    with pytest.raises(WorkflowTerminatedError):
+        await busy.result(timeout=30)
+    assert time.monotonic() - began < 30  # the engine asked the worker to stop the step, and it did
 
     described = await reader.describe("order-1")
     assert described.status == RunStatus.completed
@@ -196,7 +202,8 @@ def test_check_config_tests_the_connection_and_the_roles_permissions(tmp_path: P
     try:
         engine_cfg, worker_cfg = grctl_files(secured, server.url, ACCOUNT, tmp_path / "hosts")
         env = daemon_env(base_env(), tmp_path)
-        for config, role in ((engine_cfg, "the engine"), (worker_cfg, "a worker host of Order, Part, Hold")):
+        worker_role = f"a worker host of {', '.join(wf_roles.TYPES)}"
+        for config, role in ((engine_cfg, "the engine"), (worker_cfg, worker_role)):
             ok = check(config, env)
             assert ok.returncode == 0, ok.stderr
             assert f"NATS: connected; the user has what {role}" in ok.stdout
@@ -209,6 +216,13 @@ def test_check_config_tests_the_connection_and_the_roles_permissions(tmp_path: P
         assert "NATS user 'grctl-reader' (account GRCTL) may not publish to \"grctl_api.worker\" (worker)" \
             in refused.stderr
         assert 'may not publish to "grctl_directive.Order.*.*" (worker)' in refused.stderr
+        # the grctl command with a user that may not send the command: a clear refusal, at once
+        began = time.monotonic()
+        start = subprocess.run([sys.executable, "-m", "grctl", "-c", str(misconfigured), "start", "Order",
+                                "--id", "by-reader"], env=env, capture_output=True, text=True, timeout=60)
+        assert start.returncode == 6, start
+        assert "NATS refused: the NATS user may not publish to 'grctl_api.workflow.by-reader'" in start.stderr
+        assert time.monotonic() - began < 30
         wrong = tmp_path / "hosts" / "wrong-password.yaml"
         wrong.write_text(worker_cfg.read_text().replace(f"{ACCOUNT}-worker", f"{ACCOUNT}-engine"))
         unauthenticated = check(wrong, env)

@@ -17,8 +17,6 @@ from grctl.nats import authconfig
 from grctl.nats.connection import Connection
 from grctl.nats.server import NatsServerProcess
 
-ROLES = ("engine", "worker", "operator", "app", "reader")
-
 
 class Secured:
     """The users of ``accounts`` (name: worker types), their passwords, and files to connect with."""
@@ -26,8 +24,7 @@ class Secured:
     def __init__(self, directory: Path, accounts: dict[str, Sequence[str]]) -> None:
         self.dir = directory
         self.accounts = accounts
-        self.passwords = {(a, r): "pw-" + secrets.token_hex(8) for a in accounts for r in ROLES}
-        self.passwords[(authconfig.SYSTEM_ACCOUNT, "admin")] = "pw-" + secrets.token_hex(8)
+        self.passwords = {user: "pw-" + secrets.token_hex(8) for user in authconfig.users(dict(accounts))}
         (directory / "secrets").mkdir(parents=True, exist_ok=True)
         for (account, role), pw in self.passwords.items():
             (directory / "secrets" / f"{account}-{role}").write_text(pw + "\n")

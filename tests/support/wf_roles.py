@@ -5,6 +5,7 @@ sleep, a wait timer, a task that is retried); ``Hold`` waits until an operator e
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from datetime import timedelta
 from typing import Any
@@ -19,7 +20,8 @@ from grctl.workflow import Workflow
 order = Workflow("Order")
 part = Workflow("Part")
 hold = Workflow("Hold")
-TYPES = ["Order", "Part", "Hold"]
+busy = Workflow("Busy")
+TYPES = ["Order", "Part", "Hold", "Busy"]
 
 _attempts: Counter[str] = Counter()
 
@@ -72,4 +74,11 @@ async def hold_start(ctx: Context) -> Directive:
     return ctx.next.wait()
 
 
-WORKFLOWS = [order, part, hold]
+@busy.start(timeout=timedelta(seconds=120))
+async def busy_start(ctx: Context) -> Directive:
+    """A step that runs until the engine asks the worker to stop it (a terminate)."""
+    await asyncio.sleep(120)
+    return ctx.next.complete("not stopped")
+
+
+WORKFLOWS = [order, part, hold, busy]
