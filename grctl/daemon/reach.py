@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
-from grctl.cli_client import CliError, connect
 from grctl.daemon.model import DaemonConfig
 from grctl.nats import roles
+from grctl.nats.connection import Connection
 from grctl.nats.probe import missing, user_info
 from grctl.nats.requests import PermissionDeniedError
 
@@ -17,12 +17,30 @@ def needs(cfg: DaemonConfig, types: list[str]) -> list[roles.Permissions]:
     return wanted + ([roles.worker(types)] if types else [])
 
 
+CONNECT_WITHIN = 15.0  # seconds; nats-py would retry a failing TLS handshake for ever
+
+
+async def _connect(cfg: DaemonConfig) -> Connection | str:
+    """A connection, or why there is none (the server's own words when it refused)."""
+    errors: list[Exception] = []
+
+    async def remember(exc: Exception) -> None:
+        errors.append(exc)
+
+    options = {**cfg.nats.connect_options(), "max_reconnect_attempts": 0, "allow_reconnect": False,
+               "error_cb": remember}
+    try:
+        return await asyncio.wait_for(Connection.connect(**options), CONNECT_WITHIN)
+    except Exception as exc:
+        cause = errors[-1] if errors else exc
+        return f"cannot connect to NATS {', '.join(cfg.nats.servers)}: {cause or type(cause).__name__}"
+
+
 async def _check(cfg: DaemonConfig, types: list[str]) -> list[str]:
     """Problems found (none: the user may do what this host does)."""
-    try:
-        connection = await connect(list(cfg.nats.servers), cfg.nats.auth_options())
-    except CliError as exc:
-        return [str(exc)]
+    connection = await _connect(cfg)
+    if isinstance(connection, str):
+        return [connection]
     try:
         info = await user_info(connection.nc)
     except PermissionDeniedError as exc:
