@@ -16,19 +16,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import nkeys
 import pytest
 from daemonkit import ROOT, Daemon, daemon_env, write_atomic
+from natsauth import new_keypair, public, seed_text
 from support import wf_roles
+from support.guide import EXAMPLES
 from support.processes import ChildProcess
-from support.secured import Secured, secured_server, violations
+from support.secured import Secured, secured_server, server_environment, violations
 
 from grctl.client.client import Client
 from grctl.models import RunInfo, utcnow
 from grctl.models.command import CommandKind, TerminateCmd
 from grctl.models.common import RunStatus
 from grctl.models.errors import WorkflowCancelledError, WorkflowError, WorkflowTerminatedError
-from grctl.nats import api, jetstream, subjects
+from grctl.nats import api, authconfig, jetstream, roles, subjects
 from grctl.nats.connection import Connection
+from grctl.nats.probe import missing, user_info
 from grctl.nats.requests import PermissionDeniedError, request
 from grctl.nats.server import NatsServerProcess
 from grctl.workflow.handle import start_run
@@ -253,4 +257,31 @@ async def test_two_teams_in_separate_accounts_do_not_see_each_others_runs(tmp_pa
     finally:
         for engine, worker in started:
             stop_roles(engine, worker)
+        server.cleanup()
+
+
+async def test_the_shipped_nkey_users_have_their_roles_permissions(tmp_path: Path) -> None:
+    """docs/examples/accounts-nkeys.conf as shipped: each role's public key from the environment, the
+    seed on the host; the server then grants each user exactly its role's permissions."""
+    seeds = {user: new_keypair(nkeys.PREFIX_BYTE_USER) for user in authconfig.users(
+        {authconfig.ACCOUNT: authconfig.EXAMPLE_TYPES})}
+    environment = {authconfig.secret_variable(a, r, True): public(kp) for (a, r), kp in seeds.items()}
+    (tmp_path / "accounts.conf").write_text((EXAMPLES / "accounts-nkeys.conf").read_text())
+    conf = tmp_path / "nats-server.conf"
+    conf.write_text("include ./accounts.conf\n")
+    server = NatsServerProcess(store_dir=tmp_path / "store", config_file=conf, log_file=tmp_path / "nats.log")
+    with server_environment(environment):
+        server.start()
+    try:
+        for role in roles.all_roles(authconfig.EXAMPLE_TYPES):
+            seed = tmp_path / f"{role.role}.nk"
+            seed.write_text(seed_text(seeds[(authconfig.ACCOUNT, role.role)]))
+            connection = await Connection.connect([server.url], nkeys_seed=str(seed))
+            try:
+                info = await user_info(connection.nc)
+            finally:
+                await connection.close()
+            assert info.account == authconfig.ACCOUNT and missing(info, [role]) == [], role.role
+            assert info.publish.allow is not None and set(info.publish.allow) == set(role.publish)
+    finally:
         server.cleanup()
