@@ -160,6 +160,10 @@ async def test_each_role_does_its_whole_job_and_no_more(deployment: Deployment) 
     # app: starts, signals and waits for its runs; no listing
     app = Client(await deployment.connect("app"))
     assert (await app.run_workflow("Order", "by-app", {"n": 7}))["part"] == 14
+    signalled = await app.start_workflow("Hold", "app-hold")
+    await signalled.send("finish", {"result": "finished"})
+    assert await signalled.result(timeout=30) == "finished"
+    assert (await app.describe("app-hold")).status == RunStatus.completed
     await refused(app.list_runs(), subjects.API_RUNS)
 
     # nothing was lost: every run ends as it would have without the refusals

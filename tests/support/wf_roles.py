@@ -74,6 +74,11 @@ async def hold_start(ctx: Context) -> Directive:
     return ctx.next.wait()
 
 
+@hold.event()
+async def finish(ctx: Context, result: str) -> Directive:
+    return ctx.next.complete(result)
+
+
 @busy.start(timeout=timedelta(seconds=120))
 async def busy_start(ctx: Context) -> Directive:
     """A step that runs until the engine asks the worker to stop it (a terminate)."""
