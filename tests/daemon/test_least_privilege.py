@@ -19,7 +19,7 @@ from typing import Any
 import nkeys
 import pytest
 from daemonkit import ROOT, Daemon, daemon_env, write_atomic
-from natsauth import new_keypair, public, seed_text
+from natsauth import Operator, new_keypair, public, seed_text
 from support import wf_roles
 from support.guide import EXAMPLES
 from support.processes import ChildProcess
@@ -287,5 +287,28 @@ async def test_the_shipped_nkey_users_have_their_roles_permissions(tmp_path: Pat
                 await connection.close()
             assert info.account == authconfig.ACCOUNT and missing(info, [role]) == [], role.role
             assert info.publish.allow is not None and set(info.publish.allow) == set(role.publish)
+    finally:
+        server.cleanup()
+
+
+async def test_jwt_users_with_the_roles_permissions_get_them(tmp_path: Path) -> None:
+    """The decentralised setup: a user JWT per role with the permissions the nsc commands give
+    (``--allow-pub``, ``--allow-sub``, ``--allow-pub-response``); the server grants each exactly those."""
+    operator = Operator.create()
+    conf = tmp_path / "nats-server.conf"
+    conf.write_text(operator.server_config())
+    server = NatsServerProcess(store_dir=tmp_path / "store", config_file=conf, log_file=tmp_path / "nats.log")
+    server.start()
+    try:
+        for role in roles.all_roles(wf_roles.TYPES):
+            creds = tmp_path / f"{role.role}.creds"
+            creds.write_text(operator.user_creds(role.role, role.publish, role.subscribe, role.responds))
+            connection = await Connection.connect([server.url], user_credentials=str(creds))
+            try:
+                info = await user_info(connection.nc)
+            finally:
+                await connection.close()
+            assert missing(info, [role]) == [], role.role
+            assert info.responds == role.responds
     finally:
         server.cleanup()
