@@ -120,6 +120,8 @@ def test_deb_metadata(deb: Path) -> None:
         "./usr/share/doc/grctl/examples/grctl-engine.yaml",
         "./usr/share/doc/grctl/examples/grctl-worker.yaml",
         "./usr/share/doc/grctl/examples/nats-node.conf",
+        "./usr/share/doc/grctl/examples/accounts.conf",
+        "./usr/share/doc/grctl/examples/nats-server.service",
         "./opt/grctl/bin/nats-server",
         "grctl/schemas/grctl.schema.json",
     ):
