@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+from grctl import settings
 from grctl.daemon.model import DaemonConfig
 from grctl.nats import roles
 from grctl.nats.connection import Connection
@@ -17,9 +18,6 @@ def needs(cfg: DaemonConfig, types: list[str]) -> list[roles.Permissions]:
     return wanted + ([roles.worker(types)] if types else [])
 
 
-CONNECT_WITHIN = 15.0  # seconds; nats-py would retry a failing TLS handshake for ever
-
-
 async def _connect(cfg: DaemonConfig) -> Connection | str:
     """A connection, or why there is none (the server's own words when it refused)."""
     errors: list[Exception] = []
@@ -30,7 +28,7 @@ async def _connect(cfg: DaemonConfig) -> Connection | str:
     options = {**cfg.nats.connect_options(), "max_reconnect_attempts": 0, "allow_reconnect": False,
                "error_cb": remember}
     try:
-        return await asyncio.wait_for(Connection.connect(**options), CONNECT_WITHIN)
+        return await asyncio.wait_for(Connection.connect(**options), settings.CHECK_CONNECTION_WITHIN)
     except Exception as exc:
         cause = errors[-1] if errors else exc
         return f"cannot connect to NATS {', '.join(cfg.nats.servers)}: {cause or type(cause).__name__}"

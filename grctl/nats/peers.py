@@ -16,13 +16,12 @@ from typing import Any
 from nats.aio.client import Client as NATSClient
 from nats.aio.msg import Msg
 
+from grctl import settings
 from grctl.nats import subjects
 from grctl.nats.requests import request
 
 PING_JSZ = "$SYS.REQ.SERVER.PING.JSZ"  # every server answers with its JetStream report
 REMOVE_PEER = "$JS.API.SERVER.REMOVE"  # answered by the meta leader only
-GATHER_SECONDS = 1.0  # how long answers from every server are collected
-REQUEST_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True)
@@ -38,7 +37,7 @@ class Replica:
 async def stream_replicas(nc: NATSClient) -> list[Replica]:
     """The stream's leader and its followers, as the stream leader reports them."""
     reply = json.loads((await request(nc, f"$JS.API.STREAM.INFO.{subjects.STREAM}", b"",
-                                      timeout=REQUEST_TIMEOUT)).data)
+                                      timeout=settings.JS_API_TIMEOUT)).data)
     if "error" in reply:
         raise RuntimeError(f"stream {subjects.STREAM}: {reply['error'].get('description', reply['error'])}")
     cluster = reply.get("cluster") or {}
@@ -50,7 +49,8 @@ async def stream_replicas(nc: NATSClient) -> list[Replica]:
     return found
 
 
-async def gather(nc: NATSClient, subject: str, seconds: float = GATHER_SECONDS) -> list[dict[str, Any]]:
+async def gather(nc: NATSClient, subject: str,
+                 seconds: float = settings.CLUSTER_GATHER) -> list[dict[str, Any]]:
     """Every answer to one request that many servers answer, for ``seconds``."""
     answers: list[dict[str, Any]] = []
 
@@ -102,7 +102,7 @@ async def remove_peer(nc: NATSClient, name: str, timeout: float, progress: Any =
             if name in meta.servers:
                 raise RuntimeError(f"{name} is up (it answered): stop it for good before removing it")
             reply = json.loads((await request(nc, REMOVE_PEER, json.dumps({"peer": name}).encode(),
-                                              timeout=REQUEST_TIMEOUT)).data)
+                                              timeout=settings.JS_API_TIMEOUT)).data)
             if reply.get("success"):
                 return
             error = (reply.get("error") or {}).get("description", reply)
@@ -113,4 +113,4 @@ async def remove_peer(nc: NATSClient, name: str, timeout: float, progress: Any =
         if not said:
             progress(f"waiting for a JetStream meta leader (servers up: {', '.join(meta.servers) or 'none'})")
             said = True
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(settings.PEER_REMOVE_POLL)

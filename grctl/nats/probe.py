@@ -14,10 +14,9 @@ from typing import Any
 
 from nats.aio.client import Client as NATSClient
 
+from grctl import settings
 from grctl.nats.requests import request
 from grctl.nats.roles import USER_INFO, Permissions, overlap
-
-PROBE_TIMEOUT = 5.0  # seconds for the server to describe the user
 
 
 @dataclass(frozen=True)
@@ -66,7 +65,8 @@ def covers(allowed: str, needed: str) -> bool:
 
 async def user_info(nc: NATSClient) -> UserInfo:
     """The connected user's permissions, as the server has them."""
-    data = json.loads((await request(nc, USER_INFO, b"", timeout=PROBE_TIMEOUT)).data).get("data") or {}
+    reply = await request(nc, USER_INFO, b"", timeout=settings.JS_API_TIMEOUT)
+    data = json.loads(reply.data).get("data") or {}
     perms = data.get("permissions") or {}
     return UserInfo(str(data.get("user", "")), str(data.get("account_name") or data.get("account", "")),
                     Granted.parse(perms.get("publish")), Granted.parse(perms.get("subscribe")),

@@ -30,7 +30,8 @@ from grctl.models import RunInfo, utcnow
 from grctl.models.command import CommandKind, TerminateCmd
 from grctl.models.common import RunStatus
 from grctl.models.errors import WorkflowCancelledError, WorkflowError, WorkflowTerminatedError
-from grctl.nats import api, authconfig, jetstream, roles, subjects
+from grctl.nats import api_client as api
+from grctl.nats import authconfig, jetstream, roles, subjects
 from grctl.nats.connection import Connection
 from grctl.nats.probe import missing, user_info
 from grctl.nats.requests import PermissionDeniedError, request

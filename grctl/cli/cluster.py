@@ -12,7 +12,8 @@ import argparse
 import asyncio
 import time
 
-from grctl.cli_client import EXIT_OK, EXIT_RUN_FAILED, CliError, add_command
+from grctl import settings
+from grctl.cli.commands import EXIT_OK, EXIT_RUN_FAILED, CliError, add_command
 from grctl.client.client import Client
 from grctl.nats import peers, subjects
 
@@ -35,7 +36,7 @@ async def cmd_status(client: Client, args: argparse.Namespace) -> int:
         current = _show(await peers.stream_replicas(client.connection.nc))
         if current or time.monotonic() >= deadline:
             return EXIT_OK if current else EXIT_NOT_CURRENT
-        await asyncio.sleep(2.0)
+        await asyncio.sleep(settings.REPLICA_STATUS_POLL)
         print()
 
 
@@ -79,5 +80,5 @@ def add_cluster_parsers(sub: argparse._SubParsersAction, parents: list[argparse.
                          "JetStream cluster, once it has a meta leader (a system-account user)",
                          cmd_remove_peer, _nothing)
     remove.add_argument("name", help="the dead node's server_name")
-    remove.add_argument("--timeout", type=float, default=120, metavar="SECONDS",
-                        help="how long to wait for a meta leader (default 120)")
+    remove.add_argument("--timeout", type=float, default=settings.PEER_REMOVE_TIMEOUT, metavar="SECONDS",
+                        help="how long to wait for a meta leader (default %(default).0f)")
