@@ -21,9 +21,9 @@ nsc add user --account GRCTL --name grctl-operator \
     --allow-pub 'grctl_api.>,$SYS.REQ.USER.INFO,$JS.API.INFO,$JS.API.STREAM.INFO.grctl_state,$JS.API.DIRECT.GET.grctl_state,$JS.API.DIRECT.GET.grctl_state.>,$JS.API.STREAM.MSG.GET.grctl_state,$JS.API.CONSUMER.CREATE.grctl_state' \
     --allow-sub '_INBOX.>,grctl_outcome.>'
 nsc generate creds --account GRCTL --name grctl-operator > grctl-operator.creds
-# an application: starts, signals and waits for runs
+# an application: starts, signals and waits for runs of Greeting
 nsc add user --account GRCTL --name grctl-app \
-    --allow-pub 'grctl_api.workflow.*,grctl_api.describe.*,$SYS.REQ.USER.INFO,$JS.API.INFO,$JS.API.STREAM.INFO.grctl_state,$JS.API.DIRECT.GET.grctl_state,$JS.API.DIRECT.GET.grctl_state.>,$JS.API.STREAM.MSG.GET.grctl_state,$JS.API.CONSUMER.CREATE.grctl_state' \
+    --allow-pub 'grctl_api.typed.Greeting.*,grctl_api.describe.*,$SYS.REQ.USER.INFO,$JS.API.INFO,$JS.API.STREAM.INFO.grctl_state,$JS.API.DIRECT.GET.grctl_state,$JS.API.DIRECT.GET.grctl_state.>,$JS.API.STREAM.MSG.GET.grctl_state,$JS.API.CONSUMER.CREATE.grctl_state' \
     --allow-sub '_INBOX.>,grctl_outcome.>'
 nsc generate creds --account GRCTL --name grctl-app > grctl-app.creds
 # read-only: describe, history, list

@@ -72,7 +72,7 @@ class Client:
         run_info = RunInfo(id=str(ULID()), wf_id=id, wf_type=type, created_at=utcnow(),
                            timeout=max(1, int(seconds)) if seconds else None)
         return await start_run(self._connection, run_info, input, self.id, return_type, self.retry_for,
-                               self._codec)
+                               self._codec, subject=subjects.api_typed(type, id))
 
     @overload
     async def run_workflow(self, type: str, id: str, input: Any = None,

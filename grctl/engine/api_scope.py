@@ -4,8 +4,9 @@ The public protocol routes every command by the kind inside it, whatever the sub
 ``grctl_api.>``. NATS permissions, though, can only tell subjects apart: so that a worker's or a
 reader's credential cannot terminate a run, our programs send such requests on subjects that say what
 they may ask (``grctl_api.worker``, ``grctl_api.child.{wf_id}``, ``grctl_api.describe.{wf_id}``,
-``grctl_api.runs``), and the engine refuses any other kind there. ``grctl_api.workflow.{wf_id}`` and
-any other subject keep accepting every kind, as the public protocol says.
+``grctl_api.runs``, ``grctl_api.typed.{wf_type}.{wf_id}``), and the engine refuses any other kind
+there. ``grctl_api.workflow.{wf_id}`` and any other subject keep accepting every kind, as the public
+protocol says.
 """
 
 from __future__ import annotations
@@ -25,6 +26,20 @@ _PER_WORKFLOW: dict[str, frozenset[CommandKind]] = {
 }
 
 
+# An application's subjects name the workflow type too: a start must be of that type, an event must go
+# to a workflow of that type (the engine looks the run up: ``typed()``).
+_TYPED_KINDS = frozenset({CommandKind.run_start, CommandKind.run_event})
+
+
+def typed(subject: str) -> tuple[str, str] | None:
+    """(workflow type, workflow id) that an application's subject names, or None for other subjects."""
+    head, _, rest = subject.partition(f"{subjects.API_TYPED_PREFIX}.")
+    if head or not rest:
+        return None
+    wf_type, _, wf_id = rest.partition(".")
+    return (wf_type, wf_id) if wf_type and wf_id else None
+
+
 def _about(cmd: Command) -> str:
     """The workflow id a run command is about ("" when it names none)."""
     if isinstance(cmd.msg, StartCmd):
@@ -33,7 +48,11 @@ def _about(cmd: Command) -> str:
 
 
 def refusal(subject: str, cmd: Command) -> str | None:
-    """Why ``cmd`` is not accepted on ``subject``, or None when it is."""
+    """Why ``cmd`` is not accepted on ``subject``, or None when it is (an event on an application's
+    subject still has to go to a workflow of the subject's type: checked by the engine)."""
+    named = typed(subject)
+    if named is not None:
+        return _typed_refusal(subject, named, cmd)
     kinds = _EXACT.get(subject)
     wf_id = ""
     if kinds is None:
@@ -47,4 +66,15 @@ def refusal(subject: str, cmd: Command) -> str | None:
         return f"{subject} takes commands about workflow {wf_id!r} only, not {_about(cmd)!r}"
     if isinstance(cmd.msg, StartCmd) and not cmd.msg.run_info.parent_run_id:
         return f"{subject} starts child workflows only (the start names no parent run)"
+    return None
+
+
+def _typed_refusal(subject: str, named: tuple[str, str], cmd: Command) -> str | None:
+    wf_type, wf_id = named
+    if cmd.kind not in _TYPED_KINDS:
+        return f"{cmd.kind} is not accepted on {subject} (it takes {', '.join(sorted(_TYPED_KINDS))})"
+    if _about(cmd) != wf_id:
+        return f"{subject} takes commands about workflow {wf_id!r} only, not {_about(cmd)!r}"
+    if isinstance(cmd.msg, StartCmd) and cmd.msg.run_info.wf_type != wf_type:
+        return f"{subject} starts workflows of type {wf_type!r} only, not {cmd.msg.run_info.wf_type!r}"
     return None

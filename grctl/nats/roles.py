@@ -9,9 +9,9 @@ What each program publishes and subscribes to, and nothing more:
   directives; writes step history and store values, registers, starts children and sends events to
   parents (``grctl_api.child``). No operator command, no stream or foreign consumer management.
 - ``operator``: the CLI of a person who runs the system: every engine API command, reads.
-- ``app``: an application that starts, signals and waits for runs (``grctl_api.workflow.*``). The
-  public protocol puts every run command of a workflow id on one subject, so NATS cannot limit an
-  application to some workflow types or keep it from cancelling: that needs an account of its own.
+- ``app``: an application that starts runs of its workflow types, signals them, describes and waits
+  for them (``grctl_api.typed.{wf_type}.*``, which our client uses); no cancel or terminate. An
+  application of the public SDK sends everything to ``grctl_api.workflow.*`` and needs ``operator``.
 - ``reader``: describe, history and list; nothing that changes a run.
 
 Every role reads the stream (direct gets): NATS cannot limit a read by the subject inside its request,
@@ -80,13 +80,18 @@ def _worker_consumer(wf_type: str) -> list[str]:
             f"$JS.ACK.{_S}.{name}.>"]
 
 
-def worker(types: Iterable[str]) -> Permissions:
-    """A worker host running workflows of ``types`` (and only those)."""
+def _types(types: Iterable[str], who: str) -> list[str]:
     wanted = list(types)
     if not wanted:
-        raise ValueError("a worker role needs at least one workflow type")
+        raise ValueError(f"{who} needs at least one workflow type")
     for wf_type in wanted:
         subjects.check_token("workflow type", wf_type)
+    return wanted
+
+
+def worker(types: Iterable[str]) -> Permissions:
+    """A worker host running workflows of ``types`` (and only those)."""
+    wanted = _types(types, "a worker host")
     own = [s for t in wanted for s in (subjects.directive(t, "*", "*"), *_worker_consumer(t))]
     return Permissions(
         "worker",
@@ -105,11 +110,14 @@ def operator() -> Permissions:
                        comment="the grctl command of an operator: every API command, reads")
 
 
-def app() -> Permissions:
-    return Permissions("app", publish=[subjects.api_workflow("*"), subjects.api_describe("*"), *READ_STREAM,
-                                       *EPHEMERAL_CONSUMER],
+def app(types: Iterable[str]) -> Permissions:
+    """An application that starts and signals runs of ``types`` (and only those)."""
+    wanted = _types(types, "an application")
+    own = [subjects.api_typed(t, "*") for t in wanted]
+    return Permissions("app", publish=[*own, subjects.api_describe("*"), *READ_STREAM, *EPHEMERAL_CONSUMER],
                        subscribe=[INBOXES, OUTCOMES],
-                       comment="an application: starts, signals and waits for runs")
+                       comment=f"an application: starts, signals and waits for runs of {', '.join(wanted)}",
+                       types=wanted)
 
 
 def reader() -> Permissions:
@@ -119,8 +127,10 @@ def reader() -> Permissions:
                        comment="read-only: describe, history, list")
 
 
-def all_roles(worker_types: Iterable[str]) -> list[Permissions]:
-    return [engine(), worker(worker_types), operator(), app(), reader()]
+def all_roles(types: Iterable[str]) -> list[Permissions]:
+    """Every role of an account whose workflows are of ``types`` (its worker hosts and applications)."""
+    wanted = list(types)
+    return [engine(), worker(wanted), operator(), app(wanted), reader()]
 
 
 def matches(pattern: str, subject: str) -> bool:

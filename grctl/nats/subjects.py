@@ -199,11 +199,17 @@ def retention_timer(wf_id: str, run_id: str) -> str:
 # see grctl/engine/api_scope.py). Public SDK programs keep using ``api_workflow``.
 API_CHILD_PREFIX = "grctl_api.child"
 API_DESCRIBE_PREFIX = "grctl_api.describe"
+API_TYPED_PREFIX = "grctl_api.typed"
 
 
 def api_child(wf_id: str) -> str:
     """A worker's request about another run: a child start, or an event sent to its parent."""
     return f"{API_CHILD_PREFIX}.{wf_id}"
+
+
+def api_typed(wf_type: str, wf_id: str) -> str:
+    """An application's start of a run of ``wf_type``, or an event to a workflow of that type."""
+    return f"{API_TYPED_PREFIX}.{wf_type}.{wf_id}"
 
 
 def api_describe(wf_id: str) -> str:

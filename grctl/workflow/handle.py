@@ -11,6 +11,7 @@ from grctl.codec import CodecRegistry, default_codec
 from grctl.models.command import CancelCmd, CommandKind, EventCmd, StartCmd, TerminateCmd
 from grctl.models.common import RunInfo
 from grctl.nats import api_client as api
+from grctl.nats import subjects
 from grctl.nats.connection import Connection
 from grctl.nats.outcome import RunWatcher
 from grctl.nats.subjects import check_token
@@ -97,7 +98,7 @@ class WorkflowHandle:
         value = self._codec.normalize(payload)
         await api.call(self._connection, self.wf_id, CommandKind.run_event,
                        EventCmd(wf_id=self.wf_id, event_name=event_name, payload=value), self._sender_id,
-                       budget=self._budget)
+                       budget=self._budget, subject=subjects.api_typed(self.run_info.wf_type, self.wf_id))
 
     async def cancel(self, reason: str | None = None) -> None:
         """Ask the run to cancel (deferred until the running step ends); raises on an API error."""

@@ -27,7 +27,7 @@ from support.secured import Secured, secured_server, server_environment, violati
 
 from grctl.client.client import Client
 from grctl.models import RunInfo, utcnow
-from grctl.models.command import CommandKind, TerminateCmd
+from grctl.models.command import CommandKind, EventCmd, TerminateCmd
 from grctl.models.common import RunStatus
 from grctl.models.errors import WorkflowCancelledError, WorkflowError, WorkflowTerminatedError
 from grctl.nats import api_client as api
@@ -154,11 +154,12 @@ async def test_each_role_does_its_whole_job_and_no_more(deployment: Deployment) 
 
     # reader: describe, history, list; nothing that changes a run
     reader = Client(await deployment.connect("reader", "refusals"))
-    await refused(reader.start_workflow("Order", "by-reader", {"n": 1}), subjects.api_workflow("by-reader"))
-    await refused(api.call(reader._connection, "hold-cancel", CommandKind.run_terminate,
+    await refused(reader.start_workflow("Order", "by-reader", {"n": 1}),
+                  subjects.api_typed("Order", "by-reader"))
+    await refused(api.call(reader.connection, "hold-cancel", CommandKind.run_terminate,
                            TerminateCmd(wf_id="hold-cancel"), "c:x"), subjects.api_workflow("hold-cancel"))
 
-    # app: starts, signals and waits for its runs; no listing
+    # app: starts, signals and waits for runs of its types; no other type, no cancel, no listing
     app = Client(await deployment.connect("app"))
     assert (await app.run_workflow("Order", "by-app", {"n": 7}))["part"] == 14
     signalled = await app.start_workflow("Hold", "app-hold")
@@ -166,6 +167,13 @@ async def test_each_role_does_its_whole_job_and_no_more(deployment: Deployment) 
     assert await signalled.result(timeout=30) == "finished"
     assert (await app.describe("app-hold")).status == RunStatus.completed
     await refused(app.list_runs(), subjects.API_RUNS)
+    await refused(app.start_workflow("Secret", "app-secret"), subjects.api_typed("Secret", "app-secret"))
+    hold_handle = await app.get_workflow_handle("hold-cancel")
+    await refused(hold_handle.cancel(), subjects.api_workflow("hold-cancel"))
+    # a signal on its own type's subject reaches workflows of that type only: the others do not exist
+    other = EventCmd(wf_id="hold-cancel", event_name="finish", payload={"result": "hijacked"})
+    await refused_by_engine(api.call(app.connection, "hold-cancel", CommandKind.run_event, other, "c:x",
+                                     subject=subjects.api_typed("Order", "hold-cancel")), "not found")
 
     # nothing was lost: every run ends as it would have without the refusals
     for n, handle in enumerate(in_flight):
@@ -230,7 +238,8 @@ def test_check_config_tests_the_connection_and_the_roles_permissions(tmp_path: P
         start = subprocess.run([sys.executable, "-m", "grctl", "-c", str(misconfigured), "start", "Order",
                                 "--id", "by-reader"], env=env, capture_output=True, text=True, timeout=60)
         assert start.returncode == 6, start
-        assert "NATS refused: the NATS user may not publish to 'grctl_api.workflow.by-reader'" in start.stderr
+        denied = "NATS refused: the NATS user may not publish to 'grctl_api.typed.Order.by-reader'"
+        assert denied in start.stderr
         assert time.monotonic() - began < 30
         wrong = tmp_path / "hosts" / "wrong-password.yaml"
         wrong.write_text(worker_cfg.read_text().replace(f"{ACCOUNT}-worker", f"{ACCOUNT}-engine"))

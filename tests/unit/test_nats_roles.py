@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from grctl.engine.api_scope import refusal
+from grctl.engine.api_scope import refusal, typed
 from grctl.models.command import Command, CommandKind, DescribeCmd, EventCmd, ListCmd, StartCmd, TerminateCmd
 from grctl.models.common import RunInfo
 from grctl.nats import authconfig, roles, subjects
@@ -132,6 +132,22 @@ def test_the_engine_takes_only_the_kinds_a_subject_stands_for() -> None:
     assert refusal(subjects.api_describe("kid"), _cmd(CommandKind.run_describe, DescribeCmd(wf_id="kid"))) \
         is None
     assert refusal(subjects.API_RUNS, _cmd(CommandKind.run_list, ListCmd())) is None
+
+
+def test_an_applications_subject_names_the_workflow_type() -> None:
+    order = RunInfo(id="r", wf_id="o-1", wf_type="Order", created_at=datetime.now(UTC))
+    start = _cmd(CommandKind.run_start, StartCmd(run_info=order))
+    assert refusal(subjects.api_typed("Order", "o-1"), start) is None
+    assert "starts workflows of type 'Part' only" in str(refusal(subjects.api_typed("Part", "o-1"), start))
+    assert "about workflow 'o-2' only" in str(refusal(subjects.api_typed("Order", "o-2"), start))
+    kill = _cmd(CommandKind.run_terminate, TerminateCmd(wf_id="o-1"))
+    assert "run.terminate is not accepted on" in str(refusal(subjects.api_typed("Order", "o-1"), kill))
+    assert typed(subjects.api_typed("Order", "o-1")) == ("Order", "o-1")
+    assert typed(subjects.api_workflow("o-1")) is None
+    app = roles.app(["Order"])
+    assert allowed(app.publish, subjects.api_typed("Order", "o-1"))
+    assert not allowed(app.publish, subjects.api_typed("Part", "o-1"))
+    assert not allowed(app.publish, subjects.api_workflow("o-1"))
 
 
 def test_a_permission_violation_names_its_subject() -> None:
