@@ -130,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m grctl.nats.authconfig",
                                      description="nats-server accounts and users for grctl's roles")
     parser.add_argument("--worker-types", default=",".join(EXAMPLE_TYPES),
-                        help="the workflow types of the worker user (comma-separated)")
+                        help="the workflow types of the worker and application users (comma-separated)")
     parser.add_argument("--account", action="append", type=_account, metavar="NAME=TYPES",
                         help="an account and its worker types; repeat for tenants (default: GRCTL)")
     parser.add_argument("--nkeys", action="store_true", help="nkey users instead of passwords")
