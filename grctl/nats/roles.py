@@ -35,7 +35,7 @@ OUTCOMES = f"{subjects.OUTCOME_PREFIX}.>"
 
 # What every role does: learn its own permissions, read the stream's settings (replicated or not) and
 # its records (direct gets, and the leader's get).
-READ_STREAM = [USER_INFO, f"{JS_API}.INFO", f"{JS_API}.STREAM.INFO.{_S}", f"{JS_API}.DIRECT.GET.{_S}",
+EVERY_ROLE = [USER_INFO, f"{JS_API}.INFO", f"{JS_API}.STREAM.INFO.{_S}", f"{JS_API}.DIRECT.GET.{_S}",
                f"{JS_API}.DIRECT.GET.{_S}.>", f"{JS_API}.STREAM.MSG.GET.{_S}"]
 # An unnamed (ephemeral, in-memory) consumer: following a run's history.
 EPHEMERAL_CONSUMER = [f"{JS_API}.CONSUMER.CREATE.{_S}"]
@@ -66,7 +66,7 @@ def engine() -> Permissions:
     return Permissions(
         "engine",
         publish=[*subjects.STREAM_SUBJECTS, OUTCOMES, subjects.worker_cmd(">"),
-                 *READ_STREAM, *MANAGE_STREAM, *MANAGE_CONSUMERS],
+                 *EVERY_ROLE, *MANAGE_STREAM, *MANAGE_CONSUMERS],
         subscribe=[INBOXES, subjects.API_ALL],
         responds=True,
         comment="the engine: every record of the stream, its consumers, the API",
@@ -96,7 +96,7 @@ def worker(types: Iterable[str]) -> Permissions:
     return Permissions(
         "worker",
         publish=[subjects.API_WORKER, subjects.api_child("*"), subjects.history("*", "*"),
-                 subjects.kv("*", "*", "*"), *own, *READ_STREAM],
+                 subjects.kv("*", "*", "*"), *own, *EVERY_ROLE],
         subscribe=[INBOXES, subjects.worker_cmd(">"), OUTCOMES],
         responds=True,
         comment=f"a worker host of {', '.join(wanted)}",
@@ -105,7 +105,7 @@ def worker(types: Iterable[str]) -> Permissions:
 
 
 def operator() -> Permissions:
-    return Permissions("operator", publish=[subjects.API_ALL, *READ_STREAM, *EPHEMERAL_CONSUMER],
+    return Permissions("operator", publish=[subjects.API_ALL, *EVERY_ROLE, *EPHEMERAL_CONSUMER],
                        subscribe=[INBOXES, OUTCOMES],
                        comment="the grctl command of an operator: every API command, reads")
 
@@ -114,14 +114,14 @@ def app(types: Iterable[str]) -> Permissions:
     """An application that starts and signals runs of ``types`` (and only those)."""
     wanted = _types(types, "an application")
     own = [subjects.api_typed(t, "*") for t in wanted]
-    return Permissions("app", publish=[*own, subjects.api_describe("*"), *READ_STREAM, *EPHEMERAL_CONSUMER],
+    return Permissions("app", publish=[*own, subjects.api_describe("*"), *EVERY_ROLE, *EPHEMERAL_CONSUMER],
                        subscribe=[INBOXES, OUTCOMES],
                        comment=f"an application: starts, signals and waits for runs of {', '.join(wanted)}",
                        types=wanted)
 
 
 def reader() -> Permissions:
-    return Permissions("reader", publish=[subjects.API_RUNS, subjects.api_describe("*"), *READ_STREAM,
+    return Permissions("reader", publish=[subjects.API_RUNS, subjects.api_describe("*"), *EVERY_ROLE,
                                           *EPHEMERAL_CONSUMER],
                        subscribe=[INBOXES],
                        comment="read-only: describe, history, list")
