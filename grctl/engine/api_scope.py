@@ -52,7 +52,10 @@ def refusal(subject: str, cmd: Command) -> str | None:
     subject still has to go to a workflow of the subject's type: checked by the engine)."""
     named = typed(subject)
     if named is not None:
-        return _typed_refusal(subject, named, cmd)
+        wf_type, wf_id = named
+        wrong_type = isinstance(cmd.msg, StartCmd) and cmd.msg.run_info.wf_type != wf_type
+        return _kind_and_id(subject, _TYPED_KINDS, wf_id, cmd) or (
+            f"{subject} starts workflows of type {wf_type!r} only" if wrong_type else None)
     kinds = _EXACT.get(subject)
     wf_id = ""
     if kinds is None:
@@ -60,21 +63,14 @@ def refusal(subject: str, cmd: Command) -> str | None:
         kinds = _PER_WORKFLOW.get(prefix)
         if kinds is None:
             return None
+    orphan = isinstance(cmd.msg, StartCmd) and not cmd.msg.run_info.parent_run_id
+    return _kind_and_id(subject, kinds, wf_id, cmd) or (
+        f"{subject} starts child workflows only (the start names no parent run)" if orphan else None)
+
+
+def _kind_and_id(subject: str, kinds: frozenset[CommandKind], wf_id: str, cmd: Command) -> str | None:
     if cmd.kind not in kinds:
         return f"{cmd.kind} is not accepted on {subject} (it takes {', '.join(sorted(kinds))})"
     if wf_id and _about(cmd) != wf_id:
         return f"{subject} takes commands about workflow {wf_id!r} only, not {_about(cmd)!r}"
-    if isinstance(cmd.msg, StartCmd) and not cmd.msg.run_info.parent_run_id:
-        return f"{subject} starts child workflows only (the start names no parent run)"
-    return None
-
-
-def _typed_refusal(subject: str, named: tuple[str, str], cmd: Command) -> str | None:
-    wf_type, wf_id = named
-    if cmd.kind not in _TYPED_KINDS:
-        return f"{cmd.kind} is not accepted on {subject} (it takes {', '.join(sorted(_TYPED_KINDS))})"
-    if _about(cmd) != wf_id:
-        return f"{subject} takes commands about workflow {wf_id!r} only, not {_about(cmd)!r}"
-    if isinstance(cmd.msg, StartCmd) and cmd.msg.run_info.wf_type != wf_type:
-        return f"{subject} starts workflows of type {wf_type!r} only, not {cmd.msg.run_info.wf_type!r}"
     return None
