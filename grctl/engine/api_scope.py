@@ -17,7 +17,8 @@ from grctl.nats import subjects
 # Exact subjects and the kinds they carry.
 _EXACT: dict[str, frozenset[CommandKind]] = {
     subjects.API_WORKER: frozenset({CommandKind.worker_register}),
-    subjects.API_RUNS: frozenset({CommandKind.run_list}),
+    # queries that change nothing: listing runs, and what live runs need of a new worker's code
+    subjects.API_RUNS: frozenset({CommandKind.run_list, CommandKind.catalog_check}),
 }
 # Subject prefixes followed by the workflow id the command must be about.
 _PER_WORKFLOW: dict[str, frozenset[CommandKind]] = {

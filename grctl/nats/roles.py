@@ -7,7 +7,8 @@ What each program publishes and subscribes to, and nothing more:
   workers to stop a run's step. It may not delete the stream.
 - ``worker``: for its own workflow types only: pulls and acknowledges their tasks, writes their
   directives; writes step history and store values, registers, starts children and sends events to
-  parents (``grctl_api.child``). No operator command, no stream or foreign consumer management.
+  parents (``grctl_api.child``), asks what live runs need of its code and lists runs
+  (``grctl_api.runs``). No operator command, no stream or foreign consumer management.
 - ``operator``: the CLI of a person who runs the system: every engine API command, reads.
 - ``app``: an application that starts runs of its workflow types, signals them, describes and waits
   for them (``grctl_api.typed.{wf_type}.*``, which our client uses); no cancel or terminate. An
@@ -95,7 +96,8 @@ def worker(types: Iterable[str]) -> Permissions:
     own = [s for t in wanted for s in (subjects.directive(t, "*", "*"), *_worker_consumer(t))]
     return Permissions(
         "worker",
-        publish=[subjects.API_WORKER, subjects.api_child("*"), subjects.history("*", "*"),
+        # API_RUNS: the catalog check before a new worker generation takes over (grctl/daemon/strand.py)
+        publish=[subjects.API_WORKER, subjects.API_RUNS, subjects.api_child("*"), subjects.history("*", "*"),
                  subjects.kv("*", "*", "*"), *own, *EVERY_ROLE],
         subscribe=[INBOXES, subjects.worker_cmd(">"), OUTCOMES],
         responds=True,

@@ -75,7 +75,7 @@ def test_a_worker_gets_its_own_types_only() -> None:
     next_of = "$JS.API.CONSUMER.MSG.NEXT.grctl_state.{}".format
     assert allowed(worker.publish, next_of(subjects.worker_consumer("Order")))
     assert not allowed(worker.publish, next_of(subjects.worker_consumer("X")))
-    for forbidden in (subjects.api_workflow("o-1"), subjects.API_RUNS, "$JS.API.STREAM.DELETE.grctl_state",
+    for forbidden in (subjects.api_workflow("o-1"), subjects.API_ALL, "$JS.API.STREAM.DELETE.grctl_state",
                       "$JS.API.STREAM.PURGE.grctl_state", subjects.run_state("o-1", "r")):
         assert not allowed(worker.publish, forbidden), forbidden
     with pytest.raises(ValueError, match="workflow type"):
