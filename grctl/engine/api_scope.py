@@ -11,7 +11,8 @@ protocol says.
 
 from __future__ import annotations
 
-from grctl.models.command import Command, CommandKind, StartCmd
+from grctl.models.command import Command, CommandKind
+from grctl.models.common import RunInfo
 from grctl.nats import subjects
 
 # Exact subjects and the kinds they carry.
@@ -41,11 +42,16 @@ def typed(subject: str) -> tuple[str, str] | None:
     return (wf_type, wf_id) if wf_type and wf_id else None
 
 
+def _started(cmd: Command) -> RunInfo | None:
+    """The run a start (at once or delayed) would create."""
+    info = getattr(cmd.msg, "run_info", None)
+    return info if isinstance(info, RunInfo) else None
+
+
 def _about(cmd: Command) -> str:
     """The workflow id a run command is about ("" when it names none)."""
-    if isinstance(cmd.msg, StartCmd):
-        return cmd.msg.run_info.wf_id
-    return str(getattr(cmd.msg, "wf_id", ""))
+    started = _started(cmd)
+    return started.wf_id if started is not None else str(getattr(cmd.msg, "wf_id", ""))
 
 
 def refusal(subject: str, cmd: Command) -> str | None:
@@ -54,7 +60,8 @@ def refusal(subject: str, cmd: Command) -> str | None:
     named = typed(subject)
     if named is not None:
         wf_type, wf_id = named
-        wrong_type = isinstance(cmd.msg, StartCmd) and cmd.msg.run_info.wf_type != wf_type
+        started = _started(cmd)
+        wrong_type = started is not None and started.wf_type != wf_type
         return _kind_and_id(subject, _TYPED_KINDS, wf_id, cmd) or (
             f"{subject} starts workflows of type {wf_type!r} only" if wrong_type else None)
     kinds = _EXACT.get(subject)
@@ -64,7 +71,8 @@ def refusal(subject: str, cmd: Command) -> str | None:
         kinds = _PER_WORKFLOW.get(prefix)
         if kinds is None:
             return None
-    orphan = isinstance(cmd.msg, StartCmd) and not cmd.msg.run_info.parent_run_id
+    started = _started(cmd)
+    orphan = started is not None and not started.parent_run_id
     return _kind_and_id(subject, kinds, wf_id, cmd) or (
         f"{subject} starts child workflows only (the start names no parent run)" if orphan else None)
 
