@@ -83,3 +83,11 @@ def missing(info: UserInfo, needs: Iterable[Permissions]) -> list[str]:
         if need.responds and not info.responds:
             lacking.append(f"allow_responses ({need.role})")
     return lacking
+
+
+async def may_publish(nc: NATSClient, subject: str) -> bool:
+    """Whether the connected user may publish to ``subject``; True when the server cannot tell."""
+    try:
+        return (await user_info(nc)).publish.permits(subject)
+    except Exception:  # an older server, or no permission to ask: let the publish itself tell
+        return True
