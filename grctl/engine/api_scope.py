@@ -11,9 +11,19 @@ protocol says.
 
 from __future__ import annotations
 
-from grctl.models.command import Command, CommandKind
+import logging
+
+import msgspec
+from nats.aio.client import Client as NATSClient
+
+from grctl.models.command import ERR_RUN_NOT_FOUND, ERR_UNKNOWN_COMMAND, Command, CommandKind
 from grctl.models.common import RunInfo
+from grctl.models.records import LatestRun
 from grctl.nats import subjects
+from grctl.nats.direct import get_last
+
+log = logging.getLogger(__name__)
+_latest = msgspec.msgpack.Decoder(LatestRun)
 
 # Exact subjects and the kinds they carry.
 _EXACT: dict[str, frozenset[CommandKind]] = {
@@ -82,4 +92,20 @@ def _kind_and_id(subject: str, kinds: frozenset[CommandKind], wf_id: str, cmd: C
         return f"{cmd.kind} is not accepted on {subject} (it takes {', '.join(sorted(kinds))})"
     if wf_id and _about(cmd) != wf_id:
         return f"{subject} takes commands about workflow {wf_id!r} only, not {_about(cmd)!r}"
+    return None
+
+
+async def check(nc: NATSClient, subject: str, cmd: Command) -> tuple[int, str, str] | None:
+    """The error (code, message, detail) the engine answers ``cmd`` on ``subject`` with, or None when it
+    is taken. An event on an application's subject goes to a workflow of the subject's type only: to
+    the application, another type's workflow does not exist."""
+    why = refusal(subject, cmd)
+    if why:
+        log.warning("API request refused (sender %s): %s", cmd.sender_id[:128], why)
+        return ERR_UNKNOWN_COMMAND, why, ""
+    named = typed(subject)
+    if named is not None and cmd.kind == CommandKind.run_event:
+        stored = await get_last(nc, subjects.latest(named[1]))
+        if stored is None or _latest.decode(stored.data).wf_type != named[0]:
+            return ERR_RUN_NOT_FOUND, "Workflow run not found", "no run of this workflow type"
     return None

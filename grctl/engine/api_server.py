@@ -203,14 +203,9 @@ class ApiServer:
         handler = self._handlers.get(cmd.kind)
         if not cmd.id or handler is None:
             return UNKNOWN
-        refused = api_scope.refusal(subject, cmd)
-        if refused:
-            log.warning("API request refused (sender %s): %s", cmd.sender_id[:128], refused)
-            return fail(ERR_UNKNOWN_COMMAND, refused)
         try:
-            if cmd.kind == CommandKind.run_event and not await self._of_subject_type(subject):
-                return not_found("failed to get run info: workflow run not found")
-            return await handler(cmd)
+            refused = await api_scope.check(self._nc, subject, cmd)
+            return fail(*refused) if refused else await handler(cmd)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             log.warning("API %s: a stored record cannot be read: %s", cmd.kind, exc)
             return fail(ERR_INTERNAL, str(exc))
@@ -222,15 +217,6 @@ class ApiServer:
             # the command id), which is what "busy" asks the client to do.
             log.info("API %s: the stream is not answering now (%s); answered busy", cmd.kind, exc)
             return BUSY
-
-    async def _of_subject_type(self, subject: str) -> bool:
-        """An event on an application's subject (``grctl_api.typed.{wf_type}.{wf_id}``) goes to a
-        workflow of that type only; to the application, another type's run does not exist."""
-        named = api_scope.typed(subject)
-        if named is None:
-            return True
-        found = await self._pointer(named[1])
-        return found is not None and found[0].wf_type == named[0]
 
     # --- lookups by workflow id ------------------------------------------------------------------
 
