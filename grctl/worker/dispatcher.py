@@ -7,7 +7,8 @@
 - the next dispatch of a run whose previous step is still finishing here → waits for it (never dropped);
 - step result published → ACK; not reported (publishing failed, or the step could not talk to NATS)
   → NAK with a delay (the step is replayed);
-- terminated by the engine → ACK; cancelled by shutdown → NAK (another worker takes it at once).
+- terminated by the engine → ACK; cancelled by shutdown → NAK (another worker takes it at once);
+- another delivery's execution claimed the step (``claim.py``) → nothing: that execution settles it.
 
 The pull loop keeps every held message alive with in-progress acks well inside the consumer's ack wait.
 """
@@ -109,7 +110,8 @@ class Dispatcher:
                 return self._decision(current, task) if current.msg is msg else None
             await asyncio.wait({current.task})  # the previous step of this run is still finishing
         # No await between the check above and the claim below: one runner per run at a time.
-        runner = asyncio.create_task(self._execute(workflow, task), name=f"grctl-run-{run_id}")
+        runner = asyncio.create_task(self._execute(workflow, task, _num_delivered(msg) > 1),
+                                     name=f"grctl-run-{run_id}")
         run = _Run(task.id, runner, msg)
         self._runs[run_id] = run
         try:
@@ -123,15 +125,15 @@ class Dispatcher:
         # A newer delivery of this task arrived meanwhile: its handler settles that one.
         return self._decision(run, task) if run.msg is msg else None
 
-    async def _execute(self, workflow: Workflow, task: Directive) -> Outcome:
-        """Read what the step's earlier executions recorded, then run the step.
+    async def _execute(self, workflow: Workflow, task: Directive, redelivered: bool) -> Outcome:
+        """Read what the step's earlier executions recorded (a redelivery), then run the step.
 
-        The history is read for every task, not only for redeliveries: a nats-server that crashed can
-        come back having lost its count of deliveries, and then a task that already ran arrives as a
-        first delivery. One read that finds nothing is cheap; running a recorded task again is not."""
+        A first delivery reads nothing: a nats-server that crashed can come back having lost its count
+        of deliveries, but then the step's claim (``claim.py``) is already taken, and its first live
+        operation reads the history before anything runs again."""
         history: list[HistoryEvent] = []
         ri = task.run_info
-        if ri.history_seq_id > 0:
+        if redelivered and ri.history_seq_id > 0:
             try:
                 events = await retrying(
                     lambda: read_history(self._connection.nc, ri.wf_id, ri.id, ri.history_seq_id),
@@ -159,7 +161,7 @@ class Dispatcher:
             return None
         return task
 
-    def _decision(self, run: _Run, task: Directive) -> Decision:
+    def _decision(self, run: _Run, task: Directive) -> Decision | None:
         where = f"{task.kind} task {task.id} of run {task.run_info.id}"
         if run.task.cancelled():
             if run.terminated:
@@ -172,6 +174,9 @@ class Dispatcher:
             log.error("%s failed before reporting (%s: %s): NAK", where, type(exc).__name__, exc,
                       exc_info=exc)
             return nak(RETRY_DELAY)
-        if run.task.result() is Outcome.REPORTED:
+        outcome = run.task.result()
+        if outcome is Outcome.REPORTED:
             return ACK
+        if outcome is Outcome.SUPERSEDED:
+            return None
         return nak(RETRY_DELAY)

@@ -25,7 +25,12 @@ from grctl.nats.connection import Connection
 from grctl.ops import metrics
 from grctl.worker.binding import bind_arguments
 from grctl.worker.context import Context
-from grctl.worker.errors import HandlerNotFoundError, NextDirectiveMissingError, StepInterrupted
+from grctl.worker.errors import (
+    HandlerNotFoundError,
+    NextDirectiveMissingError,
+    StepInterrupted,
+    StepSuperseded,
+)
 from grctl.worker.next import error_details
 from grctl.worker.publisher import Publisher
 from grctl.worker.replay import ReplayCursor
@@ -38,6 +43,7 @@ log = logging.getLogger("grctl.worker")
 class Outcome(enum.Enum):
     REPORTED = "reported"  # the step's result (or its failure) is in the stream
     NOT_REPORTED = "not_reported"  # publishing the result failed: the task must be delivered again
+    SUPERSEDED = "superseded"  # another execution claimed the step: it settles the task
 
 
 def resolve(workflow: Workflow, task: Directive) -> tuple[str, HandlerConfig | None, Any]:
@@ -98,8 +104,8 @@ class StepRunner:
     def _outcome_label(self, outcome: Outcome | None) -> str:
         if outcome is None:
             return "cancelled"
-        if outcome is Outcome.NOT_REPORTED:
-            return "not_reported"
+        if outcome is not Outcome.REPORTED:
+            return outcome.value
         return "failed" if self.failed else "ok"
 
     def _picked_up(self) -> Directive:
@@ -137,6 +143,9 @@ class StepRunner:
                 log.warning("step %s of run %s could not talk to NATS (%s); the task will be delivered "
                             "again", rt.step_name, rt.run_info.id, exc)
                 return Outcome.NOT_REPORTED
+            except StepSuperseded as exc:
+                log.info("step %s of run %s stops here: %s", rt.step_name, rt.run_info.id, exc)
+                return Outcome.SUPERSEDED
             except asyncio.CancelledError as exc:
                 task = asyncio.current_task()
                 if task is not None and task.cancelling():
