@@ -12,7 +12,6 @@ it; repeatable or comma-separated; default: the file, else ``$GRCTL_NATS_SERVERS
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
 import logging
 import os
@@ -20,7 +19,7 @@ import sys
 from datetime import timedelta
 from importlib import metadata
 
-from grctl import cli_config
+from grctl import cli_config, eventloop
 from grctl.cli_client import EXIT_STATUS_HELP, EXIT_USAGE, CliError, add_client_parsers, run_client_command
 from grctl.cli_list import add_list_parser
 from grctl.cli_public import add_workflow_parsers
@@ -160,7 +159,7 @@ def cmd_engine(args: argparse.Namespace) -> int:
         retention = timedelta(seconds=engine.retention) if engine.retention else None
     options = {**cfg.nats.connect_options(), "name": "grctl-engine"}
     try:
-        asyncio.run(run_engine(memory=args.memory, step_timeout=step_timeout, wait_timeout=wait_timeout,
+        eventloop.run(run_engine(memory=args.memory, step_timeout=step_timeout, wait_timeout=wait_timeout,
                                retention=retention, stream=stream, connect_options=options,
                                http_listen=args.http or engine.http.listen))
     except KeyboardInterrupt:

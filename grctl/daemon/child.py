@@ -19,6 +19,7 @@ import sys
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from grctl import eventloop
 from grctl.daemon.channel import StatusPipe, on_parent_exit, read_spec
 from grctl.daemon.logs import configure_logging, workflow_logger
 from grctl.daemon.model import DaemonConfig, NatsConfig
@@ -242,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     runner = run_worker if role == "worker" else run_engine
     try:
-        return asyncio.run(runner(cfg, status))
+        return eventloop.run(runner(cfg, status))
     except Exception as exc:
         log.exception("%s process failed", role)
         status.error(f"{role} process failed: {describe_exception(exc)}")

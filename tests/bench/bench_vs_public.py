@@ -1,11 +1,12 @@
 """Our worker against the public SDK's worker (grctl-sdk-python 0.3.0 in its own Python 3.13
 environment), side by side: one engine, one nats-server, both workers running, and alternating rounds
 in which the client starts N one-step (then N five-step) workflows served by one worker or the other
-(the same workflow code, tests/bench/bench_workflows.py, under two type names). Prints each round, then
+(the same workflow code, tests/bench/bench_workflows.py, under several type names). Our worker runs
+twice, on the default event loop (uvloop) and on asyncio's own. Prints each round, then
 the totals: workflows/s, and the CPU time (user + system) each worker and the engine spent per step.
 Failed runs are counted apart and left out of every figure.
 
-    .venv/bin/python tests/bench/bench_vs_public.py [-n 300] [--rounds 2] [--concurrency 100]
+    .venv/bin/python tests/bench/bench_vs_public.py [-n 300] [--rounds 3] [--concurrency 100]
 
 The goals it reports on: our worker ≥ 3x the public worker's one-step throughput, ≤ 0.35x its CPU per
 step and ≤ 0.6 ms of CPU per step.
@@ -39,7 +40,8 @@ from grctl.nats.connection import Connection  # noqa: E402
 from grctl.nats.server import NatsServerProcess  # noqa: E402
 
 KINDS = (("BenchOne", 1), ("BenchFive", 5))
-WORKERS = (("ours", ""), ("public", "Pub"))
+# Ours twice: on the default loop (uvloop) and on asyncio's own, to measure what the loop is worth.
+WORKERS = (("ours", ""), ("ours-asyncio", "Aio"), ("public", "Pub"))
 PUBLIC_WORKER = ROOT / "tests" / "interop" / "public_bench_worker.py"
 
 
@@ -57,6 +59,14 @@ class Tally:
         self.wall += other.wall
         self.worker_cpu += other.worker_cpu
         self.engine_cpu += other.engine_cpu
+
+    @property
+    def rate(self) -> float:
+        return (self.runs - self.failed) / self.wall
+
+    def cpu(self, steps: int) -> float:
+        """Worker CPU seconds per step."""
+        return self.worker_cpu / (max(self.runs - self.failed, 1) * steps)
 
     def line(self, label: str, steps: int) -> str:
         done = max(self.runs - self.failed, 1)
@@ -108,6 +118,9 @@ async def bench(runs: int, rounds: int, concurrency: int) -> None:
                                    stderr=open(tmp / "engine.log", "wb")),
         "ours": subprocess.Popen([sys.executable, str(HERE / "bench_worker.py")], env=env,
                                  stderr=open(tmp / "ours.log", "wb")),
+        "ours-asyncio": subprocess.Popen([sys.executable, str(HERE / "bench_worker.py")],
+                                         env=dict(env, BENCH_TYPE_PREFIX="Aio", GRCTL_EVENT_LOOP="asyncio"),
+                                         stderr=open(tmp / "ours-asyncio.log", "wb")),
         "public": subprocess.Popen([public_python, str(PUBLIC_WORKER)],
                                    env=public_env(server.url), cwd=tmp, stdout=subprocess.DEVNULL,
                                    stderr=open(tmp / "public.log", "wb")),
@@ -122,7 +135,7 @@ async def bench(runs: int, rounds: int, concurrency: int) -> None:
         print(f"nats-server {server.url}; {runs} runs per round, {concurrency} in flight; logs in {tmp}")
         totals: dict[tuple[str, str], Tally] = defaultdict(Tally)
         for r in range(rounds):
-            order = WORKERS if r % 2 == 0 else WORKERS[::-1]
+            order = WORKERS[r % len(WORKERS):] + WORKERS[:r % len(WORKERS)]  # each goes first in turn
             for wf_type, steps in KINDS:
                 for name, prefix in order:
                     tally = await one_round(client, prefix + wf_type, runs, concurrency, ps[name],
@@ -134,13 +147,12 @@ async def bench(runs: int, rounds: int, concurrency: int) -> None:
             for name, _ in WORKERS:
                 print("  " + totals[(name, wf_type)].line(f"{name} {wf_type}", steps))
         for wf_type, steps in KINDS:
-            ours, theirs = totals[("ours", wf_type)], totals[("public", wf_type)]
-            rate = ((ours.runs - ours.failed) / ours.wall) / ((theirs.runs - theirs.failed) / theirs.wall)
-            cpu_ours = ours.worker_cpu / ((ours.runs - ours.failed) * steps)
-            cpu_theirs = theirs.worker_cpu / ((theirs.runs - theirs.failed) * steps)
-            print(f"{wf_type}: ours/public throughput {rate:.2f}x (goal >= 3x for BenchOne), worker CPU per "
-                  f"step {cpu_ours / cpu_theirs:.2f}x (goal <= 0.35x), ours {cpu_ours * 1000:.2f} ms "
-                  "(goal <= 0.6 ms)")
+            theirs = totals[("public", wf_type)]
+            for name in ("ours", "ours-asyncio"):
+                ours = totals[(name, wf_type)]
+                print(f"{wf_type} {name}: throughput {ours.rate / theirs.rate:.2f}x the public worker's "
+                      f"(goal >= 3x), worker CPU per step {ours.cpu(steps) / theirs.cpu(steps):.2f}x "
+                      f"(goal <= 0.35x), {ours.cpu(steps) * 1000:.2f} ms (goal <= 0.6 ms)")
     finally:
         await conn.close()
         for p in procs.values():
@@ -156,7 +168,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-n", type=int, default=300, help="runs per round and worker")
-    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds")
     parser.add_argument("--concurrency", type=int, default=100, help="workflows in flight at once")
     args = parser.parse_args()
     asyncio.run(bench(args.n, args.rounds, args.concurrency))
