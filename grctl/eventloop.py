@@ -11,6 +11,8 @@ import os
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from grctl import settings
+
 T = TypeVar("T")
 
 ENV = "GRCTL_EVENT_LOOP"
@@ -18,7 +20,7 @@ CHOICES = ("auto", "uvloop", "asyncio")
 
 
 def choice() -> str:
-    value = os.environ.get(ENV, "").strip().lower() or "auto"
+    value = os.environ.get(ENV, "").strip().lower() or settings.EVENT_LOOP
     if value not in CHOICES:
         raise ValueError(f"{ENV} must be one of {', '.join(CHOICES)}, got {value!r}")
     return value
