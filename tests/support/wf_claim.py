@@ -1,7 +1,8 @@
-"""A workflow whose start step waits at a gate before its one task, so a test can make two worker
-processes hold the same step: each process enters the step, writes ``{wf_id}.entered.{pid}`` and
-waits for ``{wf_id}.go.{pid}``. The task body appends ``pid`` to ``{wf_id}.ran`` (one line per run of the
-body); then it writes ``{wf_id}.done.{pid}`` and completes the run with the task's result.
+"""Workflows that wait at a gate, so a test can make two worker processes hold the same step: each
+process writes ``{wf_id}.entered.{pid}`` and waits for ``{wf_id}.go.{pid}``. ``Claimed`` waits in its
+start step before its one task, ``ClaimedInTask`` inside the task's body (after its claim). A task body
+appends ``pid`` to ``{wf_id}.ran`` (one line per run of the body); ``Claimed`` then writes
+``{wf_id}.done.{pid}``. Each run completes with ``charged by {pid}`` of the body whose result counts.
 """
 
 from __future__ import annotations
@@ -18,7 +19,15 @@ from grctl.workflow import Workflow
 DIR = Path(os.environ.get("GRCTL_TEST_DIR", "."))
 
 claimed = Workflow("Claimed")
-WORKFLOWS = [claimed]
+claimed_in_task = Workflow("ClaimedInTask")
+WORKFLOWS = [claimed, claimed_in_task]
+
+
+async def gate(wf_id: str) -> None:
+    pid = os.getpid()
+    (DIR / f"{wf_id}.entered.{pid}").touch()
+    while not (DIR / f"{wf_id}.go.{pid}").exists():  # noqa: ASYNC110 (the test makes the file)
+        await asyncio.sleep(0.05)
 
 
 @task
@@ -31,10 +40,20 @@ async def charge(wf_id: str) -> str:
 @claimed.start()
 async def start(ctx: Context) -> Directive:
     wf_id = ctx.run.wf_id
-    pid = os.getpid()
-    (DIR / f"{wf_id}.entered.{pid}").touch()
-    while not (DIR / f"{wf_id}.go.{pid}").exists():  # noqa: ASYNC110 (the test makes the file)
-        await asyncio.sleep(0.05)
+    await gate(wf_id)
     result = await charge(wf_id)
-    (DIR / f"{wf_id}.done.{pid}").touch()
+    (DIR / f"{wf_id}.done.{os.getpid()}").touch()
     return ctx.next.complete(result)
+
+
+@task
+async def slow_charge(wf_id: str) -> str:
+    with open(DIR / f"{wf_id}.ran", "a") as f:
+        f.write(f"{os.getpid()}\n")
+    await gate(wf_id)
+    return f"charged by {os.getpid()}"
+
+
+@claimed_in_task.start()
+async def start_in_task(ctx: Context) -> Directive:
+    return ctx.next.complete(await slow_charge(ctx.run.wf_id))
