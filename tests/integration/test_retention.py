@@ -70,7 +70,8 @@ async def test_finished_runs_are_removed_after_the_retention(short_retention: En
         await client.start_workflow("Kept", "ret-again", {"wait": True})
         await client.start_workflow("Kept", "ret-active", {"wait": True})
         second_of_again = await client.describe("ret-again")
-        assert all(n > 0 for n in (await records(connection.nc, done)).values())
+        # Every record of the run is there (a step claim only where a step ran something live).
+        assert all(n > 0 for subject, n in (await records(connection.nc, done)).items() if ".claim." not in subject)
 
         async def removed(run: RunInfo = done) -> bool:
             return not any((await records(connection.nc, run)).values())
