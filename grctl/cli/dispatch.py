@@ -13,7 +13,6 @@ it; repeatable or comma-separated; default: the file, else ``$GRCTL_NATS_SERVERS
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
 import logging
 import os
@@ -21,7 +20,7 @@ import sys
 from datetime import timedelta
 from importlib import metadata
 
-from grctl import settings
+from grctl import eventloop, settings
 from grctl.cli import config as cli_config
 from grctl.cli.cluster import add_cluster_parsers
 from grctl.cli.commands import EXIT_STATUS_HELP, EXIT_USAGE, CliError, add_client_parsers, run_client_command
@@ -168,7 +167,7 @@ def cmd_engine(args: argparse.Namespace) -> int:
         retention = timedelta(seconds=engine.retention) if engine.retention else None
     options = {**cfg.nats.connect_options(), "name": "grctl-engine"}
     try:
-        asyncio.run(run_engine(memory=args.memory, step_timeout=step_timeout, wait_timeout=wait_timeout,
+        eventloop.run(run_engine(memory=args.memory, step_timeout=step_timeout, wait_timeout=wait_timeout,
                                retention=retention, stream=stream, connect_options=options,
                                http_listen=args.http or engine.http.listen))
     except KeyboardInterrupt:
