@@ -6,8 +6,8 @@ What each program publishes and subscribes to, and nothing more:
   (placement included: consumer leader step-down), serves the API, announces outcomes and asks
   workers to stop a run's step. It may not delete the stream.
 - ``worker``: for its own workflow types only: pulls and acknowledges their tasks, writes their
-  directives; writes step history and store values, registers, starts children and sends events to
-  parents (``grctl_api.child``), asks what live runs need of its code and lists runs
+  directives; writes step history, step claims and store values, registers, starts children and sends
+  events to parents (``grctl_api.child``), asks what live runs need of its code and lists runs
   (``grctl_api.runs``). No operator command, no stream or foreign consumer management.
 - ``operator``: the CLI of a person who runs the system: every engine API command, reads.
 - ``app``: an application that starts runs of its workflow types, signals them, describes and waits
@@ -33,6 +33,8 @@ INBOXES = "_INBOX.>"
 # A user's own permissions, as the server has them: what `grctld --check-config --check-connection` asks.
 USER_INFO = "$SYS.REQ.USER.INFO"
 OUTCOMES = f"{subjects.OUTCOME_PREFIX}.>"
+# Every step claim (its last token, a dispatch's sequence, as a wildcard); not the run states beside them.
+ANY_CLAIM = subjects.step_claim("*", "*", 0).rsplit(".", 1)[0] + ".*"
 
 # What every role does: learn its own permissions, read the stream's settings (replicated or not) and
 # its records (direct gets, and the leader's get).
@@ -98,7 +100,7 @@ def worker(types: Iterable[str]) -> Permissions:
         "worker",
         # API_RUNS: the catalog check before a new worker generation takes over (grctl/daemon/strand.py)
         publish=[subjects.API_WORKER, subjects.API_RUNS, subjects.api_child("*"), subjects.history("*", "*"),
-                 subjects.kv("*", "*", "*"), *own, *EVERY_ROLE],
+                 subjects.kv("*", "*", "*"), ANY_CLAIM, *own, *EVERY_ROLE],
         subscribe=[INBOXES, subjects.worker_cmd(">"), OUTCOMES],
         responds=True,
         comment=f"a worker host of {', '.join(wanted)}",
