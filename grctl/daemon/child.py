@@ -181,6 +181,7 @@ async def run_worker(cfg: DaemonConfig, status: StatusPipe) -> int:
 
 
 async def run_engine(cfg: DaemonConfig, status: StatusPipe) -> int:
+    from grctl.console.serve import console_for
     from grctl.engine import Engine
     from grctl.engine.ops import serve_engine_ops
     from grctl.nats.stream_settings import StreamSettingsError
@@ -198,7 +199,7 @@ async def run_engine(cfg: DaemonConfig, status: StatusPipe) -> int:
         options["wait_timeout"] = timedelta(seconds=cfg.engine.wait_timeout)
     options["retention"] = timedelta(seconds=cfg.engine.retention) if cfg.engine.retention else None
     engine = Engine(connection, stream=cfg.engine.stream_settings(), **options)
-    ops = await serve_engine_ops(engine, cfg.engine.http.listen)
+    ops = await serve_engine_ops(engine, cfg.engine.http.listen, console_for(cfg.engine.http.console))
     try:
         await engine.start()
     except StreamSettingsError as exc:  # e.g. 3 replicas on a server that is not clustered

@@ -9,7 +9,7 @@ import logging
 import signal
 import socket
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from grctl.engine.api import ApiServer
 from grctl.engine.bgtasks import BackgroundTasks
@@ -36,6 +36,9 @@ from grctl.nats.jetstream import ensure_stream
 from grctl.nats.pull import PullLoop
 from grctl.nats.retry import Backoff, retrying
 from grctl.nats.stream_settings import StreamSettings
+
+if TYPE_CHECKING:
+    from grctl.engine.ops import MountFor
 
 log = logging.getLogger(__name__)
 
@@ -172,9 +175,10 @@ async def run_engine(servers: list[str] | None = None, *, memory: bool = False,
                      stop_event: asyncio.Event | None = None,
                      stream: StreamSettings | None = None,
                      connect_options: dict[str, Any] | None = None,
-                     http_listen: str | None = None) -> None:
+                     http_listen: str | None = None, console: MountFor | None = None) -> None:
     """Connect, start an engine, serve until SIGINT/SIGTERM (or ``stop_event``), then stop and close.
-    ``http_listen`` (HOST:PORT): serve /metrics, /healthz and /readyz there (``grctl.engine.ops``).
+    ``http_listen`` (HOST:PORT): serve /metrics, /healthz and /readyz there (``grctl.engine.ops``), and
+    the web console when ``console`` is given (``grctl.console.serve``).
 
     Raises ``ConnectionLostError`` when the NATS connection is closed for good, so the program exits
     non-zero and its supervisor starts it again. ``connect_options`` go to ``Connection.connect``
@@ -210,7 +214,7 @@ async def run_engine(servers: list[str] | None = None, *, memory: bool = False,
                     retention=retention, stream=stream)
     from grctl.engine.ops import serve_engine_ops  # it imports this module
 
-    ops = await serve_engine_ops(engine, http_listen)
+    ops = await serve_engine_ops(engine, http_listen, console)
     try:
         starting = asyncio.ensure_future(engine.start())
         stopping = asyncio.ensure_future(stop.wait())

@@ -28,6 +28,7 @@ import contextlib
 import heapq
 import logging
 from collections.abc import Collection, Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
@@ -57,6 +58,7 @@ _info_decoder = msgspec.msgpack.Decoder(RunInfo)
 class _Entry(NamedTuple):
     created: float  # Unix time: the sort key (newest first)
     run_id: str
+    wf_id: str
     wf_type: str
     status: str
     ended: float  # Unix time the run ended, 0.0 while it has not
@@ -67,7 +69,28 @@ class _Entry(NamedTuple):
 def _entry(data: bytes, seq: int) -> _Entry:
     info = _info_decoder.decode(data)
     ended = info.completed_at.timestamp() if info.completed_at and info.is_terminal else 0.0
-    return _Entry(info.created_at.timestamp(), info.id, info.wf_type, str(info.status), ended, seq, data)
+    return _Entry(info.created_at.timestamp(), info.id, info.wf_id, info.wf_type, str(info.status), ended,
+                  seq, data)
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    """Which stored runs a listing wants: any of ``statuses`` (empty: all), of ``wf_type``, created in
+    [``since``, ``until``), whose workflow id or run id starts with ``id_prefix``."""
+
+    statuses: frozenset[str] = frozenset()
+    wf_type: str = ""
+    since: datetime | None = None
+    until: datetime | None = None
+    id_prefix: str = ""
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where a page ends: the listing goes on with the runs older than this one (newest first)."""
+
+    created: float
+    run_id: str
 
 
 class RunIndex:
@@ -193,13 +216,41 @@ class RunIndex:
     def query(self, now: datetime, statuses: Collection[str] = (), wf_type: str = "",
               since: datetime | None = None, limit: int = 100) -> list[bytes]:
         """The stored run infos that match, newest first (by creation time), at most ``limit``."""
-        floor = since.timestamp() if since is not None else None
-        top = heapq.nlargest(max(0, min(limit, MAX_LIST)), self._matching(now, statuses, wf_type, floor))
-        return [e.raw for e in top]
+        found = self.page(now, RunFilter(frozenset(statuses), wf_type, since), min(limit, MAX_LIST))
+        return [raw for raw, _ in found]
 
-    def _matching(self, now: datetime, statuses: Collection[str], wf_type: str,
-                  floor: float | None) -> Iterator[_Entry]:
+    def page(self, now: datetime, wanted: RunFilter, limit: int,
+             after: Cursor | None = None) -> list[tuple[bytes, Cursor]]:
+        """Up to ``limit`` matching run infos, newest first, older than ``after`` when given; each with
+        the cursor that continues after it."""
+        entries = self._matching(now, wanted)
+        if after is not None:
+            key = (after.created, after.run_id)
+            entries = (e for e in entries if (e.created, e.run_id) < key)
+        top = heapq.nlargest(max(0, limit), entries)
+        return [(e.raw, Cursor(e.created, e.run_id)) for e in top]
+
+    def counts(self, now: datetime, wanted: RunFilter) -> dict[str, int]:
+        """How many runs match, per status (``wanted.statuses`` is ignored: every status is counted)."""
+        counted: dict[str, int] = {}
+        for (_, status), n in self.tally(now, wanted).items():
+            counted[status] = counted.get(status, 0) + n
+        return counted
+
+    def tally(self, now: datetime, wanted: RunFilter) -> dict[tuple[str, str], int]:
+        """How many runs match, per workflow type and status (``wanted.statuses`` is ignored)."""
+        counted: dict[tuple[str, str], int] = {}
+        everything = RunFilter(frozenset(), wanted.wf_type, wanted.since, wanted.until, wanted.id_prefix)
+        for entry in self._matching(now, everything):
+            key = (entry.wf_type, entry.status)
+            counted[key] = counted.get(key, 0) + 1
+        return counted
+
+    def _matching(self, now: datetime, wanted: RunFilter) -> Iterator[_Entry]:
         removed = now.timestamp() - self._retention if self._retention is not None else None
+        floor = wanted.since.timestamp() if wanted.since is not None else None
+        ceiling = wanted.until.timestamp() if wanted.until is not None else None
+        statuses, wf_type, prefix = wanted.statuses, wanted.wf_type, wanted.id_prefix
         gone: list[str] = []
         for entry in self._runs.values():
             if removed is not None and entry.ended and entry.ended < removed:
@@ -210,6 +261,10 @@ class RunIndex:
             if wf_type and entry.wf_type != wf_type:
                 continue
             if floor is not None and entry.created < floor:
+                continue
+            if ceiling is not None and entry.created >= ceiling:
+                continue
+            if prefix and not (entry.wf_id.startswith(prefix) or entry.run_id.startswith(prefix)):
                 continue
             yield entry
         for run_id in gone:

@@ -2,7 +2,8 @@
 read from its source, and the packages' dependencies must follow the layers below, with no cycle and no
 private name imported from another package.
 
-    models  ←  ops (metrics hooks)  ←  nats  ←  codec, workflow  ←  client, worker, engine  ←  daemon, cli
+    models  ←  ops (metrics hooks)  ←  nats  ←  codec, workflow  ←  client, worker, engine  ←  console
+    ←  daemon, cli
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ ALLOWED: dict[str, set[str]] = {
     "worker": {"models", "nats", "codec", "workflow", "ops"},
     "engine": {"models", "nats", "ops"},
     "demo": {"models", "nats", "codec", "workflow", "worker"},
-    "daemon": {"models", "nats", "codec", "workflow", "worker", "engine", "client", "logging_config", "ops"},
-    "cli": {"models", "nats", "codec", "workflow", "client", "engine", "daemon", "ops", "cli_client",
-            "cli_config", "cli_list", "cli_public", "cli_format"},
+    "console": {"models", "nats", "codec", "workflow", "client", "engine", "ops"},
+    "daemon": {"models", "nats", "codec", "workflow", "worker", "engine", "client", "logging_config", "ops",
+               "console"},
+    "cli": {"models", "nats", "codec", "workflow", "client", "engine", "daemon", "ops", "console",
+            "cli_client", "cli_config", "cli_list", "cli_public", "cli_format"},
     "cli_config": {"models", "nats", "daemon", "cli_client"},
     "cli_client": {"models", "nats", "codec", "workflow", "client", "cli_format"},
     "cli_list": {"models", "nats", "codec", "workflow", "client", "daemon", "cli_client", "cli_format"},

@@ -1,0 +1,84 @@
+"""The console's routes on the engine's HTTP listener, and what every page shares: the engine it
+shows, the ``Client`` its actions go through, the templates (Jinja2, escaping every value) and the
+static files shipped in this package."""
+
+from __future__ import annotations
+
+import logging
+from importlib import resources
+from typing import Any
+from urllib.parse import urlencode
+
+import jinja2
+from aiohttp import web
+from prometheus_client import REGISTRY
+
+from grctl.client.client import Client
+from grctl.console import access, text
+from grctl.console.rates import Rates
+from grctl.console.reads import Registrations
+from grctl.console.settings import ConsoleSettings
+from grctl.engine.engine import Engine
+from grctl.models.common import RunStatus
+from grctl.ops.http import Mount
+
+log = logging.getLogger("grctl.console")
+
+ACTION_RETRY_FOR = 3.0  # seconds an action is tried again while no engine answers (as the CLI does)
+ACTIVE = frozenset({str(RunStatus.pending), str(RunStatus.scheduled), str(RunStatus.running)})
+CONSOLE: web.AppKey[Console] = web.AppKey("console")
+
+
+class Console:
+    def __init__(self, engine: Engine, settings: ConsoleSettings) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.client = Client(engine.connection, retry_for=ACTION_RETRY_FOR)
+        self.registrations = Registrations()
+        self.rates = Rates(REGISTRY)
+        self.templates = jinja2.Environment(
+            loader=jinja2.PackageLoader("grctl.console", "templates"),
+            autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+        self.templates.filters.update(pretty=text.pretty, details=text.details, seconds=text.seconds,
+                                      query=lambda params: urlencode(params, doseq=True))
+        self.templates.globals.update(age=text.age, took=text.took, active=ACTIVE)
+
+    def render(self, request: web.Request, name: str, status: int = 200, **values: Any) -> web.Response:
+        text = self.templates.get_template(name).render(
+            prefix=request["prefix"], role=request["role"], csrf=request["csrf"],
+            csrf_field=access.CSRF_FIELD, admin=request["role"] == access.ADMIN, path=request.path, **values)
+        return web.Response(text=text, status=status, content_type="text/html", charset="utf-8")
+
+    async def on_startup(self, app: web.Application) -> None:
+        await self.registrations.start(self.engine.connection.nc)
+        self.rates.start()
+
+    async def on_cleanup(self, app: web.Application) -> None:
+        await self.rates.stop()
+        await self.registrations.stop()
+
+
+def of(request: web.Request) -> Console:
+    return request.app[CONSOLE]
+
+
+def mounter(engine: Engine, settings: ConsoleSettings) -> Mount:
+    """The ``mount`` hook of the engine's listener that adds the console (see ``grctl.ops.http``)."""
+    from grctl.console import actions, pages
+
+    def mount(app: web.Application) -> None:
+        console = Console(engine, settings)
+        app[CONSOLE] = console
+        app.middlewares.append(access.middleware(settings))
+        app.on_startup.append(console.on_startup)
+        app.on_cleanup.append(console.on_cleanup)
+        app.router.add_get("/", pages.runs_page)
+        app.router.add_get("/run", pages.run_page)
+        app.router.add_get("/run/live", pages.run_live)
+        app.router.add_get("/workers", pages.workers_page)
+        app.router.add_get("/start", actions.start_form)
+        app.router.add_post("/act", actions.act)
+        app.router.add_static("/static", str(resources.files("grctl.console") / "static"))
+        app.router.add_route("*", "/{tail:.*}", pages.not_found)
+
+    return mount
