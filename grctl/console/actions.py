@@ -158,7 +158,7 @@ async def _bulk(request: web.Request, console: Console, form: Form, query: RunsQ
     statuses = (wanted.statuses & ACTIVE) if wanted.statuses else ACTIVE
     wanted = type(wanted)(frozenset(statuses), wanted.wf_type, wanted.since, wanted.until, wanted.id_prefix)
     found = [msgspec.msgpack.decode(raw, type=RunInfo)
-             for raw, _ in console.engine.runs.page(now, wanted, BULK_MAX)] if statuses else []
+             for raw, _ in (await console.runs()).page(now, wanted, BULK_MAX)] if statuses else []
     verb = "cancel" if form.action == "bulk_cancel" else "terminate"
     if not confirmed:
         return console.render(request, "confirm.html", form=form, error="", bulk={

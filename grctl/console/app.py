@@ -4,6 +4,7 @@ static files shipped in this package."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from importlib import resources
 from typing import Any
@@ -19,6 +20,7 @@ from grctl.console.rates import Rates
 from grctl.console.reads import Registrations
 from grctl.console.settings import ConsoleSettings
 from grctl.engine.engine import Engine
+from grctl.engine.runindex import RunIndex
 from grctl.models.common import RunStatus
 from grctl.ops.http import Mount
 
@@ -48,6 +50,14 @@ class Console:
             prefix=request["prefix"], role=request["role"], csrf=request["csrf"],
             csrf_field=access.CSRF_FIELD, admin=request["role"] == access.ADMIN, path=request.path, **values)
         return web.Response(text=text, status=status, content_type="text/html", charset="utf-8")
+
+    async def runs(self) -> RunIndex:
+        """The engine's run index, with what was stored since its last read (a run just started too);
+        when that read fails, as it is (at most a second behind)."""
+        if self.engine.runs.loaded.is_set():
+            with contextlib.suppress(Exception):
+                await self.engine.runs.catch_up()
+        return self.engine.runs
 
     async def on_startup(self, app: web.Application) -> None:
         await self.registrations.start(self.engine.connection.nc)

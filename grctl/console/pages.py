@@ -28,13 +28,8 @@ STATUS_ORDER = ["running", "pending", "scheduled", "failed", "timed_out", "termi
 async def runs_page(request: web.Request) -> web.Response:
     console = of(request)
     query = RunsQuery.from_params(request.query)
-    index = console.engine.runs
+    index = await console.runs()
     loaded = index.loaded.is_set()
-    if loaded:
-        try:
-            await index.catch_up()  # what was stored since the last read: a run just started too
-        except Exception:  # answer from what the index holds: at most a second behind
-            pass
     now = utcnow()
     wanted = query.filter(now)
     found = index.page(now, wanted, PAGE_SIZE + 1, query.after)
