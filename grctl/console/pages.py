@@ -13,7 +13,7 @@ from grctl.console import reads, timeline
 from grctl.console.actions import DONE
 from grctl.console.app import of
 from grctl.console.query import RunsQuery
-from grctl.engine.runindex import Cursor
+from grctl.engine.runindex import Cursor, RunFilter
 from grctl.models.common import RunInfo, utcnow
 from grctl.models.history import HistoryEvent, HistoryKind
 from grctl.models.records import RegistryEntry
@@ -32,12 +32,15 @@ async def runs_page(request: web.Request) -> web.Response:
     loaded = index.loaded.is_set()
     now = utcnow()
     wanted = query.filter(now)
-    found = index.page(now, wanted, PAGE_SIZE + 1, query.after)
-    counts = index.counts(now, wanted)
+    found, tally = index.overview(now, wanted, PAGE_SIZE + 1, query.after)
+    counts: dict[str, int] = {}
+    for (wf_type, status), n in tally.items():
+        if not wanted.wf_type or wf_type == wanted.wf_type:
+            counts[status] = counts.get(status, 0) + n
     rows = [msgspec.msgpack.decode(raw, type=RunInfo) for raw, _ in found[:PAGE_SIZE]]
     more = len(found) > PAGE_SIZE
     next_cursor = found[PAGE_SIZE - 1][1] if more else None
-    types = sorted({t for t, _ in index.tally(now, type(wanted)())})
+    types = sorted({t for t, _ in tally} | ({wanted.wf_type} if wanted.wf_type else set()))
     return console.render(request, "runs.html", query=query, rows=rows, counts=counts, loaded=loaded,
                           total=sum(counts.values()), statuses=STATUS_ORDER, types=types, now=now,
                           next=query.params(after=_cursor_text(next_cursor)) if next_cursor else None,
@@ -133,7 +136,7 @@ async def workers_page(request: web.Request) -> web.Response:
     nc = console.engine.connection.nc
     entries: list[RegistryEntry] = await reads.registry(nc)
     now = utcnow()
-    tally = console.engine.runs.tally(now, type(RunsQuery().filter(now))())
+    tally = console.engine.runs.tally(now, RunFilter())
     span, rates = console.rates.per_minute()
     seen = sorted(console.registrations.workers.values(), key=lambda w: w.since, reverse=True)
     types = []

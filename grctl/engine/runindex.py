@@ -223,19 +223,30 @@ class RunIndex:
              after: Cursor | None = None) -> list[tuple[bytes, Cursor]]:
         """Up to ``limit`` matching run infos, newest first, older than ``after`` when given; each with
         the cursor that continues after it."""
-        entries = self._matching(now, wanted)
-        if after is not None:
-            key = (after.created, after.run_id)
-            entries = (e for e in entries if (e.created, e.run_id) < key)
-        top = heapq.nlargest(max(0, limit), entries)
-        return [(e.raw, Cursor(e.created, e.run_id)) for e in top]
+        return self.overview(now, wanted, limit, after)[0]
 
-    def counts(self, now: datetime, wanted: RunFilter) -> dict[str, int]:
-        """How many runs match, per status (``wanted.statuses`` is ignored: every status is counted)."""
-        counted: dict[str, int] = {}
-        for (_, status), n in self.tally(now, wanted).items():
-            counted[status] = counted.get(status, 0) + n
-        return counted
+    def overview(self, now: datetime, wanted: RunFilter, limit: int, after: Cursor | None = None,
+                 ) -> tuple[list[tuple[bytes, Cursor]], dict[tuple[str, str], int]]:
+        """``page()``, and in the same pass over the runs how many match every part of ``wanted`` but
+        its statuses and its type, per (workflow type, status): what a listing shows beside its page."""
+        top: list[_Entry] = []  # a min-heap of the newest ``limit`` matches
+        counted: dict[tuple[str, str], int] = {}
+        statuses, wf_type = wanted.statuses, wanted.wf_type
+        key = (after.created, after.run_id) if after is not None else None
+        loose = RunFilter(frozenset(), "", wanted.since, wanted.until, wanted.id_prefix)
+        for entry in self._matching(now, loose):
+            group = (entry.wf_type, entry.status)
+            counted[group] = counted.get(group, 0) + 1
+            if (statuses and entry.status not in statuses) or (wf_type and entry.wf_type != wf_type):
+                continue
+            if key is not None and (entry.created, entry.run_id) >= key:
+                continue
+            if len(top) < limit:
+                heapq.heappush(top, entry)
+            elif top and entry > top[0]:
+                heapq.heapreplace(top, entry)
+        newest = sorted(top, reverse=True)
+        return [(e.raw, Cursor(e.created, e.run_id)) for e in newest], counted
 
     def tally(self, now: datetime, wanted: RunFilter) -> dict[tuple[str, str], int]:
         """How many runs match, per workflow type and status (``wanted.statuses`` is ignored)."""

@@ -117,9 +117,11 @@ def test_the_run_index_pages_newest_first_and_counts_per_status() -> None:
             break
         after = page[-1][1]
     assert seen == [f"order-{i}" for i in reversed(range(25))]
-    assert index.counts(now, RunFilter(frozenset({"failed"}))) == {"failed": 5, "completed": 20}
-    assert index.counts(now, RunFilter(id_prefix="order-2")) == {"completed": 5, "failed": 1}  # 2, 20..24
-    assert index.tally(now, RunFilter(wf_type="A"))[("A", "failed")] == 2  # 5, 15
+    failed, counted = index.overview(now, RunFilter(frozenset({"failed"}), "A"), 10)
+    assert [msgspec.msgpack.decode(r, type=RunInfo).id for r, _ in failed] == ["R015", "R005"]
+    assert counted == {("A", "failed"): 2, ("A", "completed"): 10, ("B", "failed"): 3, ("B", "completed"): 10}
+    assert index.tally(now, RunFilter(id_prefix="order-2")) == {("B", "failed"): 1, ("A", "completed"): 2,
+                                                                ("B", "completed"): 3}  # 2, 20..24
     window = RunFilter(since=T0 + timedelta(seconds=5), until=T0 + timedelta(seconds=8))
     assert [msgspec.msgpack.decode(r, type=RunInfo).id for r, _ in index.page(now, window, 10)] == [
         "R007", "R006", "R005"]
