@@ -101,8 +101,10 @@ async def run_page(request: web.Request) -> web.Response:
     now = utcnow()
     stored = await reads.store(nc, wf_id, run_id)
     notice = DONE.get(request.query.get("done", ""), "")
+    entry = await reads.registered(nc, info.wf_type) if not info.is_terminal else None
+    names = [str(e.get("name", "")) for e in entry.events if isinstance(e, dict)] if entry else []
     return console.render(request, "run.html", view=run_view(info, events), store=stored, now=now,
-                          line=timeline.build(events, now), notice=notice)
+                          line=timeline.build(events, now), notice=notice, events=names)
 
 
 async def run_live(request: web.Request) -> web.Response:

@@ -52,6 +52,17 @@ async def registry(nc: NATSClient) -> list[RegistryEntry]:
     return sorted(entries, key=lambda e: e.type)
 
 
+async def registered(nc: NATSClient, wf_type: str) -> RegistryEntry | None:
+    """The registry record of one workflow type (what its workers registered last), or None."""
+    stored = await get_last(nc, subjects.registry(wf_type))
+    if stored is None:
+        return None
+    try:
+        return msgspec.msgpack.decode(stored.data, type=RegistryEntry)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+
+
 @dataclass
 class SeenWorker:
     worker_id: str

@@ -232,15 +232,17 @@ class RunIndex:
         top: list[_Entry] = []  # a min-heap of the newest ``limit`` matches
         counted: dict[tuple[str, str], int] = {}
         statuses, wf_type = wanted.statuses, wanted.wf_type
-        key = (after.created, after.run_id) if after is not None else None
+        older_than = after.created if after is not None else float("inf")
+        tie = after.run_id if after is not None else ""
         loose = RunFilter(frozenset(), "", wanted.since, wanted.until, wanted.id_prefix)
         for entry in self._matching(now, loose):
             group = (entry.wf_type, entry.status)
             counted[group] = counted.get(group, 0) + 1
             if (statuses and entry.status not in statuses) or (wf_type and entry.wf_type != wf_type):
                 continue
-            if key is not None and (entry.created, entry.run_id) >= key:
-                continue
+            created = entry.created
+            if created > older_than or (created == older_than and entry.run_id >= tie):
+                continue  # on an earlier page
             if len(top) < limit:
                 heapq.heappush(top, entry)
             elif top and entry > top[0]:
