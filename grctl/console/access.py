@@ -2,9 +2,11 @@
 mutating request must carry the CSRF token of its form, and every answer carries headers that keep
 pages from running anything but the console's own script.
 
-The CSRF token is a random value in a cookie (``SameSite=Strict``, ``HttpOnly``) that each form repeats
-in a hidden field (the double-submit pattern); a POST whose ``Origin`` names another host is refused
-too. The three operations endpoints (``/metrics``, ``/healthz``, ``/readyz``) stay open, as before.
+Without credentials a request must name a loopback host (``Host: 127.0.0.1:9465``), which keeps a
+page whose name was rebound to 127.0.0.1 out. The CSRF token is a random value in a cookie
+(``SameSite=Strict``, ``HttpOnly``) that each form repeats in a hidden field (the double-submit
+pattern); a POST whose ``Origin`` names another host is refused too. The three operations endpoints
+(``/metrics``, ``/healthz``, ``/readyz``) stay open, as before.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import ipaddress
 import re
 import secrets
 from collections.abc import Awaitable, Callable
@@ -66,6 +69,19 @@ def role_of(settings: ConsoleSettings, authorization: str) -> str | None:
     return None
 
 
+def loopback_host(host: str) -> bool:
+    """Whether a request's ``Host`` names this machine's loopback: an open console answers nothing else,
+    so a web page whose own name was made to resolve to 127.0.0.1 (DNS rebinding) cannot use it."""
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    name = name.strip("[]").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
 def prefix_of(request: web.Request, settings: ConsoleSettings) -> str:
     """Where the console is published: the proxy's ``X-Forwarded-Prefix``, else the configured one."""
     for candidate in (request.headers.get("X-Forwarded-Prefix", ""), settings.path_prefix):
@@ -89,6 +105,10 @@ def middleware(settings: ConsoleSettings) -> Middleware:
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path in OPEN_PATHS:
             return await handler(request)
+        if not settings.protected and not loopback_host(request.host):
+            return web.Response(status=421, text="without console credentials only a loopback host name "
+                                                 "(127.0.0.1, localhost, [::1]) is served\n",
+                                headers=SECURITY_HEADERS)
         role = role_of(settings, request.headers.get("Authorization", ""))
         if role is None:
             return web.Response(status=401, text="credentials required\n", headers={

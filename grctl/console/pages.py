@@ -12,8 +12,8 @@ from aiohttp import web
 from grctl.console import reads, timeline
 from grctl.console.actions import DONE
 from grctl.console.app import of
-from grctl.console.query import RunsQuery
-from grctl.engine.runindex import Cursor, RunFilter
+from grctl.console.query import RunsQuery, cursor_text
+from grctl.engine.runindex import RunFilter
 from grctl.models.common import RunInfo, utcnow
 from grctl.models.history import HistoryEvent, HistoryKind
 from grctl.models.records import RegistryEntry
@@ -41,14 +41,12 @@ async def runs_page(request: web.Request) -> web.Response:
     more = len(found) > PAGE_SIZE
     next_cursor = found[PAGE_SIZE - 1][1] if more else None
     types = sorted({t for t, _ in tally} | ({wanted.wf_type} if wanted.wf_type else set()))
+    matched = sum(n for status, n in counts.items() if status in wanted.statuses or not wanted.statuses)
     return console.render(request, "runs.html", query=query, rows=rows, counts=counts, loaded=loaded,
                           total=sum(counts.values()), statuses=STATUS_ORDER, types=types, now=now,
-                          next=query.params(after=_cursor_text(next_cursor)) if next_cursor else None,
+                          matched=matched,
+                          next=query.params(after=cursor_text(next_cursor)) if next_cursor else None,
                           first=query.params(after="") if query.after else None)
-
-
-def _cursor_text(cursor: Cursor) -> str:
-    return f"{cursor.created!r}:{cursor.run_id}"
 
 
 class RunView(msgspec.Struct):

@@ -28,6 +28,11 @@ def _time(text: str) -> datetime | None:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
+def cursor_text(cursor: Cursor) -> str:
+    """A page cursor as the URL carries it (``_cursor`` reads it back)."""
+    return f"{cursor.created!r}:{cursor.run_id}"
+
+
 def _cursor(text: str) -> Cursor | None:
     created, _, run_id = text.partition(":")
     try:

@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import aiohttp
 import pytest
 from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.common.by import By
@@ -118,6 +119,11 @@ async def test_from_the_runs_list_to_a_failed_run_and_html_shown_as_text(
 
 async def test_cancel_a_running_run_after_confirming(console: str, connection: Connection,
                                                      tmp_path: Path) -> None:
+    async with aiohttp.ClientSession() as session:  # no credentials: a rebound host name is refused
+        async with session.get(f"{console}/", headers={"Host": "rebound.example:80"}) as resp:
+            assert resp.status == 421
+        async with session.get(f"{console}/healthz", headers={"Host": "rebound.example:80"}) as resp:
+            assert resp.status == 200
     client = Client(connection)
     await client.start_workflow("ProcessOrder", "order-2001",
                                 {"order_id": "B-2001", "amount": 3, "mode": "hold"})

@@ -12,7 +12,7 @@ import pytest
 from multidict import MultiDict
 
 from grctl.console import timeline
-from grctl.console.access import ADMIN, VIEWER, role_of
+from grctl.console.access import ADMIN, VIEWER, loopback_host, role_of
 from grctl.console.query import RunsQuery
 from grctl.console.settings import ConsoleRefused, ConsoleSettings
 from grctl.engine.runindex import RunFilter, RunIndex
@@ -145,6 +145,13 @@ def test_credentials_give_a_role() -> None:
     assert role_of(both, basic("admin", "wrong")) is None
     assert role_of(both, "Basic !!!") is None
     assert role_of(ConsoleSettings(viewer_password="viewer-secret"), "Bearer admin-secret") is None
+
+
+def test_an_open_console_answers_loopback_host_names_only() -> None:
+    for host in ("127.0.0.1:9465", "localhost:9465", "[::1]:9465", "localhost", "app.localhost:80"):
+        assert loopback_host(host), host
+    for host in ("evil.example:9465", "10.0.0.5:9465", "[2001:db8::1]:9465", "127.0.0.1.evil.example"):
+        assert not loopback_host(host), host
 
 
 def test_an_open_console_is_refused_off_loopback() -> None:
