@@ -13,7 +13,11 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from selenium.common.exceptions import NoAlertPresentException
+from selenium.common.exceptions import (
+    NoAlertPresentException,
+    NoSuchElementException,
+    StaleElementReferenceException,
+)
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from support.browser import chromium, screenshot
@@ -48,11 +52,19 @@ async def console(nats_url: str, subprocess_env: dict[str, str]) -> AsyncIterato
         engine.stop()
 
 
-async def until(check: Callable[[], bool], what: str, timeout: float = 20.0,
+def holds(check: Callable[[], bool]) -> bool:
+    """``check()``, False while the live update is replacing what it reads."""
+    try:
+        return check()
+    except (StaleElementReferenceException, NoSuchElementException):
+        return False
+
+
+async def until(check: Callable[[], bool], what: str, timeout: float = 60.0,
                 reload: WebDriver | None = None) -> None:
     """Until ``check()`` holds (reloading ``reload``'s page between tries, when given)."""
     deadline = time.monotonic() + timeout
-    while not check():
+    while not holds(check):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.2)
