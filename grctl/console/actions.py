@@ -18,6 +18,7 @@ from aiohttp import web
 from multidict import MultiMapping
 from ulid import ULID
 
+from grctl import settings
 from grctl.client.refusal import explain
 from grctl.console import reads
 from grctl.console.app import ACTIVE, Console, of
@@ -26,8 +27,6 @@ from grctl.models.common import RunInfo, utcnow
 from grctl.models.errors import WorkflowError
 from grctl.workflow.handle import WorkflowHandle
 
-BULK_MAX = 1000  # runs one bulk action acts on (newest first); the rest need another go
-BULK_PARALLEL = 16  # commands in flight at once during a bulk action
 DONE = {"cancel": "Cancel requested: the run ends after its running step.", "terminate": "Terminated.",
         "send": "Event sent.", "start": "Run started."}
 
@@ -152,20 +151,21 @@ async def _do(console: Console, form: Form) -> RunInfo:
 
 async def _bulk(request: web.Request, console: Console, form: Form, query: RunsQuery,
                 confirmed: bool) -> web.Response:
-    """Cancel or terminate the active runs among those ``query`` finds (at most ``BULK_MAX``)."""
+    """Cancel or terminate the active runs among those ``query`` finds (at most CONSOLE_BULK_MAX)."""
     now = utcnow()
     wanted = query.filter(now)
     statuses = (wanted.statuses & ACTIVE) if wanted.statuses else ACTIVE
     wanted = type(wanted)(frozenset(statuses), wanted.wf_type, wanted.since, wanted.until, wanted.id_prefix)
+    index = await console.runs()
     found = [msgspec.msgpack.decode(raw, type=RunInfo)
-             for raw, _ in (await console.runs()).page(now, wanted, BULK_MAX)] if statuses else []
+             for raw, _ in index.page(now, wanted, settings.CONSOLE_BULK_MAX)] if statuses else []
     verb = "cancel" if form.action == "bulk_cancel" else "terminate"
     if not confirmed:
         return console.render(request, "confirm.html", form=form, error="", bulk={
-            "verb": verb, "runs": found, "query": query, "limit": BULK_MAX})
+            "verb": verb, "runs": found, "query": query, "limit": settings.CONSOLE_BULK_MAX})
     done: list[RunInfo] = []
     refused: list[tuple[RunInfo, str]] = []
-    gate = asyncio.Semaphore(BULK_PARALLEL)
+    gate = asyncio.Semaphore(settings.CONSOLE_BULK_PARALLEL)
 
     async def one(info: RunInfo) -> None:
         handle = WorkflowHandle(info, console.client.connection, console.client.id)

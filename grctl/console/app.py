@@ -23,10 +23,10 @@ from grctl.engine.engine import Engine
 from grctl.engine.runindex import RunIndex
 from grctl.models.common import RunStatus
 from grctl.ops.http import Mount
+from grctl.settings import CLI_RETRY_FOR
 
 log = logging.getLogger("grctl.console")
 
-ACTION_RETRY_FOR = 3.0  # seconds an action is tried again while no engine answers (as the CLI does)
 ACTIVE = frozenset({str(RunStatus.pending), str(RunStatus.scheduled), str(RunStatus.running)})
 CONSOLE: web.AppKey[Console] = web.AppKey("console")
 
@@ -35,7 +35,7 @@ class Console:
     def __init__(self, engine: Engine, settings: ConsoleSettings) -> None:
         self.engine = engine
         self.settings = settings
-        self.client = Client(engine.connection, retry_for=ACTION_RETRY_FOR)
+        self.client = Client(engine.connection, retry_for=CLI_RETRY_FOR)  # as grctl's commands
         self.registrations = Registrations()
         self.rates = Rates(REGISTRY)
         self.templates = jinja2.Environment(

@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 import msgspec
 from aiohttp import web
 
+from grctl import settings
 from grctl.console import reads, timeline
 from grctl.console.actions import DONE
 from grctl.console.app import of
@@ -20,7 +21,6 @@ from grctl.models.records import RegistryEntry
 from grctl.nats.history import read_history
 
 H = HistoryKind
-PAGE_SIZE = 50
 STATUS_ORDER = ["running", "pending", "scheduled", "failed", "timed_out", "terminated", "cancelled",
                 "completed"]
 
@@ -32,14 +32,14 @@ async def runs_page(request: web.Request) -> web.Response:
     loaded = index.loaded.is_set()
     now = utcnow()
     wanted = query.filter(now)
-    found, tally = index.overview(now, wanted, PAGE_SIZE + 1, query.after)
+    found, tally = index.overview(now, wanted, settings.CONSOLE_PAGE_SIZE + 1, query.after)
     counts: dict[str, int] = {}
     for (wf_type, status), n in tally.items():
         if not wanted.wf_type or wf_type == wanted.wf_type:
             counts[status] = counts.get(status, 0) + n
-    rows = [msgspec.msgpack.decode(raw, type=RunInfo) for raw, _ in found[:PAGE_SIZE]]
-    more = len(found) > PAGE_SIZE
-    next_cursor = found[PAGE_SIZE - 1][1] if more else None
+    rows = [msgspec.msgpack.decode(raw, type=RunInfo) for raw, _ in found[:settings.CONSOLE_PAGE_SIZE]]
+    more = len(found) > settings.CONSOLE_PAGE_SIZE
+    next_cursor = found[settings.CONSOLE_PAGE_SIZE - 1][1] if more else None
     types = sorted({t for t, _ in tally} | ({wanted.wf_type} if wanted.wf_type else set()))
     matched = sum(n for status, n in counts.items() if status in wanted.statuses or not wanted.statuses)
     return console.render(request, "runs.html", query=query, rows=rows, counts=counts, loaded=loaded,

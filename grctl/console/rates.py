@@ -1,7 +1,7 @@
 """Rates for the Workers page, from the engine's own counters: runs started and ended per workflow
 type, and directives applied (each step result is one), per minute over the last minute or so.
 
-A sample is a read of a few counters every ``SAMPLE_EVERY`` seconds (microseconds of work), so the
+A sample is a read of a few counters every ``CONSOLE_RATE_SAMPLE`` seconds (microseconds of work), so the
 page shows rates at once, without a Prometheus server."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from collections import deque
 
 from prometheus_client.registry import CollectorRegistry
 
-SAMPLE_EVERY = 10.0
-WINDOW = 60.0  # seconds the rates are averaged over
+from grctl import settings
+
 COUNTERS = ("grctl_engine_runs_started_total", "grctl_engine_runs_ended_total",
             "grctl_engine_directives_total")
 
@@ -24,7 +24,8 @@ Sample = dict[tuple[str, ...], float]  # (counter, label values...) → value
 class Rates:
     def __init__(self, registry: CollectorRegistry) -> None:
         self._source = registry.restricted_registry(COUNTERS)
-        self._samples: deque[tuple[float, Sample]] = deque(maxlen=int(WINDOW / SAMPLE_EVERY) + 2)
+        kept = int(settings.CONSOLE_RATE_WINDOW / settings.CONSOLE_RATE_SAMPLE) + 2
+        self._samples: deque[tuple[float, Sample]] = deque(maxlen=kept)
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -41,7 +42,7 @@ class Rates:
     async def _sample_forever(self) -> None:
         while True:
             self.sample()
-            await asyncio.sleep(SAMPLE_EVERY)
+            await asyncio.sleep(settings.CONSOLE_RATE_SAMPLE)
 
     def sample(self) -> None:
         taken: Sample = {}

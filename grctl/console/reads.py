@@ -14,6 +14,7 @@ from nats.aio.client import Client as NATSClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
+from grctl import settings
 from grctl.models.command import RegisterCmd, decode_command
 from grctl.models.common import RunInfo, utcnow
 from grctl.models.records import RegistryEntry
@@ -22,7 +23,6 @@ from grctl.nats.direct import get_last, read_subject
 
 log = logging.getLogger("grctl.console")
 
-MAX_SEEN_WORKERS = 1000  # registrations remembered; the oldest are forgotten beyond it
 
 
 async def run_info(nc: NATSClient, wf_id: str, run_id: str) -> RunInfo | None:
@@ -108,7 +108,7 @@ class Registrations:
             self.workers[register.worker_id] = SeenWorker(register.worker_id, types, since)
         else:
             known.types, known.last = types, utcnow()
-        if len(self.workers) > MAX_SEEN_WORKERS:
+        if len(self.workers) > settings.CONSOLE_SEEN_WORKERS:
             oldest = min(self.workers.values(), key=lambda w: w.last)
             del self.workers[oldest.worker_id]
 

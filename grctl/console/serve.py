@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from grctl.console.settings import ConsoleSettings
+from grctl.engine.endpoints import MountFor
 from grctl.engine.engine import Engine
-from grctl.engine.ops import MountFor
 
 if TYPE_CHECKING:
     from grctl.ops.http import Mount

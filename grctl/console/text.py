@@ -9,9 +9,8 @@ from typing import Any
 
 import msgspec
 
+from grctl import settings
 from grctl.models.common import RunInfo
-
-DETAILS_WIDTH = 400  # characters of an event's details shown in the history table
 
 
 def pretty(value: Any) -> str:
@@ -20,9 +19,10 @@ def pretty(value: Any) -> str:
 
 
 def details(message: Any) -> str:
-    """A history event's message as compact JSON, cut to ``DETAILS_WIDTH`` characters."""
+    """A history event's message as compact JSON, cut to ``CONSOLE_DETAILS_WIDTH`` characters."""
     text = json.dumps(msgspec.to_builtins(message), ensure_ascii=False, separators=(", ", ": "))
-    return text if len(text) <= DETAILS_WIDTH else text[: DETAILS_WIDTH - 1] + "…"
+    width = settings.CONSOLE_DETAILS_WIDTH
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def seconds(value: float) -> str:

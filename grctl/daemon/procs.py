@@ -13,6 +13,7 @@ import sys
 import time
 from typing import Any
 
+from grctl import settings
 from grctl.daemon.channel import STATUS_FD_VARIABLE, parse_error, parse_status
 from grctl.daemon.model import DaemonConfig
 from grctl.daemon.notify import child_environment
@@ -20,7 +21,6 @@ from grctl.ops import multiproc
 
 log = logging.getLogger("grctl.daemon")
 
-KILL_MARGIN = 5.0  # seconds granted beyond shutdown_timeout before SIGKILL
 
 
 class ChildFailed(Exception):
@@ -34,7 +34,7 @@ class ChildFailed(Exception):
 
 
 class ChildProcess:
-    """One ``python -m grctl.daemon.child ROLE`` process."""
+    """One ``python -m grctl.daemon.process_main ROLE`` process."""
 
     def __init__(self, role: str, cfg: DaemonConfig, generation: int = 0, index: int = 0) -> None:
         self.role = role
@@ -77,7 +77,7 @@ class ChildProcess:
                 sys.executable,
                 "-P",
                 "-m",
-                "grctl.daemon.child",
+                "grctl.daemon.process_main",
                 self.role,
                 stdin=asyncio.subprocess.PIPE,
                 pass_fds=(write_fd,),
@@ -169,9 +169,10 @@ class ChildProcess:
         if self.running:
             self.signal(signal.SIGTERM)
             try:
-                await asyncio.wait_for(self.wait(), timeout + KILL_MARGIN)
+                await asyncio.wait_for(self.wait(), timeout + settings.KILL_MARGIN)
             except TimeoutError:
-                log.warning("%s did not stop within %gs: killing it", self.label, timeout + KILL_MARGIN)
+                log.warning("%s did not stop within %gs: killing it", self.label,
+                            timeout + settings.KILL_MARGIN)
                 self.kill()
         code = await self.wait()
         await self.close()

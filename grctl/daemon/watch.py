@@ -16,11 +16,10 @@ from pathlib import Path
 
 from watchfiles import Change, awatch
 
+from grctl import settings
+
 log = logging.getLogger("grctl.daemon")
 
-DEBOUNCE_MS = 200
-STEP_MS = 50
-TICK_MS = 1000  # rust_timeout: how often the watch loop yields when nothing happens (stop checks)
 
 
 def digest(path: str) -> str | None:
@@ -51,9 +50,9 @@ async def watch_paths(
         *roots,
         stop_event=stop,
         recursive=recursive,
-        debounce=DEBOUNCE_MS,
-        step=STEP_MS,
-        rust_timeout=TICK_MS,
+        debounce=settings.WATCH_DEBOUNCE_MS,
+        step=settings.WATCH_STEP_MS,
+        rust_timeout=settings.WATCH_TICK_MS,
         yield_on_timeout=True,
         watch_filter=_python_source if only_python else None,
     ):
@@ -106,7 +105,7 @@ class Watcher:
         self._stop.set()
         for task in self._tasks:
             try:
-                await asyncio.wait_for(task, (TICK_MS / 1000) + 2)
+                await asyncio.wait_for(task, (settings.WATCH_TICK_MS / 1000) + 2)
             except (TimeoutError, asyncio.CancelledError, Exception):
                 task.cancel()
         self._tasks.clear()

@@ -17,12 +17,11 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import CollectorRegistry
 
+from grctl import settings
 from grctl.ops.listen import Endpoint
 
 log = logging.getLogger("grctl.ops.http")
 
-MAX_HEADER_BYTES = 16384
-SHUTDOWN_TIMEOUT = 2.0  # seconds open requests (a live history) get when the listener stops
 
 Readiness = Callable[[], str | None]  # None when ready, else why not
 Mount = Callable[[web.Application], None]  # adds routes (the console) to the listener's application
@@ -55,7 +54,7 @@ class OpsServer:
         return int(sockets[0].getsockname()[1])
 
     def application(self) -> web.Application:
-        app = web.Application(handler_args={"max_field_size": MAX_HEADER_BYTES})
+        app = web.Application(handler_args={"max_field_size": settings.HTTP_MAX_HEADER_BYTES})
         for path, handler in (("/metrics", self._metrics), ("/healthz", self._healthz),
                               ("/readyz", self._readyz)):
             app.router.add_get(path, handler)  # HEAD too
@@ -68,7 +67,7 @@ class OpsServer:
 
     async def start(self) -> None:
         self._runner = web.AppRunner(self.application(), access_log=None,
-                                     shutdown_timeout=SHUTDOWN_TIMEOUT)
+                                     shutdown_timeout=settings.HTTP_SHUTDOWN_TIMEOUT)
         await self._runner.setup()
         self._site = web.TCPSite(self._runner, self.endpoint.host, self.endpoint.port, reuse_address=True)
         try:
@@ -82,7 +81,7 @@ class OpsServer:
         runner, self._runner, self._site = self._runner, None, None
         if runner is not None:
             try:
-                await asyncio.wait_for(runner.cleanup(), SHUTDOWN_TIMEOUT + 1.0)
+                await asyncio.wait_for(runner.cleanup(), settings.HTTP_SHUTDOWN_TIMEOUT + 1.0)
             except TimeoutError:
                 log.warning("the HTTP listener did not close in time")
 
