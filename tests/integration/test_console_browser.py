@@ -20,7 +20,7 @@ from selenium.common.exceptions import (
 )
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
-from support.browser import chromium, screenshot
+from support.browser import absent, chromium, screenshot
 from support.cli_run import ROOT
 from support.processes import ChildProcess, WorkerProcess
 from support.scrape import wait_status
@@ -123,7 +123,7 @@ async def test_from_the_runs_list_to_a_failed_run_and_html_shown_as_text(
         link.click()
         assert browser.find_element(By.ID, "run-title").text == HOSTILE_ID
         assert HOSTILE_NOTE.replace('"', '\\"') in browser.find_element(By.ID, "input").text
-        assert not browser.find_elements(By.CSS_SELECTOR, "main img, main svg[onload], #input b")
+        assert absent(browser, "main img, main svg[onload], #input b")
         assert browser.title != "pwned"
         with pytest.raises(NoAlertPresentException):
             browser.switch_to.alert.text  # noqa: B018 (reading it is the test)

@@ -19,6 +19,7 @@ from selenium.webdriver.chrome.service import Service
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
+IMPLICIT_WAIT = 15.0  # s; how long finding an element waits for it to appear
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "console"
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage", "--window-size=1280,1000",
@@ -38,11 +39,21 @@ def chromium() -> Iterator[webdriver.Chrome]:
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(30)
+    driver.implicitly_wait(IMPLICIT_WAIT)  # a page a click opens may still be loading
     try:
         yield driver
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+def absent(driver: webdriver.Chrome, css: str) -> bool:
+    """No element matches ``css`` on the page as it is (without waiting for one to appear)."""
+    driver.implicitly_wait(0)
+    try:
+        return not driver.find_elements("css selector", css)
+    finally:
+        driver.implicitly_wait(IMPLICIT_WAIT)
 
 
 def screenshot(driver: webdriver.Chrome, directory: Path, name: str, height: int | None = None) -> Path:
