@@ -18,6 +18,7 @@ from grctl.engine.runindex import RunFilter
 from grctl.models.common import RunInfo, utcnow
 from grctl.models.history import HistoryEvent, HistoryKind
 from grctl.models.records import RegistryEntry
+from grctl.nats import subjects
 from grctl.nats.history import read_history
 
 H = HistoryKind
@@ -88,11 +89,11 @@ async def run_page(request: web.Request) -> web.Response:
         raise web.HTTPFound(f"{request['prefix']}/")
     nc = console.engine.connection.nc
     if not run_id:
-        latest = await reads.latest_run(nc, wf_id)
+        latest = await reads.latest_run(nc, wf_id) if names_ok(wf_id) else None
         if latest is None:
             return _missing(request, f"workflow {wf_id!r} has no run")
         raise web.HTTPFound(f"{request['prefix']}/run?{urlencode({'id': wf_id, 'run': latest.id})}")
-    info = await reads.run_info(nc, wf_id, run_id)
+    info = await reads.run_info(nc, wf_id, run_id) if names_ok(wf_id, run_id) else None
     if info is None:
         return _missing(request, f"workflow {wf_id!r} has no run {run_id!r}")
     events = await read_history(nc, wf_id, run_id)
@@ -115,7 +116,7 @@ async def run_live(request: web.Request) -> web.Response:
     except ValueError:
         after = 0
     nc = console.engine.connection.nc
-    info = await reads.run_info(nc, wf_id, run_id) if wf_id and run_id else None
+    info = await reads.run_info(nc, wf_id, run_id) if names_ok(wf_id, run_id) else None
     if info is None:
         return web.json_response({"gone": True}, status=404)
     events = await read_history(nc, wf_id, run_id)
@@ -155,6 +156,11 @@ async def workers_page(request: web.Request) -> web.Response:
     directives = sorted(((key[1], key[2], value) for key, value in rates.items()
                          if key[0] == "grctl_engine_directives_total" and value > 0), key=lambda d: -d[2])
     return console.render(request, "workers.html", types=types, span=span, directives=directives, now=now)
+
+
+def names_ok(*names: str) -> bool:
+    """Whether every id can be a subject token (a ``*`` or ``>`` in one would read other runs)."""
+    return all(name and subjects.invalid_token_reason(name) is None for name in names)
 
 
 def _missing(request: web.Request, message: str) -> web.Response:

@@ -148,6 +148,11 @@ async def test_behind_a_proxy_every_link_carries_the_prefix(base: str) -> None:
     async with session({**VIEWER, "X-Forwarded-Prefix": "/x\"><script>"}) as viewer:
         async with viewer.get(base + "/workers") as resp:
             assert 'href="/static/console.css"' in await resp.text()  # an odd prefix is ignored
+        for query in ("id=*&run=*", "id=%3E", "id=a.b&run=x"):  # wildcards never reach a subject
+            async with viewer.get(f"{base}/run?{query}") as resp:
+                assert resp.status == 404, query
+            async with viewer.get(f"{base}/run/live?{query}") as resp:
+                assert resp.status == 404, query
 
 
 def test_an_open_console_on_a_public_address_is_refused_at_start(subprocess_env: dict[str, str]) -> None:
