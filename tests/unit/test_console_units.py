@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import msgspec
 import pytest
@@ -15,6 +16,7 @@ from grctl.console import timeline
 from grctl.console.access import ADMIN, VIEWER, loopback_host, role_of
 from grctl.console.query import RunsQuery
 from grctl.console.settings import ConsoleRefused, ConsoleSettings
+from grctl.daemon.config import load_config
 from grctl.engine.runindex import RunFilter, RunIndex
 from grctl.models.common import ErrorDetails, RunInfo, RunStatus
 from grctl.models.history import (
@@ -164,3 +166,19 @@ def test_an_open_console_is_refused_off_loopback() -> None:
         ConsoleSettings().check(Endpoint("10.1.2.3", 9465))
     ConsoleSettings(admin_password="admin-secret").check(Endpoint("0.0.0.0", 9465))
     ConsoleSettings(enabled=False).check(Endpoint("0.0.0.0", 9465))  # metrics only, as before
+
+
+def test_console_passwords_come_from_the_file_or_a_secret_file_and_are_masked(tmp_path: Path) -> None:
+    (tmp_path / "viewer").write_text("viewer-secret-1\n")
+    config = tmp_path / "grctl.yaml"
+    config.write_text("workflows: [grctl.demo]\nengine:\n  http:\n    listen: 10.0.0.5:9465\n    console:\n"
+                      "      admin_password: admin-secret-1\n      viewer_password_file: viewer\n"
+                      "      path_prefix: /grctl\n")
+    config.chmod(0o600)
+    cfg = load_config(str(config), environ={})
+    console = cfg.engine.http.console
+    assert (console.admin_password, console.viewer_password, console.path_prefix) == (
+        "admin-secret-1", "viewer-secret-1", "/grctl")
+    assert cfg.masked()["engine"]["http"]["console"]["admin_password"] == "********"
+    assert {"admin-secret-1", "viewer-secret-1"} <= set(cfg.secrets())
+    assert type(cfg).decode(cfg.encode()).engine.http.console == console  # as grctld's children get it
