@@ -146,7 +146,8 @@ async def workers_page(request: web.Request) -> web.Response:
         if entry.worker_id and all(w.worker_id != entry.worker_id for w in serving):
             serving.append(reads.SeenWorker(entry.worker_id, [entry.type], entry.registered_at or now))
         types.append({
-            "entry": entry, "workers": serving,
+            "entry": entry, "workers": serving, "steps": await reads.steps_of(console.engine.connection.js,
+                                                                               entry.type),
             "running": tally.get((entry.type, "running"), 0),
             "waiting": tally.get((entry.type, "pending"), 0) + tally.get((entry.type, "scheduled"), 0),
             "started": rates.get(("grctl_engine_runs_started_total", entry.type), 0.0),

@@ -45,19 +45,22 @@ class Rates:
             await asyncio.sleep(settings.CONSOLE_RATE_SAMPLE)
 
     def sample(self) -> None:
+        self._samples.append(self._read())
+
+    def _read(self) -> tuple[float, Sample]:
         taken: Sample = {}
         for family in self._source.collect():
             for s in family.samples:
                 if s.name in COUNTERS:
                     taken[(s.name, *s.labels.values())] = s.value
-        self._samples.append((time.monotonic(), taken))
+        return time.monotonic(), taken
 
     def per_minute(self) -> tuple[float, Sample]:
-        """(seconds averaged over, the increase per minute of every counter); (0, {}) before two
-        samples exist."""
-        if len(self._samples) < 2:
+        """(seconds averaged over, the increase per minute of every counter since the oldest sample
+        kept, up to now); (0, {}) before the first sample."""
+        if not self._samples:
             return 0.0, {}
-        (t0, first), (t1, last) = self._samples[0], self._samples[-1]
+        (t0, first), (t1, last) = self._samples[0], self._read()
         span = t1 - t0
         if span <= 0:
             return 0.0, {}

@@ -13,6 +13,7 @@ import msgspec
 from nats.aio.client import Client as NATSClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from nats.js import JetStreamContext
 
 from grctl import settings
 from grctl.models.command import RegisterCmd, decode_command
@@ -61,6 +62,17 @@ async def registered(nc: NATSClient, wf_type: str) -> RegistryEntry | None:
         return msgspec.msgpack.decode(stored.data, type=RegistryEntry)
     except (msgspec.DecodeError, msgspec.ValidationError):
         return None
+
+
+async def steps_of(js: JetStreamContext, wf_type: str) -> tuple[int, int] | None:
+    """(steps in flight, steps waiting for a worker) of a workflow type, from its workers' durable
+    consumer: delivered and not yet settled (a worker holds a step's message until it has reported),
+    and not yet delivered. None when the consumer does not exist (no worker has consumed yet)."""
+    try:
+        info = await js.consumer_info(subjects.STREAM, subjects.worker_consumer(wf_type))
+    except Exception:  # not found, or NATS busy: the page shows "-"
+        return None
+    return info.num_ack_pending or 0, info.num_pending or 0
 
 
 @dataclass

@@ -161,4 +161,6 @@ async def test_cancel_a_running_run_after_confirming(console: str, connection: C
         browser.get(f"{console}/workers")
         assert browser.find_element(By.CSS_SELECTOR, ".wtype h2").text == "ProcessOrder"
         assert browser.find_element(By.CSS_SELECTOR, ".wtype td.mono").text.startswith("w_")
+        stats = browser.find_element(By.CSS_SELECTOR, ".wtype .stats").text
+        assert "0\nsteps in flight" in stats and "0\nsteps waiting for a worker" in stats, stats
         screenshot(browser, tmp_path, "workers", height=900)

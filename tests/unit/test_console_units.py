@@ -11,10 +11,12 @@ from pathlib import Path
 import msgspec
 import pytest
 from multidict import MultiDict
+from prometheus_client import CollectorRegistry, Counter
 
 from grctl.console import timeline
 from grctl.console.access import ADMIN, VIEWER, loopback_host, role_of
 from grctl.console.query import RunsQuery
+from grctl.console.rates import Rates
 from grctl.console.settings import ConsoleRefused, ConsoleSettings
 from grctl.daemon.config import load_config
 from grctl.engine.runindex import RunFilter, RunIndex
@@ -182,3 +184,16 @@ def test_console_passwords_come_from_the_file_or_a_secret_file_and_are_masked(tm
     assert cfg.masked()["engine"]["http"]["console"]["admin_password"] == "********"
     assert {"admin-secret-1", "viewer-secret-1"} <= set(cfg.secrets())
     assert type(cfg).decode(cfg.encode()).engine.http.console == console  # as grctld's children get it
+
+
+def test_rates_are_the_increase_per_minute_since_the_oldest_sample(monkeypatch: pytest.MonkeyPatch) -> None:
+    registry = CollectorRegistry()
+    started = Counter("grctl_engine_runs_started", "runs", ["wf_type"], registry=registry)
+    clock = iter([100.0, 130.0])
+    monkeypatch.setattr("grctl.console.rates.time.monotonic", lambda: next(clock))
+    rates = Rates(registry)
+    assert rates.per_minute() == (0.0, {})
+    rates.sample()  # t=100
+    started.labels("Orders").inc(15)
+    span, per_minute = rates.per_minute()  # read at t=130
+    assert span == 30.0 and per_minute[("grctl_engine_runs_started_total", "Orders")] == 30.0
