@@ -5,12 +5,12 @@ static files shipped in this package."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-import jinja2
 from aiohttp import web
 from prometheus_client import REGISTRY
 
@@ -25,6 +25,9 @@ from grctl.models.common import RunStatus
 from grctl.ops.http import Mount
 from grctl.settings import CLI_RETRY_FOR
 
+if TYPE_CHECKING:
+    import jinja2
+
 log = logging.getLogger("grctl.console")
 
 ACTIVE = frozenset({str(RunStatus.pending), str(RunStatus.scheduled), str(RunStatus.running)})
@@ -38,12 +41,19 @@ class Console:
         self.client = Client(engine.connection, retry_for=CLI_RETRY_FOR)  # as grctl's commands
         self.registrations = Registrations()
         self.rates = Rates(REGISTRY)
-        self.templates = jinja2.Environment(
+
+    @functools.cached_property
+    def templates(self) -> jinja2.Environment:
+        """Made (and Jinja2 imported) when the first page is asked: an idle console costs no memory."""
+        import jinja2
+
+        env = jinja2.Environment(
             loader=jinja2.PackageLoader("grctl.console", "templates"),
             autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-        self.templates.filters.update(pretty=text.pretty, details=text.details, seconds=text.seconds,
-                                      query=lambda params: urlencode(params, doseq=True))
-        self.templates.globals.update(age=text.age, took=text.took, active=ACTIVE)
+        env.filters.update(pretty=text.pretty, details=text.details, seconds=text.seconds,
+                           query=lambda params: urlencode(params, doseq=True))
+        env.globals.update(age=text.age, took=text.took, active=ACTIVE)
+        return env
 
     def render(self, request: web.Request, name: str, status: int = 200, **values: Any) -> web.Response:
         text = self.templates.get_template(name).render(
