@@ -1,9 +1,9 @@
 """What an idle console costs the engine: five-step workflows through an engine process and a worker
-process on a real nats-server, in alternating rounds with the console on and off (fresh engine and
-worker per round, same server). Both modes serve /metrics on the engine's listener, as
-``grctl engine --http`` did before the console; nobody opens the console. Prints steps/s, the engine's
-CPU per step and its resident memory after each round, and the mean of each mode. Figures, not
-pass/fail.
+process on a real nats-server, in alternating rounds with the console on and off, in the order
+off-on, on-off, ... (fresh engine and worker per round, same server). Both modes serve /metrics on
+the engine's listener, as ``grctl engine --http`` did before the console; nobody opens the console.
+Prints steps/s, the engine's CPU per step and its resident memory after each round, and the mean of
+each mode. Figures, not pass/fail.
 
     .venv/bin/python tests/bench/bench_console_idle.py [-n 1000] [--concurrency 200] [--rounds 3]
 """
@@ -72,8 +72,8 @@ async def bench(n: int, concurrency: int, rounds: int) -> None:
     results: dict[bool, list[tuple[float, float, float]]] = {False: [], True: []}
     try:
         print(f"nats-server {server.url}, n={n} five-step workflows per round, concurrency={concurrency}")
-        for _ in range(rounds):
-            for on in (False, True):
+        for i in range(rounds):
+            for on in ((False, True) if i % 2 == 0 else (True, False)):  # neither mode always goes first
                 figures = await one_round(server, tmp, on, n, concurrency)
                 results[on].append(figures)
                 print(f"console {'on ' if on else 'off'}  {figures[0]:8.1f} steps/s  engine cpu/step "
