@@ -17,7 +17,7 @@ from prometheus_client import REGISTRY
 from grctl.client.client import Client
 from grctl.console import access, text
 from grctl.console.rates import Rates
-from grctl.console.reads import Registrations
+from grctl.console.reads import Histories, Registrations
 from grctl.console.settings import ConsoleSettings
 from grctl.engine.engine import Engine
 from grctl.engine.runindex import RunIndex
@@ -40,6 +40,7 @@ class Console:
         self.settings = settings
         self.client = Client(engine.connection, retry_for=CLI_RETRY_FOR)  # as grctl's commands
         self.registrations = Registrations()
+        self.histories = Histories()
         self.rates = Rates(REGISTRY)
 
     @functools.cached_property

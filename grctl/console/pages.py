@@ -19,7 +19,6 @@ from grctl.models.common import RunInfo, utcnow
 from grctl.models.history import HistoryEvent, HistoryKind
 from grctl.models.records import RegistryEntry
 from grctl.nats import subjects
-from grctl.nats.history import read_history
 
 H = HistoryKind
 STATUS_ORDER = ["running", "pending", "scheduled", "failed", "timed_out", "terminated", "cancelled",
@@ -96,7 +95,7 @@ async def run_page(request: web.Request) -> web.Response:
     info = await reads.run_info(nc, wf_id, run_id) if names_ok(wf_id, run_id) else None
     if info is None:
         return _missing(request, f"workflow {wf_id!r} has no run {run_id!r}")
-    events = await read_history(nc, wf_id, run_id)
+    events = await console.histories.read(nc, wf_id, run_id)
     now = utcnow()
     stored = await reads.store(nc, wf_id, run_id)
     notice = DONE.get(request.query.get("done", ""), "")
@@ -119,7 +118,7 @@ async def run_live(request: web.Request) -> web.Response:
     info = await reads.run_info(nc, wf_id, run_id) if names_ok(wf_id, run_id) else None
     if info is None:
         return web.json_response({"gone": True}, status=404)
-    events = await read_history(nc, wf_id, run_id)
+    events = await console.histories.read(nc, wf_id, run_id)
     now = utcnow()
     view = run_view(info, events)
     fresh = [e for e in events if e.seq > after]

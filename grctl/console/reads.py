@@ -1,10 +1,11 @@
-"""What the console reads from the stream besides the run index: one run's info and store, the
-workflow types' registry records, and the workers it has seen register."""
+"""What the console reads from the stream besides the run index: one run's info, history and store,
+the workflow types' registry records and consumers, and the workers it has seen register."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -18,9 +19,11 @@ from nats.js import JetStreamContext
 from grctl import settings
 from grctl.models.command import RegisterCmd, decode_command
 from grctl.models.common import RunInfo, utcnow
+from grctl.models.history import HistoryEvent
 from grctl.models.records import RegistryEntry
 from grctl.nats import subjects
 from grctl.nats.direct import get_last, read_subject
+from grctl.nats.history import read_history
 
 log = logging.getLogger("grctl.console")
 
@@ -129,3 +132,22 @@ async def latest_run(nc: NATSClient, wf_id: str) -> RunInfo | None:
     """The latest run of ``wf_id``, or None."""
     stored = await get_last(nc, subjects.latest_run_info(wf_id))
     return None if stored is None else msgspec.msgpack.decode(stored.data, type=RunInfo)
+
+
+class Histories:
+    """The histories of the runs the console shows, kept for the most recently asked
+    ``CONSOLE_HISTORY_CACHE`` runs: a live page then reads only the events written since its last
+    look, however long the history grows (a history is only ever appended to)."""
+
+    def __init__(self) -> None:
+        self._kept: OrderedDict[tuple[str, str], list[HistoryEvent]] = OrderedDict()
+
+    async def read(self, nc: NATSClient, wf_id: str, run_id: str) -> list[HistoryEvent]:
+        key = (wf_id, run_id)
+        known = self._kept.pop(key, [])
+        fresh = await read_history(nc, wf_id, run_id, start_seq=known[-1].seq + 1 if known else 1)
+        events = known + fresh
+        self._kept[key] = events
+        while len(self._kept) > settings.CONSOLE_HISTORY_CACHE:
+            self._kept.popitem(last=False)
+        return events
