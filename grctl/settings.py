@@ -183,5 +183,6 @@ CONSOLE_BULK_PARALLEL: Final = 16  # requests; to the engine in flight at once d
 CONSOLE_RATE_SAMPLE: Final = 10.0  # s; how often the Workers page's rates read the engine's counters
 CONSOLE_RATE_WINDOW: Final = 60.0  # s; the rates are averaged over about this long
 CONSOLE_SEEN_WORKERS: Final = 1000  # processes; worker registrations remembered, the oldest forgotten beyond
+CONSOLE_TIMELINE_BARS: Final = 300  # count; bars a timeline draws (the first ones; the history has all)
 CONSOLE_HISTORY_CACHE: Final = 32  # runs; whose histories are kept for their live pages
 CONSOLE_DETAILS_WIDTH: Final = 400  # count; characters of an event's details in the history table

@@ -23,7 +23,7 @@ from grctl.engine.engine import Engine
 from grctl.engine.runindex import RunIndex
 from grctl.models.common import RunStatus
 from grctl.ops.http import Mount
-from grctl.settings import CLI_RETRY_FOR
+from grctl.settings import CLI_RETRY_FOR, CONSOLE_TIMELINE_BARS
 
 if TYPE_CHECKING:
     import jinja2
@@ -53,7 +53,7 @@ class Console:
             autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
         env.filters.update(pretty=text.pretty, details=text.details, seconds=text.seconds,
                            query=lambda params: urlencode(params, doseq=True))
-        env.globals.update(age=text.age, took=text.took, active=ACTIVE)
+        env.globals.update(age=text.age, took=text.took, active=ACTIVE, bar_limit=CONSOLE_TIMELINE_BARS)
         return env
 
     def render(self, request: web.Request, name: str, status: int = 200, **values: Any) -> web.Response:
