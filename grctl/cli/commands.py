@@ -1,5 +1,6 @@
-"""The ``grctl`` client subcommands: start, run, describe, history, send, cancel, terminate (``list`` is
-in ``grctl.cli.list_command``, registered beside these).
+"""The ``grctl`` client subcommands: start, run, history, send, cancel, terminate (``list`` is in
+``grctl.cli.list_command``, ``describe`` and ``retry`` in ``grctl.cli.describe_retry``, registered beside
+these).
 
 Each one checks its arguments first (so bad input fails without a server), connects, does one thing
 through ``grctl.client.client.Client``, and maps what went wrong to a distinct exit status
@@ -234,12 +235,6 @@ async def cmd_run(client: Client, args: argparse.Namespace) -> int:
         await handle.close()
 
 
-async def cmd_describe(client: Client, args: argparse.Namespace) -> int:
-    info = await client.describe(args.id)
-    print(fmt.run_info_json(info) if args.json else "\n".join(fmt.run_info_lines(info)))
-    return EXIT_OK
-
-
 async def cmd_history(client: Client, args: argparse.Namespace) -> int:
     run_id = args.run_id or (await client.describe(args.id)).id
     show = fmt.event_json if args.json else fmt.table_row
@@ -258,6 +253,8 @@ async def cmd_history(client: Client, args: argparse.Namespace) -> int:
         print(fmt.TABLE_HEADER)
     for event in events:
         print(show(event))
+    if not args.json and (retried := (await client.describe_run(args.id, run_id)).info.retried_as):
+        print(f"(retried as run {retried}: grctl history {args.id})")
     return EXIT_OK
 
 
@@ -350,16 +347,10 @@ def add_client_parsers(sub: argparse._SubParsersAction, parents: list[argparse.A
             p.add_argument("--wait", action="store_true", help="then wait for the run and print its result")
             p.add_argument("--json", action="store_true", help="print the started run as JSON")
 
-    p = add_command(sub, parents, "describe", "show the latest run of a workflow", cmd_describe, prepare_id)
-    p.add_argument("id", metavar="ID", help="the workflow id")
-    p.add_argument("--json", action="store_true", help="print the run info as JSON")
-
     p = add_command(sub, parents, "history", "show the history of a run", cmd_history, prepare_id)
-    p.add_argument("id", metavar="ID", help="the workflow id")
-    p.add_argument("--run-id", metavar="RUN_ID", help="a run of the workflow (default: the latest)")
+    add_run_arguments(p, "one JSON object per event and line (JSON Lines)")
     p.add_argument("-f", "--follow", action="store_true",
                    help="keep printing new events; end when the run ends")
-    p.add_argument("--json", action="store_true", help="one JSON object per event and line (JSON Lines)")
 
     p = add_command(sub, parents, "send", "send an event to the latest run of a workflow", cmd_send,
                     prepare_send)
@@ -373,6 +364,12 @@ def add_client_parsers(sub: argparse._SubParsersAction, parents: list[argparse.A
         p = add_command(sub, parents, name, help, command, prepare_id)
         p.add_argument("id", metavar="ID", help="the workflow id")
         add_ending_arguments(p)
+
+
+def add_run_arguments(p: argparse.ArgumentParser, json_help: str) -> None:
+    p.add_argument("id", metavar="ID", help="the workflow id")
+    p.add_argument("--run-id", metavar="RUN_ID", help="a run of the workflow (default: the latest)")
+    p.add_argument("--json", action="store_true", help=json_help)
 
 
 def add_ending_arguments(p: argparse.ArgumentParser) -> None:

@@ -21,14 +21,17 @@ from ulid import ULID
 from grctl import settings
 from grctl.client.refusal import explain
 from grctl.console import reads
-from grctl.console.app import ACTIVE, Console, of
+from grctl.console.app import ACTIVE, RETRYABLE, Console, of
 from grctl.console.query import RunsQuery
 from grctl.models.common import RunInfo, utcnow
 from grctl.models.errors import WorkflowError
 from grctl.workflow.handle import WorkflowHandle
 
 DONE = {"cancel": "Cancel requested: the run ends after its running step.", "terminate": "Terminated.",
-        "send": "Event sent.", "start": "Run started."}
+        "send": "Event sent.", "start": "Run started.",
+        "retry": "Retried: this new run resumes at the step the earlier one ended in."}
+BULK = {"bulk_cancel": ("cancel", ACTIVE), "bulk_terminate": ("terminate", ACTIVE),
+        "bulk_retry": ("retry", RETRYABLE)}  # action → (verb, the statuses it acts on)
 
 
 class Refused(Exception):
@@ -93,7 +96,7 @@ async def act(request: web.Request) -> web.StreamResponse:
     data = await request.post()
     form = Form.read(data)
     confirmed = data.get("confirmed") == "1"
-    if form.action in ("bulk_cancel", "bulk_terminate"):
+    if form.action in BULK:
         return await _bulk(request, console, form, RunsQuery.from_params(data), confirmed)
     if form.action not in DONE:
         raise web.HTTPBadRequest(text="unknown action\n")
@@ -135,6 +138,8 @@ async def _do(console: Console, form: Form) -> RunInfo:
                                wf_id, form.wf_type)
         await handle.close()
         return RunInfo(id=handle.run_id, wf_id=wf_id, wf_type=form.wf_type)
+    if form.action == "retry":
+        return await attempt(client.retry_run(form.wf_id, form.run_id or None, form.reason), form.wf_id)
     latest: RunInfo = await attempt(client.describe(form.wf_id), form.wf_id)
     if form.run_id and latest.id != form.run_id:
         raise Refused(f"run {form.run_id} is no longer the latest run of workflow {form.wf_id!r} (the latest "
@@ -151,15 +156,17 @@ async def _do(console: Console, form: Form) -> RunInfo:
 
 async def _bulk(request: web.Request, console: Console, form: Form, query: RunsQuery,
                 confirmed: bool) -> web.Response:
-    """Cancel or terminate the active runs among those ``query`` finds (at most CONSOLE_BULK_MAX)."""
+    """Cancel or terminate the active runs among those ``query`` finds, or retry the ended ones that can
+    be (at most CONSOLE_BULK_MAX)."""
+    verb, eligible = BULK[form.action]
     now = utcnow()
     wanted = query.filter(now)
-    statuses = (wanted.statuses & ACTIVE) if wanted.statuses else ACTIVE
+    statuses = (wanted.statuses & eligible) if wanted.statuses else eligible
     wanted = type(wanted)(frozenset(statuses), wanted.wf_type, wanted.since, wanted.until, wanted.id_prefix)
     index = await console.runs()
     found = [msgspec.msgpack.decode(raw, type=RunInfo)
              for raw, _ in index.page(now, wanted, settings.CONSOLE_BULK_MAX)] if statuses else []
-    verb = "cancel" if form.action == "bulk_cancel" else "terminate"
+    found = [info for info in found if not info.retried_as]  # a retried run's retry is the latest
     if not confirmed:
         return console.render(request, "confirm.html", form=form, error="", bulk={
             "verb": verb, "runs": found, "query": query, "limit": settings.CONSOLE_BULK_MAX})
@@ -171,8 +178,11 @@ async def _bulk(request: web.Request, console: Console, form: Form, query: RunsQ
         handle = WorkflowHandle(info, console.client.connection, console.client.id)
         async with gate:
             try:
-                ending = handle.cancel if verb == "cancel" else handle.terminate
-                await attempt(ending(form.reason or None), info.wf_id)
+                if verb == "retry":
+                    await attempt(console.client.retry_run(info.wf_id, info.id, form.reason), info.wf_id)
+                else:
+                    ending = handle.cancel if verb == "cancel" else handle.terminate
+                    await attempt(ending(form.reason or None), info.wf_id)
                 done.append(info)
             except Refused as exc:
                 refused.append((info, str(exc)))

@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 from prometheus_client import REGISTRY
 
-from grctl.client.client import Client
+from grctl.client.client import RETRYABLE_STATUSES, Client
 from grctl.console import access, text
 from grctl.console.rates import Rates
 from grctl.console.reads import Histories, Registrations
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("grctl.console")
 
 ACTIVE = frozenset({str(RunStatus.pending), str(RunStatus.scheduled), str(RunStatus.running)})
+RETRYABLE = frozenset(str(s) for s in RETRYABLE_STATUSES)
 CONSOLE: web.AppKey[Console] = web.AppKey("console")
 
 
@@ -53,7 +54,8 @@ class Console:
             autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
         env.filters.update(pretty=text.pretty, details=text.details, seconds=text.seconds,
                            query=lambda params: urlencode(params, doseq=True))
-        env.globals.update(age=text.age, took=text.took, active=ACTIVE, bar_limit=CONSOLE_TIMELINE_BARS)
+        env.globals.update(age=text.age, took=text.took, active=ACTIVE, retryable=RETRYABLE,
+                           bar_limit=CONSOLE_TIMELINE_BARS)
         return env
 
     def render(self, request: web.Request, name: str, status: int = 200, **values: Any) -> web.Response:

@@ -14,7 +14,7 @@ from grctl.console import reads, timeline
 from grctl.console.actions import DONE
 from grctl.console.app import of
 from grctl.console.query import RunsQuery, cursor_text
-from grctl.engine.runindex import RunFilter
+from grctl.engine.runindex import STUCK, RunFilter
 from grctl.models.common import RunInfo, utcnow
 from grctl.models.history import HistoryEvent, HistoryKind
 from grctl.models.records import RegistryEntry
@@ -40,11 +40,13 @@ async def runs_page(request: web.Request) -> web.Response:
     rows = [msgspec.msgpack.decode(raw, type=RunInfo) for raw, _ in found[:settings.CONSOLE_PAGE_SIZE]]
     more = len(found) > settings.CONSOLE_PAGE_SIZE
     next_cursor = found[settings.CONSOLE_PAGE_SIZE - 1][1] if more else None
+    stuck = counts.pop(STUCK, 0)
     types = sorted({t for t, _ in tally} | ({wanted.wf_type} if wanted.wf_type else set()))
-    matched = sum(n for status, n in counts.items() if status in wanted.statuses or not wanted.statuses)
+    matched = stuck if wanted.stuck else sum(
+        n for status, n in counts.items() if status in wanted.statuses or not wanted.statuses)
     return console.render(request, "runs.html", query=query, rows=rows, counts=counts, loaded=loaded,
                           total=sum(counts.values()), statuses=STATUS_ORDER, types=types, now=now,
-                          matched=matched,
+                          matched=matched, stuck=stuck,
                           next=query.params(after=cursor_text(next_cursor)) if next_cursor else None,
                           first=query.params(after="") if query.after else None)
 

@@ -50,6 +50,7 @@ class RunsQuery:
     end: str = ""  # to (ISO), when range is ""
     prefix: str = ""  # workflow id or run id prefix
     after_text: str = ""
+    stuck: bool = False  # only runs held by a mismatch between code and run
 
     @classmethod
     def from_params(cls, given: MultiMapping[Any]) -> RunsQuery:
@@ -61,7 +62,8 @@ class RunsQuery:
                    range=params.get("range", "") if params.get("range", "") in RANGES else "",
                    start=params.get("from", "").strip() if _time(params.get("from", "")) else "",
                    end=params.get("to", "").strip() if _time(params.get("to", "")) else "",
-                   prefix=params.get("q", "").strip(), after_text=params.get("after", ""))
+                   prefix=params.get("q", "").strip(), after_text=params.get("after", ""),
+                   stuck=params.get("stuck", "") == "1")
 
     @property
     def after(self) -> Cursor | None:
@@ -70,22 +72,24 @@ class RunsQuery:
     def filter(self, now: datetime) -> RunFilter:
         since = now - RANGES[self.range] if self.range else _time(self.start)
         until = None if self.range else _time(self.end)
-        return RunFilter(frozenset(self.statuses), self.wf_type, since, until, self.prefix)
+        return RunFilter(frozenset(self.statuses), self.wf_type, since, until, self.prefix, self.stuck)
 
-    def params(self, after: str | None = None, statuses: tuple[str, ...] | None = None) -> str:
-        """This query as URL parameters, with another page cursor or other statuses."""
+    def params(self, after: str | None = None, statuses: tuple[str, ...] | None = None,
+               stuck: bool | None = None) -> str:
+        """This query as URL parameters, with another page cursor, other statuses or stuck runs only."""
         query = replace(self, after_text=self.after_text if after is None else after,
-                        statuses=self.statuses if statuses is None else statuses)
+                        statuses=self.statuses if statuses is None else statuses,
+                        stuck=self.stuck if stuck is None else stuck)
         pairs = [("status", s) for s in query.statuses]
         for key, value in (("type", query.wf_type), ("range", query.range), ("from", query.start),
                            ("to", query.end), ("q", query.prefix), ("after", query.after_text)):
             if value:
                 pairs.append((key, value))
-        return urlencode(pairs)
+        return urlencode(pairs + ([("stuck", "1")] if query.stuck else []))
 
     def form_fields(self) -> list[tuple[str, str]]:
         """The filter as hidden form fields (for a bulk action on it)."""
         fields = [("status", s) for s in self.statuses]
         fields += [(k, v) for k, v in (("type", self.wf_type), ("range", self.range), ("from", self.start),
                                        ("to", self.end), ("q", self.prefix)) if v]
-        return fields
+        return fields + ([("stuck", "1")] if self.stuck else [])

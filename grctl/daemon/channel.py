@@ -28,6 +28,8 @@ class Spec(msgspec.Struct, frozen=True, kw_only=True):
     config: msgspec.Raw
     generation: int = 0
     index: int = 0
+    # On a reload: the workflow types of the generation this one replaces (None at the first start).
+    replaces: list[str] | None = None
 
 
 class StatusPipe:

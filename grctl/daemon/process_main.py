@@ -33,6 +33,7 @@ log = logging.getLogger("grctl.daemon.child")
 EXIT_IMPORT = 3
 EXIT_CONNECT = 4
 EXIT_CRASH = 5
+EXIT_REFUSED = 6  # the new code would strand live runs
 
 
 def describe_exception(exc: BaseException) -> str:
@@ -123,7 +124,8 @@ def _stop_signals(stop: asyncio.Event) -> None:
     on_parent_exit(loop, stop.set)
 
 
-async def run_worker(cfg: DaemonConfig, status: StatusPipe) -> int:
+async def run_worker(cfg: DaemonConfig, status: StatusPipe, replaces: list[str] | None = None) -> int:
+    from grctl.daemon.strand import StrandingRefused, check_before_serving
     from grctl.daemon.workflows import WorkflowImportError, load_workflows, module_files
     from grctl.ops import metrics, multiproc
     from grctl.worker.worker import Worker
@@ -142,6 +144,14 @@ async def run_worker(cfg: DaemonConfig, status: StatusPipe) -> int:
     if isinstance(connected, int):
         return connected
     connection, connector = connected
+    try:  # before registering: the new catalog must not replace the one live runs need
+        await check_before_serving(connection, workflows, replaces, cfg.reload.allow_missing_handlers,
+                                   f"grctld-{os.getpid()}")
+    except StrandingRefused as exc:
+        log.error("%s", exc)
+        status.error(str(exc), fatal=True)
+        await connection.close()
+        return EXIT_REFUSED
     stopped = asyncio.ensure_future(stop.wait())
     worker = Worker(
         workflows=workflows,
@@ -242,9 +252,10 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(
         cfg.logging, cfg.secrets(), role=role, generation=spec.generation if role == "worker" else None
     )
-    runner = run_worker if role == "worker" else run_engine
     try:
-        return asyncio.run(runner(cfg, status))
+        if role == "worker":
+            return asyncio.run(run_worker(cfg, status, spec.replaces))
+        return asyncio.run(run_engine(cfg, status))
     except Exception as exc:
         log.exception("%s process failed", role)
         status.error(f"{role} process failed: {describe_exception(exc)}")

@@ -36,11 +36,13 @@ class ChildFailed(Exception):
 class ChildProcess:
     """One ``python -m grctl.daemon.process_main ROLE`` process."""
 
-    def __init__(self, role: str, cfg: DaemonConfig, generation: int = 0, index: int = 0) -> None:
+    def __init__(self, role: str, cfg: DaemonConfig, generation: int = 0, index: int = 0,
+                 replaces: list[str] | None = None) -> None:
         self.role = role
         self.cfg = cfg
         self.generation = generation
         self.index = index
+        self.replaces = replaces  # on a reload, the types the running generation serves
         self.proc: asyncio.subprocess.Process | None = None
         self.ready_info: dict[str, Any] | None = None
         self.error: str | None = None
@@ -85,7 +87,8 @@ class ChildProcess:
             )
         finally:
             os.close(write_fd)
-        spec = json.dumps({"generation": self.generation, "index": self.index}).encode()
+        spec = json.dumps({"generation": self.generation, "index": self.index,
+                           "replaces": self.replaces}).encode()
         line = spec[:-1] + b', "config": ' + self.cfg.encode() + b"}\n"
         assert self.proc.stdin is not None
         self.proc.stdin.write(line)
@@ -193,10 +196,11 @@ class ChildProcess:
 class Generation:
     """The worker processes started from one configuration."""
 
-    def __init__(self, number: int, cfg: DaemonConfig) -> None:
+    def __init__(self, number: int, cfg: DaemonConfig, replaces: list[str] | None = None) -> None:
         self.number = number
         self.cfg = cfg
-        self.processes = [ChildProcess("worker", cfg, number, i) for i in range(cfg.worker.processes)]
+        self.processes = [ChildProcess("worker", cfg, number, i, replaces)
+                          for i in range(cfg.worker.processes)]
         self.stopping = False
 
     def __repr__(self) -> str:

@@ -46,6 +46,7 @@ class Supervisor:
         self.notifier = Notifier()
         self.queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         self.current: Generation | None = None
+        self.serving: list[str] = []  # the workflow types the current generation serves
         self.generations: set[Generation] = set()
         self.counter = 0
         self.nats: EmbeddedNatsServer | None = None
@@ -200,7 +201,7 @@ class Supervisor:
         failures = 0
         while True:
             self.counter += 1
-            gen = Generation(self.counter, cfg)
+            gen = Generation(self.counter, cfg, None if initial or self.current is None else self.serving)
             self.generations.add(gen)
             log.info("starting generation %d: %d worker process(es)", gen.number, len(gen.processes))
             try:
@@ -240,6 +241,7 @@ class Supervisor:
         for proc in gen.processes:
             self._watch_exit(proc)
         types = sorted({t for info in infos for t in info.get("workflows", [])})
+        self.serving = types
         imported = {f: d for info in infos for f, d in info.get("files", {}).items()}
         self.sources = dict(imported)  # what this generation runs: later edits are changes
         self._restart_watcher(gen.cfg, sorted(imported))

@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import heapq
 import logging
+from collections import Counter
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -39,16 +40,21 @@ from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy
 
 from grctl import settings
-from grctl.models.common import RunInfo
+from grctl.models.common import TERMINAL_STATUSES, RunInfo
 from grctl.nats import subjects
 from grctl.nats.direct import read_tail
 from grctl.nats.retry import log_failure
+from grctl.ops import metrics
 
 log = logging.getLogger(__name__)
 
 RUN_INFOS = "grctl_run.*.*.*.info"
 
 _info_decoder = msgspec.msgpack.Decoder(RunInfo)
+
+
+_ENDED = frozenset(str(s) for s in TERMINAL_STATUSES)
+STUCK = "stuck"  # the key of stuck runs in overview()'s counts (they are counted under their status too)
 
 
 class _Entry(NamedTuple):
@@ -60,13 +66,14 @@ class _Entry(NamedTuple):
     ended: float  # Unix time the run ended, 0.0 while it has not
     seq: int  # the record's stream sequence: a newer record of the run replaces it, an older one not
     raw: bytes  # the record as stored: what run.list returns
+    stuck: bool  # held by a mismatch between code and run (ours)
 
 
 def _entry(data: bytes, seq: int) -> _Entry:
     info = _info_decoder.decode(data)
     ended = info.completed_at.timestamp() if info.completed_at and info.is_terminal else 0.0
     return _Entry(info.created_at.timestamp(), info.id, info.wf_id, info.wf_type, str(info.status), ended,
-                  seq, data)
+                  seq, data, info.stuck is not None)
 
 
 @dataclass(frozen=True)
@@ -79,6 +86,7 @@ class RunFilter:
     since: datetime | None = None
     until: datetime | None = None
     id_prefix: str = ""
+    stuck: bool = False  # only runs held by a mismatch between code and run
 
 
 @dataclass(frozen=True)
@@ -99,6 +107,7 @@ class RunIndex:
         self._max_runs = max(1, max_runs)
         self._poll_interval = poll_interval
         self._runs: dict[str, _Entry] = {}
+        self._stuck: Counter[str] = Counter()  # stuck runs by workflow type (the gauge)
         self._sub: JetStreamContext.PushSubscription | None = None
         self._loaded_from = 0  # the stream's last sequence before the loading consumer was made
         self._last_loaded = 0  # the highest sequence the loading consumer delivered
@@ -171,6 +180,9 @@ class RunIndex:
         known = self._runs.get(entry.run_id)
         if known is None or known.seq < entry.seq:
             self._runs[entry.run_id] = entry
+            if entry.stuck != (known is not None and known.stuck):  # only live runs are ever stuck
+                self._stuck[entry.wf_type] += 1 if entry.stuck else -1
+                metrics.stuck_runs(entry.wf_type, self._stuck[entry.wf_type])
 
     async def _follow(self) -> None:
         while True:
@@ -211,10 +223,15 @@ class RunIndex:
         return self.loaded.is_set()
 
     def query(self, now: datetime, statuses: Collection[str] = (), wf_type: str = "",
-              since: datetime | None = None, limit: int = 100) -> list[bytes]:
-        """The stored run infos that match, newest first (by creation time), at most ``limit``."""
-        found = self.page(now, RunFilter(frozenset(statuses), wf_type, since), min(limit, settings.MAX_LIST))
-        return [raw for raw, _ in found]
+              since: datetime | None = None, limit: int = 100, stuck: bool = False) -> list[bytes]:
+        """The stored run infos that match, newest first (by creation time), at most ``limit``;
+        ``stuck``: only runs held by a mismatch between code and run."""
+        wanted = RunFilter(frozenset(statuses), wf_type, since, stuck=stuck)
+        return [raw for raw, _ in self.page(now, wanted, min(limit, settings.MAX_LIST))]
+
+    def live(self) -> list[bytes]:
+        """The run infos of every run that has not ended (for the catalog check)."""
+        return [e.raw for e in self._runs.values() if not e.ended and e.status not in _ENDED]
 
     def page(self, now: datetime, wanted: RunFilter, limit: int,
              after: Cursor | None = None) -> list[tuple[bytes, Cursor]]:
@@ -225,7 +242,8 @@ class RunIndex:
     def overview(self, now: datetime, wanted: RunFilter, limit: int, after: Cursor | None = None,
                  ) -> tuple[list[tuple[bytes, Cursor]], dict[tuple[str, str], int]]:
         """``page()``, and in the same pass over the runs how many match every part of ``wanted`` but
-        its statuses and its type, per (workflow type, status): what a listing shows beside its page."""
+        its statuses, its type and ``stuck``, per (workflow type, status), stuck runs counted again
+        under the status ``STUCK``: what a listing shows beside its page."""
         top: list[_Entry] = []  # a min-heap of the newest ``limit`` matches
         counted: dict[tuple[str, str], int] = {}
         statuses, wf_type = wanted.statuses, wanted.wf_type
@@ -235,6 +253,10 @@ class RunIndex:
         for entry in self._matching(now, loose):
             group = (entry.wf_type, entry.status)
             counted[group] = counted.get(group, 0) + 1
+            if entry.stuck:
+                counted[(entry.wf_type, STUCK)] = counted.get((entry.wf_type, STUCK), 0) + 1
+            elif wanted.stuck:
+                continue
             if (statuses and entry.status not in statuses) or (wf_type and entry.wf_type != wf_type):
                 continue
             created = entry.created
@@ -260,7 +282,7 @@ class RunIndex:
         removed = now.timestamp() - self._retention if self._retention is not None else None
         floor = wanted.since.timestamp() if wanted.since is not None else None
         ceiling = wanted.until.timestamp() if wanted.until is not None else None
-        statuses, wf_type, prefix = wanted.statuses, wanted.wf_type, wanted.id_prefix
+        statuses, wf_type, prefix, stuck = wanted.statuses, wanted.wf_type, wanted.id_prefix, wanted.stuck
         gone: list[str] = []
         for entry in self._runs.values():
             if removed is not None and entry.ended and entry.ended < removed:
@@ -275,6 +297,8 @@ class RunIndex:
             if ceiling is not None and entry.created >= ceiling:
                 continue
             if prefix and not (entry.wf_id.startswith(prefix) or entry.run_id.startswith(prefix)):
+                continue
+            if stuck and not entry.stuck:
                 continue
             yield entry
         for run_id in gone:

@@ -96,6 +96,7 @@ async def test_from_the_runs_list_to_a_failed_run_and_html_shown_as_text(
         await until(lambda: len(browser.find_elements(By.CSS_SELECTOR, "table.runs tbody tr")) == 4,
                     "the four runs to be listed", reload=browser)
         assert browser.find_element(By.CSS_SELECTOR, "a.chip.st-failed b").text == "1"
+        assert browser.find_element(By.ID, "stuck-chip").text == "Stuck 0"
         screenshot(browser, tmp_path, "runs")
 
         browser.find_element(By.CSS_SELECTOR, "a.chip.st-failed").click()
@@ -116,6 +117,15 @@ async def test_from_the_runs_list_to_a_failed_run_and_html_shown_as_text(
         assert kinds[0] == "run.started" and kinds[-1] == "run.failed"
         assert kinds.count("task.attempt_failed") == 2
         screenshot(browser, tmp_path, "run-failed", height=1500)
+
+        failed_run = browser.find_element(By.CSS_SELECTOR, ".facts dd.mono").text
+        browser.find_element(By.ID, "do-retry").click()
+        assert "Retry run" in browser.find_element(By.CSS_SELECTOR, ".question").text
+        browser.find_element(By.ID, "confirm").click()
+        assert "Retried" in browser.find_element(By.ID, "notice").text
+        assert failed_run in browser.find_element(By.ID, "summary").text  # "Retry of" the failed run
+        retried = await client.describe("order-1002")
+        assert retried.retry_of == failed_run and retried.id != failed_run
 
         browser.get(f"{console}/?q=order%3C")  # the id prefix filter, with the id's "<"
         link = browser.find_element(By.CSS_SELECTOR, "td.id a")

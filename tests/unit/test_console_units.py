@@ -19,8 +19,8 @@ from grctl.console.query import RunsQuery
 from grctl.console.rates import Rates
 from grctl.console.settings import ConsoleRefused, ConsoleSettings
 from grctl.daemon.config import load_config
-from grctl.engine.runindex import RunFilter, RunIndex
-from grctl.models.common import ErrorDetails, RunInfo, RunStatus
+from grctl.engine.runindex import STUCK, RunFilter, RunIndex
+from grctl.models.common import ErrorDetails, RunInfo, RunStatus, Stuck
 from grctl.models.history import (
     HistoryEvent,
     HistoryKind,
@@ -197,3 +197,17 @@ def test_rates_are_the_increase_per_minute_since_the_oldest_sample(monkeypatch: 
     started.labels("Orders").inc(15)
     span, per_minute = rates.per_minute()  # read at t=130
     assert span == 30.0 and per_minute[("grctl_engine_runs_started_total", "Orders")] == 30.0
+
+
+def test_stuck_runs_are_counted_apart_and_listed_alone() -> None:
+    index = RunIndex(nc=None, js=None, retention=None)  # type: ignore[arg-type]
+    for i, stuck in enumerate((None, Stuck(reason="missing_handler", handler="ship", since=T0), None)):
+        info = RunInfo(id=f"R{i}", wf_id=f"w-{i}", wf_type="A", status=RunStatus.running,
+                       created_at=T0 + timedelta(seconds=i), stuck=stuck)
+        index._add(msgspec.msgpack.encode(info), i + 1, "subject")
+    only, counted = index.overview(T0, RunFilter(stuck=True), 10)
+    assert [msgspec.msgpack.decode(r, type=RunInfo).id for r, _ in only] == ["R1"]
+    assert counted == {("A", "running"): 3, ("A", STUCK): 1}
+    query = RunsQuery.from_params(MultiDict([("stuck", "1"), ("type", "A")]))
+    assert query.filter(T0).stuck and "stuck=1" in query.params() and ("stuck", "1") in query.form_fields()
+    assert "stuck" not in query.params(stuck=False)
