@@ -1,7 +1,7 @@
 """The console's HTTP side against a real engine process (``grctl engine -c FILE`` with console
 credentials) and a real worker process: roles, CSRF, the operations endpoints left open, a reverse
-proxy's path prefix, actions refused with the command line's words, a bulk cancel by filter; and an
-open console on a non-loopback address refused at start."""
+proxy's path prefix, actions refused with the command line's words, a bulk cancel and a bulk retry by
+filter; and an open console on a non-loopback address refused at start."""
 
 from __future__ import annotations
 
@@ -104,12 +104,15 @@ def csrf_of_any(session: aiohttp.ClientSession) -> str:
     return next((c.value for c in session.cookie_jar if c.key == "grctl_csrf"), "none")
 
 
-async def test_actions_explain_refusals_and_bulk_cancel_acts_on_the_filter(base: str,
+async def test_actions_explain_refusals_and_bulk_cancel_and_retry_act_on_the_filter(base: str,
                                                                             connection: Connection) -> None:
     client = Client(connection)
     for i in range(3):
         await client.start_workflow("ProcessOrder", f"bulk-{i}", HOLD)
     await client.start_workflow("ProcessOrder", "other-1", HOLD)
+    declined = await client.start_workflow("ProcessOrder", "decl-1", {**HOLD, "mode": "decline"})
+    with pytest.raises(Exception, match="card declined"):
+        await declined.result(timeout=60)
     async with session(ADMIN) as admin:
         async with admin.get(base + "/start") as resp:
             token = csrf_of(await resp.text())
@@ -132,11 +135,27 @@ async def test_actions_explain_refusals_and_bulk_cancel_acts_on_the_filter(base:
         assert "<b>3</b> active runs" in page and "other-1" not in page
         async with admin.post(base + "/act", data={**bulk, "confirmed": "1", "reason": "bulk"}) as resp:
             assert resp.status == 200 and "3 done" in await resp.text()
+        await bulk_retry(admin, base, token)
     for i in range(3):
         handle = await client.get_workflow_handle(f"bulk-{i}")
         with pytest.raises(Exception, match="cancel"):
             await handle.result(timeout=30)
     assert (await client.describe("other-1")).status == RunStatus.running
+    assert (await client.describe("decl-1")).retry_of == declined.run_id
+
+
+async def bulk_retry(admin: aiohttp.ClientSession, base: str, token: str) -> None:
+    """Retry every failed run whose id starts with ``decl-`` (one), after confirming."""
+    retry = {"action": "bulk_retry", "csrf": token, "q": "decl-"}
+    for _ in range(50):  # the index follows the stream a moment after each commit
+        async with admin.post(base + "/act", data=retry) as resp:
+            page = await resp.text()
+        if "<b>1</b> ended run" in page:
+            break
+        await asyncio.sleep(0.1)
+    assert "<b>1</b> ended run" in page, page
+    async with admin.post(base + "/act", data={**retry, "confirmed": "1"}) as resp:
+        assert resp.status == 200 and "1 done" in await resp.text()
 
 
 async def test_behind_a_proxy_every_link_carries_the_prefix(base: str) -> None:
