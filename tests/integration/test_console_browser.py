@@ -116,7 +116,8 @@ async def test_from_the_runs_list_to_a_failed_run_and_html_shown_as_text(
         kinds = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#history .kind")]
         assert kinds[0] == "run.started" and kinds[-1] == "run.failed"
         assert kinds.count("task.attempt_failed") == 2
-        screenshot(browser, tmp_path, "run-failed", height=1500)
+        browser.find_element(By.CSS_SELECTOR, "#error summary").click()  # folded, as a reader may
+        screenshot(browser, tmp_path, "run-failed", height=1250)
 
         failed_run = browser.find_element(By.CSS_SELECTOR, ".facts dd.mono").text
         browser.find_element(By.ID, "do-retry").click()
