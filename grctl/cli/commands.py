@@ -27,6 +27,7 @@ from grctl import settings
 from grctl.cli import format as fmt
 from grctl.client.client import Client
 from grctl.client.refusal import explain
+from grctl.lifecycle import until_stopped
 from grctl.models.errors import (
     WorkflowCancelledError,
     WorkflowError,
@@ -147,12 +148,7 @@ async def connect(servers: list[str], auth: dict[str, Any] | None = None) -> Con
     where = ", ".join(servers)
     connecting = asyncio.ensure_future(Connection.connect(servers, name="grctl-cli", error_cb=remember,
                                                           **{**CONNECT_OPTIONS, **(auth or {})}))
-    failing = asyncio.ensure_future(tls_failed.wait())
-    try:
-        await asyncio.wait({connecting, failing}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        failing.cancel()
-    if not connecting.done():
+    if not await until_stopped(connecting, tls_failed):
         connecting.cancel()
         raise CliError(EXIT_UNREACHABLE, f"cannot connect to NATS at {where}: TLS failed ({errors[-1]}); "
                                          "check the CA (tls.ca_file) and the server name")

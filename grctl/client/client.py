@@ -168,7 +168,7 @@ class Client:
 
     async def retry_runs(self, status: RunStatus | str | Iterable[RunStatus | str] | None = None,
                          type: str | None = None, since: datetime | timedelta | None = None,
-                         limit: int = 100) -> list[RetryOutcome]:
+                         limit: int = settings.LIST_LIMIT) -> list[RetryOutcome]:
         """``retry_run`` for every run ``list_runs`` finds (default statuses: failed, timed out,
         terminated) that is the latest of its workflow id and not yet retried; one outcome per run
         tried, in the listing's order (newest first)."""

@@ -1,13 +1,11 @@
-"""The console's routes on the engine's HTTP listener, and what every page shares: the engine it
-shows, the ``Client`` its actions go through, the templates (Jinja2, escaping every value) and the
-static files shipped in this package."""
+"""What every page of the console shares: the engine it shows, the ``Client`` its actions go through
+and the templates (Jinja2, escaping every value)."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
 import logging
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -22,7 +20,6 @@ from grctl.console.settings import ConsoleSettings
 from grctl.engine.engine import Engine
 from grctl.engine.runindex import RunIndex
 from grctl.models.common import RunStatus
-from grctl.ops.http import Mount
 from grctl.settings import CLI_RETRY_FOR, CONSOLE_TIMELINE_BARS
 
 if TYPE_CHECKING:
@@ -83,25 +80,3 @@ class Console:
 
 def of(request: web.Request) -> Console:
     return request.app[CONSOLE]
-
-
-def mounter(engine: Engine, settings: ConsoleSettings) -> Mount:
-    """The ``mount`` hook of the engine's listener that adds the console (see ``grctl.ops.http``)."""
-    from grctl.console import actions, pages
-
-    def mount(app: web.Application) -> None:
-        console = Console(engine, settings)
-        app[CONSOLE] = console
-        app.middlewares.append(access.middleware(settings))
-        app.on_startup.append(console.on_startup)
-        app.on_cleanup.append(console.on_cleanup)
-        app.router.add_get("/", pages.runs_page)
-        app.router.add_get("/run", pages.run_page)
-        app.router.add_get("/run/live", pages.run_live)
-        app.router.add_get("/workers", pages.workers_page)
-        app.router.add_get("/start", actions.start_form)
-        app.router.add_post("/act", actions.act)
-        app.router.add_static("/static", str(resources.files("grctl.console") / "static"))
-        app.router.add_route("*", "/{tail:.*}", pages.not_found)
-
-    return mount

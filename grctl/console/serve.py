@@ -18,7 +18,7 @@ def console_for(settings: ConsoleSettings) -> MountFor | None:
         return None
 
     def mount_for(engine: Engine) -> Mount:
-        from grctl.console.app import mounter
+        from grctl.console.routes import mounter
 
         return mounter(engine, settings)
 

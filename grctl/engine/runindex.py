@@ -223,7 +223,8 @@ class RunIndex:
         return self.loaded.is_set()
 
     def query(self, now: datetime, statuses: Collection[str] = (), wf_type: str = "",
-              since: datetime | None = None, limit: int = 100, stuck: bool = False) -> list[bytes]:
+              since: datetime | None = None, limit: int = settings.LIST_LIMIT,
+              stuck: bool = False) -> list[bytes]:
         """The stored run infos that match, newest first (by creation time), at most ``limit``;
         ``stuck``: only runs held by a mismatch between code and run."""
         wanted = RunFilter(frozenset(statuses), wf_type, since, stuck=stuck)

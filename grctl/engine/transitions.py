@@ -281,25 +281,26 @@ def fail_run(ctx: Ctx, f: Directive, error: ErrorDetails, terminate_worker: bool
 
 def cancel_run(ctx: Ctx, x: Directive, reason: str) -> list[Record]:
     """T9: the run is cancelled (``x`` is the cancel directive, possibly the pending one)."""
-    ts = x.timestamp
-    duration = ms_between(ctx.started_at(x.run_info), ts)
     error = ErrorDetails(type="Cancelled", message=reason or "workflow was cancelled")
-    ending = Ending(RunStatus.cancelled, RunStateKind.cancel,
-                    ctx.history(HistoryKind.run_cancelled, RunCancelled(reason=reason, duration_ms=duration),
-                                ts),
-                    notify_error=error)
-    return finish(ctx, x, x.run_info, ts, ending)
+    return _end_on_request(ctx, x, RunStatus.cancelled, RunStateKind.cancel, HistoryKind.run_cancelled,
+                           RunCancelled, error, reason, terminate_worker=False)
 
 
 def terminate_run(ctx: Ctx, x: Directive, reason: str) -> list[Record]:
     """T8: the run is terminated at once; the last-known worker is told to stop."""
+    error = ErrorDetails(type="Terminated", message=reason or "run was terminated")
+    return _end_on_request(ctx, x, RunStatus.terminated, RunStateKind.terminate, HistoryKind.run_terminated,
+                           RunTerminated, error, reason, terminate_worker=True)
+
+
+def _end_on_request(ctx: Ctx, x: Directive, status: RunStatus, state: RunStateKind, kind: HistoryKind,
+                    event: type[RunCancelled] | type[RunTerminated], error: ErrorDetails, reason: str,
+                    terminate_worker: bool) -> list[Record]:
+    """A run ended because someone asked (cancel, terminate): its event says why and how long it ran."""
     ts = x.timestamp
     duration = ms_between(ctx.started_at(x.run_info), ts)
-    error = ErrorDetails(type="Terminated", message=reason or "run was terminated")
-    ending = Ending(RunStatus.terminated, RunStateKind.terminate,
-                    ctx.history(HistoryKind.run_terminated,
-                                RunTerminated(reason=reason, duration_ms=duration), ts),
-                    notify_error=error, terminate_worker=True)
+    ending = Ending(status, state, ctx.history(kind, event(reason=reason, duration_ms=duration), ts),
+                    notify_error=error, terminate_worker=terminate_worker)
     return finish(ctx, x, x.run_info, ts, ending)
 
 
