@@ -131,6 +131,19 @@ RETRY_ATTEMPTS: Final = 5  # count; compare-and-swap attempts of one run.retry (
 CATALOG_NAMED_RUNS: Final = 5  # runs; named per handler a catalog check finds dropped
 CATALOG_READS_AT_ONCE: Final = 64  # requests; run-state reads in flight at once in a catalog check
 
+# --- Schedules and delayed starts (docs/operations.md#schedules) -------------------------------------
+SCHEDULE_CATCHUP_WINDOW: Final = 60.0  # s; a tick found due later than this is counted missed, not run
+SCHEDULE_TIMEZONE: Final = "UTC"  # zone; cron fields are read in it when a schedule names none
+SCHEDULE_MIN_EVERY: Final = 1.0  # s; the finest interval (a tick's workflow id has whole seconds)
+SCHEDULE_BUFFER_POLL: Final = 1.0  # s; between looks at whether a buffered tick's predecessor ended
+SCHEDULE_MAX_CATCHUP_TICKS: Final = 1000  # count; of ticks looked at in one catch-up (the latest kept)
+SCHEDULE_MAX_BACKFILL: Final = 1000  # count; of ticks one backfill may start
+SCHEDULE_UPDATE_ATTEMPTS: Final = 20  # count; compare-and-swap rounds of a schedule state
+SCHEDULE_BACKOFF: Final = Backoff(initial=0.5, factor=2.0, cap=15.0)  # s; a tick that could not fire
+SCHEDULE_LATE_AFTER: Final = 1.0  # s; a tick fired later than this counts in the late metric
+SCHEDULE_DECLARE_BUDGET: Final = 30.0  # s; grctld's declaration waits this long for an engine, then pauses
+SCHEDULE_FIRES_SHOWN: Final = 3  # count; of next fire times --print-config shows per schedule
+
 # --- Worker (SDK) ------------------------------------------------------------------------------------
 STEP_TIMEOUT: Final = 10.0  # s; a step handler's timeout when its decorator names none (public SDK's)
 MAX_CONCURRENT_STEPS: Final = 16  # steps; one process runs at once (also grctld's worker default)

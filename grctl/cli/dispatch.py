@@ -27,6 +27,7 @@ from grctl.cli.commands import EXIT_STATUS_HELP, EXIT_USAGE, CliError, add_clien
 from grctl.cli.describe_retry import add_runs_parsers
 from grctl.cli.list_command import add_list_parser
 from grctl.cli.public_shape import add_workflow_parsers
+from grctl.cli.schedule_command import add_schedule_parser
 from grctl.daemon.logs import configure_logging
 from grctl.daemon.model import DaemonConfig, LoggingConfig
 from grctl.daemon.schema import parse_retention, parse_size
@@ -224,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_list_parser(sub, [common, client])
     add_runs_parsers(sub, [common, client])
     add_workflow_parsers(sub, [common, client])
+    add_schedule_parser(sub, [common, client])
     add_engine_parser(sub, [common])
     sub.add_parser("version", help="print the version").set_defaults(func=cmd_version)
     parser.set_defaults(func=_client_command)
