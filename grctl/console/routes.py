@@ -7,7 +7,7 @@ from importlib import resources
 
 from aiohttp import web
 
-from grctl.console import access, actions, pages
+from grctl.console import access, actions, pages, schedules
 from grctl.console.app import CONSOLE, Console
 from grctl.console.settings import ConsoleSettings
 from grctl.engine.engine import Engine
@@ -28,6 +28,8 @@ def mounter(engine: Engine, settings: ConsoleSettings) -> Mount:
         app.router.add_get("/workers", pages.workers_page)
         app.router.add_get("/start", actions.start_form)
         app.router.add_post("/act", actions.act)
+        app.router.add_get("/schedules", schedules.schedules_page)
+        app.router.add_post("/schedule", schedules.act)
         app.router.add_static("/static", str(resources.files("grctl.console") / "static"))
         app.router.add_route("*", "/{tail:.*}", pages.not_found)
 

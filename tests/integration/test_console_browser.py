@@ -175,3 +175,5 @@ async def test_cancel_a_running_run_after_confirming(console: str, connection: C
         stats = browser.find_element(By.CSS_SELECTOR, ".wtype .stats").text
         assert "0\nsteps in flight" in stats and "0\nsteps waiting for a worker" in stats, stats
         screenshot(browser, tmp_path, "workers", height=900)
+        browser.get(f"{console}/schedules")
+        assert "No schedule is in force" in browser.find_element(By.CSS_SELECTOR, "table.schedules").text

@@ -1,7 +1,8 @@
 """The console's HTTP side against a real engine process (``grctl engine -c FILE`` with console
 credentials) and a real worker process: roles, CSRF, the operations endpoints left open, a reverse
 proxy's path prefix, actions refused with the command line's words, a bulk cancel and a bulk retry by
-filter; and an open console on a non-loopback address refused at start."""
+filter, schedules paused, resumed and triggered; and an open console on a non-loopback address refused
+at start."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import unquote
 
 import aiohttp
 import pytest
@@ -19,7 +21,9 @@ from support.processes import ChildProcess, WorkerProcess
 from support.scrape import wait_status
 
 from grctl.client.client import Client
+from grctl.client.schedules import ScheduleCommands
 from grctl.models.common import RunStatus
+from grctl.models.schedule import ScheduleSpec
 from grctl.nats.connection import Connection
 from grctl.nats.server import free_port
 
@@ -179,3 +183,31 @@ def test_an_open_console_on_a_public_address_is_refused_at_start(subprocess_env:
                           env=subprocess_env, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2, done
     assert "open to the network" in done.stderr and "admin_password" in done.stderr
+
+
+async def test_schedules_are_listed_paused_resumed_and_triggered(base: str, connection: Connection) -> None:
+    spec = ScheduleSpec(workflow="ProcessOrder", input=HOLD, cron="0 3 * * *")
+    await ScheduleCommands(connection, "c:test").declare("test-host:a", {"nightly": spec})
+    client = Client(connection)
+    async with session(ADMIN) as admin:
+        async with admin.get(base + "/schedules") as resp:
+            page = await resp.text()
+        assert resp.status == 200 and ">nightly</td>" in page and "0 3 * * *" in page, page
+        form = {"csrf": csrf_of(page), "id": "nightly"}
+        async with admin.post(base + "/schedule", data={**form, "action": "schedule_pause"}) as resp:
+            assert "Pause schedule" in await resp.text()  # asked first
+        assert not (await client.list_schedules())[0].state.operator_paused
+        async with admin.post(base + "/schedule", data={**form, "action": "schedule_pause", "confirmed": "1",
+                                                         "reason": "db upgrade"}) as resp:
+            page = await resp.text()
+            assert resp.status == 200 and "Paused" in page and "db upgrade" in page
+        assert (await client.list_schedules())[0].state.operator_paused
+        confirmed = {**form, "confirmed": "1"}
+        async with admin.post(base + "/schedule", data={**confirmed, "action": "schedule_resume"}):
+            pass
+        assert not (await client.list_schedules())[0].state.operator_paused
+        async with admin.post(base + "/schedule", data={**confirmed, "action": "schedule_trigger"}) as resp:
+            page = await resp.text()
+    started = re.search(r'run\?id=(nightly%40[^"&]+)', page)
+    assert started, page
+    assert (await client.describe(unquote(started.group(1)))).wf_type == "ProcessOrder"
