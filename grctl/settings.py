@@ -46,6 +46,11 @@ RECONNECT_WAIT: Final = 1.0  # s; pause between reconnection attempts, as nats-p
 MAX_RECONNECT_ATTEMPTS: Final = -1  # count; -1 never gives up: a server restart must not end a process
 EMBEDDED_NATS_HOST: Final = "127.0.0.1"  # address; grctld's own nats-server serves this host only
 
+# --- Event loop --------------------------------------------------------------------------------------
+# The engine's and grctld's processes: uvloop where installed ("auto"), measured 15-25 % less CPU per
+# step than asyncio's own loop; GRCTL_EVENT_LOOP overrides it (eventloop.py).
+EVENT_LOOP: Final = "auto"  # choice; auto (uvloop where installed), uvloop or asyncio
+
 # --- Retry schedules shared by the transport ---------------------------------------------------------
 # Transport trouble (a reconnecting connection, a JetStream API not answering yet). The cap is short
 # because what ends such trouble (a reconnection, an elected leader) is not seen otherwise: the time

@@ -13,7 +13,6 @@ it; repeatable or comma-separated; default: the file, else ``$GRCTL_NATS_SERVERS
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
 import logging
 import os
@@ -21,7 +20,7 @@ import sys
 from datetime import timedelta
 from importlib import metadata
 
-from grctl import settings
+from grctl import eventloop, settings
 from grctl.cli import config as cli_config
 from grctl.cli.commands import EXIT_STATUS_HELP, EXIT_USAGE, CliError, add_client_parsers, run_client_command
 from grctl.cli.describe_retry import add_runs_parsers
@@ -174,7 +173,7 @@ def cmd_engine(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise CliError(EXIT_USAGE, str(exc)) from None
     try:
-        asyncio.run(run_engine(memory=args.memory, step_timeout=step_timeout, wait_timeout=wait_timeout,
+        eventloop.run(run_engine(memory=args.memory, step_timeout=step_timeout, wait_timeout=wait_timeout,
                                retention=retention, stream=stream, connect_options=options,
                                http_listen=listen, console=console_for(engine.http.console)))
     except KeyboardInterrupt:

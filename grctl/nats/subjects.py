@@ -158,6 +158,12 @@ def run_state(wf_id: str, run_id: str) -> str:
     return f"grctl_state.run_state.{wf_id}.{run_id}"
 
 
+def step_claim(wf_id: str, run_id: str, dispatch_seq: int) -> str:
+    """Ours: which execution of a dispatched step may write its history (the dispatch is named by its
+    replay window, ``history_seq_id``); under the run state's subjects, so no stream change is needed."""
+    return f"{run_state(wf_id, run_id)}.claim.{dispatch_seq}"
+
+
 def inbox(wf_id: str) -> str:
     return f"grctl_events.{wf_id}"
 
@@ -190,8 +196,9 @@ def run_records(wf_type: str, wf_id: str, run_id: str) -> list[str]:
     """Subject filters that together hold every stored record of one run, once it has finished (run
     info, input/output/error, history, store, run state); the residue of directives, tasks and timers
     is swept separately."""
+    state = run_state(wf_id, run_id)
     return [run_info(wf_type, wf_id, run_id), f"grctl_run.{wf_id}.{run_id}.*", history(wf_id, run_id),
-            f"grctl_wf_kv.{wf_id}.{run_id}.*", run_state(wf_id, run_id)]
+            f"grctl_wf_kv.{wf_id}.{run_id}.*", state, f"{state}.claim.*"]
 
 
 def retention_timer(wf_id: str, run_id: str) -> str:

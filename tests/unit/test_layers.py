@@ -24,6 +24,7 @@ ALLOWED: dict[str, set[str]] = {
     "nats": {"settings", "lifecycle", "models", "codec", "ops"},
     "codec": {"settings", "lifecycle"},
     "logging_config": {"settings", "lifecycle"},
+    "eventloop": {"settings"},
     "workflow": {"settings", "lifecycle", "models", "nats", "codec"},
     "client": {"settings", "lifecycle", "models", "nats", "codec", "workflow", "logging_config"},
     "worker": {"settings", "lifecycle", "models", "nats", "codec", "workflow", "ops"},
@@ -31,9 +32,9 @@ ALLOWED: dict[str, set[str]] = {
     "demo": {"settings", "lifecycle", "models", "nats", "codec", "workflow", "worker"},
     "console": {"settings", "lifecycle", "models", "nats", "codec", "workflow", "client", "engine", "ops"},
     "daemon": {"settings", "lifecycle", "models", "nats", "codec", "workflow", "worker", "engine", "client",
-               "logging_config", "ops", "console"},
+               "logging_config", "ops", "eventloop", "console"},
     "cli": {"settings", "lifecycle", "models", "nats", "codec", "workflow", "client", "engine", "daemon",
-            "ops", "console"},
+            "ops", "eventloop", "console"},
     "__main__": {"settings", "lifecycle", "cli"},
 }
 
