@@ -194,9 +194,9 @@ CATALOG_CHECK_CONNECT: Final = 2.0  # s; --check-config's one attempt to reach N
 
 CHECK_CONNECTION_WITHIN: Final = 15.0  # s; --check-connection gives up; nats-py retries a bad TLS for ever
 
-# --- HTTP listener (/metrics, /healthz, /readyz) -----------------------------------------------------
-HTTP_READ_TIMEOUT: Final = 5.0  # s; a client that sends no complete request this soon is dropped
-HTTP_MAX_HEADER_BYTES: Final = 16384  # bytes; a larger request head is refused
+# --- HTTP listener (/metrics, /healthz, /readyz, the engine's console) -------------------------------
+HTTP_MAX_HEADER_BYTES: Final = 16384  # bytes; a larger request header field is refused
+HTTP_SHUTDOWN_TIMEOUT: Final = 2.0  # s; open requests (a live history) get this long when it stops
 
 # --- Command line ------------------------------------------------------------------------------------
 # One connection attempt, then two more half a second apart: an unreachable server is reported after
@@ -211,3 +211,14 @@ CLUSTER_GATHER: Final = 1.0  # s; answers from every NATS server to one broadcas
 PEER_REMOVE_TIMEOUT: Final = 120.0  # s; waiting for a JetStream meta leader (an election after its death)
 PEER_REMOVE_POLL: Final = 1.0  # s; between looks for a meta leader
 REPLICA_STATUS_POLL: Final = 2.0  # s; between looks at the replicas (cluster status --wait)
+
+# --- Web console (the engine's listener, at /) -------------------------------------------------------
+CONSOLE_PAGE_SIZE: Final = 50  # runs; one page of the Runs page
+CONSOLE_BULK_MAX: Final = 1000  # runs; one bulk action acts on the newest this many; the rest need another
+CONSOLE_BULK_PARALLEL: Final = 16  # requests; to the engine in flight at once during a bulk action
+CONSOLE_RATE_SAMPLE: Final = 10.0  # s; how often the Workers page's rates read the engine's counters
+CONSOLE_RATE_WINDOW: Final = 60.0  # s; the rates are averaged over about this long
+CONSOLE_SEEN_WORKERS: Final = 1000  # processes; worker registrations remembered, the oldest forgotten beyond
+CONSOLE_TIMELINE_BARS: Final = 300  # count; bars a timeline draws (the first ones; the history has all)
+CONSOLE_HISTORY_CACHE: Final = 32  # runs; whose histories are kept for their live pages
+CONSOLE_DETAILS_WIDTH: Final = 400  # count; characters of an event's details in the history table

@@ -27,15 +27,13 @@ from grctl import settings
 from grctl.cli import format as fmt
 from grctl.cli.start_time import add_when_arguments, start_run_of
 from grctl.client.client import Client
+from grctl.client.refusal import explain
 from grctl.lifecycle import until_stopped
 from grctl.models.errors import (
-    WorkflowAlreadyRunningError,
     WorkflowCancelledError,
     WorkflowError,
     WorkflowNotFoundError,
-    WorkflowRunFinishedError,
     WorkflowTerminatedError,
-    WorkflowTypeNotRegisteredError,
 )
 from grctl.nats.connection import Connection
 from grctl.nats.history import last_event
@@ -190,17 +188,8 @@ async def _connected(args: argparse.Namespace, servers: list[str], command: Comm
 
 def _refusal(exc: WorkflowError, args: argparse.Namespace) -> CliError:
     """The exit status and message for an error reply of the engine API."""
-    wf_id = getattr(args, "id", "")
-    if isinstance(exc, WorkflowNotFoundError):
-        return CliError(EXIT_NOT_FOUND, f"workflow {wf_id!r} not found: it has no run")
-    if isinstance(exc, WorkflowAlreadyRunningError):
-        return CliError(EXIT_REFUSED, f"workflow {wf_id!r} already has an active run")
-    if isinstance(exc, WorkflowTypeNotRegisteredError):
-        return CliError(EXIT_REFUSED, f"workflow type {args.type!r} is not registered "
-                                      "(no worker serving it has started)")
-    if isinstance(exc, WorkflowRunFinishedError):
-        return CliError(EXIT_REFUSED, f"the latest run of workflow {wf_id!r} has already finished")
-    return CliError(EXIT_REFUSED, f"the engine refused the command: {exc}")
+    status = EXIT_NOT_FOUND if isinstance(exc, WorkflowNotFoundError) else EXIT_REFUSED
+    return CliError(status, explain(exc, getattr(args, "id", ""), getattr(args, "type", "")))
 
 
 async def _outcome(handle: WorkflowHandle) -> int:

@@ -187,6 +187,7 @@ async def run_worker(cfg: DaemonConfig, status: StatusPipe, replaces: list[str] 
 
 
 async def run_engine(cfg: DaemonConfig, status: StatusPipe) -> int:
+    from grctl.console.serve import console_for
     from grctl.engine import Engine, serve_engine
     from grctl.nats.stream_settings import StreamSettingsError
 
@@ -211,7 +212,7 @@ async def run_engine(cfg: DaemonConfig, status: StatusPipe) -> int:
     code = 0
     try:
         await serve_engine(connection, engine, stop, http_listen=cfg.engine.http.listen, on_ready=ready,
-                           stop_timeout=cfg.shutdown_timeout)
+                           stop_timeout=cfg.shutdown_timeout, console=console_for(cfg.engine.http.console))
     except (StreamSettingsError, ConnectionLostError) as exc:  # e.g. 3 replicas on a single server
         message = str(exc) if isinstance(exc, StreamSettingsError) else f"engine: {exc}"
         log.error("%s", message)
