@@ -68,7 +68,10 @@ find "$ROOT" -type f \( -name '*.so' -o -name '*.so.*' \) -exec "$STRIP" --strip
 # checked-hash pycs do not depend on file dates, and -s/-p keep the build path out of them
 "$ROOT/bin/python" -m compileall -q -j 1 --invalidation-mode checked-hash -s "$DESTDIR" -p / \
     "$ROOT/lib" >/dev/null
-install -D -m 0644 "$SRC/grctl/schemas/grctl.schema.json" "$ROOT/share/grctl.schema.json"
+# the schema editors are pointed at (the examples' first line), from the installed package
+mkdir -p "$ROOT/share"
+ln -s "../$(cd "$ROOT" && echo lib/python3*/site-packages/grctl/schemas/grctl.schema.json)" \
+    "$ROOT/share/grctl.schema.json"
 
 # 3. system integration
 install -D -m 0644 "$SRC/packaging/systemd/grctld.service" "$DESTDIR$UNITDIR/grctld.service"
