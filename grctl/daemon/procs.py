@@ -16,11 +16,19 @@ from typing import Any
 from grctl.daemon.channel import STATUS_FD_VARIABLE, parse_error, parse_status
 from grctl.daemon.model import DaemonConfig
 from grctl.daemon.notify import child_environment
+from grctl.nats.server import STOP_TIMEOUT
 from grctl.ops import multiproc
 
 log = logging.getLogger("grctl.daemon")
 
 KILL_MARGIN = 5.0  # seconds granted beyond shutdown_timeout before SIGKILL
+STOP_SLACK = 5.0  # seconds for grctld's own work while stopping (closing, logging)
+
+
+def stop_budget(shutdown_timeout: float) -> float:
+    """The longest a graceful stop of grctld takes: the generations drain, then the embedded engine
+    stops (each ``shutdown_timeout`` plus KILL_MARGIN), then the embedded nats-server."""
+    return 2 * (shutdown_timeout + KILL_MARGIN) + STOP_TIMEOUT + STOP_SLACK
 
 
 class ChildFailed(Exception):

@@ -24,7 +24,7 @@ from grctl.daemon.logs import configure_logging
 from grctl.daemon.model import DaemonConfig
 from grctl.daemon.notify import Notifier
 from grctl.daemon.ops import DaemonOps, not_ready
-from grctl.daemon.procs import ChildFailed, ChildProcess, Generation
+from grctl.daemon.procs import ChildFailed, ChildProcess, Generation, stop_budget
 from grctl.daemon.services import EmbeddedNatsServer, keep_services
 from grctl.daemon.watch import Watcher, digest
 from grctl.nats.retry import RESTART
@@ -402,7 +402,7 @@ class Supervisor:
 
     async def _shutdown(self) -> None:
         self.stopping = True
-        self.notifier.stopping("stopping")
+        self.notifier.stopping("stopping", extend=stop_budget(self.cfg.shutdown_timeout))
         if self.watcher is not None:
             await self.watcher.stop()
         if self.bringup is not None and not self.bringup.done():
