@@ -16,11 +16,13 @@ from typing import Any, TypeVar, overload
 import msgspec
 from ulid import ULID
 
+from grctl import settings
 from grctl.codec import CodecRegistry, default_codec
 from grctl.models.command import CommandKind, DescribeCmd, ListCmd
 from grctl.models.common import RunInfo, RunStatus, utcnow
 from grctl.models.history import HistoryEvent
-from grctl.nats import api, registering, subjects
+from grctl.nats import api_client as api
+from grctl.nats import registering, subjects
 from grctl.nats.connection import Connection
 from grctl.nats.history import follow_history, read_history
 from grctl.nats.subjects import check_token
@@ -41,7 +43,7 @@ class Client:
     busy or NATS is reconnecting, before the error is raised (commands are safe to repeat)."""
 
     def __init__(self, connection: Connection, codec: CodecRegistry | None = None,
-                 retry_for: float = api.DEFAULT_BUDGET) -> None:
+                 retry_for: float = settings.API_BUDGET) -> None:
         self._connection = connection
         self._codec = codec or default_codec
         self.retry_for = retry_for
@@ -101,7 +103,7 @@ class Client:
 
     async def list_runs(self, status: RunStatus | str | Iterable[RunStatus | str] | None = None,
                         type: str | None = None, since: datetime | timedelta | None = None,
-                        limit: int = 100) -> list[RunInfo]:
+                        limit: int = settings.LIST_LIMIT) -> list[RunInfo]:
         """Stored runs, newest first: with one of the statuses given, of workflow type ``type``,
         created after ``since`` (a time, or a duration back from now); at most ``limit`` (up to 1000).
         Finished runs are listed until the engine's retention removes them."""

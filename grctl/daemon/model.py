@@ -12,13 +12,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
-from grctl.nats.connection import DEFAULT_PORT
+from grctl import settings
 from grctl.nats.server_config import SYNC_ALWAYS
-from grctl.nats.stream_settings import DEFAULT_DUPLICATE_WINDOW, StreamSettings
-from grctl.worker.worker import DEFAULT_MAX_CONCURRENT_STEPS
+from grctl.nats.stream_settings import StreamSettings
 
 MASK = "********"
-DEFAULT_EMBEDDED_PORT = DEFAULT_PORT
 
 
 class TLSConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -36,8 +34,8 @@ class TLSConfig(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class EmbeddedNats(msgspec.Struct, frozen=True, kw_only=True):
-    host: str = "127.0.0.1"
-    port: int = DEFAULT_EMBEDDED_PORT
+    host: str = settings.EMBEDDED_NATS_HOST
+    port: int = settings.NATS_PORT
     store_dir: str | None = None
     config_file: str | None = None
     # "always" or a Go duration; None when config_file has its own jetstream block, which then decides
@@ -58,9 +56,9 @@ class NatsConfig(msgspec.Struct, frozen=True, kw_only=True):
     password: str | None = None
     token: str | None = None
     tls: TLSConfig | None = None
-    connect_timeout: float = 5.0
-    max_reconnect_attempts: int = -1
-    reconnect_wait: float = 1.0
+    connect_timeout: float = settings.CONNECT_TIMEOUT
+    max_reconnect_attempts: int = settings.MAX_RECONNECT_ATTEMPTS
+    reconnect_wait: float = settings.RECONNECT_WAIT
     embedded: EmbeddedNats | None = None
 
     def connect_options(self) -> dict[str, Any]:
@@ -108,17 +106,14 @@ class LoggingConfig(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class WorkerConfig(msgspec.Struct, frozen=True, kw_only=True):
-    max_concurrent_steps: int = DEFAULT_MAX_CONCURRENT_STEPS
-    processes: int = 1
-    ready_timeout: float = 60.0
+    max_concurrent_steps: int = settings.MAX_CONCURRENT_STEPS
+    processes: int = settings.WORKER_PROCESSES
+    ready_timeout: float = settings.READY_TIMEOUT
 
 
 class ReloadConfig(msgspec.Struct, frozen=True, kw_only=True):
     watch_config: bool = True
     watch_workflows: bool = False
-
-
-DEFAULT_RETENTION_SECONDS = 7 * 86400.0
 
 
 class HttpConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -129,11 +124,11 @@ class EngineConfig(msgspec.Struct, frozen=True, kw_only=True):
     embedded: bool = False
     step_timeout: float | None = None
     wait_timeout: float | None = None
-    retention: float = DEFAULT_RETENTION_SECONDS  # 0: finished runs are kept for ever
-    replicas: int = 1
+    retention: float = settings.RETENTION  # 0: finished runs are kept for ever
+    replicas: int = settings.REPLICAS
     max_bytes: int = -1
     max_msg_size: int = -1
-    duplicate_window: float = DEFAULT_DUPLICATE_WINDOW
+    duplicate_window: float = settings.DUPLICATE_WINDOW
     http: HttpConfig = msgspec.field(default_factory=HttpConfig)
 
     def stream_settings(self) -> StreamSettings:
@@ -147,7 +142,7 @@ class DaemonConfig(msgspec.Struct, frozen=True, kw_only=True):
     python_path: list[str] = msgspec.field(default_factory=list)
     nats: NatsConfig
     logging: LoggingConfig = msgspec.field(default_factory=LoggingConfig)
-    shutdown_timeout: float = 30.0
+    shutdown_timeout: float = settings.SHUTDOWN_TIMEOUT
     worker: WorkerConfig = msgspec.field(default_factory=WorkerConfig)
     reload: ReloadConfig = msgspec.field(default_factory=ReloadConfig)
     engine: EngineConfig = msgspec.field(default_factory=EngineConfig)

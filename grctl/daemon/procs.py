@@ -13,22 +13,21 @@ import sys
 import time
 from typing import Any
 
+from grctl import settings
 from grctl.daemon.channel import STATUS_FD_VARIABLE, parse_error, parse_status
 from grctl.daemon.model import DaemonConfig
 from grctl.daemon.notify import child_environment
-from grctl.nats.server import STOP_TIMEOUT
 from grctl.ops import multiproc
 
 log = logging.getLogger("grctl.daemon")
 
-KILL_MARGIN = 5.0  # seconds granted beyond shutdown_timeout before SIGKILL
-STOP_SLACK = 5.0  # seconds for grctld's own work while stopping (closing, logging)
 
 
 def stop_budget(shutdown_timeout: float) -> float:
     """The longest a graceful stop of grctld takes: the generations drain, then the embedded engine
     stops (each ``shutdown_timeout`` plus KILL_MARGIN), then the embedded nats-server."""
-    return 2 * (shutdown_timeout + KILL_MARGIN) + STOP_TIMEOUT + STOP_SLACK
+    return (2 * (shutdown_timeout + settings.KILL_MARGIN) + settings.NATS_SERVER_STOP_TIMEOUT
+            + settings.STOP_SLACK)
 
 
 class ChildFailed(Exception):
@@ -42,7 +41,7 @@ class ChildFailed(Exception):
 
 
 class ChildProcess:
-    """One ``python -m grctl.daemon.child ROLE`` process."""
+    """One ``python -m grctl.daemon.process_main ROLE`` process."""
 
     def __init__(self, role: str, cfg: DaemonConfig, generation: int = 0, index: int = 0) -> None:
         self.role = role
@@ -85,7 +84,7 @@ class ChildProcess:
                 sys.executable,
                 "-P",
                 "-m",
-                "grctl.daemon.child",
+                "grctl.daemon.process_main",
                 self.role,
                 stdin=asyncio.subprocess.PIPE,
                 pass_fds=(write_fd,),
@@ -177,9 +176,10 @@ class ChildProcess:
         if self.running:
             self.signal(signal.SIGTERM)
             try:
-                await asyncio.wait_for(self.wait(), timeout + KILL_MARGIN)
+                await asyncio.wait_for(self.wait(), timeout + settings.KILL_MARGIN)
             except TimeoutError:
-                log.warning("%s did not stop within %gs: killing it", self.label, timeout + KILL_MARGIN)
+                log.warning("%s did not stop within %gs: killing it", self.label,
+                            timeout + settings.KILL_MARGIN)
                 self.kill()
         code = await self.wait()
         await self.close()

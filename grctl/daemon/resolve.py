@@ -10,10 +10,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path as FsPath
 from typing import Any
 
+from grctl import settings
 from grctl.daemon.errors import ConfigError, Problem
 from grctl.daemon.model import (
-    DEFAULT_EMBEDDED_PORT,
-    DEFAULT_RETENTION_SECONDS,
     DaemonConfig,
     EmbeddedNats,
     EngineConfig,
@@ -27,10 +26,7 @@ from grctl.daemon.model import (
 )
 from grctl.daemon.schema import parse_duration, parse_retention, parse_size, parse_sync_interval
 from grctl.daemon.yamlmarks import Path
-from grctl.nats.connection import DEFAULT_SERVERS
 from grctl.nats.server_config import SYNC_ALWAYS, sync_interval_text, top_level_keys
-from grctl.nats.stream_settings import DEFAULT_DUPLICATE_WINDOW
-from grctl.worker.worker import DEFAULT_MAX_CONCURRENT_STEPS
 
 Locate = Callable[[Path, str, bool], Problem]
 _SEED_LINE = re.compile(r"^\s*S[A-Z][A-Z2-7]{56}\s*$", re.MULTILINE)
@@ -71,7 +67,7 @@ class Resolver:
             ],
             nats=self.nats(d.get("nats", {})),
             logging=self.logging(d.get("logging", {})),
-            shutdown_timeout=self.duration(d, "shutdown_timeout", 30.0),
+            shutdown_timeout=self.duration(d, "shutdown_timeout", settings.SHUTDOWN_TIMEOUT),
             worker=self.worker(d.get("worker", {})),
             reload=ReloadConfig(**d.get("reload", {})),
             engine=self.engine(d.get("engine", {})),
@@ -143,7 +139,7 @@ class Resolver:
     def nats(self, n: dict[str, Any]) -> NatsConfig:
         self.check_auth(n)
         embedded = self.embedded(n.get("embedded", False))
-        servers = n.get("servers") or list(DEFAULT_SERVERS)
+        servers = n.get("servers") or list(settings.NATS_SERVERS)
         if embedded is not None:
             if "servers" in n and ("nats", "servers") not in self.origins:
                 self.fail(
@@ -165,9 +161,9 @@ class Resolver:
             password=password,
             token=token,
             tls=self.tls(n["tls"]) if "tls" in n else None,
-            connect_timeout=self.duration(n, "connect_timeout", 5.0),
-            max_reconnect_attempts=reconnect.get("max_attempts", -1),
-            reconnect_wait=self.duration(reconnect, "wait", 1.0),
+            connect_timeout=self.duration(n, "connect_timeout", settings.CONNECT_TIMEOUT),
+            max_reconnect_attempts=reconnect.get("max_attempts", settings.MAX_RECONNECT_ATTEMPTS),
+            reconnect_wait=self.duration(reconnect, "wait", settings.RECONNECT_WAIT),
             embedded=embedded,
         )
 
@@ -228,8 +224,8 @@ class Resolver:
         config_file = self.file(("nats", "embedded", "config_file"), e.get("config_file"))
         store = self.path(e["store_dir"]) if "store_dir" in e else None
         return EmbeddedNats(
-            host=e.get("host", "127.0.0.1"),
-            port=e.get("port", DEFAULT_EMBEDDED_PORT),
+            host=e.get("host", settings.EMBEDDED_NATS_HOST),
+            port=e.get("port", settings.NATS_PORT),
             store_dir=store,
             config_file=config_file,
             sync_interval=self.sync_interval(e, config_file),
@@ -271,9 +267,9 @@ class Resolver:
 
     def worker(self, w: dict[str, Any]) -> WorkerConfig:
         return WorkerConfig(
-            max_concurrent_steps=w.get("max_concurrent_steps", DEFAULT_MAX_CONCURRENT_STEPS),
-            processes=w.get("processes", 1),
-            ready_timeout=self.duration(w, "ready_timeout", 60.0),
+            max_concurrent_steps=w.get("max_concurrent_steps", settings.MAX_CONCURRENT_STEPS),
+            processes=w.get("processes", settings.WORKER_PROCESSES),
+            ready_timeout=self.duration(w, "ready_timeout", settings.READY_TIMEOUT),
         )
 
     def engine(self, e: dict[str, Any]) -> EngineConfig:
@@ -281,11 +277,11 @@ class Resolver:
             embedded=e.get("embedded", False),
             step_timeout=self.duration(e, "step_timeout", None),
             wait_timeout=self.duration(e, "wait_timeout", None),
-            retention=parse_retention(e["retention"]) if "retention" in e else DEFAULT_RETENTION_SECONDS,
-            replicas=e.get("replicas", 1),
+            retention=parse_retention(e["retention"]) if "retention" in e else settings.RETENTION,
+            replicas=e.get("replicas", settings.REPLICAS),
             max_bytes=parse_size(e["max_bytes"]) if "max_bytes" in e else -1,
             max_msg_size=parse_size(e["max_msg_size"]) if "max_msg_size" in e else -1,
-            duplicate_window=self.duration(e, "duplicate_window", DEFAULT_DUPLICATE_WINDOW),
+            duplicate_window=self.duration(e, "duplicate_window", settings.DUPLICATE_WINDOW),
             http=HttpConfig(**e.get("http", {})),
         )
         try:

@@ -17,23 +17,21 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from grctl import settings
 from grctl.daemon import metrics
 from grctl.daemon.config import Overrides, load_config, workflow_problem
+from grctl.daemon.endpoints import DaemonOps, not_ready
 from grctl.daemon.errors import ConfigError
 from grctl.daemon.logs import configure_logging
 from grctl.daemon.model import DaemonConfig
 from grctl.daemon.notify import Notifier
-from grctl.daemon.ops import DaemonOps, not_ready
 from grctl.daemon.procs import ChildFailed, ChildProcess, Generation, stop_budget
 from grctl.daemon.services import EmbeddedNatsServer, keep_services
 from grctl.daemon.watch import Watcher, digest
-from grctl.nats.retry import RESTART
 
 log = logging.getLogger("grctl.daemon")
 
 EXIT_FORCED = 130
-STABLE_AFTER = 30.0  # a process up this long resets its restart backoff
-POLL_INTERVAL = 2.0  # content check under the file watch
 
 
 class StartupError(Exception):
@@ -85,7 +83,7 @@ class Supervisor:
                 await self._shutdown()
                 return 1
             self.bringup = self.spawn(self._bring_up(self.cfg, initial=True))
-            self.spawn(self._poll(POLL_INTERVAL))
+            self.spawn(self._poll(settings.CONFIG_POLL_INTERVAL))
             return await self._loop()
         finally:
             for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
@@ -224,7 +222,7 @@ class Supervisor:
                     self.spawn(self._stop_then_report(1))
                     return False
                 failures += 1
-                delay = RESTART.delay(failures)
+                delay = settings.RESTART_BACKOFF.delay(failures)
                 self.notifier.status(f"generation {gen.number} did not start: {exc}; retrying in {delay:g}s")
                 log.info("retrying in %gs", delay)
                 await asyncio.sleep(delay)
@@ -321,10 +319,10 @@ class Supervisor:
         self, dead: ChildProcess, make: Callable[[], ChildProcess], install: Callable[[ChildProcess], None]
     ) -> None:
         """Restart a crashed child with growing pauses (0.5s, 1s, 2s ... 30s), never in a tight loop."""
-        stable = dead.ready_at is not None and time.monotonic() - dead.ready_at > STABLE_AFTER
+        stable = dead.ready_at is not None and time.monotonic() - dead.ready_at > settings.STABLE_AFTER
         failures = 1 if stable else dead.failures + 1
         while not self.stopping:
-            delay = RESTART.delay(failures)
+            delay = settings.RESTART_BACKOFF.delay(failures)
             log.info("restarting %s in %gs", dead.label, delay)
             await asyncio.sleep(delay)
             if self.stopping or (

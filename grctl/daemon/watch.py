@@ -18,11 +18,10 @@ from pathlib import Path
 
 from watchfiles import Change, awatch
 
+from grctl import settings
+
 log = logging.getLogger("grctl.daemon")
 
-DEBOUNCE_MS = 200
-STEP_MS = 50
-TICK_MS = 1000  # rust_timeout: how often the watch loop yields when nothing happens (stop checks)
 
 
 def digest(path: str) -> str | None:
@@ -37,15 +36,12 @@ def _python_source(change: Change, path: str) -> bool:
     return path.endswith(".py")
 
 
-MAX_LINKS = 40  # as the kernel's limit on symlinks followed in one lookup
-
-
 def link_chain(path: str) -> set[str]:
     """``path`` and every symlink met while resolving it, with what each leads to: the names whose
     replacement changes what ``path`` reads (a ConfigMap swaps ``..data``, not the file)."""
     found = {os.path.normpath(path)}
     pending = list(found)
-    while pending and len(found) < MAX_LINKS:
+    while pending and len(found) < settings.WATCH_MAX_LINKS:
         current = pending.pop()
         head = current
         while os.path.dirname(head) != head:
@@ -84,9 +80,9 @@ async def watch_paths(
         *roots,
         stop_event=stop,
         recursive=recursive,
-        debounce=DEBOUNCE_MS,
-        step=STEP_MS,
-        rust_timeout=TICK_MS,
+        debounce=settings.WATCH_DEBOUNCE_MS,
+        step=settings.WATCH_STEP_MS,
+        rust_timeout=settings.WATCH_TICK_MS,
         yield_on_timeout=True,
         watch_filter=watch_filter,
     ):
@@ -149,7 +145,7 @@ class Watcher:
         self._stop.set()
         for task in self._tasks:
             try:
-                await asyncio.wait_for(task, (TICK_MS / 1000) + 2)
+                await asyncio.wait_for(task, (settings.WATCH_TICK_MS / 1000) + 2)
             except (TimeoutError, asyncio.CancelledError, Exception):
                 task.cancel()
         self._tasks.clear()

@@ -17,6 +17,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from ulid import ULID
 
+from grctl import settings
 from grctl.engine.manager import engine_consumer
 from grctl.models.command import Command, CommandKind, WorkerTerminateRunCmd, encode_command
 from grctl.models.common import RunInfo, utcnow
@@ -36,13 +37,10 @@ from grctl.nats import subjects
 from grctl.nats.direct import get_last
 from grctl.nats.jetstream import H_MSG_ID, delete_msg, publish, purge
 from grctl.nats.pull import ACK, Decision, nak
-from grctl.nats.retry import Backoff
 from grctl.ops import metrics
 
 log = logging.getLogger(__name__)
 
-MAX_BG_DELIVERIES = 60
-RETRY = Backoff(initial=0.2, factor=2.0, cap=10.0)
 
 _task_decoder = msgspec.msgpack.Decoder(BackgroundTask)
 _latest_decoder = msgspec.msgpack.Decoder(LatestRun)
@@ -54,7 +52,7 @@ class RetryLater(Exception):
 
 class BackgroundTasks:
     def __init__(self, nc: NATSClient, js: JetStreamContext, sender_id: str,
-                 worker_cmd_timeout: float = 5.0) -> None:
+                 worker_cmd_timeout: float = settings.WORKER_CMD_TIMEOUT) -> None:
         self._nc = nc
         self._sender_id = sender_id
         self._worker_cmd_timeout = worker_cmd_timeout
@@ -75,14 +73,14 @@ class BackgroundTasks:
         try:
             await self.run(task.deduplication_id, payload, msg.metadata.sequence.stream)
         except Exception as exc:
-            if delivered >= MAX_BG_DELIVERIES:
+            if delivered >= settings.BG_DELIVERIES:
                 log.error("dropping background task %s after %d attempts: %s", task.deduplication_id,
                           delivered, exc)
                 metrics.background_task(task.kind, "dropped")
                 return ACK
             log.warning("background task %s failed (attempt %d): %s", task.deduplication_id, delivered, exc)
             metrics.background_task(task.kind, "retry")
-            return nak(RETRY.delay(delivered))
+            return nak(settings.BG_BACKOFF.delay(delivered))
         metrics.background_task(task.kind, "ok")
         return ACK
 

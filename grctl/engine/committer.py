@@ -18,14 +18,13 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
+from grctl import settings
 from grctl.nats.connection import Connection
 from grctl.nats.jetstream import OutMsg, publish_batch
 from grctl.ops import metrics
 
 log = logging.getLogger(__name__)
 
-MAX_BATCH_MSGS = 500  # the server allows 1000 per batch
-MAX_CONCURRENT_BATCHES = 16  # the server allows 50 open batches per stream
 
 
 @dataclass(slots=True)
@@ -35,8 +34,9 @@ class _Pending:
 
 
 class GroupCommitter:
-    def __init__(self, connection: Connection, *, enabled: bool = True, max_msgs: int = MAX_BATCH_MSGS,
-                 max_inflight: int = 2, timeout: float = 10.0) -> None:
+    def __init__(self, connection: Connection, *, enabled: bool = True,
+                 max_msgs: int = settings.MAX_BATCH_MSGS, max_inflight: int = 2,
+                 timeout: float = settings.COMMIT_TIMEOUT) -> None:
         self._connection = connection
         self.enabled = enabled
         self._max_msgs = max_msgs
@@ -46,7 +46,7 @@ class GroupCommitter:
         self._wakeup = asyncio.Event()
         self._slot_free = asyncio.Event()
         self._inflight = 0
-        self._gate = asyncio.Semaphore(MAX_CONCURRENT_BATCHES)
+        self._gate = asyncio.Semaphore(settings.MAX_CONCURRENT_BATCHES)
         self._flushes: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
         # Figures for logs and benchmarks.
@@ -143,7 +143,7 @@ class GroupCommitter:
             if not pending.future.done():
                 pending.future.set_result(ack)
 
-    async def close(self, timeout: float = 10.0) -> None:
+    async def close(self, timeout: float = settings.COMPONENT_STOP_TIMEOUT) -> None:
         """Let queued and in-flight commits finish (within ``timeout``), then stop the flusher."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout

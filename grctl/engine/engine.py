@@ -11,11 +11,13 @@ import socket
 from datetime import datetime, timedelta
 from typing import Any
 
-from grctl.engine.api import ApiServer
+from grctl import settings
+from grctl.engine.api_server import ApiServer
 from grctl.engine.bgtasks import BackgroundTasks
 from grctl.engine.committer import GroupCommitter
 from grctl.engine.manager import DirectiveManager
 from grctl.engine.migrate import ensure_latest_pointers
+from grctl.engine.persistence import Persistence
 from grctl.engine.placement import keep_consumers_with_stream_leader
 from grctl.engine.registry import Registry
 from grctl.engine.runindex import RunIndex
@@ -26,21 +28,20 @@ from grctl.engine.snapshot import (
     DEFAULT_WAIT_TIMEOUT,
     PlanConfig,
 )
-from grctl.engine.store import Store
-from grctl.engine.sweep import DEFAULT_INTERVAL, Sweeper
+from grctl.engine.sweep import Sweeper
 from grctl.engine.timers import TimerHandler
 from grctl.models.common import utcnow
 from grctl.nats.connection import Connection
 from grctl.nats.direct import forget_stream_layout
 from grctl.nats.jetstream import ensure_stream
 from grctl.nats.pull import PullLoop
-from grctl.nats.retry import Backoff, retrying
+from grctl.nats.retry import retrying
 from grctl.nats.stream_settings import StreamSettings
 
 log = logging.getLogger(__name__)
 
-STARTUP_BUDGET = 120.0  # how long a start waits for JetStream to answer before giving up
-STARTUP = Backoff(initial=0.2, factor=2.0, cap=2.0)
+STARTUP = (settings.ENGINE_STARTUP_BUDGET, settings.ENGINE_STARTUP_BACKOFF)  # retrying()'s budget, schedule
+
 
 
 def sender_id(connection: Connection) -> str:
@@ -60,10 +61,10 @@ class Engine:
 
     def __init__(self, connection: Connection, *, step_timeout: timedelta = DEFAULT_STEP_TIMEOUT,
                  wait_timeout: timedelta = DEFAULT_WAIT_TIMEOUT, memory: bool = False,
-                 group_commit: bool = True, worker_cmd_timeout: float = 5.0,
+                 group_commit: bool = True, worker_cmd_timeout: float = settings.WORKER_CMD_TIMEOUT,
                  retention: timedelta | None = DEFAULT_RETENTION,
                  recovery_grace: timedelta = DEFAULT_RECOVERY_GRACE,
-                 sweep_interval: float = DEFAULT_INTERVAL,
+                 sweep_interval: float = settings.SWEEP_INTERVAL,
                  stream: StreamSettings | None = None) -> None:
         if step_timeout <= timedelta(0) or wait_timeout <= timedelta(0):
             raise ValueError("step_timeout and wait_timeout must be positive")
@@ -77,7 +78,7 @@ class Engine:
         self._started_at: datetime = utcnow()
         nc, js = connection.nc, connection.js
         self.committer = GroupCommitter(connection, enabled=group_commit)
-        self.manager = DirectiveManager(nc, js, Store(nc, self.committer), self.config,
+        self.manager = DirectiveManager(nc, js, Persistence(nc, self.committer), self.config,
                                         watched_since=self.watched_since)
         self.timers = TimerHandler(nc, js)
         self.bg_tasks = BackgroundTasks(nc, js, sender_id(connection), worker_cmd_timeout)
@@ -110,13 +111,12 @@ class Engine:
         self._state = "starting"
         # A cluster electing leaders (a stream just made or grown, a node just lost) does not answer
         # JetStream requests for a moment: the engine waits for it instead of failing to start.
-        await retrying(self._prepare_stream, STARTUP_BUDGET, STARTUP, "preparing the stream", warn=True)
-        await retrying(self.runs.start, STARTUP_BUDGET, STARTUP, "loading the run index", warn=True)
+        await retrying(self._prepare_stream, *STARTUP, "preparing the stream", warn=True)
+        await retrying(self.runs.start, *STARTUP, "loading the run index", warn=True)
         self._started_at = utcnow()
         self.committer.start()
         for consumer in self._consumers:
-            await retrying(consumer.bind, STARTUP_BUDGET, STARTUP, f"binding consumer {consumer.name}",
-                           warn=True)
+            await retrying(consumer.bind, *STARTUP, f"binding consumer {consumer.name}", warn=True)
             self._loops.append(consumer.start())
         self._housekeeping = [
             asyncio.create_task(self.sweeper.run(), name="grctl-sweep"),
@@ -134,7 +134,7 @@ class Engine:
         forget_stream_layout(self.connection.nc)  # its replicas may have just changed
         await ensure_latest_pointers(self.connection.nc)
 
-    async def stop(self, timeout: float = 30.0) -> None:
+    async def stop(self, timeout: float = settings.ENGINE_STOP_TIMEOUT) -> None:
         if self._state in ("stopping", "stopped"):
             return
         if self._state == "new":
@@ -174,7 +174,7 @@ async def run_engine(servers: list[str] | None = None, *, memory: bool = False,
                      connect_options: dict[str, Any] | None = None,
                      http_listen: str | None = None) -> None:
     """Connect, start an engine, serve until SIGINT/SIGTERM (or ``stop_event``), then stop and close.
-    ``http_listen`` (HOST:PORT): serve /metrics, /healthz and /readyz there (``grctl.engine.ops``).
+    ``http_listen`` (HOST:PORT): serve /metrics, /healthz and /readyz there (``grctl.engine.endpoints``).
 
     Raises ``ConnectionLostError`` when the NATS connection is closed for good, so the program exits
     non-zero and its supervisor starts it again. ``connect_options`` go to ``Connection.connect``
@@ -208,7 +208,7 @@ async def run_engine(servers: list[str] | None = None, *, memory: bool = False,
     connection = connecting.result()
     engine = Engine(connection, step_timeout=step_timeout, wait_timeout=wait_timeout, memory=memory,
                     retention=retention, stream=stream)
-    from grctl.engine.ops import serve_engine_ops  # it imports this module
+    from grctl.engine.endpoints import serve_engine_ops  # it imports this module
 
     ops = await serve_engine_ops(engine, http_listen)
     try:
@@ -225,7 +225,8 @@ async def run_engine(servers: list[str] | None = None, *, memory: bool = False,
         await connection.serve_until(stop)
         log.info("stopping")
     finally:
-        await engine.stop(timeout=5.0 if connection.lost.is_set() else 30.0)
+        lost = connection.lost.is_set()
+        await engine.stop(timeout=settings.ENGINE_STOP_TIMEOUT_LOST if lost else settings.ENGINE_STOP_TIMEOUT)
         if ops is not None:
             await ops.stop()
         await connection.close()

@@ -5,11 +5,11 @@ applied one at a time. Retries happen in place (keeping the run's order) and onl
 attempts is the message NAKed. Undecodable messages are logged and acked; a directive that cannot be
 planned fails its run with ``UnexpectedFailure``.
 
-The consumer's ack wait is short (``ACK_WAIT``) and the pull loop sends in-progress acks for work that
-takes longer, so a directive held by an engine that died is delivered again within seconds. When a run
-ends, its outcome is announced on a core NATS subject for the clients waiting for it; a directive
-that finds its run already ended announces it again (the engine may have died between the commit and
-the announcement).
+The consumer's ack wait is short (``settings.ENGINE_ACK_WAIT``) and the pull loop sends in-progress acks
+for work that takes longer, so a directive held by an engine that died is delivered again within
+seconds. When a run ends, its outcome is announced on a core NATS subject for the clients waiting
+for it; a directive that finds its run already ended announces it again (the engine may have died
+between the commit and the announcement).
 """
 
 from __future__ import annotations
@@ -26,40 +26,36 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
+from grctl import settings
 from grctl.engine.keyed import KeyedSerializer
+from grctl.engine.persistence import CommitVerdict, Persistence, classify
 from grctl.engine.plan import PlanConfig, PlanError, plan, plan_failure
-from grctl.engine.records import HistoryRec, Record
 from grctl.engine.snapshot import Snapshot
-from grctl.engine.store import Outcome, Store, classify
+from grctl.engine.writes import HistoryRec, Record
 from grctl.models.common import utcnow
 from grctl.models.directive import Directive, decode_directive
 from grctl.models.history import HistoryEvent, encode_history
 from grctl.nats import subjects
 from grctl.nats.history import last_event
 from grctl.nats.pull import ACK, Decision, Handler, PullLoop, bind_durable, nak
-from grctl.nats.retry import Backoff, is_transient
+from grctl.nats.retry import is_transient
 from grctl.ops import metrics
 
 log = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 50  # in place; then NAK and let JetStream redeliver
-RETRY = Backoff(initial=0.05, factor=2.0, cap=1.0)
-ACK_WAIT = 5.0  # a directive held by a dead engine comes back after this long
-HEARTBEAT = ACK_WAIT / 3
-MAX_RECORDS = 999  # a server batch holds at most 1000 messages (one is kept spare)
-FETCH_TIMEOUT = 0.25  # idle polling period; also how long stop() waits for a fetch in progress
-SLOTS = 512
 
-def consumer_config(filter_subject: str, ack_wait: float = ACK_WAIT) -> ConsumerConfig:
+def consumer_config(filter_subject: str, ack_wait: float = settings.ENGINE_ACK_WAIT) -> ConsumerConfig:
     return ConsumerConfig(filter_subject=filter_subject, deliver_policy=DeliverPolicy.ALL,
-                          ack_policy=AckPolicy.EXPLICIT, ack_wait=ack_wait, max_ack_pending=10000)
+                          ack_policy=AckPolicy.EXPLICIT, ack_wait=ack_wait,
+                          max_ack_pending=settings.ENGINE_MAX_ACK_PENDING)
 
 
 def engine_consumer(js: JetStreamContext, durable: str, filter_subject: str, handler: Handler, *,
                     slots: int, batch: int) -> PullLoop:
     """A pull loop on one of the engine's durable consumers (short ack wait, heartbeats)."""
     return PullLoop(durable, bind_durable(js, durable, consumer_config(filter_subject)), handler, slots=slots,
-                    batch=batch, fetch_timeout=FETCH_TIMEOUT, heartbeat=HEARTBEAT)
+                    batch=batch, fetch_timeout=settings.ENGINE_FETCH_TIMEOUT,
+                    heartbeat=settings.heartbeat_for(settings.ENGINE_ACK_WAIT))
 
 
 def unfit_names(d: Directive) -> str | None:
@@ -83,10 +79,11 @@ def terminal_event(records: list[Record]) -> HistoryEvent | None:
 
 
 class DirectiveManager:
-    def __init__(self, nc: NATSClient, js: JetStreamContext, store: Store, config: PlanConfig, *,
-                 watched_since: Callable[[], datetime] | None = None, slots: int = SLOTS) -> None:
+    def __init__(self, nc: NATSClient, js: JetStreamContext, persistence: Persistence, config: PlanConfig, *,
+                 watched_since: Callable[[], datetime] | None = None,
+                 slots: int = settings.ENGINE_SLOTS) -> None:
         self._nc = nc
-        self._store = store
+        self._persistence = persistence
         self._config = config
         self._watched_since = watched_since
         self._serial = KeyedSerializer()
@@ -109,18 +106,18 @@ class DirectiveManager:
     async def _process(self, d: Directive, msg: Msg) -> Decision:
         if await self.apply(d, msg.metadata.num_delivered or 1):
             return ACK
-        return nak(RETRY.delay(msg.metadata.num_delivered or 1))
+        return nak(settings.DIRECTIVE_BACKOFF.delay(msg.metadata.num_delivered or 1))
 
     async def apply(self, d: Directive, delivered: int = 1) -> bool:
         """Apply ``d`` to its run; True when done (committed, nothing to do, or already processed)."""
         unfit = ""  # why the planned records cannot be stored; then the run is failed instead
-        for attempt in range(1, MAX_ATTEMPTS + 1):
+        for attempt in range(1, settings.DIRECTIVE_ATTEMPTS + 1):
             try:
-                snap = await self._store.load(d)
+                snap = await self._persistence.load(d)
             except Exception as exc:
                 log.warning("snapshot of %s/%s failed (attempt %d): %s", d.run_info.wf_id, d.run_info.id,
                             attempt, exc, exc_info=not is_transient(exc))
-                await asyncio.sleep(RETRY.delay(attempt))
+                await asyncio.sleep(settings.DIRECTIVE_BACKOFF.delay(attempt))
                 continue
             if self._watched_since is not None:
                 snap = dataclasses.replace(snap, watched_since=self._watched_since())
@@ -134,32 +131,33 @@ class DirectiveManager:
                     await self._announce_stored(snap.wf_id, snap.run_id)
                 return True
             try:
-                await self._store.commit(records, d.id)
+                await self._persistence.commit(records, d.id)
             except Exception as exc:
                 outcome = classify(exc)
-                if outcome is Outcome.DONE:
+                if outcome is CommitVerdict.DONE:
                     log.debug("directive %s was already processed", d.id)
                     if terminal_event(records) is not None:
                         await self._announce_stored(snap.wf_id, snap.run_id)
                     return True
-                if outcome is Outcome.UNFIT and not unfit:
+                if outcome is CommitVerdict.UNFIT and not unfit:
                     unfit = f"its records cannot be stored: {exc}"
                     continue
-                if outcome is Outcome.RESNAPSHOT:
+                if outcome is CommitVerdict.RESNAPSHOT:
                     log.debug("run %s/%s moved under directive %s; planning again", snap.wf_id, snap.run_id,
                               d.id)
                     if attempt > 3:
-                        await asyncio.sleep(RETRY.delay(attempt - 3))
+                        await asyncio.sleep(settings.DIRECTIVE_BACKOFF.delay(attempt - 3))
                     continue
                 log.warning("commit of directive %s (%s) failed (attempt %d): %s", d.id, d.kind, attempt, exc)
-                await asyncio.sleep(RETRY.delay(attempt))
+                await asyncio.sleep(settings.DIRECTIVE_BACKOFF.delay(attempt))
                 continue
             ended = terminal_event(records)
             metrics.directive_applied(d.kind, d.run_info.wf_type, True, ended.kind if ended else None)
             if ended is not None:
                 await self._announce(ended)
             return True
-        log.error("giving up on directive %s (%s) for now after %d attempts", d.id, d.kind, MAX_ATTEMPTS)
+        log.error("giving up on directive %s (%s) for now after %d attempts", d.id, d.kind,
+                  settings.DIRECTIVE_ATTEMPTS)
         return False
 
     def _plan(self, snap: Snapshot, d: Directive, unfit: str) -> list[Record] | None:
@@ -170,9 +168,9 @@ class DirectiveManager:
             if unfit:
                 raise PlanError(unfit)
             records = plan(snap, d, now, self._config)
-            if len(records) > MAX_RECORDS:
+            if len(records) > settings.MAX_RECORDS:
                 raise PlanError(f"the transition needs {len(records)} messages, more than an atomic "
-                                f"batch may hold ({MAX_RECORDS})")
+                                f"batch may hold ({settings.MAX_RECORDS})")
             return records
         except PlanError as exc:
             log.warning("directive %s (%s) of run %s/%s cannot be applied: %s; failing the run", d.id,

@@ -21,6 +21,7 @@ from nats.aio.client import Client as NATSClient
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerInfo
 
+from grctl import settings
 from grctl.nats import subjects
 from grctl.nats.jetstream import consumers
 from grctl.nats.requests import request
@@ -28,8 +29,6 @@ from grctl.nats.retry import log_failure
 
 log = logging.getLogger(__name__)
 
-STEPDOWN_TIMEOUT = 2.0
-CHECK_INTERVAL = 5.0  # how soon a new consumer, or every consumer after a leader change, is moved
 
 
 def misplaced(stream_leader: str, consumers: Iterable[ConsumerInfo]) -> list[str]:
@@ -47,7 +46,8 @@ def misplaced(stream_leader: str, consumers: Iterable[ConsumerInfo]) -> list[str
 
 async def stream_leader(nc: NATSClient) -> str | None:
     """The node leading the state stream, None when it has no replicas or no leader right now."""
-    reply = await request(nc, f"$JS.API.STREAM.INFO.{subjects.STREAM}", b"", timeout=STEPDOWN_TIMEOUT)
+    reply = await request(nc, f"$JS.API.STREAM.INFO.{subjects.STREAM}", b"",
+                          timeout=settings.STEPDOWN_TIMEOUT)
     info: dict[str, Any] = json.loads(reply.data)
     cluster = info.get("cluster") or {}
     if not cluster.get("replicas"):
@@ -65,7 +65,7 @@ async def follow_stream_leader(nc: NATSClient, js: JetStreamContext) -> int:
     moved = 0
     for name in misplaced(leader, await consumers(js)):
         subject = f"$JS.API.CONSUMER.LEADER.STEPDOWN.{subjects.STREAM}.{name}"
-        reply = json.loads((await request(nc, subject, body, timeout=STEPDOWN_TIMEOUT)).data)
+        reply = json.loads((await request(nc, subject, body, timeout=settings.STEPDOWN_TIMEOUT)).data)
         if reply.get("success"):
             moved += 1
         else:  # e.g. the preferred node is catching up: the next round tries again
@@ -76,7 +76,7 @@ async def follow_stream_leader(nc: NATSClient, js: JetStreamContext) -> int:
 
 
 async def keep_consumers_with_stream_leader(nc: NATSClient, js: JetStreamContext,
-                                            interval: float = CHECK_INTERVAL) -> None:
+                                            interval: float = settings.PLACEMENT_CHECK_INTERVAL) -> None:
     """The engine's placement task: check (and fix) the layout every ``interval`` seconds."""
     while True:
         try:

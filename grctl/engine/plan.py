@@ -17,17 +17,6 @@ from typing import TypeVar
 
 import msgspec
 
-from grctl.engine.records import (
-    InboxRec,
-    InfoRec,
-    InputRec,
-    KVRec,
-    Record,
-    StateRec,
-    TaskRec,
-    TimerRec,
-    ms_between,
-)
 from grctl.engine.snapshot import PlanConfig, Snapshot
 from grctl.engine.transitions import (
     Ctx,
@@ -44,6 +33,17 @@ from grctl.engine.transitions import (
     wait,
     wake_directive,
 )
+from grctl.engine.writes import (
+    InboxRec,
+    InfoRec,
+    InputRec,
+    KVRec,
+    Record,
+    StateRec,
+    TaskRec,
+    TimerRec,
+    ms_between,
+)
 from grctl.models.common import ErrorDetails, RunStatus
 from grctl.models.directive import (
     Cancel,
@@ -57,7 +57,7 @@ from grctl.models.directive import (
     Step,
     StepPickedUp,
     StepResult,
-    StepTimeout,
+    StepTimeoutFired,
     Terminate,
     WaitTimeout,
 )
@@ -284,7 +284,7 @@ def _step_timeout(ctx: Ctx, d: Directive) -> list[Record]:
     the deadline (still waiting to be applied) is applied instead; a step that did not yet get its time
     (queued, picked up late, or not watched by this engine) has its timer armed again
     (``extended_deadline``)."""
-    msg = _msg(d, StepTimeout)
+    msg = _msg(d, StepTimeoutFired)
     state = ctx.state
     if not _is_active(state, RunStateKind.step, msg.original_directive_id):
         return []

@@ -14,6 +14,7 @@ import time
 import msgspec
 from nats.aio.client import Client as NATSClient
 
+from grctl import settings
 from grctl.engine.committer import GroupCommitter
 from grctl.models.command import WorkflowTypeDef
 from grctl.models.common import utcnow
@@ -25,7 +26,6 @@ from grctl.nats.jetstream import H_ROLLUP, OutMsg
 log = logging.getLogger(__name__)
 
 _entry_decoder = msgspec.msgpack.Decoder(RegistryEntry)
-CACHE_SECONDS = 2.0
 
 
 class Registry:
@@ -37,7 +37,7 @@ class Registry:
     async def get(self, wf_type: str) -> RegistryEntry | None:
         cached = self._cache.get(wf_type)
         now = time.monotonic()
-        if cached is not None and now - cached[0] < CACHE_SECONDS:
+        if cached is not None and now - cached[0] < settings.REGISTRY_CACHE:
             return cached[1]
         stored = await get_last(self._nc, subjects.registry(wf_type))
         if stored is None:

@@ -37,7 +37,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy
 
-from grctl.models.command import MAX_LIST
+from grctl import settings
 from grctl.models.common import RunInfo
 from grctl.nats import subjects
 from grctl.nats.direct import read_tail
@@ -46,10 +46,6 @@ from grctl.nats.retry import log_failure
 log = logging.getLogger(__name__)
 
 RUN_INFOS = "grctl_run.*.*.*.info"
-LOAD_WAIT = 30.0
-MAX_RUNS = 100_000  # runs held; beyond it the oldest finished ones are forgotten
-POLL_INTERVAL = 1.0  # how often the index reads the new run infos
-CATCH_UP_BATCH = 4096  # run infos read per request while catching up
 
 _info_decoder = msgspec.msgpack.Decoder(RunInfo)
 
@@ -72,7 +68,8 @@ def _entry(data: bytes, seq: int) -> _Entry:
 
 class RunIndex:
     def __init__(self, nc: NATSClient, js: JetStreamContext, retention: timedelta | None,
-                 max_runs: int = MAX_RUNS, poll_interval: float = POLL_INTERVAL) -> None:
+                 max_runs: int = settings.RUN_INDEX_MAX_RUNS,
+                 poll_interval: float = settings.RUN_INDEX_POLL) -> None:
         self._nc = nc
         self._js = js
         self._retention = retention.total_seconds() if retention is not None else None
@@ -166,12 +163,12 @@ class RunIndex:
         """Read the run infos stored since the last read (the index must be loaded)."""
         async with self._reading:
             while True:
-                found = await read_tail(self._nc, RUN_INFOS, self._cursor, CATCH_UP_BATCH)
+                found = await read_tail(self._nc, RUN_INFOS, self._cursor, settings.RUN_INDEX_BATCH)
                 for stored in found:
                     self._add(stored.data, stored.seq, stored.subject)
                 if found:
                     self._cursor = found[-1].seq + 1
-                if len(found) < CATCH_UP_BATCH:
+                if len(found) < settings.RUN_INDEX_BATCH:
                     break
             self._evict()
 
@@ -185,7 +182,7 @@ class RunIndex:
         for entry in heapq.nsmallest(excess, finished):
             del self._runs[entry.run_id]
 
-    async def wait_loaded(self, timeout: float = LOAD_WAIT) -> bool:
+    async def wait_loaded(self, timeout: float = settings.RUN_INDEX_LOAD_WAIT) -> bool:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.loaded.wait(), timeout)
         return self.loaded.is_set()
@@ -194,7 +191,8 @@ class RunIndex:
               since: datetime | None = None, limit: int = 100) -> list[bytes]:
         """The stored run infos that match, newest first (by creation time), at most ``limit``."""
         floor = since.timestamp() if since is not None else None
-        top = heapq.nlargest(max(0, min(limit, MAX_LIST)), self._matching(now, statuses, wf_type, floor))
+        matching = self._matching(now, statuses, wf_type, floor)
+        top = heapq.nlargest(max(0, min(limit, settings.MAX_LIST)), matching)
         return [e.raw for e in top]
 
     def _matching(self, now: datetime, statuses: Collection[str], wf_type: str,

@@ -5,13 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from grctl import settings
 from grctl.models.directive import Directive
 from grctl.models.records import RunState, RunStateKind
 
-DEFAULT_STEP_TIMEOUT = timedelta(minutes=5)
-DEFAULT_WAIT_TIMEOUT = timedelta(hours=1)
-DEFAULT_RECOVERY_GRACE = timedelta(seconds=15)
-DEFAULT_RETENTION = timedelta(days=7)
+# The settings' values as the planner uses them.
+DEFAULT_STEP_TIMEOUT = timedelta(seconds=settings.ENGINE_STEP_TIMEOUT)
+DEFAULT_WAIT_TIMEOUT = timedelta(seconds=settings.ENGINE_WAIT_TIMEOUT)
+DEFAULT_RECOVERY_GRACE = timedelta(seconds=settings.RECOVERY_GRACE)
+DEFAULT_RETENTION = timedelta(seconds=settings.RETENTION)
 
 
 @dataclass(frozen=True, slots=True)

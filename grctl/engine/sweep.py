@@ -15,13 +15,13 @@ import logging
 from nats.aio.client import Client as NATSClient
 from nats.js import JetStreamContext
 
+from grctl import settings
 from grctl.nats import subjects
 from grctl.nats.jetstream import consumers, purge
 from grctl.nats.retry import log_failure
 
 log = logging.getLogger(__name__)
 
-DEFAULT_INTERVAL = 10.0
 WORKER_CONSUMER_PREFIX = subjects.worker_consumer("")
 
 _ENGINE_CONSUMERS = {
@@ -32,7 +32,8 @@ _ENGINE_CONSUMERS = {
 
 
 class Sweeper:
-    def __init__(self, nc: NATSClient, js: JetStreamContext, interval: float = DEFAULT_INTERVAL) -> None:
+    def __init__(self, nc: NATSClient, js: JetStreamContext,
+                 interval: float = settings.SWEEP_INTERVAL) -> None:
         self._nc = nc
         self._js = js
         self.interval = interval

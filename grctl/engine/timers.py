@@ -13,6 +13,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from ulid import ULID
 
+from grctl import settings
 from grctl.engine.manager import engine_consumer
 from grctl.engine.transitions import PlanError, step_name_of
 from grctl.models.common import ErrorDetails, utcnow
@@ -22,7 +23,7 @@ from grctl.models.directive import (
     DirectiveMessage,
     Fail,
     RunTimedOut,
-    StepTimeout,
+    StepTimeoutFired,
     Wait,
     WaitTimeout,
     encode_directive,
@@ -31,13 +32,10 @@ from grctl.models.records import Timer, TimerKind
 from grctl.nats import subjects
 from grctl.nats.jetstream import H_MSG_ID, publish
 from grctl.nats.pull import ACK, Decision, nak
-from grctl.nats.retry import Backoff
 from grctl.ops import metrics
 
 log = logging.getLogger(__name__)
 
-MAX_TIMER_DELIVERIES = 50  # about five minutes of retries with RETRY
-RETRY = Backoff(initial=0.1, factor=2.0, cap=8.0)
 
 _timer_decoder = msgspec.msgpack.Decoder(Timer)
 
@@ -48,13 +46,13 @@ def directive_for(timer: Timer, armed_by: Directive, delivered: int, fired_seq: 
     ``fired_seq`` (the fired message's stream sequence) names the directive, so a fired timer delivered
     twice publishes the same directive twice, which the stream's deduplication stores once."""
     directive_id = f"timer.{fired_seq}" if fired_seq else str(ULID())
-    if delivered > MAX_TIMER_DELIVERIES:
+    if delivered > settings.TIMER_DELIVERIES:
         return _fail(armed_by, directive_id,
-                     f"timer {timer.id} exceeded max delivery count {MAX_TIMER_DELIVERIES}")
+                     f"timer {timer.id} exceeded max delivery count {settings.TIMER_DELIVERIES}")
     msg: DirectiveMessage
     if timer.k == TimerKind.step_timeout:
         try:
-            msg = StepTimeout(step_name=step_name_of(armed_by), original_directive_id=armed_by.id,
+            msg = StepTimeoutFired(step_name=step_name_of(armed_by), original_directive_id=armed_by.id,
                               armed_at=timer.created, deadline=timer.expires, armed_by=timer.d)
         except PlanError as exc:
             return _fail(armed_by, directive_id, f"failed to build step timeout directive: {exc}")
@@ -105,7 +103,7 @@ class TimerHandler:
                           {H_MSG_ID: d.id})
         except Exception as exc:
             log.warning("publishing the %s directive of timer %s failed: %s", d.kind, timer.id, exc)
-            return nak(RETRY.delay(delivered))
+            return nak(settings.TIMER_BACKOFF.delay(delivered))
         log.debug("timer %s fired: %s directive %s", timer.id, d.kind, d.id)
         metrics.timer_fired(timer.k)
         return ACK

@@ -18,7 +18,8 @@ from typing import Any
 
 import msgspec
 
-from grctl.engine.records import (
+from grctl.engine.snapshot import PlanConfig, Snapshot
+from grctl.engine.writes import (
     BgRec,
     DirectiveRec,
     ErrorRec,
@@ -33,7 +34,6 @@ from grctl.engine.records import (
     ms_between,
     timer_subject,
 )
-from grctl.engine.snapshot import PlanConfig, Snapshot
 from grctl.models.common import ErrorDetails, RunInfo, RunStatus
 from grctl.models.directive import (
     Directive,
@@ -41,7 +41,7 @@ from grctl.models.directive import (
     Event,
     Start,
     Step,
-    StepTimeout,
+    StepTimeoutFired,
     Wait,
     WakeFromInbox,
 )
@@ -302,7 +302,7 @@ def terminate_run(ctx: Ctx, x: Directive, reason: str) -> list[Record]:
     return finish(ctx, x, x.run_info, ts, ending)
 
 
-def extended_deadline(ctx: Ctx, msg: StepTimeout) -> datetime | None:
+def extended_deadline(ctx: Ctx, msg: StepTimeoutFired) -> datetime | None:
     """Ours: when a step whose timer fired really runs out of time, if that is later than now; None when
     it has run out. A step's time is the time a worker runs it while the engine watches:
 
@@ -333,7 +333,7 @@ def extended_deadline(ctx: Ctx, msg: StepTimeout) -> datetime | None:
     return max(later) if later else None
 
 
-def rearm_step_timer(ctx: Ctx, msg: StepTimeout, expires: datetime) -> list[Record]:
+def rearm_step_timer(ctx: Ctx, msg: StepTimeoutFired, expires: datetime) -> list[Record]:
     """The step's timer again (same schedule subject: it replaces the fired one), until ``expires``; the
     unchanged run state is rewritten with its CAS, so a result committed meanwhile wins."""
     state = ctx.state

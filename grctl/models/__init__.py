@@ -1,9 +1,9 @@
 """The grctl wire layer: msgspec structs and codecs for everything that crosses a process boundary.
 
 Imports nothing else of grctl, so every other layer can depend on it. The public SDK's names stand
-beside ours where they differ (``CmdKind``, ``GrctlAPIResponse``, ``ChildWorkflowStarted``...), with
-one exception: ``StepTimeout`` here stays our step-timeout directive; the ``step.timeout`` history event
-(the public SDK's ``grctl.models.StepTimeout``) is ``StepTimedOut``, or ``grctl.models.history.StepTimeout``.
+beside ours where they differ (``CmdKind``, ``GrctlAPIResponse``, ``ChildWorkflowStarted``,
+``StepTimeout`` for the ``step.timeout`` history event ``StepTimedOut``...). The engine's directive for
+a step whose timer fired is ``StepTimeoutFired``.
 """
 
 from grctl.models.command import (
@@ -40,7 +40,7 @@ from grctl.models.directive import (
     Step,
     StepPickedUp,
     StepResult,
-    StepTimeout,
+    StepTimeoutFired,
     Terminate,
     Wait,
     WaitTimeout,
@@ -73,6 +73,7 @@ from grctl.models.history import (
     StepFailed,
     StepStarted,
     StepTimedOut,
+    StepTimeout,
     TaskAttemptFailed,
     TaskCancelled,
     TaskCompleted,
@@ -148,6 +149,7 @@ __all__ = [
     "StepStarted",
     "StepTimedOut",
     "StepTimeout",
+    "StepTimeoutFired",
     "TaskAttemptFailed",
     "TaskCancelled",
     "TaskCompleted",

@@ -9,6 +9,7 @@ from typing import Any
 
 import msgspec
 
+from grctl import settings
 from grctl.models.common import RunInfo
 
 
@@ -48,7 +49,6 @@ class TerminateCmd(msgspec.Struct):
     reason: str | None = None
 
 
-MAX_LIST = 1000  # runs in one run.list reply
 
 
 class ListCmd(msgspec.Struct, omit_defaults=True):
@@ -57,7 +57,7 @@ class ListCmd(msgspec.Struct, omit_defaults=True):
     statuses: list[str] = msgspec.field(default_factory=list)
     wf_type: str = ""
     since: datetime | None = None
-    limit: int = 100
+    limit: int = settings.LIST_LIMIT
 
 
 class EventDef(msgspec.Struct):

@@ -99,7 +99,7 @@ class Wait(msgspec.Struct):
     timeout_step_name: str | None = ""
 
 
-class StepTimeout(msgspec.Struct, omit_defaults=True):
+class StepTimeoutFired(msgspec.Struct, omit_defaults=True):
     step_name: str = ""
     original_directive_id: str = ""
     # Ours (the engine makes and reads these directives itself): the fired timer's window and the task
@@ -173,7 +173,7 @@ MESSAGE_TYPES: dict[str, type[msgspec.Struct]] = {
     DirectiveKind.fail: Fail,
     DirectiveKind.fail_step: FailStep,
     DirectiveKind.wait: Wait,
-    DirectiveKind.step_timeout: StepTimeout,
+    DirectiveKind.step_timeout: StepTimeoutFired,
     DirectiveKind.wait_timeout: WaitTimeout,
     DirectiveKind.wake_from_inbox: WakeFromInbox,
     DirectiveKind.run_timeout: RunTimedOut,
@@ -181,7 +181,7 @@ MESSAGE_TYPES: dict[str, type[msgspec.Struct]] = {
 
 DirectiveMessage = (
     Start | Step | Event | Cancel | Terminate | StepPickedUp | StepResult | Complete | Fail | FailStep
-    | Wait | StepTimeout | WaitTimeout | WakeFromInbox | RunTimedOut
+    | Wait | StepTimeoutFired | WaitTimeout | WakeFromInbox | RunTimedOut
 )
 
 

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from nats.aio.client import Client as NATSClient
 from nats.js import JetStreamContext
 
+from grctl import settings
 from grctl.models.common import utcnow
 from grctl.nats.direct import forget_stream_layout
 from grctl.nats.requests import disconnected, guard
@@ -25,8 +26,6 @@ from grctl.ops import metrics
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PORT = 4225  # the public grctl server's port: our nodes and clients meet there by default
-DEFAULT_SERVERS = [f"nats://localhost:{DEFAULT_PORT}"]
 # Where the servers may come from, first found wins: ours, its documented lower-case spelling, and the
 # public SDK's variable.
 SERVER_ENVIRONMENT = ("GRCTL_NATS_SERVERS", "grctl_NATS_SERVERS", "ENGINE_NATS_SERVERS")
@@ -59,7 +58,7 @@ def servers_from_env(environ: dict[str, str] | None = None) -> list[str]:
             servers = split_servers(raw)
             if servers:
                 return servers
-    return list(DEFAULT_SERVERS)
+    return list(settings.NATS_SERVERS)
 
 
 class Connection:
@@ -118,9 +117,9 @@ class Connection:
                 await user_closed_cb()
 
         options["closed_cb"] = on_closed
-        options.setdefault("max_reconnect_attempts", -1)
-        options.setdefault("reconnect_time_wait", 1)
-        options.setdefault("connect_timeout", 5)
+        options.setdefault("max_reconnect_attempts", settings.MAX_RECONNECT_ATTEMPTS)
+        options.setdefault("reconnect_time_wait", settings.RECONNECT_WAIT)
+        options.setdefault("connect_timeout", settings.CONNECT_TIMEOUT)
         options.setdefault("error_cb", on_error)
         options.setdefault("disconnected_cb", on_disconnected)
         options.setdefault("reconnected_cb", on_reconnected)
@@ -161,10 +160,6 @@ class Connection:
         """Await ``operation`` (a request); if the connection drops meanwhile, cancel it and raise
         ``ConnectionResetError`` at once (see ``grctl.nats.requests``)."""
         return await guard(self._nc, operation)
-
-    async def wait_lost(self) -> None:
-        """Return when the connection is closed for good without ``close()`` having been called."""
-        await self.lost.wait()
 
     async def serve_until(self, stop: asyncio.Event) -> None:
         """Wait until ``stop`` is set; raise ``ConnectionLostError`` if the connection is closed for good

@@ -11,9 +11,9 @@ checked against the leader's last message of the subject, reading from the leade
 replica's pages missed. Whether the stream is replicated is asked once per connection (and again after
 a reconnection).
 
-Every read tries again after transport trouble for up to ``READ_BUDGET`` seconds, in short steps: while
-the cluster elects a leader (the stream's, or the JetStream meta leader's) reads are refused for a
-second or two, and each caller would otherwise need its own loop to ride that out.
+Every read tries again after transport trouble for up to ``settings.READ_BUDGET`` seconds, in short
+steps: while the cluster elects a leader (the stream's, or the JetStream meta leader's) reads are
+refused for a second or two, and each caller would otherwise need its own loop to ride that out.
 """
 
 from __future__ import annotations
@@ -27,15 +27,12 @@ from dataclasses import dataclass
 from nats.aio.client import Client as NATSClient
 from nats.aio.msg import Msg
 
+from grctl import settings
 from grctl.nats import subjects
 from grctl.nats.jetstream import JetStreamError
 from grctl.nats.requests import guard, request
-from grctl.nats.retry import Backoff, retrying
+from grctl.nats.retry import retrying
 
-PAGE = 512
-READ_TIMEOUT = 2.0  # a read is retried by its caller: waiting long for a dead server only stalls it
-READ_BUDGET = 10.0  # how long a read rides out transport trouble before its caller sees the error
-READ_RETRY = Backoff(initial=0.05, factor=2.0, cap=0.5)  # an election ends in about two seconds
 ERR_NO_MESSAGE = 10037
 
 _replicated: weakref.WeakKeyDictionary[NATSClient, asyncio.Future[bool]] = weakref.WeakKeyDictionary()
@@ -83,7 +80,7 @@ def forget_stream_layout(nc: NATSClient) -> None:
 
 
 async def _stream_replicas(nc: NATSClient) -> bool:
-    reply = await request(nc, f"$JS.API.STREAM.INFO.{subjects.STREAM}", b"", timeout=READ_TIMEOUT)
+    reply = await request(nc, f"$JS.API.STREAM.INFO.{subjects.STREAM}", b"", timeout=settings.READ_TIMEOUT)
     info = json.loads(reply.data)
     if "error" in info:
         raise JetStreamError(info["error"].get("code", 0), info["error"].get("err_code", 0),
@@ -118,8 +115,8 @@ async def _leader_get(nc: NATSClient, body: dict[str, object], timeout: float) -
                      data=base64.b64decode(msg.get("data") or ""), headers=headers)
 
 
-async def get_last(nc: NATSClient, subject: str, timeout: float = READ_TIMEOUT,
-                   budget: float = READ_BUDGET) -> StoredMsg | None:
+async def get_last(nc: NATSClient, subject: str, timeout: float = settings.READ_TIMEOUT,
+                   budget: float = settings.READ_BUDGET) -> StoredMsg | None:
     """The last stored message on ``subject`` (wildcards allowed, but an exact subject is what stays
     cheap as the stream grows), or None."""
 
@@ -129,11 +126,11 @@ async def get_last(nc: NATSClient, subject: str, timeout: float = READ_TIMEOUT,
         msg = await request(nc, f"$JS.API.DIRECT.GET.{subjects.STREAM}.{subject}", b"", timeout=timeout)
         return _stored(msg)
 
-    return await retrying(once, budget, READ_RETRY, f"reading {subject}")
+    return await retrying(once, budget, settings.READ_BACKOFF, f"reading {subject}")
 
 
-async def get_next(nc: NATSClient, subject: str, from_seq: int, timeout: float = READ_TIMEOUT,
-                   budget: float = READ_BUDGET) -> StoredMsg | None:
+async def get_next(nc: NATSClient, subject: str, from_seq: int, timeout: float = settings.READ_TIMEOUT,
+                   budget: float = settings.READ_BUDGET) -> StoredMsg | None:
     """The first stored message on ``subject`` with sequence >= ``from_seq``, or None."""
     body = {"seq": max(from_seq, 1), "next_by_subj": subject}
 
@@ -144,7 +141,7 @@ async def get_next(nc: NATSClient, subject: str, from_seq: int, timeout: float =
         msg = await request(nc, f"$JS.API.DIRECT.GET.{subjects.STREAM}", payload, timeout=timeout)
         return _stored(msg)
 
-    return await retrying(once, budget, READ_RETRY, f"reading {subject}")
+    return await retrying(once, budget, settings.READ_BACKOFF, f"reading {subject}")
 
 
 async def _paged(nc: NATSClient, query: dict[str, object], page: int, timeout: float,
@@ -187,8 +184,9 @@ async def _paged(nc: NATSClient, query: dict[str, object], page: int, timeout: f
         await sub.unsubscribe()
 
 
-async def read_subject(nc: NATSClient, subject: str, start_seq: int = 1, page: int = PAGE,
-                       timeout: float = 5.0, budget: float = READ_BUDGET) -> list[StoredMsg]:
+async def read_subject(nc: NATSClient, subject: str, start_seq: int = 1, page: int = settings.READ_PAGE,
+                       timeout: float = settings.JS_API_TIMEOUT,
+                       budget: float = settings.READ_BUDGET) -> list[StoredMsg]:
     """Every stored message on ``subject`` (wildcards allowed) with sequence >= ``start_seq``, in stream
     order. On a replicated stream, what a lagging replica's pages missed is read from the leader."""
 
@@ -206,11 +204,11 @@ async def read_subject(nc: NATSClient, subject: str, start_seq: int = 1, page: i
             seq = missed.seq + 1
         return out
 
-    return await retrying(once, budget, READ_RETRY, f"reading {subject}")
+    return await retrying(once, budget, settings.READ_BACKOFF, f"reading {subject}")
 
 
-async def read_tail(nc: NATSClient, subject: str, start_seq: int, limit: int, page: int = PAGE,
-                    timeout: float = READ_TIMEOUT) -> list[StoredMsg]:
+async def read_tail(nc: NATSClient, subject: str, start_seq: int, limit: int, page: int = settings.READ_PAGE,
+                    timeout: float = settings.READ_TIMEOUT) -> list[StoredMsg]:
     """Up to ``limit`` stored messages on ``subject`` (wildcards allowed) with sequence >= ``start_seq``,
     as whichever replica answers has them: for a reader that keeps a cursor (the sequence after the
     last message it got) and comes back. A lagging replica returns a prefix of what the leader has,
@@ -220,4 +218,4 @@ async def read_tail(nc: NATSClient, subject: str, start_seq: int, limit: int, pa
     async def once() -> list[StoredMsg]:
         return await _paged(nc, {"seq": max(start_seq, 1), "next_by_subj": subject}, page, timeout, limit)
 
-    return await retrying(once, READ_BUDGET, READ_RETRY, f"reading {subject}")
+    return await retrying(once, settings.READ_BUDGET, settings.READ_BACKOFF, f"reading {subject}")

@@ -11,6 +11,7 @@ import msgspec
 from nats.aio.client import Client as NATSClient
 from nats.js.api import DeliverPolicy
 
+from grctl import settings
 from grctl.models.history import HistoryEvent, decode_history
 from grctl.nats import subjects
 from grctl.nats.connection import Connection
@@ -32,7 +33,8 @@ async def read_history(nc: NATSClient, wf_id: str, run_id: str, start_seq: int =
     return events
 
 
-async def last_event(nc: NATSClient, wf_id: str, run_id: str, timeout: float = 5.0) -> HistoryEvent | None:
+async def last_event(nc: NATSClient, wf_id: str, run_id: str,
+                     timeout: float = settings.JS_API_TIMEOUT) -> HistoryEvent | None:
     """The run's last history event (one exact-subject read), or None when it has none or it cannot
     be decoded."""
     stored = await get_last(nc, subjects.history(wf_id, run_id), timeout=timeout)
@@ -44,7 +46,6 @@ async def last_event(nc: NATSClient, wf_id: str, run_id: str, timeout: float = 5
         return None
 
 
-FOLLOW_INACTIVE_THRESHOLD = 10.0
 
 
 async def follow_history(connection: Connection, wf_id: str,
@@ -58,7 +59,7 @@ async def follow_history(connection: Connection, wf_id: str,
     """
     sub = await connection.js.subscribe(subjects.history(wf_id, run_id), stream=subjects.STREAM,
                                         ordered_consumer=True, deliver_policy=DeliverPolicy.ALL,
-                                        inactive_threshold=FOLLOW_INACTIVE_THRESHOLD)
+                                        inactive_threshold=settings.FOLLOW_INACTIVE_THRESHOLD)
     try:
         while True:
             msg = await sub.next_msg(timeout=None)

@@ -14,6 +14,7 @@ from nats.js.api import ConsumerInfo, DiscardPolicy, RetentionPolicy, StorageTyp
 from nats.js.errors import APIError
 from ulid import ULID
 
+from grctl import settings
 from grctl.nats import subjects
 from grctl.nats.requests import request
 from grctl.nats.stream_settings import StreamSettings
@@ -77,7 +78,7 @@ def _raise_on_error(data: bytes) -> dict:
     return reply
 
 
-async def publish_batch(nc: NATSClient, msgs: list[OutMsg], timeout: float = 5.0) -> dict:
+async def publish_batch(nc: NATSClient, msgs: list[OutMsg], timeout: float = settings.JS_API_TIMEOUT) -> dict:
     """Publish ``msgs`` to the stream as one atomic batch; all are stored or none is.
 
     Returns the publish ack of the commit (``{"stream", "seq", "batch", "count"}``), raises
@@ -105,7 +106,7 @@ async def publish_batch(nc: NATSClient, msgs: list[OutMsg], timeout: float = 5.0
 
 
 async def publish(nc: NATSClient, subject: str, data: bytes, headers: dict[str, str] | None = None,
-                  timeout: float = 5.0) -> dict:
+                  timeout: float = settings.JS_API_TIMEOUT) -> dict:
     """A JetStream publish awaited for its ack, through a plain request (cheaper than nats-py's)."""
     reply = await request(nc, subject, data, timeout=timeout, headers=headers)
     ack = _raise_on_error(reply.data)
@@ -114,8 +115,8 @@ async def publish(nc: NATSClient, subject: str, data: bytes, headers: dict[str, 
     return ack
 
 
-async def purge(nc: NATSClient, subject_filter: str, keep: int | None = None, timeout: float = 5.0,
-                up_to_seq: int | None = None) -> int:
+async def purge(nc: NATSClient, subject_filter: str, keep: int | None = None,
+                timeout: float = settings.JS_API_TIMEOUT, up_to_seq: int | None = None) -> int:
     """Purge the stream's messages matching ``subject_filter`` (only those with a sequence below
     ``up_to_seq`` when given); returns how many went."""
     body: dict = {"filter": subject_filter}
@@ -128,7 +129,7 @@ async def purge(nc: NATSClient, subject_filter: str, keep: int | None = None, ti
     return int(_raise_on_error(reply.data).get("purged", 0))
 
 
-async def delete_msg(nc: NATSClient, seq: int, timeout: float = 5.0) -> bool:
+async def delete_msg(nc: NATSClient, seq: int, timeout: float = settings.JS_API_TIMEOUT) -> bool:
     body = json.dumps({"seq": seq, "no_erase": True}).encode()
     reply = await request(nc, f"$JS.API.STREAM.MSG.DELETE.{subjects.STREAM}", body, timeout=timeout)
     try:

@@ -23,6 +23,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
+from grctl import settings
 from grctl.models.common import RunInfo
 from grctl.models.errors import (
     WorkflowCancelledError,
@@ -34,13 +35,11 @@ from grctl.nats import subjects
 from grctl.nats.connection import Connection
 from grctl.nats.direct import get_last
 from grctl.nats.history import last_event, read_history
-from grctl.nats.retry import TRANSPORT, is_transient
+from grctl.nats.retry import is_transient
 
 log = logging.getLogger("grctl.client")
 
-INACTIVE_THRESHOLD = 5.0
 _info_decoder = msgspec.msgpack.Decoder(RunInfo)
-RECHECK_ATTEMPTS = 60
 
 
 def outcome_of(event: HistoryEvent) -> tuple[bool, Any]:
@@ -132,7 +131,7 @@ class RunWatcher:
     async def _recheck(self) -> None:
         """After a reconnection: an announcement may have been missed; read the stored outcome (or
         make the history consumer again, which a restarted server has lost)."""
-        for attempt in range(1, RECHECK_ATTEMPTS + 1):
+        for attempt in range(1, settings.OUTCOME_RECHECK_ATTEMPTS + 1):
             if self.future.done() or self._connection.is_closed:
                 return
             try:
@@ -145,7 +144,7 @@ class RunWatcher:
             except Exception as exc:  # JetStream may need a moment after a server restart
                 if not is_transient(exc) and not isinstance(exc, OSError):
                     log.warning("checking run %s after a reconnection failed: %s", self.run_id, exc)
-                await asyncio.sleep(TRANSPORT.delay(attempt))
+                await asyncio.sleep(settings.TRANSPORT_BACKOFF.delay(attempt))
         log.warning("gave up checking run %s after a reconnection", self.run_id)
 
     async def _on_msg(self, msg: Msg) -> None:
@@ -169,7 +168,7 @@ class RunWatcher:
         config = ConsumerConfig(
             deliver_subject=inbox, filter_subject=subjects.history(self.wf_id, self.run_id),
             deliver_policy=DeliverPolicy.LAST, ack_policy=AckPolicy.NONE, mem_storage=True,
-            inactive_threshold=INACTIVE_THRESHOLD, num_replicas=1,
+            inactive_threshold=settings.OUTCOME_INACTIVE_THRESHOLD, num_replicas=1,
         )
         try:
             info = await self._connection.js.add_consumer(subjects.STREAM, config)

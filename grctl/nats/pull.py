@@ -33,14 +33,12 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig
 
+from grctl import settings
 from grctl.nats import subjects
-from grctl.nats.retry import FETCH
 from grctl.ops import metrics
 
 log = logging.getLogger(__name__)
 
-HANDLER_ERROR_DELAY = 1.0
-REBIND_AFTER_FAILURES = 20  # when the cause is not known to be a lost consumer
 
 
 class Action(enum.Enum):
@@ -155,7 +153,8 @@ class Capacity:
 
 class PullLoop:
     def __init__(self, name: str, bind: Bind, handler: Handler, *, capacity: Capacity | None = None,
-                 slots: int = 64, batch: int = 64, fetch_timeout: float = 1.0,
+                 slots: int = settings.PULL_SLOTS, batch: int = settings.PULL_BATCH,
+                 fetch_timeout: float = settings.PULL_FETCH_TIMEOUT,
                  heartbeat: float | None = None) -> None:
         self.name = name
         self._bind = bind
@@ -220,12 +219,13 @@ class PullLoop:
                     break
                 failures += 1
                 log.warning("fetching from %s failed (%s: %s); retrying", self.name, type(exc).__name__, exc)
-                await self._unless_stopping(asyncio.sleep(FETCH.delay(failures)))
+                await self._unless_stopping(asyncio.sleep(settings.FETCH_BACKOFF.delay(failures)))
                 # A consumer the server lost (a restart in memory, a deletion) is made again at once; a
                 # consumer without a leader for a moment (an election) only needs patience: binding
                 # again, a JetStream API call, would just wait for the same election.
                 lost = isinstance(exc, nats.js.errors.NotFoundError)
-                if (lost or failures % REBIND_AFTER_FAILURES == 0) and not self._stopping.is_set():
+                rebind = lost or failures % settings.PULL_REBIND_AFTER_FAILURES == 0
+                if rebind and not self._stopping.is_set():
                     await self._rebind()
                 continue
             self.capacity.give(want - len(msgs))
@@ -275,7 +275,7 @@ class PullLoop:
             raise
         except Exception:
             log.exception("handling a message of %s on %s failed", self.name, msg.subject)
-            decision = nak(HANDLER_ERROR_DELAY)
+            decision = nak(settings.PULL_HANDLER_ERROR_DELAY)
         finally:
             self._held.pop(key, None)
             if decision is not None:

@@ -3,7 +3,7 @@
 A program may create a worker task and start a workflow on the same connection at once, before the
 worker has run at all; the engine would refuse the start ("type not registered"). So a ``Worker``
 announces its types here when it is made, and a ``Client`` starting a run of one of them on that
-connection first waits (``REGISTRATION_WAIT`` seconds at most) until that worker is registered, has
+connection first waits (``settings.REGISTRATION_WAIT`` seconds at most) until that worker is registered, has
 failed to start, or has stopped. Any other start goes out at once.
 """
 
@@ -13,9 +13,8 @@ import asyncio
 import weakref
 from collections.abc import Iterable
 
+from grctl import settings
 from grctl.nats.connection import Connection
-
-REGISTRATION_WAIT = 5.0
 
 _Pending = list[tuple[frozenset[str], asyncio.Event]]
 _pending: weakref.WeakKeyDictionary[Connection, _Pending] = weakref.WeakKeyDictionary()
@@ -28,7 +27,8 @@ def announce(connection: Connection, types: Iterable[str], settled: asyncio.Even
     _pending[connection] = entries
 
 
-async def wait_registered(connection: Connection, wf_type: str, timeout: float = REGISTRATION_WAIT) -> None:
+async def wait_registered(connection: Connection, wf_type: str,
+                          timeout: float = settings.REGISTRATION_WAIT) -> None:
     """Until no worker announced on ``connection`` for ``wf_type`` is still registering."""
     entries = _pending.get(connection)
     if not entries:

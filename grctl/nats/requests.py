@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 from nats.aio.client import Client as NATSClient
 from nats.aio.msg import Msg
 
+from grctl import settings
+
 T = TypeVar("T")
 
 # The tasks waiting on each connection inside guard(), and those a lost connection cancelled.
@@ -57,7 +59,7 @@ async def guard(nc: NATSClient, operation: Awaitable[T]) -> T:
             waiters.discard(task)
 
 
-async def request(nc: NATSClient, subject: str, data: bytes = b"", timeout: float = 5.0,
+async def request(nc: NATSClient, subject: str, data: bytes = b"", timeout: float = settings.JS_API_TIMEOUT,
                   headers: dict[str, str] | None = None) -> Msg:
     """``nc.request`` that fails at once when the connection drops."""
     return await guard(nc, nc.request(subject, data, timeout=timeout, headers=headers))

@@ -1,50 +1,20 @@
-"""Trying again: one backoff formula for every retry loop of the project, which errors are worth a
-retry, and a retry loop bounded by a time budget.
-
-The delay grows geometrically from ``initial`` by ``factor`` up to ``cap``, with a random spread of
-``jitter`` (a fraction of the delay) so that many processes retrying after the same outage do not
-come back in lock step.
-"""
+"""Trying again: which errors are worth a retry, and a retry loop bounded by a time budget. The
+schedules (``Backoff``) and their values are in ``grctl.settings``."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import TypeVar
 
 import nats.errors
 import nats.js.errors
 
+from grctl import settings
+from grctl.settings import Backoff
+
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    initial: float = 0.1
-    factor: float = 2.0
-    cap: float = 5.0
-    jitter: float = 0.2
-
-    def delay(self, attempt: int) -> float:
-        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
-        base = min(self.initial * self.factor ** max(attempt - 1, 0), self.cap)
-        if self.jitter:
-            base *= 1 + random.uniform(-self.jitter, self.jitter)
-        return max(0.0, base)
-
-
-# Transport trouble (a reconnecting connection, a JetStream API that is not answering yet). The cap is
-# short because what ends such trouble (a reconnection, a leader elected) is not seen otherwise: the
-# time from its end to the next attempt adds to the pause, at every hop of a run. Attempts that fail
-# cost little: the connection or the server refuses them at once.
-TRANSPORT = Backoff(initial=0.1, factor=2.0, cap=1.0)
-# A fetch loop whose consumer cannot be reached (its leader being elected, say).
-FETCH = Backoff(initial=0.1, factor=2.0, cap=0.5)
-# A crashed child process of grctld (0.5 s, 1 s, 2 s ... 30 s).
-RESTART = Backoff(initial=0.5, factor=2.0, cap=30.0, jitter=0.0)
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -78,8 +48,9 @@ def log_failure(logger: logging.Logger, what: str, exc: BaseException, level: in
 T = TypeVar("T")
 
 
-async def retrying(operation: Callable[[], Awaitable[T]], budget: float, backoff: Backoff = TRANSPORT,
-                   what: str = "operation", warn: bool = False) -> T:
+async def retrying(operation: Callable[[], Awaitable[T]], budget: float,
+                   backoff: Backoff = settings.TRANSPORT_BACKOFF, what: str = "operation",
+                   warn: bool = False) -> T:
     """Run ``operation``, trying again after transient failures (``is_transient``) for up to ``budget``
     seconds; the last transient failure is raised when the time is up, anything else at once."""
     loop = asyncio.get_running_loop()

@@ -16,10 +16,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from grctl import settings
 from grctl.nats.server_config import render
 
 MIN_VERSION = (2, 12)
-STOP_TIMEOUT = 10.0  # seconds a stopping server gets to flush before SIGKILL
 
 
 def find_nats_server() -> str:
@@ -118,7 +118,7 @@ class NatsServerProcess:
         path.write_text(render(self.sync_interval, self.config_file, self.store_dir), encoding="utf-8")
         return path
 
-    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+    def stop(self, timeout: float = settings.NATS_SERVER_STOP_TIMEOUT) -> None:
         """Stop by pid: SIGTERM, then SIGKILL if it lingers."""
         if self.proc is None:
             return

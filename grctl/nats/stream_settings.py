@@ -11,14 +11,8 @@ from dataclasses import dataclass
 
 from nats.js.api import StreamConfig
 
+from grctl import settings
 from grctl.nats import subjects
-
-MAX_REPLICAS = 5  # JetStream's own limit
-DEFAULT_DUPLICATE_WINDOW = 120.0  # JetStream's default, kept
-# A directive redelivered after its commit (the engine died before acking it) comes back after the
-# directive consumer's ack wait (seconds), and a commit may be retried for a while: its id must still be
-# recognised as a duplicate then. 30 s leaves a wide margin over both.
-MIN_DUPLICATE_WINDOW = 30.0
 
 ERR_NOT_CLUSTERED = 10074  # "replicas > 1 not supported in non-clustered mode"
 ERR_NO_PLACEMENT = 10005  # "no suitable peers for placement"
@@ -37,21 +31,22 @@ class StreamSettings:
     largest message stored, -1 for the server's max_payload (1 MiB by default). ``duplicate_window``:
     seconds during which a repeated message id is recognised and not stored twice."""
 
-    replicas: int = 1
+    replicas: int = settings.REPLICAS
     max_bytes: int = -1
     max_msg_size: int = -1
-    duplicate_window: float = DEFAULT_DUPLICATE_WINDOW
+    duplicate_window: float = settings.DUPLICATE_WINDOW
 
     def __post_init__(self) -> None:
-        if not 1 <= self.replicas <= MAX_REPLICAS:
-            raise ValueError(f"replicas must be between 1 and {MAX_REPLICAS}, got {self.replicas}")
+        if not 1 <= self.replicas <= settings.MAX_REPLICAS:
+            raise ValueError(f"replicas must be between 1 and {settings.MAX_REPLICAS}, got {self.replicas}")
         for name in ("max_bytes", "max_msg_size"):
             value = getattr(self, name)
             if value != -1 and value < 1:
                 raise ValueError(f"{name} must be a positive number of bytes or -1 (no limit), got {value}")
-        if self.duplicate_window < MIN_DUPLICATE_WINDOW:
-            raise ValueError(f"duplicate_window must be at least {MIN_DUPLICATE_WINDOW:g}s (a redelivered "
-                             f"directive must still be recognised), got {self.duplicate_window:g}s")
+        if self.duplicate_window < settings.MIN_DUPLICATE_WINDOW:
+            raise ValueError(f"duplicate_window must be at least {settings.MIN_DUPLICATE_WINDOW:g}s (a "
+                             "redelivered directive must still be recognised), got "
+                             f"{self.duplicate_window:g}s")
 
     def apply(self, config: StreamConfig) -> StreamConfig:
         """``config`` with these settings."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from grctl import settings
+
 STREAM = "grctl_state"
 
 STREAM_SUBJECTS = [
@@ -42,15 +44,7 @@ OUTCOME_PREFIX = "grctl_outcome"
 # A token may not hold the subject separators or wildcards, nor white space.
 _BAD_TOKEN = re.compile(r"[.*>\s]")
 
-# The longest name (workflow id, type, run id, event name, store key...) in UTF-8 bytes. A subject holds
-# up to three names plus fixed parts, and the server closes any connection that sends a protocol line
-# longer than 4096 bytes: 255 keeps every subject well inside that.
-MAX_NAME_BYTES = 255
-
-
 _BAD_ID = re.compile(r"[*>\s]")
-# Dotted ids are often made of a name and a prefix or two ("start.{run id}", "next.{directive id}").
-MAX_ID_BYTES = 2 * MAX_NAME_BYTES
 
 
 def _invalid_reason(value: str, limit: int, bad: re.Pattern[str], forbidden: str) -> str | None:
@@ -66,13 +60,13 @@ def _invalid_reason(value: str, limit: int, bad: re.Pattern[str], forbidden: str
 
 def invalid_token_reason(value: str) -> str | None:
     """Why ``value`` cannot be a single subject token, or None when it can."""
-    return _invalid_reason(value, MAX_NAME_BYTES, _BAD_TOKEN, "'.', '*', '>'")
+    return _invalid_reason(value, settings.MAX_NAME_BYTES, _BAD_TOKEN, "'.', '*', '>'")
 
 
 def invalid_id_reason(value: str) -> str | None:
     """Why ``value`` cannot be a dotted id inside a subject (worker ids, directive ids may hold dots),
     or None when it can."""
-    return _invalid_reason(value, MAX_ID_BYTES, _BAD_ID, "'*', '>'")
+    return _invalid_reason(value, settings.MAX_ID_BYTES, _BAD_ID, "'*', '>'")
 
 
 def check_token(what: str, value: str) -> None:

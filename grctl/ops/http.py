@@ -16,12 +16,11 @@ from collections.abc import Callable
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import CollectorRegistry
 
+from grctl import settings
 from grctl.ops.listen import Endpoint
 
 log = logging.getLogger("grctl.ops.http")
 
-READ_TIMEOUT = 5.0
-MAX_HEADER_BYTES = 16384
 
 Readiness = Callable[[], str | None]  # None when ready, else why not
 
@@ -60,10 +59,10 @@ class OpsServer:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             try:
-                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), READ_TIMEOUT)
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), settings.HTTP_READ_TIMEOUT)
             except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ConnectionError):
                 return
-            if len(head) > MAX_HEADER_BYTES:
+            if len(head) > settings.HTTP_MAX_HEADER_BYTES:
                 await self._send(writer, 431, "text/plain", b"request header too large\n")
                 return
             method, _, rest = head.decode("latin-1").partition(" ")

@@ -85,11 +85,6 @@ def enable() -> None:
     _on = True
 
 
-def disable() -> None:
-    global _on
-    _on = False
-
-
 def enabled() -> bool:
     return _on
 

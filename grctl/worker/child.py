@@ -18,7 +18,7 @@ from grctl.models.command import CommandKind, EventCmd
 from grctl.models.common import ErrorDetails, RunInfo, RunStatus, utcnow
 from grctl.models.errors import WorkflowError
 from grctl.models.history import ChildStarted, HistoryKind, ParentEventSent
-from grctl.nats import api
+from grctl.nats import api_client as api
 from grctl.nats.retry import is_transient
 from grctl.nats.subjects import check_token
 from grctl.worker.errors import StepInterrupted

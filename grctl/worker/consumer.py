@@ -9,25 +9,25 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
+from grctl import settings
 from grctl.nats import subjects
 from grctl.worker.errors import WorkerConsumerError
-
-DEFAULT_ACK_WAIT = 5.0
 
 
 def ack_wait_from_env(environ: dict[str, str] | None = None) -> float:
     """``ENGINE_NATS_WORKER_ACK_WAIT`` in seconds (default 5)."""
     raw = (os.environ if environ is None else environ).get("ENGINE_NATS_WORKER_ACK_WAIT", "").strip()
     if not raw:
-        return DEFAULT_ACK_WAIT
+        return settings.WORKER_ACK_WAIT
     value = float(raw)
     if value <= 0:
         raise ValueError(f"ENGINE_NATS_WORKER_ACK_WAIT must be positive, got {raw!r}")
     return value
 
 
-async def ensure_task_consumer(js: JetStreamContext, wf_type: str, ack_wait: float,
-                               max_ack_pending: int = 1000) -> JetStreamContext.PullSubscription:
+async def ensure_task_consumer(
+        js: JetStreamContext, wf_type: str, ack_wait: float,
+        max_ack_pending: int = settings.WORKER_MAX_ACK_PENDING) -> JetStreamContext.PullSubscription:
     """Create or update the pull consumer of ``wf_type`` and bind to it; refuse a push consumer."""
     durable = subjects.worker_consumer(wf_type)
     try:

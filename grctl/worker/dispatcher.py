@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import msgspec
 from nats.aio.msg import Msg
 
+from grctl import settings
 from grctl.codec import CodecRegistry, default_codec
 from grctl.models.directive import Directive, DirectiveKind, decode_directive
 from grctl.models.history import HistoryEvent
@@ -30,20 +31,18 @@ from grctl.nats.pull import ACK, NAK, TERM, Decision, nak
 from grctl.nats.retry import is_transient, retrying
 from grctl.ops import metrics
 from grctl.worker.publisher import Publisher
-from grctl.worker.runner import Outcome, StepRunner
+from grctl.worker.runner import ResultReport, StepRunner
 from grctl.workflow import Workflow
 
 log = logging.getLogger("grctl.worker")
 
 TASK_KINDS = frozenset({DirectiveKind.start, DirectiveKind.step, DirectiveKind.event})
-RETRY_DELAY = 1.0
-HISTORY_READ_BUDGET = 10.0
 
 
 @dataclass
 class _Run:
     directive_id: str
-    task: asyncio.Task[Outcome]
+    task: asyncio.Task[ResultReport]
     msg: Msg  # the newest delivery of the task: the one the server will take an ack for
     terminated: bool = False
 
@@ -96,7 +95,7 @@ class Dispatcher:
         workflow = self._workflows.get(task.run_info.wf_type)
         if workflow is None:
             log.warning("task for workflow type %r, not served by this worker: NAK", task.run_info.wf_type)
-            return nak(RETRY_DELAY)
+            return nak(settings.DISPATCH_RETRY_DELAY)
         task.attempt = max(task.attempt, _num_delivered(msg) - 1)
         metrics.delivered(workflow.workflow_type, _num_delivered(msg))
         run_id = task.run_info.id
@@ -123,7 +122,7 @@ class Dispatcher:
         # A newer delivery of this task arrived meanwhile: its handler settles that one.
         return self._decision(run, task) if run.msg is msg else None
 
-    async def _execute(self, workflow: Workflow, task: Directive) -> Outcome:
+    async def _execute(self, workflow: Workflow, task: Directive) -> ResultReport:
         """Read what the step's earlier executions recorded, then run the step.
 
         The history is read for every task, not only for redeliveries: a nats-server that crashed can
@@ -135,13 +134,13 @@ class Dispatcher:
             try:
                 events = await retrying(
                     lambda: read_history(self._connection.nc, ri.wf_id, ri.id, ri.history_seq_id),
-                    HISTORY_READ_BUDGET, what=f"reading the history of run {ri.id}")
+                    settings.HISTORY_READ_BUDGET, what=f"reading the history of run {ri.id}")
             except Exception as exc:
                 if not is_transient(exc):
                     raise
                 log.warning("cannot read the history of run %s (%s); the task will be delivered again",
                             ri.id, exc)
-                return Outcome.NOT_REPORTED
+                return ResultReport.NOT_REPORTED
             history = [e for e in events if e.operation_id]
         runner = StepRunner(workflow, task, history, self._connection, self._publisher, self._workflow_logger,
                             self._codec)
@@ -171,7 +170,7 @@ class Dispatcher:
         if exc is not None:
             log.error("%s failed before reporting (%s: %s): NAK", where, type(exc).__name__, exc,
                       exc_info=exc)
-            return nak(RETRY_DELAY)
-        if run.task.result() is Outcome.REPORTED:
+            return nak(settings.DISPATCH_RETRY_DELAY)
+        if run.task.result() is ResultReport.REPORTED:
             return ACK
-        return nak(RETRY_DELAY)
+        return nak(settings.DISPATCH_RETRY_DELAY)

@@ -14,6 +14,7 @@ from datetime import datetime
 
 from nats.js.api import PubAck
 
+from grctl import settings
 from grctl.models.common import RunInfo, utcnow
 from grctl.models.directive import Directive, encode_directive
 from grctl.models.history import HistoryEvent, HistoryKind, encode_history
@@ -22,9 +23,6 @@ from grctl.nats.connection import Connection
 from grctl.nats.jetstream import H_MSG_ID
 from grctl.nats.retry import is_transient, retrying
 from grctl.worker.errors import StepInterrupted
-
-PUBLISH_TIMEOUT = 5.0
-DEFAULT_BUDGET = 30.0  # how long a write is retried when the caller does not say
 
 
 def history_msg_id(run: RunInfo, kind: HistoryKind, operation_id: str, attempt: int = 0) -> str:
@@ -35,7 +33,8 @@ def history_msg_id(run: RunInfo, kind: HistoryKind, operation_id: str, attempt: 
 
 
 class Publisher:
-    def __init__(self, connection: Connection, worker_id: str, timeout: float = PUBLISH_TIMEOUT) -> None:
+    def __init__(self, connection: Connection, worker_id: str,
+                 timeout: float = settings.PUBLISH_TIMEOUT) -> None:
         self._connection = connection
         self.worker_id = worker_id
         self._timeout = timeout
@@ -56,7 +55,7 @@ class Publisher:
 
     async def history(
         self, run: RunInfo, kind: HistoryKind, msg: object, operation_id: str,
-        timestamp: datetime | None = None, attempt: int = 0, budget: float = DEFAULT_BUDGET,
+        timestamp: datetime | None = None, attempt: int = 0, budget: float = settings.PUBLISH_BUDGET,
     ) -> None:
         event = HistoryEvent(
             wf_id=run.wf_id, run_id=run.id, worker_id=self.worker_id, timestamp=timestamp or utcnow(),
@@ -66,7 +65,7 @@ class Publisher:
                             history_msg_id(run, kind, operation_id, attempt), budget,
                             f"{kind} of {operation_id}")
 
-    async def directive(self, directive: Directive, budget: float = DEFAULT_BUDGET) -> None:
+    async def directive(self, directive: Directive, budget: float = settings.PUBLISH_BUDGET) -> None:
         """Publish a directive and wait for the stream's ack (retrying transport trouble)."""
         r = directive.run_info
         await self._publish(subjects.directive(r.wf_type, r.wf_id, r.id), encode_directive(directive),

@@ -9,6 +9,7 @@ import logging
 
 from ulid import ULID
 
+from grctl import settings
 from grctl.models.command import (
     Command,
     CommandKind,
@@ -24,17 +25,14 @@ from grctl.worker.errors import RegistrationError
 
 log = logging.getLogger("grctl.worker")
 
-ATTEMPTS = 5
-BACKOFF = 0.5
-REQUEST_TIMEOUT = 5.0
 
 
 async def register(connection: Connection, worker_id: str, catalog: list[WorkflowTypeDef],
                    attempts: int | None = None, backoff: float | None = None,
                    request_timeout: float | None = None) -> None:
-    attempts = attempts or ATTEMPTS
-    backoff = BACKOFF if backoff is None else backoff
-    request_timeout = request_timeout or REQUEST_TIMEOUT
+    attempts = attempts or settings.REGISTER_ATTEMPTS
+    backoff = settings.REGISTER_BACKOFF if backoff is None else backoff
+    request_timeout = request_timeout or settings.REGISTER_TIMEOUT
     cmd = Command(id=str(ULID()), kind=CommandKind.worker_register, timestamp=utcnow(),
                   msg=RegisterCmd(worker_id=worker_id, types=catalog), sender_id=worker_id)
     data = encode_command(cmd)

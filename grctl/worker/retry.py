@@ -7,14 +7,12 @@ import importlib
 import logging
 import random
 
+from grctl import settings
 from grctl.models.common import ErrorDetails
 from grctl.models.directive import RetryPolicy
 
 log = logging.getLogger("grctl.worker")
 
-DEFAULT_INITIAL_DELAY_MS = 100
-DEFAULT_BACKOFF_MULTIPLIER = 2.0
-DEFAULT_MAX_DELAY_MS = 5000
 
 
 def max_attempts(policy: RetryPolicy | None) -> int:
@@ -38,9 +36,9 @@ def should_retry(error: BaseException, policy: RetryPolicy | None, attempt: int)
 def backoff_delay_ms(policy: RetryPolicy, attempt: int, rng: random.Random | None = None) -> int:
     """Delay after failed attempt ``attempt`` (1-based): initial × multiplier^(attempt−1), capped at the
     maximum, plus ``uniform(0, jitter) × delay`` when jitter is set."""
-    initial = policy.initial_delay_ms or DEFAULT_INITIAL_DELAY_MS
-    multiplier = policy.backoff_multiplier or DEFAULT_BACKOFF_MULTIPLIER
-    cap = policy.max_delay_ms or DEFAULT_MAX_DELAY_MS
+    initial = policy.initial_delay_ms or settings.TASK_RETRY_INITIAL_MS
+    multiplier = policy.backoff_multiplier or settings.TASK_RETRY_MULTIPLIER
+    cap = policy.max_delay_ms or settings.TASK_RETRY_MAX_MS
     delay = min(initial * multiplier ** (attempt - 1), cap)
     if policy.jitter:
         delay += (rng or random).uniform(0, policy.jitter) * delay

@@ -35,7 +35,7 @@ from grctl.workflow import HandlerConfig, Workflow
 log = logging.getLogger("grctl.worker")
 
 
-class Outcome(enum.Enum):
+class ResultReport(enum.Enum):
     REPORTED = "reported"  # the step's result (or its failure) is in the stream
     NOT_REPORTED = "not_reported"  # publishing the result failed: the task must be delivered again
 
@@ -95,10 +95,10 @@ class StepRunner:
     def step_name(self) -> str:
         return self.runtime.step_name
 
-    def _outcome_label(self, outcome: Outcome | None) -> str:
+    def _outcome_label(self, outcome: ResultReport | None) -> str:
         if outcome is None:
             return "cancelled"
-        if outcome is Outcome.NOT_REPORTED:
+        if outcome is ResultReport.NOT_REPORTED:
             return "not_reported"
         return "failed" if self.failed else "ok"
 
@@ -109,18 +109,18 @@ class StepRunner:
                          kind=DirectiveKind.step_picked_up, run_info=rt.run_info,
                          msg=StepPickedUp(step_name=rt.step_name, worker_id=rt.worker_id, timestamp=now))
 
-    async def run(self) -> Outcome:
+    async def run(self) -> ResultReport:
         started = time.monotonic()
         wf_type = self.workflow.workflow_type
         metrics.step_started(wf_type)
-        outcome: Outcome | None = None
+        outcome: ResultReport | None = None
         try:
             outcome = await self._run()
             return outcome
         finally:
             metrics.step_finished(wf_type, self._outcome_label(outcome), time.monotonic() - started)
 
-    async def _run(self) -> Outcome:
+    async def _run(self) -> ResultReport:
         rt = self.runtime
         token = rt.activate()
         ctx = Context(rt)
@@ -136,7 +136,7 @@ class StepRunner:
             except StepInterrupted as exc:
                 log.warning("step %s of run %s could not talk to NATS (%s); the task will be delivered "
                             "again", rt.step_name, rt.run_info.id, exc)
-                return Outcome.NOT_REPORTED
+                return ResultReport.NOT_REPORTED
             except asyncio.CancelledError as exc:
                 task = asyncio.current_task()
                 if task is not None and task.cancelling():
@@ -151,8 +151,8 @@ class StepRunner:
             except (Exception, StepInterrupted) as exc:
                 log.warning("could not publish the result of step %s of run %s (%s); the task will be "
                             "delivered again", rt.step_name, rt.run_info.id, exc)
-                return Outcome.NOT_REPORTED
-            return Outcome.REPORTED
+                return ResultReport.NOT_REPORTED
+            return ResultReport.REPORTED
         finally:
             if picked is not None:
                 _retrieve(picked)

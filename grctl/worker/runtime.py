@@ -15,6 +15,7 @@ from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from grctl import settings
 from grctl.codec import CodecRegistry, default_codec
 from grctl.models.common import RunInfo
 from grctl.models.directive import Directive
@@ -32,7 +33,6 @@ from grctl.workflow import Workflow
 
 T = TypeVar("T")
 
-MIN_IO_BUDGET = 10.0  # even a step past its deadline tries this long before giving up
 
 _current: ContextVar[StepRuntime | None] = ContextVar("grctl_step_runtime", default=None)
 
@@ -64,7 +64,7 @@ class StepRuntime:
     def io_budget(self) -> float:
         """Seconds a NATS operation of this step may keep retrying."""
         left = self.deadline - time.monotonic() if self.deadline else 0.0
-        return max(left, MIN_IO_BUDGET)
+        return max(left, settings.MIN_IO_BUDGET)
 
     async def io(self, operation: Callable[[], Awaitable[T]], what: str) -> T:
         """Run a NATS operation of this step, retrying transport trouble within the step's time."""

@@ -19,6 +19,7 @@ import logging
 
 from nats.js import JetStreamContext
 
+from grctl import settings
 from grctl.codec import CodecRegistry, default_codec
 from grctl.nats import registering, subjects
 from grctl.nats.connection import Connection, ConnectionLostError
@@ -34,14 +35,6 @@ from grctl.workflow import Workflow
 
 log = logging.getLogger("grctl.worker")
 
-DEFAULT_MAX_CONCURRENT_STEPS = 16  # also grctld's default (worker.max_concurrent_steps)
-DEFAULT_SHUTDOWN_TIMEOUT = 30.0
-CANCEL_GRACE = 5.0
-# How long one fetch waits for steps. It bounds how long stop() waits for the fetch in flight (whose
-# steps it must hand back), how soon a fetch reaches a consumer's new leader after an election, and
-# each type's turn when step slots are fewer than types; an idle type costs two pull requests a second.
-FETCH_TIMEOUT = 0.5
-
 
 class Worker:
     def __init__(
@@ -50,7 +43,7 @@ class Worker:
         connection: Connection,
         workflow_logger: logging.Logger | None = None,
         *,
-        max_concurrent_steps: int = DEFAULT_MAX_CONCURRENT_STEPS,
+        max_concurrent_steps: int = settings.MAX_CONCURRENT_STEPS,
         ack_wait: float | None = None,
         fetch_batch: int = 32,
         codec: CodecRegistry | None = None,
@@ -88,14 +81,14 @@ class Worker:
 
     def _loop(self, wf_type: str, batch: int) -> PullLoop:
         js = self._connection.js
-        max_ack_pending = max(1000, self.max_concurrent_steps)
+        max_ack_pending = max(settings.WORKER_MAX_ACK_PENDING, self.max_concurrent_steps)
 
         async def bind() -> JetStreamContext.PullSubscription:
             return await ensure_task_consumer(js, wf_type, self._ack_wait, max_ack_pending=max_ack_pending)
 
         return PullLoop(subjects.worker_consumer(wf_type), bind, self._dispatcher.handle,
-                        capacity=self._capacity, batch=batch, fetch_timeout=FETCH_TIMEOUT,
-                        heartbeat=max(self._ack_wait / 3, 0.05))
+                        capacity=self._capacity, batch=batch, fetch_timeout=settings.WORKER_FETCH_TIMEOUT,
+                        heartbeat=settings.heartbeat_for(self._ack_wait))
 
     def __repr__(self) -> str:
         return f"Worker({self.worker_id!r}, types={list(self._workflows)})"
@@ -168,7 +161,7 @@ class Worker:
         if not self.ready.is_set():
             raise RuntimeError("worker was stopped before it became ready")
 
-    async def wait_until_ready(self, timeout_ms: float = 5.0) -> None:
+    async def wait_until_ready(self, timeout_ms: float = settings.WORKER_READY_WAIT) -> None:
         """``wait_ready`` under the public SDK's name and behaviour: despite its name ``timeout_ms`` is
         in seconds there too, and the error that made start fail is raised as it is."""
         await asyncio.wait_for(self._settled.wait(), timeout_ms)
@@ -183,7 +176,7 @@ class Worker:
         """Cancel the step of ``run_id`` running in this worker (no result is published); True if found."""
         return self._dispatcher.terminate_run(run_id)
 
-    async def stop(self, shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT) -> None:
+    async def stop(self, shutdown_timeout: float = settings.SHUTDOWN_TIMEOUT) -> None:
         """Stop taking steps, let in-flight steps finish for up to ``shutdown_timeout`` seconds, cancel the
         rest, close the connection. Safe to call more than once and before ``start()``."""
         if self._stop_task is None:
@@ -201,7 +194,7 @@ class Worker:
             if not await self._wait_idle(shutdown_timeout):
                 cancelled = self._dispatcher.cancel_all()
                 log.warning("worker %s: shutdown timeout, cancelling %d step(s)", self.worker_id, cancelled)
-                await self._wait_idle(CANCEL_GRACE)
+                await self._wait_idle(settings.CANCEL_GRACE)
             await self._abandon()
             await self._connection.close()
         finally:

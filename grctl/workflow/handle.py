@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any, TypeVar, overload
 
+from grctl import settings
 from grctl.codec import CodecRegistry, default_codec
 from grctl.models.command import CancelCmd, CommandKind, EventCmd, StartCmd, TerminateCmd
 from grctl.models.common import RunInfo
-from grctl.nats import api
+from grctl.nats import api_client as api
 from grctl.nats.connection import Connection
 from grctl.nats.outcome import RunWatcher
 from grctl.nats.subjects import check_token
@@ -21,7 +22,7 @@ T = TypeVar("T")
 class WorkflowHandle:
     def __init__(self, run_info: RunInfo, connection: Connection, sender_id: str,
                  return_type: Any = None, codec: CodecRegistry | None = None, notifies: bool = True,
-                 budget: float = api.DEFAULT_BUDGET) -> None:
+                 budget: float = settings.API_BUDGET) -> None:
         self.run_info = run_info
         self._connection = connection
         self._sender_id = sender_id
@@ -117,7 +118,7 @@ class WorkflowHandle:
 
 
 async def start_run(connection: Connection, run_info: RunInfo, input: Any, sender_id: str,
-                    return_type: Any = None, budget: float = api.DEFAULT_BUDGET,
+                    return_type: Any = None, budget: float = settings.API_BUDGET,
                     codec: CodecRegistry | None = None) -> WorkflowHandle:
     """Start the run described by ``run_info`` and return its handle, already listening: it subscribes
     to the run's outcome before sending the start, so no outcome can be missed. The start is retried

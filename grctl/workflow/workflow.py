@@ -22,10 +22,11 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar
 
+from grctl import settings
 from grctl.models.command import EventDef, WorkflowTypeDef
 from grctl.nats.subjects import check_token
 
-DEFAULT_STEP_TIMEOUT = timedelta(seconds=10)
+DEFAULT_STEP_TIMEOUT = timedelta(seconds=settings.STEP_TIMEOUT)  # the setting, as handlers take it
 
 Handler = Callable[..., Awaitable[Any]]
 F = TypeVar("F", bound=Callable[..., Any])
@@ -113,10 +114,6 @@ class Workflow:
     @property
     def step_names(self) -> list[str]:
         return list(self.step_handlers)
-
-    @property
-    def event_names(self) -> list[str]:
-        return list(self.event_handlers)
 
     @property
     def query_names(self) -> list[str]:

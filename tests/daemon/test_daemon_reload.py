@@ -26,7 +26,7 @@ from daemonkit import (
     write_flows,
 )
 
-from grctl.daemon.supervisor import POLL_INTERVAL
+from grctl import settings
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -98,7 +98,7 @@ async def test_reload_by_rename_drains_the_old_generation_without_losing_a_step(
     mark = d.mark()
     write_atomic(config, config.read_text())
     d.wait_for("written without a change", after=mark)
-    await asyncio.sleep(POLL_INTERVAL + 0.5)  # a periodic check has looked at the file since
+    await asyncio.sleep(settings.CONFIG_POLL_INTERVAL + 0.5)  # a periodic check has looked at the file since
     assert "reloading" not in "\n".join(d.lines[mark:])
 
     d.signal(signal.SIGTERM)

@@ -17,7 +17,7 @@ from support.cli_run import finish, grctl, spawn
 from support.processes import WorkerProcess, worker_env
 from support.sdk import kinds, wait_history
 
-from grctl.cli_client import (
+from grctl.cli.commands import (
     EXIT_BAD_INPUT,
     EXIT_NOT_FOUND,
     EXIT_REFUSED,

@@ -20,7 +20,7 @@ from support.processes import ChildProcess, WorkerProcess, worker_env
 from support.scrape import aget, value, wait_status, wait_value
 from support.sdk import wait_history
 
-from grctl.cli_client import EXIT_NOT_FOUND, EXIT_OK, EXIT_RUN_CANCELLED, EXIT_USAGE
+from grctl.cli.commands import EXIT_NOT_FOUND, EXIT_OK, EXIT_RUN_CANCELLED, EXIT_USAGE
 from grctl.client.client import Client
 from grctl.nats.connection import Connection
 from grctl.nats.server import free_port

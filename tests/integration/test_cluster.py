@@ -35,8 +35,8 @@ from support.processes import ChildProcess, WorkerProcess
 from support.sdk import wait_for
 from ulid import ULID
 
+from grctl import settings
 from grctl.client.client import Client
-from grctl.engine.manager import ACK_WAIT
 from grctl.models.errors import WorkflowNotFoundError
 from grctl.nats import subjects
 from grctl.nats.connection import Connection
@@ -56,7 +56,8 @@ STALL_LIMIT = 12.0  # seconds without progress allowed after the stream leader's
 # The engine keeps consumer leaders with the stream leader, so a follower's death needs no election at
 # all: progress resumes well below the shortest election (4 s). Measured: 0.2 to 0.6 s.
 FOLLOWER_STALL_LIMIT = 4.0
-ENGINE_STALL_LIMIT = ACK_WAIT + 10.0  # a dead engine's directives come back after their ack wait
+# A dead engine's directives come back after their ack wait.
+ENGINE_STALL_LIMIT = settings.ENGINE_ACK_WAIT + 10.0
 
 
 @pytest.fixture

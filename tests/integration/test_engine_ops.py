@@ -18,7 +18,7 @@ from grctl.models import (
     Fail,
     HistoryKind,
     RunStatus,
-    StepTimeout,
+    StepTimeoutFired,
     utcnow,
 )
 from grctl.nats import subjects
@@ -51,7 +51,8 @@ async def test_c41_residue_is_purged_after_a_forced_failure_and_a_timeout(connec
     await worker.publish_directive(fail)
     to = tasks["wf-to"]
     timeout = Directive(id="force-timeout", timestamp=utcnow(), kind=DirectiveKind.step_timeout,
-                        run_info=to.run_info, msg=StepTimeout(step_name="start", original_directive_id=to.id))
+                        run_info=to.run_info,
+                        msg=StepTimeoutFired(step_name="start", original_directive_id=to.id))
     await worker.publish_directive(timeout)
     events = await worker.wait_history("wf-fail", failing.id, HistoryKind.run_failed)
     assert [e.kind for e in events] == [HistoryKind.run_started, HistoryKind.run_failed]

@@ -14,10 +14,11 @@ import pytest
 from support.sdk import workers
 from ulid import ULID
 
+from grctl import settings
 from grctl.client import Client, Connection, WorkflowError, WorkflowRunFinishedError
 from grctl.models import Directive
 from grctl.nats import jetstream
-from grctl.worker import Context, Worker, registration
+from grctl.worker import Context, Worker
 from grctl.worker.errors import RegistrationError
 from grctl.workflow import Workflow, WorkflowFuture
 
@@ -158,7 +159,7 @@ async def test_wait_until_ready(engine: Any, nats_url: str) -> None:
 
 async def test_wait_until_ready_raises_the_startup_error_itself(nats_url: str,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(registration, "BACKOFF", 0.01)
+    monkeypatch.setattr(settings, "REGISTER_BACKOFF", 0.01)
     connection = await Connection.connect([nats_url])
     await jetstream.ensure_stream(connection.js)  # a stream but no engine: nobody answers registration
     worker = Worker(workflows=[waiting], connection=connection)

@@ -14,7 +14,7 @@ import pytest
 from support.fake_worker import FakeWorker, eventually
 
 from grctl.engine import Engine
-from grctl.models import Directive, DirectiveKind, HistoryKind, StepTimeout, utcnow
+from grctl.models import Directive, DirectiveKind, HistoryKind, StepTimeoutFired, utcnow
 from grctl.models.records import Timer
 from grctl.nats import direct, subjects
 from grctl.nats.connection import Connection
@@ -45,8 +45,8 @@ def timed_out(task: Directive, armed_ago: float = 0.0, deadline_in: float = 0.0,
     now = utcnow()
     armed_at = armed_at or now - timedelta(seconds=armed_ago)
     deadline = deadline or now + timedelta(seconds=deadline_in)
-    msg = StepTimeout(step_name="start", original_directive_id=task.id, armed_at=armed_at, deadline=deadline,
-                      armed_by=task.to_wire())
+    msg = StepTimeoutFired(step_name="start", original_directive_id=task.id, armed_at=armed_at,
+                           deadline=deadline, armed_by=task.to_wire())
     return Directive(id=f"timer.test.{task.id}", timestamp=now, kind=DirectiveKind.step_timeout,
                      run_info=task.run_info, msg=msg)
 

@@ -16,6 +16,7 @@ from nats.js.errors import NotFoundError
 from support.sdk import wait_for, workers
 from ulid import ULID
 
+from grctl import settings
 from grctl.client.client import Client
 from grctl.models import Directive
 from grctl.models.command import Command, CommandKind, WorkerTerminateRunCmd, encode_command
@@ -23,7 +24,6 @@ from grctl.models.common import RunInfo, utcnow
 from grctl.models.directive import Cancel, DirectiveKind, encode_directive
 from grctl.nats import jetstream, subjects
 from grctl.nats.connection import Connection
-from grctl.worker import registration
 from grctl.worker.context import Context
 from grctl.worker.errors import RegistrationError, WorkerConsumerError
 from grctl.worker.worker import Worker
@@ -116,7 +116,7 @@ async def test_graceful_stop_finishes_short_steps_and_cancels_long_ones(
 
 async def test_registration_failure_means_no_consuming(nats_url: str, new_connection: Any,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(registration, "BACKOFF", 0.01)
+    monkeypatch.setattr(settings, "REGISTER_BACKOFF", 0.01)
     conn = await new_connection()
     await jetstream.ensure_stream(conn.js)  # a stream but no engine: nobody answers registration
     worker = Worker([wf], conn)

@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 
 from grctl.engine.plan import PlanConfig, Snapshot, plan
-from grctl.engine.records import BgRec, HistoryRec, InfoRec, Record, StateRec, TaskRec, TimerRec
+from grctl.engine.writes import BgRec, HistoryRec, InfoRec, Record, StateRec, TaskRec, TimerRec
 from grctl.models.common import ErrorDetails, RunInfo, RunStatus
 from grctl.models.directive import Directive, DirectiveKind, Event, StepResult
 from grctl.models.history import HistoryKind

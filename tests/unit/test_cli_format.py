@@ -1,4 +1,4 @@
-"""How ``grctl`` shows history events, run info and results (``grctl.cli_format``)."""
+"""How ``grctl`` shows history events, run info and results (``grctl.cli.format``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 
-from grctl import cli_format as fmt
+from grctl.cli import format as fmt
 from grctl.models.common import ErrorDetails, RunInfo, RunStatus
 from grctl.models.history import HISTORY_TYPES, HistoryEvent, HistoryKind
 

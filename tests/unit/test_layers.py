@@ -2,7 +2,8 @@
 read from its source, and the packages' dependencies must follow the layers below, with no cycle and no
 private name imported from another package.
 
-    models  ←  ops (metrics hooks)  ←  nats  ←  codec, workflow  ←  client, worker, engine  ←  daemon, cli
+    settings  ←  models  ←  ops (metrics hooks)  ←  nats  ←  codec, workflow
+              ←  client, worker, engine  ←  daemon, cli
 """
 
 from __future__ import annotations
@@ -13,26 +14,23 @@ from pathlib import Path
 GRCTL = Path(__file__).resolve().parents[2] / "grctl"
 
 # What each part may import from grctl (besides itself). Top-level modules are parts of their own.
+# settings (every default, limit and backoff) imports nothing of ours; every part may read it.
 ALLOWED: dict[str, set[str]] = {
-    "models": set(),
-    "ops": {"models"},
-    "nats": {"models", "codec", "ops"},
-    "codec": set(),
-    "logging_config": set(),
-    "workflow": {"models", "nats", "codec"},
-    "client": {"models", "nats", "codec", "workflow", "logging_config"},
-    "worker": {"models", "nats", "codec", "workflow", "ops"},
-    "engine": {"models", "nats", "ops"},
-    "demo": {"models", "nats", "codec", "workflow", "worker"},
-    "daemon": {"models", "nats", "codec", "workflow", "worker", "engine", "client", "logging_config", "ops"},
-    "cli": {"models", "nats", "codec", "workflow", "client", "engine", "daemon", "ops", "cli_client",
-            "cli_config", "cli_list", "cli_public", "cli_format"},
-    "cli_config": {"models", "nats", "daemon", "cli_client"},
-    "cli_client": {"models", "nats", "codec", "workflow", "client", "cli_format"},
-    "cli_list": {"models", "nats", "codec", "workflow", "client", "daemon", "cli_client", "cli_format"},
-    "cli_public": {"cli_client", "cli_list"},
-    "cli_format": {"models", "nats"},
-    "__main__": {"cli"},
+    "settings": set(),
+    "models": {"settings"},
+    "ops": {"settings", "models"},
+    "nats": {"settings", "models", "codec", "ops"},
+    "codec": {"settings"},
+    "logging_config": {"settings"},
+    "workflow": {"settings", "models", "nats", "codec"},
+    "client": {"settings", "models", "nats", "codec", "workflow", "logging_config"},
+    "worker": {"settings", "models", "nats", "codec", "workflow", "ops"},
+    "engine": {"settings", "models", "nats", "ops"},
+    "demo": {"settings", "models", "nats", "codec", "workflow", "worker"},
+    "daemon": {"settings", "models", "nats", "codec", "workflow", "worker", "engine", "client",
+               "logging_config", "ops"},
+    "cli": {"settings", "models", "nats", "codec", "workflow", "client", "engine", "daemon", "ops"},
+    "__main__": {"settings", "cli"},
 }
 
 

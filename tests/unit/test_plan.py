@@ -35,7 +35,7 @@ from support.plan import (
 )
 
 from grctl.engine.plan import PlanError, plan, plan_failure
-from grctl.engine.records import (
+from grctl.engine.writes import (
     DirectiveRec,
     InboxRec,
     InputRec,
@@ -54,7 +54,7 @@ from grctl.models.directive import (
     Fail,
     Start,
     StepPickedUp,
-    StepTimeout,
+    StepTimeoutFired,
     Terminate,
     WaitTimeout,
     WakeFromInbox,
@@ -240,7 +240,8 @@ def test_terminate_before_start() -> None:
     cancel(), terminate(), inbox_event(3),
     directive(DirectiveKind.complete, Complete(result=1)),
     directive(DirectiveKind.fail, Fail(error={"type": "X", "message": "m", "stack_trace": ""})),
-    directive(DirectiveKind.step_timeout, StepTimeout(step_name="charge", original_directive_id="next.S0")),
+    directive(DirectiveKind.step_timeout,
+              StepTimeoutFired(step_name="charge", original_directive_id="next.S0")),
     directive(DirectiveKind.wake_from_inbox, WakeFromInbox()),
 ])
 def test_a_finished_run_ignores_every_directive(kind: RunStateKind, d: Directive) -> None:

@@ -37,7 +37,7 @@ from support.plan import (
 )
 
 from grctl.engine.plan import PlanError
-from grctl.engine.records import (
+from grctl.engine.writes import (
     DirectiveRec,
     ErrorRec,
     HistoryRec,
@@ -56,7 +56,7 @@ from grctl.models.directive import (
     Fail,
     Step,
     StepPickedUp,
-    StepTimeout,
+    StepTimeoutFired,
     Wait,
 )
 from grctl.models.history import HistoryKind
@@ -225,7 +225,7 @@ def test_fail_step_wins_over_a_pending_cancel() -> None:
 
 
 def step_timeout(original: str = STEP_DIRECTIVE):
-    msg = StepTimeout(step_name="charge", original_directive_id=original)
+    msg = StepTimeoutFired(step_name="charge", original_directive_id=original)
     return directive(DirectiveKind.step_timeout, msg,
                      id="ST1")
 
@@ -247,7 +247,7 @@ def test_stale_step_timeout_is_a_no_op() -> None:
 
 def windowed_timeout(armed_at: datetime, deadline: datetime) -> Directive:
     task = directive(DirectiveKind.step, Step(step_name="charge", timeout_ms=1000), id=STEP_DIRECTIVE)
-    msg = StepTimeout(step_name="charge", original_directive_id=STEP_DIRECTIVE, armed_at=armed_at,
+    msg = StepTimeoutFired(step_name="charge", original_directive_id=STEP_DIRECTIVE, armed_at=armed_at,
                       deadline=deadline, armed_by=task.to_wire())
     return directive(DirectiveKind.step_timeout, msg, id="ST2")
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from support.plan import NOW, directive, running_info
 
-from grctl.engine.timers import MAX_TIMER_DELIVERIES, directive_for
+from grctl import settings
+from grctl.engine.timers import directive_for
 from grctl.models.directive import DirectiveKind, Event, Start, Step, Wait
 from grctl.models.records import Timer, TimerKind
 
@@ -45,10 +46,11 @@ def test_run_timer_becomes_a_run_timeout() -> None:
 
 def test_a_timer_delivered_too_many_times_fails_the_run() -> None:
     start = directive(DirectiveKind.start, Start(), id="D1")
-    d = directive_for(timer(TimerKind.step_timeout, start), start, delivered=MAX_TIMER_DELIVERIES + 1)
+    d = directive_for(timer(TimerKind.step_timeout, start), start, delivered=settings.TIMER_DELIVERIES + 1)
     assert d.kind == DirectiveKind.fail and d.msg.error.type == "TimerExhausted"
-    assert d.msg.error.message == f"timer step_timeout.D1 exceeded max delivery count {MAX_TIMER_DELIVERIES}"
-    last = directive_for(timer(TimerKind.step_timeout, start), start, delivered=MAX_TIMER_DELIVERIES)
+    limit = settings.TIMER_DELIVERIES
+    assert d.msg.error.message == f"timer step_timeout.D1 exceeded max delivery count {limit}"
+    last = directive_for(timer(TimerKind.step_timeout, start), start, delivered=settings.TIMER_DELIVERIES)
     assert last.kind == DirectiveKind.step_timeout
 
 

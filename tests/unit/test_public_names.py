@@ -47,7 +47,7 @@ def test_public_names_resolve(module: str) -> None:
 
 def test_public_names_are_our_types() -> None:
     from grctl.client.client import Client
-    from grctl.models import directive, history
+    from grctl.models import history
     from grctl.models.command import CommandKind
     from grctl.workflow.future import WorkflowFuture
     from grctl.workflow.handle import WorkflowHandle
@@ -59,7 +59,7 @@ def test_public_names_are_our_types() -> None:
     models = importlib.import_module("grctl.models")
     assert models.ChildWorkflowStarted is history.ChildStarted
     assert history.StepTimeout is history.StepTimedOut  # the public name of the history event
-    assert models.StepTimeout is directive.StepTimeout  # ours, kept: the README says so
+    assert models.StepTimeout is history.StepTimedOut  # the public SDK's meaning
     assert models.CmdKind is CommandKind
 
 

@@ -33,7 +33,7 @@ from grctl.models.history import (
 )
 from grctl.worker.context import Context
 from grctl.worker.opid import operation_id
-from grctl.worker.runner import Outcome, StepRunner
+from grctl.worker.runner import ResultReport, StepRunner
 from grctl.worker.task import task
 from grctl.workflow import Workflow
 
@@ -67,7 +67,7 @@ async def execute(wf: Workflow, directive: Directive, history: list[HistoryEvent
         return (kv or {}).get(key)
 
     runner.runtime.store._loader = load
-    assert await runner.run() is Outcome.REPORTED
+    assert await runner.run() is ResultReport.REPORTED
     return pub
 
 

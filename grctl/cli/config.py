@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import msgspec
 
-from grctl.cli_client import EXIT_USAGE, CliError
+from grctl.cli.commands import EXIT_USAGE, CliError
 from grctl.daemon.config import Overrides, load_config, load_environment
 from grctl.daemon.errors import ConfigError
 from grctl.daemon.model import DaemonConfig

@@ -1,5 +1,5 @@
 """The ``grctl`` client subcommands: start, run, describe, history, send, cancel, terminate (``list`` is
-in ``grctl.cli_list``, registered beside these).
+in ``grctl.cli.list_command``, registered beside these).
 
 Each one checks its arguments first (so bad input fails without a server), connects, does one thing
 through ``grctl.client.client.Client``, and maps what went wrong to a distinct exit status
@@ -22,7 +22,8 @@ from typing import Any
 import nats.errors
 from ulid import ULID
 
-from grctl import cli_format as fmt
+from grctl import settings
+from grctl.cli import format as fmt
 from grctl.client.client import Client
 from grctl.models.errors import (
     WorkflowAlreadyRunningError,
@@ -62,12 +63,9 @@ exit status:
   7  the NATS server cannot be reached, or no engine answers
 """
 
-# One connection attempt, then two more half a second apart: an unreachable server is reported after
-# about a second, and a long ``history --follow`` survives a short outage.
-CONNECT_OPTIONS: dict[str, Any] = {"connect_timeout": 2, "max_reconnect_attempts": 2,
-                                   "reconnect_time_wait": 0.5}
-# How long a command is tried again while no engine answers (e.g. one restarting) or it is busy.
-RETRY_FOR = 3.0
+CONNECT_OPTIONS: dict[str, Any] = {"connect_timeout": settings.CLI_CONNECT_TIMEOUT,
+                                   "max_reconnect_attempts": settings.CLI_RECONNECT_ATTEMPTS,
+                                   "reconnect_time_wait": settings.CLI_RECONNECT_WAIT}
 
 Command = Callable[[Client, argparse.Namespace], Awaitable[int]]
 
@@ -172,7 +170,7 @@ async def _connected(args: argparse.Namespace, servers: list[str], command: Comm
     connection = await connect(servers, auth)
     try:
         try:
-            return await command(Client(connection, retry_for=RETRY_FOR), args)
+            return await command(Client(connection, retry_for=settings.CLI_RETRY_FOR), args)
         except CliError:
             raise
         except WorkflowError as exc:

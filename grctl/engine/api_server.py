@@ -32,11 +32,12 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from ulid import ULID
 
+from grctl import settings
 from grctl.engine.committer import GroupCommitter
 from grctl.engine.keyed import KeyedSerializer
+from grctl.engine.persistence import CommitVerdict, classify
 from grctl.engine.registry import Registry
 from grctl.engine.runindex import RunIndex
-from grctl.engine.store import Outcome, classify
 from grctl.models.command import (
     ERR_ALREADY_RUNNING,
     ERR_BUSY,
@@ -82,11 +83,6 @@ from grctl.ops import metrics
 
 log = logging.getLogger(__name__)
 
-MAX_CONCURRENT_REQUESTS = 256
-MAX_QUEUED = 4096
-QUEUE_WAIT = 2.0
-START_ATTEMPTS = 5
-API_SETTLE_SECONDS = 0.05
 
 OK = APIResponse(success=True)
 _latest_decoder = msgspec.msgpack.Decoder(LatestRun)
@@ -121,7 +117,7 @@ def check_names(*named: tuple[str, str]) -> APIResponse | None:
 def directive_id(kind: DirectiveKind, cmd: Command) -> str:
     """The id of the directive a command becomes: derived from the command id when it can be, so that a
     command sent again (a retry after a lost reply) is recognised as a duplicate."""
-    if cmd.id and subjects.invalid_id_reason(cmd.id) is None and len(cmd.id) <= subjects.MAX_NAME_BYTES:
+    if cmd.id and subjects.invalid_id_reason(cmd.id) is None and len(cmd.id) <= settings.MAX_NAME_BYTES:
         return f"{kind}.{cmd.id}"
     return str(ULID())
 
@@ -134,7 +130,7 @@ class ApiServer:
         self._registry = registry
         self._start_step_timeout_ms = start_step_timeout_ms
         self._sub: Subscription | None = None
-        self._gate = asyncio.Semaphore(MAX_CONCURRENT_REQUESTS)
+        self._gate = asyncio.Semaphore(settings.MAX_CONCURRENT_REQUESTS)
         self._waiting = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._per_id = KeyedSerializer()
@@ -155,9 +151,9 @@ class ApiServer:
         await self._nc.flush()  # the server knows the subscription when start() returns...
         # ...but requests from other connections right after that were seen to get "no responders" now
         # and then (nats-server 2.15, ~4 in 100 fresh subscriptions); a short settle time avoids it.
-        await asyncio.sleep(API_SETTLE_SECONDS)
+        await asyncio.sleep(settings.API_SETTLE)
 
-    async def stop(self, timeout: float = 10.0) -> None:
+    async def stop(self, timeout: float = settings.COMPONENT_STOP_TIMEOUT) -> None:
         """Stop taking requests, then let the ones being served finish (within ``timeout``)."""
         if self._sub is not None:
             sub, self._sub = self._sub, None
@@ -186,18 +182,18 @@ class ApiServer:
 
     async def _admitted(self, msg: Msg) -> APIResponse:
         """The reply to ``msg``, or BUSY when no slot frees up in time."""
-        if self._waiting >= MAX_QUEUED:
+        if self._waiting >= settings.MAX_QUEUED_REQUESTS:
             return BUSY
         self._waiting += 1
         arrived = time.monotonic()
         try:
-            await asyncio.wait_for(self._gate.acquire(), QUEUE_WAIT)
+            await asyncio.wait_for(self._gate.acquire(), settings.REQUEST_QUEUE_WAIT)
         except TimeoutError:
             return BUSY
         finally:
             self._waiting -= 1
         try:
-            if time.monotonic() - arrived > QUEUE_WAIT:
+            if time.monotonic() - arrived > settings.REQUEST_QUEUE_WAIT:
                 return BUSY
             return await self.handle(msg.data)
         except Exception as exc:  # never leave a requester without an answer
@@ -268,7 +264,7 @@ class ApiServer:
 
     async def _create_run(self, d: Directive) -> APIResponse:
         ri = d.run_info
-        for _ in range(START_ATTEMPTS):
+        for _ in range(settings.START_ATTEMPTS):
             found = await self._pointer(ri.wf_id)
             if found is not None:
                 pointer = found[0]
@@ -293,9 +289,9 @@ class ApiServer:
                 await self._committer.submit(msgs)
             except Exception as exc:
                 outcome = classify(exc)
-                if outcome is Outcome.RESNAPSHOT:
+                if outcome is CommitVerdict.RESNAPSHOT:
                     continue  # another start wrote first: look again
-                if outcome is Outcome.DONE:
+                if outcome is CommitVerdict.DONE:
                     return OK  # the same start, committed by another engine or an earlier attempt
                 raise
             return OK

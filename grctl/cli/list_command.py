@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 
 import msgspec
 
-from grctl import cli_format as fmt
-from grctl.cli_client import EXIT_OK, add_command
+from grctl import settings
+from grctl.cli import format as fmt
+from grctl.cli.commands import EXIT_OK, add_command
 from grctl.client.client import Client
 from grctl.daemon.schema import parse_duration
-from grctl.models.command import MAX_LIST
 from grctl.models.common import RunInfo, RunStatus
 
 STATUSES = [str(s) for s in RunStatus]
@@ -50,8 +50,8 @@ def limit(text: str) -> int:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if not 1 <= value <= MAX_LIST:
-        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_LIST}")
+    if not 1 <= value <= settings.MAX_LIST:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {settings.MAX_LIST}")
     return value
 
 
@@ -61,8 +61,8 @@ def add_list_arguments(p: argparse.ArgumentParser, type_flag: str = "--type") ->
     p.add_argument(type_flag, dest="type", metavar="TYPE", help="only runs of this workflow type")
     p.add_argument("--since", type=since, metavar="DURATION|TIME",
                    help="only runs created since then: a duration back from now (1h, 30m, 2d) or a time")
-    p.add_argument("--limit", type=limit, default=100, metavar="N", help=f"at most N runs (default 100, "
-                                                                          f"at most {MAX_LIST})")
+    p.add_argument("--limit", type=limit, default=settings.LIST_LIMIT, metavar="N",
+                   help=f"at most N runs (default {settings.LIST_LIMIT}, at most {settings.MAX_LIST})")
     p.add_argument("--json", action="store_true", help="print a JSON array of run infos")
 
 

@@ -15,15 +15,16 @@ import msgspec
 import nats.errors
 from nats.aio.client import Client as NATSClient
 
+from grctl import settings
 from grctl.engine.committer import GroupCommitter
-from grctl.engine.records import Record, to_msgs
 from grctl.engine.snapshot import Snapshot
+from grctl.engine.writes import Record, to_msgs
 from grctl.models.directive import (
     Directive,
     DirectiveKind,
     Event,
     StepResult,
-    StepTimeout,
+    StepTimeoutFired,
     decode_directive,
 )
 from grctl.models.records import RunState, RunStateKind
@@ -45,7 +46,6 @@ ERR_MESSAGE_TOO_LARGE = 10054
 
 # Directives whose plan may look at the inbox.
 _NEEDS_INBOX = frozenset({DirectiveKind.event, DirectiveKind.wake_from_inbox, DirectiveKind.wait})
-_MAX_BAD_INBOX_SKIPS = 100
 
 
 def _needs_inbox(d: Directive) -> bool:
@@ -56,7 +56,7 @@ def _needs_inbox(d: Directive) -> bool:
 _state_decoder = msgspec.msgpack.Decoder(RunState)
 
 
-class Outcome(Enum):
+class CommitVerdict(Enum):
     """What to do after a commit failed."""
 
     DONE = "done"  # already processed (duplicate message id): ack
@@ -65,22 +65,22 @@ class Outcome(Enum):
     UNFIT = "unfit"  # these records can never be stored (too big): fail the run instead
 
 
-def classify(exc: BaseException) -> Outcome:
+def classify(exc: BaseException) -> CommitVerdict:
     if isinstance(exc, nats.errors.MaxPayloadError):
-        return Outcome.UNFIT
+        return CommitVerdict.UNFIT
     if isinstance(exc, JetStreamError):
         if exc.err_code in (ERR_BATCH_TOO_LARGE, ERR_MESSAGE_TOO_LARGE):
-            return Outcome.UNFIT
+            return CommitVerdict.UNFIT
         if exc.err_code == ERR_DUPLICATE_IN_BATCH or "duplicate" in exc.description.lower():
-            return Outcome.DONE
+            return CommitVerdict.DONE
         if exc.err_code in (ERR_WRONG_LAST_SEQUENCE, ERR_WRONG_LAST_SEQUENCE_IN_BATCH):
-            return Outcome.RESNAPSHOT
+            return CommitVerdict.RESNAPSHOT
         if exc.err_code == ERR_TOO_MANY_INFLIGHT:
-            return Outcome.BACKOFF
-    return Outcome.BACKOFF
+            return CommitVerdict.BACKOFF
+    return CommitVerdict.BACKOFF
 
 
-class Store:
+class Persistence:
     def __init__(self, nc: NATSClient, committer: GroupCommitter) -> None:
         self._nc = nc
         self._committer = committer
@@ -95,7 +95,7 @@ class Store:
         state = _state_decoder.decode(state_msg.data) if state_msg is not None else None
         state_seq = state_msg.seq if state_msg is not None else 0
         reported = None
-        if state is not None and isinstance(d.msg, StepTimeout):
+        if state is not None and isinstance(d.msg, StepTimeoutFired):
             reported = await self.reported_result(d, state, state_seq)
         next_event = None
         inbox_last = 0
@@ -112,7 +112,7 @@ class Store:
         """For a step timeout: a result of the active step that its worker reported before the deadline
         and that waits, unapplied, among the run's directives written after the current run state."""
         msg = d.msg
-        assert isinstance(msg, StepTimeout)
+        assert isinstance(msg, StepTimeoutFired)
         if state.kind != RunStateKind.step or state.active_directive_id != msg.original_directive_id:
             return None
         r = d.run_info
@@ -141,7 +141,7 @@ class Store:
         """The first decodable event in the workflow id's inbox after ``after_seq``, with its
         ``event_seq_id`` set to its stream sequence."""
         seq = after_seq + 1
-        for _ in range(_MAX_BAD_INBOX_SKIPS):
+        for _ in range(settings.MAX_BAD_INBOX_SKIPS):
             stored = await get_next(self._nc, subjects.inbox(wf_id), seq)
             if stored is None:
                 return None

@@ -1,10 +1,11 @@
 """The ``grctl`` command line: a dispatcher with one function per subcommand.
 
 ``grctl engine`` runs the orchestration engine (here); the client subcommands (start, run, describe,
-history, send, cancel, terminate) live in ``grctl.cli_client``, ``list`` in ``grctl.cli_list`` and the
-public CLI's shape (``grctl workflow start --type T``...) in ``grctl.cli_public``. Every subcommand takes
+history, send, cancel, terminate) live in ``grctl.cli.commands``, ``list`` in
+``grctl.cli.list_command`` and the public CLI's shape (``grctl workflow start --type T``...) in
+``grctl.cli.public_shape``. Every subcommand takes
 ``-c/--config`` (grctl.yaml: its ``nats`` section, and for the engine its ``engine`` section; see
-``grctl.cli_config``) and ``-s/--server/--server-url`` (a URL, or ``host:port`` as the public CLI takes
+``grctl.cli.config``) and ``-s/--server/--server-url`` (a URL, or ``host:port`` as the public CLI takes
 it; repeatable or comma-separated; default: the file, else ``$GRCTL_NATS_SERVERS``, else
 ``nats://localhost:4225``), also accepted before the subcommand, as is ``-l/--log-level``.
 """
@@ -20,10 +21,11 @@ import sys
 from datetime import timedelta
 from importlib import metadata
 
-from grctl import cli_config
-from grctl.cli_client import EXIT_STATUS_HELP, EXIT_USAGE, CliError, add_client_parsers, run_client_command
-from grctl.cli_list import add_list_parser
-from grctl.cli_public import add_workflow_parsers
+from grctl import settings
+from grctl.cli import config as cli_config
+from grctl.cli.commands import EXIT_STATUS_HELP, EXIT_USAGE, CliError, add_client_parsers, run_client_command
+from grctl.cli.list_command import add_list_parser
+from grctl.cli.public_shape import add_workflow_parsers
 from grctl.daemon.logs import configure_logging
 from grctl.daemon.model import DaemonConfig, LoggingConfig
 from grctl.daemon.schema import parse_retention, parse_size
@@ -116,9 +118,11 @@ def add_engine_parser(sub: argparse._SubParsersAction, parents: list[argparse.Ar
                         "engine.http.listen, else off)")
     p.add_argument("--memory", action="store_true", help="create the stream in memory instead of on disk")
     p.add_argument("--step-timeout", type=_positive_seconds, metavar="SECONDS",
-                   help="default step timeout (default: engine.step_timeout, else 300)")
+                   help=f"default step timeout (default: engine.step_timeout, else "
+                        f"{settings.ENGINE_STEP_TIMEOUT:g})")
     p.add_argument("--wait-timeout", type=_positive_seconds, metavar="SECONDS",
-                   help="default wait timeout (default: engine.wait_timeout, else 3600)")
+                   help=f"default wait timeout (default: engine.wait_timeout, else "
+                        f"{settings.ENGINE_WAIT_TIMEOUT:g})")
     p.add_argument("--retention", type=_retention, default=argparse.SUPPRESS, metavar="DURATION",
                    help='how long finished runs are kept, e.g. "7d", "12h", "30m", or "forever" '
                         "(default: engine.retention, else 7d)")
@@ -133,7 +137,8 @@ def add_engine_parser(sub: argparse._SubParsersAction, parents: list[argparse.Ar
     stream.add_argument("--max-msg-size", type=_size, metavar="SIZE",
                         help="largest message stored, e.g. 1MiB (default: the server's max_payload)")
     stream.add_argument("--duplicate-window", type=_seconds_value, metavar="SECONDS",
-                        help="how long a repeated message id is recognised (default 120, at least 30)")
+                        help=f"how long a repeated message id is recognised (default "
+                             f"{settings.DUPLICATE_WINDOW:g}, at least {settings.MIN_DUPLICATE_WINDOW:g})")
     p.set_defaults(func=cmd_engine)
 
 
@@ -152,8 +157,8 @@ def cmd_engine(args: argparse.Namespace) -> int:
                                      **{k: v for k, v in flags.items() if v is not None})
     except ValueError as exc:
         raise CliError(EXIT_USAGE, str(exc)) from None
-    step_timeout = args.step_timeout or timedelta(seconds=engine.step_timeout or 300)
-    wait_timeout = args.wait_timeout or timedelta(seconds=engine.wait_timeout or 3600)
+    step_timeout = args.step_timeout or timedelta(seconds=engine.step_timeout or settings.ENGINE_STEP_TIMEOUT)
+    wait_timeout = args.wait_timeout or timedelta(seconds=engine.wait_timeout or settings.ENGINE_WAIT_TIMEOUT)
     if hasattr(args, "retention"):
         retention = args.retention
     else:  # the file's (7d by default); 0 there means for ever

@@ -5,7 +5,8 @@ A command is sent again, unchanged (same command id), when no engine answered in
 subscribed right now (an engine restarting) or the engine said it is busy: every command is safe to
 repeat (a start carries its run id, the others get their directive id from the command id), so a
 retry never does the work twice. Retries use growing pauses and stop after ``budget`` seconds. At most
-``MAX_OUTSTANDING`` requests of one connection wait for the engine at once; the others queue here.
+``settings.API_MAX_OUTSTANDING`` requests of one connection wait for the engine at once; the others
+queue here.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from ulid import ULID
 
+from grctl import settings
 from grctl.models.command import (
     ERR_ALREADY_RUNNING,
     ERR_BUSY,
@@ -41,12 +43,7 @@ from grctl.models.errors import (
 )
 from grctl.nats import subjects
 from grctl.nats.connection import Connection
-from grctl.nats.retry import Backoff, is_transient
-
-API_TIMEOUT = 5.0
-DEFAULT_BUDGET = 60.0
-MAX_OUTSTANDING = 256
-RETRY = Backoff(initial=0.1, factor=2.0, cap=3.0)
+from grctl.nats.retry import is_transient
 
 _ERRORS: dict[int, type[WorkflowError]] = {
     ERR_ALREADY_RUNNING: WorkflowAlreadyRunningError,
@@ -86,12 +83,13 @@ class Reply:
 def _gate(connection: Connection) -> asyncio.Semaphore:
     gate = _gates.get(connection)
     if gate is None:
-        gate = _gates[connection] = asyncio.Semaphore(MAX_OUTSTANDING)
+        gate = _gates[connection] = asyncio.Semaphore(settings.API_MAX_OUTSTANDING)
     return gate
 
 
 async def call(connection: Connection, wf_id: str, kind: CommandKind, msg: Any, sender_id: str,
-               timeout: float = API_TIMEOUT, budget: float = DEFAULT_BUDGET, subject: str = "") -> Reply:
+               timeout: float = settings.API_TIMEOUT, budget: float = settings.API_BUDGET,
+               subject: str = "") -> Reply:
     """Send one command for ``wf_id`` (again, unchanged, after transient failures for up to ``budget``
     seconds) and raise on an error reply. ``subject``: another API subject than the workflow id's."""
     cmd = Command(id=str(ULID()), kind=kind, timestamp=utcnow(), msg=msg, sender_id=sender_id)
@@ -110,9 +108,9 @@ async def call(connection: Connection, wf_id: str, kind: CommandKind, msg: Any, 
                     raise_for(response, str(kind), wf_id)
                     notifies = (reply.headers or {}).get(H_OUTCOME) == OUTCOME_NOTIFY
                     return Reply(response, notifies)
-                if loop.time() + RETRY.delay(attempt) > deadline:
+                if loop.time() + settings.API_BACKOFF.delay(attempt) > deadline:
                     raise_for(response, str(kind), wf_id)
             except Exception as exc:
-                if not is_transient(exc) or loop.time() + RETRY.delay(attempt) > deadline:
+                if not is_transient(exc) or loop.time() + settings.API_BACKOFF.delay(attempt) > deadline:
                     raise
-            await asyncio.sleep(RETRY.delay(attempt))
+            await asyncio.sleep(settings.API_BACKOFF.delay(attempt))

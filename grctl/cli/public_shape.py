@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import argparse
 
-from grctl import cli_client as cc
-from grctl import cli_list
+from grctl.cli import commands as cc
+from grctl.cli import list_command as cli_list
 
 
 def _prepare_public_start(args: argparse.Namespace) -> None:

@@ -1,6 +1,6 @@
 """A child process of grctld: one worker process of a generation, or the embedded engine.
 
-    python -m grctl.daemon.child worker|engine      (started by the supervisor, spec on stdin)
+    python -m grctl.daemon.process_main worker|engine      (started by the supervisor, spec on stdin)
 
 SIGTERM (or the supervisor going away) stops it gracefully: a worker stops pulling, finishes its
 in-flight steps within ``shutdown_timeout`` and cancels the rest. SIGINT is ignored: a terminal's ^C
@@ -19,6 +19,7 @@ import sys
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from grctl import settings
 from grctl.daemon.channel import StatusPipe, on_parent_exit, read_spec
 from grctl.daemon.logs import configure_logging, workflow_logger
 from grctl.daemon.model import DaemonConfig, NatsConfig
@@ -174,7 +175,7 @@ async def run_worker(cfg: DaemonConfig, status: StatusPipe) -> int:
     connector.closing = True
     await worker.stop(shutdown_timeout=cfg.shutdown_timeout)
     with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError, Exception):
-        await asyncio.wait_for(running, timeout=5)
+        await asyncio.wait_for(running, timeout=settings.WORKER_EXIT_WAIT)
     await connection.close()
     log.info("worker stopped")
     return code
@@ -182,7 +183,7 @@ async def run_worker(cfg: DaemonConfig, status: StatusPipe) -> int:
 
 async def run_engine(cfg: DaemonConfig, status: StatusPipe) -> int:
     from grctl.engine import Engine
-    from grctl.engine.ops import serve_engine_ops
+    from grctl.engine.endpoints import serve_engine_ops
     from grctl.nats.stream_settings import StreamSettingsError
 
     stop = asyncio.Event()
@@ -231,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     role = args[0] if args else ""
     if role not in ("worker", "engine"):
-        print("usage: python -m grctl.daemon.child worker|engine (started by grctld)", file=sys.stderr)
+        print("usage: python -m grctl.daemon.process_main worker|engine (started by grctld)", file=sys.stderr)
         return 2
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     status = StatusPipe.from_environment()
