@@ -127,6 +127,9 @@ RUN_INDEX_POLL: Final = 1.0  # s; how often the index reads new run infos
 RUN_INDEX_BATCH: Final = 4096  # run infos; read per request while catching up
 STEPDOWN_TIMEOUT: Final = 2.0  # s; a consumer leader's step-down request
 PLACEMENT_CHECK_INTERVAL: Final = 5.0  # s; how soon a consumer is moved to the stream leader
+RETRY_ATTEMPTS: Final = 5  # count; compare-and-swap attempts of one run.retry (the pointer kept moving)
+CATALOG_NAMED_RUNS: Final = 5  # runs; named per handler a catalog check finds dropped
+CATALOG_READS_AT_ONCE: Final = 64  # requests; run-state reads in flight at once in a catalog check
 
 # --- Worker (SDK) ------------------------------------------------------------------------------------
 STEP_TIMEOUT: Final = 10.0  # s; a step handler's timeout when its decorator names none (public SDK's)
@@ -152,6 +155,10 @@ REGISTER_TIMEOUT: Final = 5.0  # s; one registration request
 TASK_RETRY_INITIAL_MS: Final = 100  # ms; a task's first retry when its policy names none
 TASK_RETRY_MULTIPLIER: Final = 2.0  # factor; growth of a task's retry pause
 TASK_RETRY_MAX_MS: Final = 5000  # ms; the longest pause between a task's retries
+# A task the worker's code cannot run is handed back after 1 s, doubling up to 30 s: a fix-forward
+# deploy is picked up within half a minute, and a stuck run costs a delivery or two a minute.
+HOLD_BACKOFF: Final = Backoff(initial=1.0, factor=2.0, cap=30.0)  # s; see above
+HELD_RUNS_REMEMBERED: Final = 10_000  # runs; whose hold a worker process logged (oldest forgotten first)
 
 # --- grctld ------------------------------------------------------------------------------------------
 WORKER_PROCESSES: Final = 1  # processes; per generation on one host
@@ -166,6 +173,9 @@ WATCH_TICK_MS: Final = 1000  # ms; how often the watch loop yields when nothing 
 WATCH_MAX_LINKS: Final = 40  # count; symlinks followed to find what the configuration file is, as the kernel
 STOP_SLACK: Final = 5.0  # s; grctld's own work while stopping, in the stop budget it tells systemd
 NATS_SERVER_STOP_TIMEOUT: Final = 10.0  # s; a stopping nats-server child flushes within this, then SIGKILL
+CATALOG_CHECK_BUDGET: Final = 20.0  # s; a reload asks the engine which handlers live runs need
+CATALOG_CHECK_FIRST_START: Final = 3.0  # s; the same at the first start, where it can only warn
+CATALOG_CHECK_CONNECT: Final = 2.0  # s; --check-config's one attempt to reach NATS (it must not hang)
 
 # --- HTTP listener (/metrics, /healthz, /readyz) -----------------------------------------------------
 HTTP_READ_TIMEOUT: Final = 5.0  # s; a client that sends no complete request this soon is dropped

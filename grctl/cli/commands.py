@@ -1,5 +1,6 @@
-"""The ``grctl`` client subcommands: start, run, describe, history, send, cancel, terminate (``list`` is
-in ``grctl.cli.list_command``, registered beside these).
+"""The ``grctl`` client subcommands: start, run, history, send, cancel, terminate (``list`` is in
+``grctl.cli.list_command``, ``describe`` and ``retry`` in ``grctl.cli.describe_retry``, registered beside
+these).
 
 Each one checks its arguments first (so bad input fails without a server), connects, does one thing
 through ``grctl.client.client.Client``, and maps what went wrong to a distinct exit status
@@ -25,6 +26,7 @@ from ulid import ULID
 from grctl import settings
 from grctl.cli import format as fmt
 from grctl.client.client import Client
+from grctl.lifecycle import until_stopped
 from grctl.models.errors import (
     WorkflowAlreadyRunningError,
     WorkflowCancelledError,
@@ -148,12 +150,7 @@ async def connect(servers: list[str], auth: dict[str, Any] | None = None) -> Con
     where = ", ".join(servers)
     connecting = asyncio.ensure_future(Connection.connect(servers, name="grctl-cli", error_cb=remember,
                                                           **{**CONNECT_OPTIONS, **(auth or {})}))
-    failing = asyncio.ensure_future(tls_failed.wait())
-    try:
-        await asyncio.wait({connecting, failing}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        failing.cancel()
-    if not connecting.done():
+    if not await until_stopped(connecting, tls_failed):
         connecting.cancel()
         raise CliError(EXIT_UNREACHABLE, f"cannot connect to NATS at {where}: TLS failed ({errors[-1]}); "
                                          "check the CA (tls.ca_file) and the server name")
@@ -245,12 +242,6 @@ async def cmd_run(client: Client, args: argparse.Namespace) -> int:
         await handle.close()
 
 
-async def cmd_describe(client: Client, args: argparse.Namespace) -> int:
-    info = await client.describe(args.id)
-    print(fmt.run_info_json(info) if args.json else "\n".join(fmt.run_info_lines(info)))
-    return EXIT_OK
-
-
 async def cmd_history(client: Client, args: argparse.Namespace) -> int:
     run_id = args.run_id or (await client.describe(args.id)).id
     show = fmt.event_json if args.json else fmt.table_row
@@ -269,6 +260,8 @@ async def cmd_history(client: Client, args: argparse.Namespace) -> int:
         print(fmt.TABLE_HEADER)
     for event in events:
         print(show(event))
+    if not args.json and (retried := (await client.describe_run(args.id, run_id)).info.retried_as):
+        print(f"(retried as run {retried}: grctl history {args.id})")
     return EXIT_OK
 
 
@@ -361,16 +354,10 @@ def add_client_parsers(sub: argparse._SubParsersAction, parents: list[argparse.A
             p.add_argument("--wait", action="store_true", help="then wait for the run and print its result")
             p.add_argument("--json", action="store_true", help="print the started run as JSON")
 
-    p = add_command(sub, parents, "describe", "show the latest run of a workflow", cmd_describe, prepare_id)
-    p.add_argument("id", metavar="ID", help="the workflow id")
-    p.add_argument("--json", action="store_true", help="print the run info as JSON")
-
     p = add_command(sub, parents, "history", "show the history of a run", cmd_history, prepare_id)
-    p.add_argument("id", metavar="ID", help="the workflow id")
-    p.add_argument("--run-id", metavar="RUN_ID", help="a run of the workflow (default: the latest)")
+    add_run_arguments(p, "one JSON object per event and line (JSON Lines)")
     p.add_argument("-f", "--follow", action="store_true",
                    help="keep printing new events; end when the run ends")
-    p.add_argument("--json", action="store_true", help="one JSON object per event and line (JSON Lines)")
 
     p = add_command(sub, parents, "send", "send an event to the latest run of a workflow", cmd_send,
                     prepare_send)
@@ -384,6 +371,12 @@ def add_client_parsers(sub: argparse._SubParsersAction, parents: list[argparse.A
         p = add_command(sub, parents, name, help, command, prepare_id)
         p.add_argument("id", metavar="ID", help="the workflow id")
         add_ending_arguments(p)
+
+
+def add_run_arguments(p: argparse.ArgumentParser, json_help: str) -> None:
+    p.add_argument("id", metavar="ID", help="the workflow id")
+    p.add_argument("--run-id", metavar="RUN_ID", help="a run of the workflow (default: the latest)")
+    p.add_argument("--json", action="store_true", help=json_help)
 
 
 def add_ending_arguments(p: argparse.ArgumentParser) -> None:

@@ -24,6 +24,7 @@ from importlib import metadata
 from grctl import settings
 from grctl.cli import config as cli_config
 from grctl.cli.commands import EXIT_STATUS_HELP, EXIT_USAGE, CliError, add_client_parsers, run_client_command
+from grctl.cli.describe_retry import add_runs_parsers
 from grctl.cli.list_command import add_list_parser
 from grctl.cli.public_shape import add_workflow_parsers
 from grctl.daemon.logs import configure_logging
@@ -214,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     add_client_parsers(sub, [common, client])
     add_list_parser(sub, [common, client])
+    add_runs_parsers(sub, [common, client])
     add_workflow_parsers(sub, [common, client])
     add_engine_parser(sub, [common])
     sub.add_parser("version", help="print the version").set_defaults(func=cmd_version)

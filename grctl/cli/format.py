@@ -9,6 +9,7 @@ from typing import Any
 
 import msgspec
 
+from grctl.client.details import RunDetails
 from grctl.models.common import ErrorDetails, RunInfo
 from grctl.models.history import HistoryEvent, HistoryKind
 
@@ -51,7 +52,9 @@ def summary(e: HistoryEvent) -> str:
     m = e.msg
     k = e.kind
     if k == H.run_started:
-        return "" if m.input is None else f"input={short(m.input)}"
+        retry = f"retry of run {m.retry_of} at {m.resumed_at}" if getattr(m, "retry_of", "") else ""
+        given = "" if m.input is None else f"input={short(m.input)}"
+        return ", ".join(part for part in (retry, given) if part)
     if k == H.run_completed:
         return f"result={short(m.result)} after {_ms(m.duration_ms)}"
     if k == H.run_failed:
@@ -128,6 +131,53 @@ def event_json(e: HistoryEvent) -> str:
 
 def run_info_json(info: RunInfo) -> str:
     return to_json(msgspec.to_builtins(info), indent=2)
+
+
+def details_json(d: RunDetails) -> str:
+    """``grctl describe --json``: the run info's keys, then ``step``, ``waiting``, and ``result`` or
+    ``error`` when the run has one."""
+    out = msgspec.to_builtins(d.info)
+    out.update(step=d.step or None, waiting=d.waiting)
+    if d.has_result:
+        out["result"] = d.result
+    if d.error is not None:
+        out["error"] = msgspec.to_builtins(d.error)
+    return to_json(out, indent=2)
+
+
+def _label(label: str, text: str) -> str:
+    return f"{label + ':':<17}{text}"
+
+
+def details_lines(d: RunDetails, traceback: bool = False) -> list[str]:
+    """``grctl describe``: the run info, where the run is, whether it is stuck and why, its result or
+    error (with the traceback when asked)."""
+    info = d.info
+    out = run_info_lines(info)
+    where = "Failed in" if info.status in ("failed", "timed_out") else "Ended in" if info.is_terminal \
+        else "At step"
+    if d.step:
+        out.append(_label(where, d.step))
+    if d.waiting:
+        out.append(_label("Waiting", "ended while waiting for an event" if info.is_terminal
+                          else "for an event"))
+    if info.stuck is not None:
+        s = info.stuck
+        by = f", reported by {s.worker_id}" if s.worker_id else ""
+        out.append(_label("Stuck", f"since {_time(s.since)} UTC: {s.reason} {s.handler!r}{by}"))
+        if s.detail:
+            out.append(_label("", s.detail))
+    if d.has_result:
+        out.append(_label("Result", short(d.result, 200)))
+    if d.error is not None:
+        out.append(_label("Error", error_text(d.error)))
+        if traceback and d.error.stack_trace:
+            out += ["Traceback:", *("  " + line for line in d.error.stack_trace.rstrip().splitlines())]
+    if info.retry_of:
+        out.append(_label("Retry of", f"run {info.retry_of}"))
+    if info.retried_as:
+        out.append(_label("Retried as", f"run {info.retried_as}"))
+    return out
 
 
 def run_info_lines(info: RunInfo) -> list[str]:

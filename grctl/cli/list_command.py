@@ -87,14 +87,16 @@ def _duration(info: RunInfo) -> str:
 
 def table(runs: list[RunInfo]) -> list[str]:
     header = ("WORKFLOW ID", "TYPE", "STATUS", "CREATED (UTC)", "TOOK", "RUN ID")
-    rows = [(r.wf_id, r.wf_type, str(r.status), _time(r.created_at), _duration(r), r.id) for r in runs]
+    rows = [(r.wf_id, r.wf_type, f"{r.status}, stuck" if r.stuck else str(r.status), _time(r.created_at),
+             _duration(r), r.id) for r in runs]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
             for row in [header, *rows]]
 
 
 async def cmd_list(client: Client, args: argparse.Namespace) -> int:
-    runs = await client.list_runs(status=args.statuses, type=args.type, since=args.since, limit=args.limit)
+    runs = await client.list_runs(status=args.statuses, type=args.type, since=args.since, limit=args.limit,
+                                  stuck=args.stuck)
     if args.json:
         print(fmt.to_json([msgspec.to_builtins(r) for r in runs], indent=2))
     elif runs:
@@ -107,3 +109,5 @@ async def cmd_list(client: Client, args: argparse.Namespace) -> int:
 def add_list_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
     p = add_command(sub, parents, "list", "list stored runs, newest first", cmd_list, prepare_list)
     add_list_arguments(p)
+    p.add_argument("--stuck", action="store_true", help="only runs held by a mismatch between the code and "
+                   "the run (see grctl describe ID for why)")

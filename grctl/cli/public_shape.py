@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 
 from grctl.cli import commands as cc
+from grctl.cli import describe_retry as cli_runs
 from grctl.cli import list_command as cli_list
 
 
@@ -50,9 +51,9 @@ def add_workflow_parsers(sub: argparse._SubParsersAction, parents: list[argparse
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new events until the run ends")
     p.add_argument("--json", action="store_true", help="one JSON object per event and line")
 
-    p = cc.add_command(wf, parents, "describe", "show the latest run of a workflow", cc.cmd_describe,
-                       cc.prepare_id)
+    p = cc.add_command(wf, parents, "describe", cli_runs.DESCRIBE_HELP, cli_runs.cmd_describe, cc.prepare_id)
     p.add_argument("--id", required=True, metavar="ID", help="the workflow id")
-    p.add_argument("--json", action="store_true", help="print the run info as JSON")
+    p.add_argument("--run-id", metavar="RUN_ID", help="a run of the workflow (default: the latest)")
+    p.add_argument("--json", action="store_true", help="print the run info, step, result and error as JSON")
 
     cli_list.add_list_parser(wf, parents)

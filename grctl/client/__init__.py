@@ -7,6 +7,7 @@ from grctl.models.errors import (
     WorkflowAlreadyRunningError,
     WorkflowError,
     WorkflowNotFoundError,
+    WorkflowNotRetryableError,
     WorkflowRunFinishedError,
     WorkflowTypeNotRegisteredError,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "WorkflowAlreadyRunningError",
     "WorkflowError",
     "WorkflowNotFoundError",
+    "WorkflowNotRetryableError",
     "WorkflowRunFinishedError",
     "WorkflowTypeNotRegisteredError",
     "get_logger",

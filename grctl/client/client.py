@@ -1,4 +1,4 @@
-"""The Client: start workflows, wait for their results, look runs up, read their history.
+"""The Client: start workflows, wait for their results, look runs up, read their history, retry ended runs.
 
     client = Client(await Connection.connect())
     result = await client.run_workflow("ProcessOrder", "order-1", {"order_id": "A-1"})
@@ -10,6 +10,7 @@ import contextlib
 import secrets
 import socket
 from collections.abc import AsyncGenerator, Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, overload
 
@@ -17,18 +18,33 @@ import msgspec
 from ulid import ULID
 
 from grctl import settings
+from grctl.client.details import RunDetails, read_details
 from grctl.codec import CodecRegistry, default_codec
-from grctl.models.command import CommandKind, DescribeCmd, ListCmd
+from grctl.models.command import CommandKind, DescribeCmd, ListCmd, RetryCmd
 from grctl.models.common import RunInfo, RunStatus, utcnow
+from grctl.models.errors import WorkflowError, WorkflowNotFoundError
 from grctl.models.history import HistoryEvent
 from grctl.nats import api_client as api
 from grctl.nats import registering, subjects
 from grctl.nats.connection import Connection
+from grctl.nats.direct import get_last
 from grctl.nats.history import follow_history, read_history
 from grctl.nats.subjects import check_token
 from grctl.workflow.handle import WorkflowHandle, start_run
 
 T = TypeVar("T")
+
+
+RETRYABLE_STATUSES = frozenset({RunStatus.failed, RunStatus.timed_out, RunStatus.terminated})
+
+
+@dataclass(frozen=True, slots=True)
+class RetryOutcome:
+    """One run of a bulk retry: the ended run, the new run (None when refused), and why it was refused."""
+
+    run: RunInfo
+    retried_as: RunInfo | None
+    error: str = ""
 
 
 def _seconds(timeout: timedelta | float | None) -> float | None:
@@ -96,6 +112,19 @@ class Client:
         """RunInfo of the latest run of ``wf_id``; ``WorkflowNotFoundError`` if there is none."""
         return (await self._describe(wf_id)).response.run_info()
 
+    async def describe_run(self, wf_id: str, run_id: str | None = None) -> RunDetails:
+        """The latest run of ``wf_id`` (or its run ``run_id``) as an operator looks at it: its info
+        (with ``stuck`` when a code mismatch holds it), result or error, and the step it is at or ended
+        in. ``WorkflowNotFoundError`` if there is no such run."""
+        info = await self.describe(wf_id)
+        if run_id is not None and run_id != info.id:
+            check_token("run id", run_id)
+            stored = await get_last(self._connection.nc, subjects.any_run_info(wf_id, run_id))
+            if stored is None:
+                raise WorkflowNotFoundError(f"workflow {wf_id!r} has no run {run_id!r}")
+            info = msgspec.msgpack.decode(stored.data, type=RunInfo)
+        return await read_details(self._connection.nc, info)
+
     async def _describe(self, wf_id: str) -> api.Reply:
         check_token("workflow id", wf_id)
         return await api.call(self._connection, wf_id, CommandKind.run_describe, DescribeCmd(wf_id=wf_id),
@@ -103,18 +132,56 @@ class Client:
 
     async def list_runs(self, status: RunStatus | str | Iterable[RunStatus | str] | None = None,
                         type: str | None = None, since: datetime | timedelta | None = None,
-                        limit: int = settings.LIST_LIMIT) -> list[RunInfo]:
+                        limit: int = settings.LIST_LIMIT, stuck: bool = False) -> list[RunInfo]:
         """Stored runs, newest first: with one of the statuses given, of workflow type ``type``,
-        created after ``since`` (a time, or a duration back from now); at most ``limit`` (up to 1000).
+        created after ``since`` (a time, or a duration back from now); at most ``limit`` (up to 1000);
+        ``stuck``: only runs held by a mismatch between code and run (``RunInfo.stuck``).
         Finished runs are listed until the engine's retention removes them."""
         wanted = [status] if isinstance(status, str) else list(status or [])
         statuses = [str(RunStatus(s)) for s in wanted]  # ValueError for an unknown status
         if isinstance(since, timedelta):
             since = utcnow() - since
         reply = await api.call(self._connection, "", CommandKind.run_list,
-                               ListCmd(statuses=statuses, wf_type=type or "", since=since, limit=limit),
+                               ListCmd(statuses=statuses, wf_type=type or "", since=since, limit=limit,
+                                       stuck=stuck),
                                self.id, budget=self.retry_for, subject=subjects.API_RUNS)
         return msgspec.convert(reply.response.payload or [], list[RunInfo])
+
+    async def retry_run(self, wf_id: str, run_id: str | None = None, reason: str = "") -> RunInfo:
+        """Resume an ended run on the code the workers have now; returns the new run's ``RunInfo``.
+
+        The retry is a new run of the same workflow id (``retry_of`` names the ended run, whose
+        ``retried_as`` names the new one). It starts at the step the ended run failed, timed out or was
+        terminated in, with that run's input and its store as it was when that step started.
+        ``run_id``: the run to retry (default: the latest run of ``wf_id``; only the latest can be).
+        Raises ``WorkflowNotRetryableError`` when the run has not ended as failed, timed out or
+        terminated (or is not the latest), ``WorkflowAlreadyRunningError`` when it was already retried
+        (of two concurrent retries, one resumes the run), ``WorkflowNotFoundError``.
+        ``get_workflow_handle(wf_id)`` then waits for the new run."""
+        check_token("workflow id", wf_id)
+        if run_id is not None:
+            check_token("run id", run_id)
+        reply = await api.call(self._connection, wf_id, CommandKind.run_retry,
+                               RetryCmd(wf_id=wf_id, run_id=run_id or "", reason=reason), self.id,
+                               budget=self.retry_for)
+        return reply.response.run_info()
+
+    async def retry_runs(self, status: RunStatus | str | Iterable[RunStatus | str] | None = None,
+                         type: str | None = None, since: datetime | timedelta | None = None,
+                         limit: int = settings.LIST_LIMIT) -> list[RetryOutcome]:
+        """``retry_run`` for every run ``list_runs`` finds (default statuses: failed, timed out,
+        terminated) that is the latest of its workflow id and not yet retried; one outcome per run
+        tried, in the listing's order (newest first)."""
+        wanted = status if status is not None else sorted(RETRYABLE_STATUSES)
+        outcomes: list[RetryOutcome] = []
+        for run in await self.list_runs(wanted, type, since, limit):
+            if run.retried_as:
+                continue
+            try:
+                outcomes.append(RetryOutcome(run, await self.retry_run(run.wf_id, run.id)))
+            except WorkflowError as exc:
+                outcomes.append(RetryOutcome(run, None, str(exc)))
+        return outcomes
 
     async def get_workflow_handle(self, wf_id: str | None = None, *,
                                   wfid: str | None = None) -> WorkflowHandle:

@@ -1,7 +1,8 @@
 """``grctld``: the config-file-driven worker daemon.
 
 grctld -c /etc/grctl/grctl.yaml            run (supervisor + worker generations)
-grctld -c FILE --check-config              validate and import the workflow modules; exit 0 or 1
+grctld -c FILE --check-config              validate, import the workflow modules and, when an engine
+                                           answers, check that no live run needs a handler they lack
 grctld -c FILE --print-config              the resolved configuration, secrets masked
 """
 
@@ -13,6 +14,7 @@ import logging
 import os
 import sys
 from importlib import metadata
+from typing import TYPE_CHECKING
 
 import yaml
 
@@ -20,6 +22,9 @@ from grctl.daemon.config import DEFAULT_PATH, Overrides, load_config, workflow_p
 from grctl.daemon.errors import ConfigError
 from grctl.daemon.logs import configure_logging
 from grctl.daemon.model import DaemonConfig, mask_url
+
+if TYPE_CHECKING:
+    from grctl.workflow import Workflow
 
 LEVELS = ("debug", "info", "warning", "error", "critical")
 
@@ -53,7 +58,8 @@ def parser() -> argparse.ArgumentParser:
     mode.add_argument(
         "--check-config",
         action="store_true",
-        help="validate the file and import the workflow modules, then exit 0 (valid) or 1",
+        help="validate the file, import the workflow modules and, when an engine can be reached, check that "
+        "they keep every handler live runs need; then exit 0 (valid) or 1",
     )
     mode.add_argument(
         "--print-config",
@@ -78,16 +84,35 @@ def _report(exc: ConfigError) -> int:
     return 1
 
 
-def check_imports(cfg: DaemonConfig, path: str) -> list[str]:
-    """Import the workflow modules here; returns the workflow types. Raises ConfigError located at
-    the failing ``workflows`` entry."""
+def check_imports(cfg: DaemonConfig, path: str) -> list[Workflow]:
+    """Import the workflow modules here; returns the workflows. Raises ConfigError located at the
+    failing ``workflows`` entry."""
     from grctl.daemon.workflows import WorkflowImportError, load_workflows
 
     try:
-        workflows = load_workflows(cfg.workflows, cfg.python_path)
+        return load_workflows(cfg.workflows, cfg.python_path)
     except WorkflowImportError as exc:
         raise ConfigError([workflow_problem(path, exc.index, exc.message)]) from None
-    return [wf.workflow_type for wf in workflows]
+
+
+def check_config(cfg: DaemonConfig, path: str) -> int:
+    """``--check-config``: the file, the imports and, when an engine can be reached, whether the code
+    lacks handlers that live runs need (what a reload would refuse)."""
+    from grctl.daemon.strand import ALLOW_KEY, check_config_catalog
+
+    workflows = check_imports(cfg, path)
+    types = [wf.workflow_type for wf in workflows]
+    roles = f"{len(types)} workflow type(s): {', '.join(types)}" if types else "engine only"
+    stranding = asyncio.run(check_config_catalog(cfg.nats.connect_options(), workflows)) if types else ""
+    # Reported, not failed: systemd runs --check-config before a start too, where grctld only warns.
+    if stranding and not cfg.reload.allow_missing_handlers:
+        print(f"{path}: warning: a reload to this code would be refused: it lacks {stranding}",
+              file=sys.stderr)
+    elif stranding:
+        print(f"{path}: warning: the code lacks {stranding} ({ALLOW_KEY} is true: those runs would stay "
+              "stuck)", file=sys.stderr)
+    print(f"{path}: OK ({roles})")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,10 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = load_config(args.config, overrides=overrides)
         if args.check_config:
-            types = check_imports(cfg, args.config)
-            roles = f"{len(types)} workflow type(s): {', '.join(types)}" if types else "engine only"
-            print(f"{args.config}: OK ({roles})")
-            return 0
+            return check_config(cfg, args.config)
     except ConfigError as exc:
         return _report(exc)
     if args.print_config:

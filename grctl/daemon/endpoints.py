@@ -6,32 +6,29 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from grctl.daemon import metrics
-from grctl.daemon.procs import ChildProcess
+from grctl.daemon.channel import Role
+from grctl.daemon.procs import ChildProcess, Generation
 from grctl.ops.http import OpsServer, Readiness
 from grctl.ops.listen import parse_listen
 from grctl.ops.multiproc import MetricsDirectory
 
-if TYPE_CHECKING:
-    from grctl.daemon.supervisor import Supervisor
-
 log = logging.getLogger("grctl.daemon")
 
 
-def not_ready(sup: Supervisor) -> str | None:
-    """Why grctld does not consume now, or None when it does."""
-    if sup.stopping:
+def not_ready(stopping: bool, gen: Generation | None, engine: ChildProcess | None) -> str | None:
+    """Why grctld does not consume now, or None when it does: the current generation ``gen`` and the
+    embedded ``engine`` must be ready and connected."""
+    if stopping:
         return "grctld is stopping"
-    gen = sup.current
     if gen is None:
         return "no worker generation is ready yet"
-    children: Sequence[ChildProcess] = [*gen.processes, *([sup.engine] if sup.engine is not None else [])]
+    children: Sequence[ChildProcess] = [*gen.processes, *([engine] if engine is not None else [])]
     for child in children:
         reason = child.not_ready()
         if reason is not None:
-            return f"generation {gen.number}: {reason}" if child.role == "worker" else reason
+            return f"generation {gen.number}: {reason}" if child.role is Role.WORKER else reason
     return None
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge
 from prometheus_client.registry import CollectorRegistry
 
+from grctl.daemon.channel import Role
+
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 GENERATIONS_STARTED = Counter("grctl_daemon_generations_started", "Worker generations started",
@@ -24,5 +26,5 @@ READY = Gauge("grctl_daemon_ready", "1 when the current generation is ready and 
 
 for _outcome in ("applied", "refused", "failed"):
     RELOADS.labels(_outcome)  # every outcome is shown from the start, at zero
-for _role in ("worker", "engine"):
+for _role in Role:
     CHILD_RESTARTS.labels(_role)

@@ -114,6 +114,9 @@ class WorkerConfig(msgspec.Struct, frozen=True, kw_only=True):
 class ReloadConfig(msgspec.Struct, frozen=True, kw_only=True):
     watch_config: bool = True
     watch_workflows: bool = False
+    # Start a generation whose code lacks handlers that live runs need (they then wait, stuck, for
+    # fitting code); by default such a reload is refused and the running generation kept.
+    allow_missing_handlers: bool = False
 
 
 class HttpConfig(msgspec.Struct, frozen=True, kw_only=True):

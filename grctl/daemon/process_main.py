@@ -20,9 +20,10 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from grctl import settings
-from grctl.daemon.channel import StatusPipe, on_parent_exit, read_spec
+from grctl.daemon.channel import ReadyInfo, Role, StatusPipe, on_parent_exit, read_spec
 from grctl.daemon.logs import configure_logging, workflow_logger
 from grctl.daemon.model import DaemonConfig, NatsConfig
+from grctl.lifecycle import cancel, until_stopped
 from grctl.nats.connection import ConnectionLostError
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ log = logging.getLogger("grctl.daemon.child")
 EXIT_IMPORT = 3
 EXIT_CONNECT = 4
 EXIT_CRASH = 5
+EXIT_REFUSED = 6  # the new code would strand live runs
 
 
 def describe_exception(exc: BaseException) -> str:
@@ -88,26 +90,15 @@ class _Connector:
         return connection
 
 
-async def _race(main: asyncio.Future[Any], *others: asyncio.Future[Any]) -> bool:
-    """Wait for ``main`` or any of ``others``; True when ``main`` finished first."""
-    done, _ = await asyncio.wait({main, *others}, return_when=asyncio.FIRST_COMPLETED)
-    return main in done
-
-
 async def _connect_unless_stopped(cfg: DaemonConfig, status: StatusPipe, stop: asyncio.Event,
                                   what: str) -> tuple[Connection, _Connector] | int:
     """Connect with the configured options; an exit status instead when stopped or refused first."""
     failed = asyncio.Event()
     connector = _Connector(cfg.nats, status, failed)
     connecting = asyncio.ensure_future(connector.connect())
-    stopped, refused = asyncio.ensure_future(stop.wait()), asyncio.ensure_future(failed.wait())
-    try:
-        if not await _race(connecting, stopped, refused):
-            connecting.cancel()
-            return 0 if stop.is_set() else EXIT_CONNECT
-    finally:
-        stopped.cancel()
-        refused.cancel()
+    if not await until_stopped(connecting, stop, failed):
+        await cancel(connecting)
+        return 0 if stop.is_set() else EXIT_CONNECT
     try:
         return connecting.result(), connector
     except Exception as exc:
@@ -123,7 +114,8 @@ def _stop_signals(stop: asyncio.Event) -> None:
     on_parent_exit(loop, stop.set)
 
 
-async def run_worker(cfg: DaemonConfig, status: StatusPipe) -> int:
+async def run_worker(cfg: DaemonConfig, status: StatusPipe, replaces: list[str] | None = None) -> int:
+    from grctl.daemon.strand import StrandingRefused, check_before_serving
     from grctl.daemon.workflows import WorkflowImportError, load_workflows, module_files
     from grctl.ops import metrics, multiproc
     from grctl.worker.worker import Worker
@@ -142,7 +134,14 @@ async def run_worker(cfg: DaemonConfig, status: StatusPipe) -> int:
     if isinstance(connected, int):
         return connected
     connection, connector = connected
-    stopped = asyncio.ensure_future(stop.wait())
+    try:  # before registering: the new catalog must not replace the one live runs need
+        await check_before_serving(connection, workflows, replaces, cfg.reload.allow_missing_handlers,
+                                   f"grctld-{os.getpid()}")
+    except StrandingRefused as exc:
+        log.error("%s", exc)
+        status.error(str(exc), fatal=True)
+        await connection.close()
+        return EXIT_REFUSED
     worker = Worker(
         workflows=workflows,
         connection=connection,
@@ -150,8 +149,10 @@ async def run_worker(cfg: DaemonConfig, status: StatusPipe) -> int:
         max_concurrent_steps=cfg.worker.max_concurrent_steps,
     )
     running = asyncio.ensure_future(worker.start())
+    ended = asyncio.Event()  # the worker ended by itself (it should not)
+    running.add_done_callback(lambda _: ended.set())
     ready = asyncio.ensure_future(worker.wait_ready())
-    await asyncio.wait({running, ready, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    await until_stopped(ready, stop, ended)
     code = 0
     if ready.done() and ready.exception() is None:
         types = [wf.workflow_type for wf in workflows]
@@ -160,8 +161,8 @@ async def run_worker(cfg: DaemonConfig, status: StatusPipe) -> int:
             ", ".join(types),
             cfg.worker.max_concurrent_steps,
         )
-        status.ready({"pid": os.getpid(), "workflows": types, "files": module_files(cfg.workflows)})
-        await asyncio.wait({running, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        status.ready(ReadyInfo(pid=os.getpid(), workflows=types, files=module_files(cfg.workflows)))
+        await until_stopped(running, stop)
     if not stop.is_set():  # the worker failed to start, or ended by itself: a crash for the supervisor
         failure = ready.exception() if ready.done() else None
         if failure is None and running.done() and not running.cancelled():
@@ -182,8 +183,7 @@ async def run_worker(cfg: DaemonConfig, status: StatusPipe) -> int:
 
 
 async def run_engine(cfg: DaemonConfig, status: StatusPipe) -> int:
-    from grctl.engine import Engine
-    from grctl.engine.endpoints import serve_engine_ops
+    from grctl.engine import Engine, serve_engine
     from grctl.nats.stream_settings import StreamSettingsError
 
     stop = asyncio.Event()
@@ -199,51 +199,44 @@ async def run_engine(cfg: DaemonConfig, status: StatusPipe) -> int:
         options["wait_timeout"] = timedelta(seconds=cfg.engine.wait_timeout)
     options["retention"] = timedelta(seconds=cfg.engine.retention) if cfg.engine.retention else None
     engine = Engine(connection, stream=cfg.engine.stream_settings(), **options)
-    ops = await serve_engine_ops(engine, cfg.engine.http.listen)
-    try:
-        await engine.start()
-    except StreamSettingsError as exc:  # e.g. 3 replicas on a server that is not clustered
-        log.error("%s", exc)
-        status.error(str(exc))
-        if ops is not None:
-            await ops.stop()
-        await connection.close()
-        return EXIT_CRASH
-    log.info("engine ready")
-    status.ready({"pid": os.getpid()})
+
+    def ready() -> None:
+        log.info("engine ready")
+        status.ready(ReadyInfo(pid=os.getpid()))
+
     code = 0
     try:
-        await connection.serve_until(stop)
-    except ConnectionLostError as exc:  # a crash for the supervisor, which starts the engine again
-        message = f"engine: {exc}"
+        await serve_engine(connection, engine, stop, http_listen=cfg.engine.http.listen, on_ready=ready,
+                           stop_timeout=cfg.shutdown_timeout)
+    except (StreamSettingsError, ConnectionLostError) as exc:  # e.g. 3 replicas on a single server
+        message = str(exc) if isinstance(exc, StreamSettingsError) else f"engine: {exc}"
         log.error("%s", message)
         status.error(message)
-        code = EXIT_CRASH
-    connector.closing = True
-    await engine.stop(cfg.shutdown_timeout if code == 0 else 5.0)
-    if ops is not None:
-        await ops.stop()
-    await connection.close()
+        code = EXIT_CRASH  # the supervisor starts the engine again
+    finally:
+        connector.closing = True
+        await connection.close()
     log.info("engine stopped")
     return code
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    role = args[0] if args else ""
-    if role not in ("worker", "engine"):
+    if not args or args[0] not in set(Role):
         print("usage: python -m grctl.daemon.process_main worker|engine (started by grctld)", file=sys.stderr)
         return 2
+    role = Role(args[0])
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     status = StatusPipe.from_environment()
     spec = read_spec()
     cfg = DaemonConfig.decode(bytes(spec.config))
     configure_logging(
-        cfg.logging, cfg.secrets(), role=role, generation=spec.generation if role == "worker" else None
+        cfg.logging, cfg.secrets(), role=role, generation=spec.generation if role is Role.WORKER else None
     )
-    runner = run_worker if role == "worker" else run_engine
     try:
-        return asyncio.run(runner(cfg, status))
+        if role is Role.WORKER:
+            return asyncio.run(run_worker(cfg, status, spec.replaces))
+        return asyncio.run(run_engine(cfg, status))
     except Exception as exc:
         log.exception("%s process failed", role)
         status.error(f"{role} process failed: {describe_exception(exc)}")

@@ -5,18 +5,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import signal
 import sys
 import time
-from typing import Any
+
+import msgspec
 
 from grctl import settings
-from grctl.daemon.channel import STATUS_FD_VARIABLE, parse_error, parse_status
+from grctl.daemon.channel import (
+    STATUS_FD_VARIABLE,
+    ReadyInfo,
+    Role,
+    Spec,
+    StatusKind,
+    parse_error,
+    parse_ready,
+    parse_status,
+)
 from grctl.daemon.model import DaemonConfig
 from grctl.daemon.notify import child_environment
+from grctl.lifecycle import until_stopped
 from grctl.ops import multiproc
 
 log = logging.getLogger("grctl.daemon")
@@ -43,13 +53,15 @@ class ChildFailed(Exception):
 class ChildProcess:
     """One ``python -m grctl.daemon.process_main ROLE`` process."""
 
-    def __init__(self, role: str, cfg: DaemonConfig, generation: int = 0, index: int = 0) -> None:
+    def __init__(self, role: Role, cfg: DaemonConfig, generation: int = 0, index: int = 0,
+                 replaces: list[str] | None = None) -> None:
         self.role = role
         self.cfg = cfg
         self.generation = generation
         self.index = index
+        self.replaces = replaces  # on a reload, the types the running generation serves
         self.proc: asyncio.subprocess.Process | None = None
-        self.ready_info: dict[str, Any] | None = None
+        self.ready_info: ReadyInfo | None = None
         self.error: str | None = None
         self.error_entry: int | None = None
         self.fatal = False
@@ -62,7 +74,7 @@ class ChildProcess:
 
     @property
     def label(self) -> str:
-        if self.role == "worker":
+        if self.role is Role.WORKER:
             return f"worker {self.generation}.{self.index}" + (f" (pid {self.pid})" if self.pid else "")
         return f"{self.role}" + (f" (pid {self.pid})" if self.pid else "")
 
@@ -76,7 +88,7 @@ class ChildProcess:
 
     async def start(self) -> None:
         read_fd, write_fd = os.pipe()
-        env = multiproc.child_environment(child_environment(), counts=self.role == "worker")
+        env = multiproc.child_environment(child_environment(), counts=self.role is Role.WORKER)
         env[STATUS_FD_VARIABLE] = str(write_fd)
         try:
             # -P: the working directory is no import root (python_path is), as for grctld itself
@@ -92,8 +104,9 @@ class ChildProcess:
             )
         finally:
             os.close(write_fd)
-        spec = json.dumps({"generation": self.generation, "index": self.index}).encode()
-        line = spec[:-1] + b', "config": ' + self.cfg.encode() + b"}\n"
+        spec = Spec(config=msgspec.Raw(self.cfg.encode()), generation=self.generation, index=self.index,
+                    replaces=self.replaces)
+        line = msgspec.json.encode(spec) + b"\n"
         assert self.proc.stdin is not None
         self.proc.stdin.write(line)
         with contextlib.suppress(ConnectionError):
@@ -109,16 +122,18 @@ class ChildProcess:
         try:
             while line := await reader.readline():
                 kind, rest = parse_status(line.decode(errors="replace"))
-                if kind == "READY":
-                    self.ready_info = json.loads(rest or "{}")
-                    self.ready_at = time.monotonic()
-                    self._ready.set()
-                elif kind == "NATS":
-                    self.nats_up = rest == "up"
-                elif kind in ("ERROR", "FATAL"):
-                    self.error, self.error_entry = parse_error(rest)
-                    self.fatal = kind == "FATAL"
-                    self._ready.set()
+                match kind:
+                    case StatusKind.READY:
+                        self.ready_info = parse_ready(rest)
+                        self.ready_at = time.monotonic()
+                        self._ready.set()
+                    case StatusKind.NATS:
+                        self.nats_up = rest == "up"
+                    case StatusKind.ERROR | StatusKind.FATAL:
+                        report = parse_error(rest)
+                        self.error, self.error_entry = report.message, report.entry
+                        self.fatal = kind is StatusKind.FATAL
+                        self._ready.set()
         finally:
             transport.close()
 
@@ -138,15 +153,11 @@ class ChildProcess:
             return f"{self.label} lost its NATS connection (reconnecting)"
         return None
 
-    async def wait_ready(self, timeout: float) -> dict[str, Any]:
+    async def wait_ready(self, timeout: float) -> ReadyInfo:
         """The READY info; ChildFailed when it reports an error, exits or ``timeout`` passes."""
         exited = asyncio.ensure_future(self.wait())
-        ready = asyncio.ensure_future(self._ready.wait())
-        try:
-            await asyncio.wait({exited, ready}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            exited.cancel()
-            ready.cancel()
+        await until_stopped(exited, self._ready, timeout=timeout)
+        exited.cancel()
         if self.ready_info is not None and self.error is None:
             return self.ready_info
         if self.error:
@@ -200,10 +211,11 @@ class ChildProcess:
 class Generation:
     """The worker processes started from one configuration."""
 
-    def __init__(self, number: int, cfg: DaemonConfig) -> None:
+    def __init__(self, number: int, cfg: DaemonConfig, replaces: list[str] | None = None) -> None:
         self.number = number
         self.cfg = cfg
-        self.processes = [ChildProcess("worker", cfg, number, i) for i in range(cfg.worker.processes)]
+        self.processes = [ChildProcess(Role.WORKER, cfg, number, i, replaces)
+                          for i in range(cfg.worker.processes)]
         self.stopping = False
 
     def __repr__(self) -> str:
@@ -217,7 +229,7 @@ class Generation:
         for proc in self.processes:
             await proc.start()
 
-    async def wait_ready(self) -> list[dict[str, Any]]:
+    async def wait_ready(self) -> list[ReadyInfo]:
         return list(
             await asyncio.gather(*(p.wait_ready(self.cfg.worker.ready_timeout) for p in self.processes))
         )

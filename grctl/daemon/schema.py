@@ -11,7 +11,7 @@ import difflib
 import ipaddress
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import cache
 from importlib import resources
 from typing import Any, cast
@@ -150,11 +150,19 @@ def _is_ipv6(host: str) -> bool:
 def _format_checker() -> FormatChecker:
     checker = FormatChecker(formats=())
 
-    @checker.checks("duration", raises=ValueError)
-    def _duration(value: object) -> bool:
-        if isinstance(value, str):
-            parse_duration(value)
-        return True
+    def text_format(name: str, parse: Callable[[str], object]) -> None:
+        """A format whose values, when they are strings, must parse (numbers are checked by type)."""
+
+        def check(value: object) -> bool:
+            if isinstance(value, str):
+                parse(value)
+            return True
+
+        checker.checks(name, raises=ValueError)(check)
+
+    for name, parse in (("duration", parse_duration), ("retention", parse_retention),
+                        ("nats-url", check_nats_url), ("listen", parse_listen)):
+        text_format(name, parse)
 
     @checker.checks("sync-interval", raises=ValueError)
     def _sync_interval(value: object) -> bool:
@@ -165,24 +173,6 @@ def _format_checker() -> FormatChecker:
     def _size(value: object) -> bool:
         if isinstance(value, str | int) and not isinstance(value, bool):
             parse_size(value)
-        return True
-
-    @checker.checks("retention", raises=ValueError)
-    def _retention(value: object) -> bool:
-        if isinstance(value, str):
-            parse_retention(value)
-        return True
-
-    @checker.checks("nats-url", raises=ValueError)
-    def _nats_url(value: object) -> bool:
-        if isinstance(value, str):
-            check_nats_url(value)
-        return True
-
-    @checker.checks("listen", raises=ValueError)
-    def _listen(value: object) -> bool:
-        if isinstance(value, str):
-            parse_listen(value)
         return True
 
     @checker.checks("module-ref", raises=ValueError)

@@ -3,7 +3,9 @@ processes (embedded nats-server, embedded engine, worker generations).
 
 One loop takes events from a queue (signals, file changes, child exits); signal handlers only enqueue.
 A reload starts generation N+1 and waits until it is ready before generation N drains, so there is no
-moment without a consuming worker (unlike a stop-then-start restart).
+moment without a consuming worker (unlike a stop-then-start restart). Noticing changes
+(``daemon/changes.py``) and restarting crashed children (``daemon/restarts.py``) are parts of their own
+over the shared state (``daemon/supervisor_state.py``).
 """
 
 from __future__ import annotations
@@ -11,21 +13,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
-import time
-from collections.abc import Callable
 from typing import Any
 
 from grctl import settings
 from grctl.daemon import metrics
-from grctl.daemon.config import Overrides, load_config, workflow_problem
+from grctl.daemon.changes import ChangeWatch
+from grctl.daemon.channel import ReadyInfo, Role
+from grctl.daemon.config import Overrides, load_config
 from grctl.daemon.endpoints import DaemonOps, not_ready
 from grctl.daemon.errors import ConfigError
+from grctl.daemon.events import (
+    ChildExited,
+    ConfigTouched,
+    Event,
+    SignalReceived,
+    SourcesTouched,
+    Stopped,
+)
 from grctl.daemon.logs import configure_logging
 from grctl.daemon.model import DaemonConfig
 from grctl.daemon.notify import Notifier
 from grctl.daemon.procs import ChildFailed, ChildProcess, Generation, stop_budget
+from grctl.daemon.restarts import CrashRestarts
 from grctl.daemon.services import EmbeddedNatsServer, keep_services
 from grctl.daemon.watch import Watcher, digest
 
@@ -38,14 +48,15 @@ class StartupError(Exception):
     pass
 
 
-class Supervisor:
+class Supervisor(ChangeWatch, CrashRestarts):
     def __init__(self, cfg: DaemonConfig, config_path: str, overrides: Overrides | None = None) -> None:
         self.cfg = cfg
         self.config_path = config_path
         self.overrides = overrides or Overrides()
         self.notifier = Notifier()
-        self.queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        self.queue: asyncio.Queue[Event] = asyncio.Queue()
         self.current: Generation | None = None
+        self.serving: list[str] = []  # the workflow types the current generation serves
         self.generations: set[Generation] = set()
         self.counter = 0
         self.nats: EmbeddedNatsServer | None = None
@@ -59,18 +70,12 @@ class Supervisor:
         self.tasks: set[asyncio.Task[Any]] = set()
         self.ops = DaemonOps(cfg.http.listen)
 
-    def spawn(self, coro: Any) -> asyncio.Task[Any]:
-        task = asyncio.create_task(coro)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-        return task
-
     # -- the loop ------------------------------------------------------------------------------------
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, self.queue.put_nowait, ("signal", signum))
+            loop.add_signal_handler(signum, self.queue.put_nowait, SignalReceived(signum))
         if self.notifier.watchdog_interval:
             self.spawn(self._watchdog(self.notifier.watchdog_interval))
         self.notifier.status("starting")
@@ -94,19 +99,19 @@ class Supervisor:
 
     async def _loop(self) -> int:
         while True:
-            kind, value = await self.queue.get()
-            if kind == "signal":
-                done = self._on_signal(value)
-                if done is not None:
-                    return done
-            elif kind == "config":
-                self._on_config_event(value)
-            elif kind == "sources":
-                self._on_sources_event(value)
-            elif kind == "exit":
-                self._on_exit(value)
-            elif kind == "stopped":
-                return int(value)
+            match await self.queue.get():
+                case SignalReceived(signum):
+                    done = self._on_signal(signum)
+                    if done is not None:
+                        return done
+                case ConfigTouched(by):
+                    self._on_config_event(by)
+                case SourcesTouched(paths):
+                    self._on_sources_event(paths)
+                case ChildExited(proc):
+                    self._on_exit(proc)
+                case Stopped(code):
+                    return code
 
     def _on_signal(self, signum: int) -> int | None:
         name = signal.Signals(signum).name
@@ -130,25 +135,7 @@ class Supervisor:
 
     async def _stop_then_report(self, code: int = 0) -> None:
         await self._shutdown()
-        self.queue.put_nowait(("stopped", code))
-
-    def _on_config_event(self, source: str) -> None:
-        """A file event (``watch``) or the periodic check (``poll``) of the configuration file."""
-        now = digest(self.config_path)
-        if now is None:
-            return  # between a delete and a rename
-        if now == self.digest:
-            if source == "watch":
-                log.info("configuration file written without a change: nothing to do")
-            return
-        self._request_reload("configuration file changed")
-
-    def _on_sources_event(self, paths: set[str]) -> None:
-        """Reload when a source file's content changed (a rename-over can come as several events)."""
-        changed = sorted(p for p in paths if digest(p) != self.sources.get(p))
-        self.sources.update({p: digest(p) for p in paths})
-        if changed:
-            self._request_reload(f"workflow sources changed ({', '.join(changed)})")
+        self.queue.put_nowait(Stopped(code))
 
     # -- reload --------------------------------------------------------------------------------------
 
@@ -200,7 +187,7 @@ class Supervisor:
         failures = 0
         while True:
             self.counter += 1
-            gen = Generation(self.counter, cfg)
+            gen = Generation(self.counter, cfg, None if initial or self.current is None else self.serving)
             self.generations.add(gen)
             log.info("starting generation %d: %d worker process(es)", gen.number, len(gen.processes))
             try:
@@ -233,14 +220,15 @@ class Supervisor:
             self._promote(gen, infos)
             return True
 
-    def _promote(self, gen: Generation, infos: list[dict[str, Any]]) -> None:
+    def _promote(self, gen: Generation, infos: list[ReadyInfo]) -> None:
         old, self.current, self.cfg = self.current, gen, gen.cfg
         metrics.GENERATIONS_STARTED.inc()
         metrics.GENERATION.set(gen.number)
         for proc in gen.processes:
             self._watch_exit(proc)
-        types = sorted({t for info in infos for t in info.get("workflows", [])})
-        imported = {f: d for info in infos for f, d in info.get("files", {}).items()}
+        types = sorted({t for info in infos for t in info.workflows})
+        self.serving = types
+        imported: dict[str, str | None] = {f: d for info in infos for f, d in info.files.items()}
         self.sources = dict(imported)  # what this generation runs: later edits are changes
         self._restart_watcher(gen.cfg, sorted(imported))
         status = (
@@ -276,80 +264,12 @@ class Supervisor:
         finally:
             self.generations.discard(gen)
 
-    def _located(self, exc: Exception) -> Exception:
-        """A child's error about a ``workflows`` entry, as ``file:line:col: workflows[N]: ...``."""
-        if isinstance(exc, ChildFailed) and exc.entry is not None:
-            problem = workflow_problem(self.config_path, exc.entry, str(exc))
-            return ChildFailed(str(problem), exc.fatal, exc.entry)
-        return exc
-
-    # -- crashed children ----------------------------------------------------------------------------
-
-    def _install_engine(self, proc: ChildProcess) -> None:
-        self.engine = proc
-
-    def _watch_exit(self, proc: ChildProcess) -> None:
-        async def wait() -> None:
-            await proc.wait()
-            self.queue.put_nowait(("exit", proc))
-
-        self.spawn(wait())
-
-    def _on_exit(self, proc: ChildProcess) -> None:
-        if proc.stopping or self.stopping:
-            return
-        code = proc.proc.returncode if proc.proc else None
-        if proc.role == "engine":
-            log.error("the embedded engine (pid %s) exited with code %s", proc.pid, code)
-            self.spawn(self._revive(proc, lambda: ChildProcess("engine", proc.cfg), self._install_engine))
-            return
-        gen = next((g for g in self.generations if proc in g.processes), None)
-        if gen is None or gen is not self.current or gen.stopping:
-            return
-        log.error("%s exited unexpectedly with code %s", proc.label, code)
-
-        def replace(new: ChildProcess) -> None:
-            gen.processes[proc.index] = new
-
-        self.spawn(
-            self._revive(proc, lambda: ChildProcess("worker", gen.cfg, gen.number, proc.index), replace)
-        )
-
-    async def _revive(
-        self, dead: ChildProcess, make: Callable[[], ChildProcess], install: Callable[[ChildProcess], None]
-    ) -> None:
-        """Restart a crashed child with growing pauses (0.5s, 1s, 2s ... 30s), never in a tight loop."""
-        stable = dead.ready_at is not None and time.monotonic() - dead.ready_at > settings.STABLE_AFTER
-        failures = 1 if stable else dead.failures + 1
-        while not self.stopping:
-            delay = settings.RESTART_BACKOFF.delay(failures)
-            log.info("restarting %s in %gs", dead.label, delay)
-            await asyncio.sleep(delay)
-            if self.stopping or (
-                dead.role == "worker" and self.current is not None and dead.generation != self.current.number
-            ):
-                return
-            new = make()
-            new.failures = failures
-            metrics.CHILD_RESTARTS.labels(dead.role).inc()
-            install(new)
-            try:
-                await new.start()
-                await new.wait_ready(new.cfg.worker.ready_timeout)
-            except (ChildFailed, OSError) as failure:
-                log.error("%s did not start: %s", new.label, self._located(failure))
-                await new.stop(1.0)
-                failures += 1
-                continue
-            log.info("%s replaced the crashed process", new.label)
-            self._watch_exit(new)
-            return
 
     # -- services, watch, stop -----------------------------------------------------------------------
 
     async def _start_services(self) -> None:
         try:
-            await self.ops.start(lambda: not_ready(self))
+            await self.ops.start(lambda: not_ready(self.stopping, self.current, self.engine))
         except (OSError, ValueError) as exc:
             raise StartupError(f"cannot listen on http.listen {self.cfg.http.listen}: {exc}") from exc
         if self.cfg.nats.embedded is not None:
@@ -359,39 +279,13 @@ class Supervisor:
             except (OSError, RuntimeError, TimeoutError) as exc:
                 raise StartupError(f"the embedded nats-server did not start: {exc}") from exc
         if self.cfg.engine.embedded:
-            self.engine = ChildProcess("engine", self.cfg)
+            self.engine = ChildProcess(Role.ENGINE, self.cfg)
             await self.engine.start()
             try:
                 await self.engine.wait_ready(self.cfg.worker.ready_timeout)
             except ChildFailed as exc:
                 raise StartupError(f"the embedded engine did not start: {exc}") from exc
             self._watch_exit(self.engine)
-
-    def _restart_watcher(self, cfg: DaemonConfig, files: list[str]) -> None:
-        old = self.watcher
-        if old is not None:
-            self.spawn(old.stop())
-        sources = (
-            [os.path.dirname(f) for f in files] + list(cfg.python_path) if cfg.reload.watch_workflows else []
-        )
-        self.watcher = Watcher(
-            self.config_path,
-            on_config=lambda: self.queue.put_nowait(("config", "watch")),
-            on_sources=lambda changed: self.queue.put_nowait(("sources", changed)),
-            source_dirs=sources,
-        )
-        self.watcher.start(cfg.reload.watch_config)
-
-    async def _poll(self, interval: float) -> None:
-        """The safety net under the file watch: compare contents every few seconds, so a change that
-        no event reported (made before the watch was set up, or on a file system without inotify)
-        still reloads. Both checks are content digests, so nothing reloads twice."""
-        while not self.stopping:
-            await asyncio.sleep(interval)
-            if self.cfg.reload.watch_config:
-                self.queue.put_nowait(("config", "poll"))
-            if self.cfg.reload.watch_workflows and self.sources:
-                self.queue.put_nowait(("sources", set(self.sources)))
 
     async def _watchdog(self, interval: float) -> None:
         while True:

@@ -33,10 +33,13 @@ from nats.aio.subscription import Subscription
 from ulid import ULID
 
 from grctl import settings
+from grctl.engine.catalog import CatalogCheck
 from grctl.engine.committer import GroupCommitter
 from grctl.engine.keyed import KeyedSerializer
 from grctl.engine.persistence import CommitVerdict, classify
 from grctl.engine.registry import Registry
+from grctl.engine.replies import check_names, fail, not_found
+from grctl.engine.retry import Retrier
 from grctl.engine.runindex import RunIndex
 from grctl.models.command import (
     ERR_ALREADY_RUNNING,
@@ -44,12 +47,10 @@ from grctl.models.command import (
     ERR_INTERNAL,
     ERR_INVALID_NAME,
     ERR_RUN_FINISHED,
-    ERR_RUN_NOT_FOUND,
     ERR_TYPE_NOT_REGISTERED,
     ERR_UNKNOWN_COMMAND,
     H_OUTCOME,
     OUTCOME_NOTIFY,
-    APIError,
     APIResponse,
     CancelCmd,
     Command,
@@ -89,29 +90,11 @@ _latest_decoder = msgspec.msgpack.Decoder(LatestRun)
 _info_decoder = msgspec.msgpack.Decoder(RunInfo)
 
 
-def fail(code: int, message: str, detail: str = "") -> APIResponse:
-    return APIResponse(success=False, error=APIError(code=code, message=message, detail=detail))
-
-
-def not_found(detail: str) -> APIResponse:
-    return fail(ERR_RUN_NOT_FOUND, "Workflow run not found", detail)
-
-
 FINISHED = fail(ERR_RUN_FINISHED, "Workflow run has already finished and cannot accept new commands",
                 "workflow run is in a terminal state")
 NOT_REGISTERED = fail(ERR_TYPE_NOT_REGISTERED, "Workflow type not registered", "workflow type not registered")
 UNKNOWN = fail(ERR_UNKNOWN_COMMAND, "Unknown API command", "unknown API command")
 BUSY = fail(ERR_BUSY, "Engine busy", "too many requests at once; retry after a pause")
-
-
-def check_names(*named: tuple[str, str]) -> APIResponse | None:
-    """A 4006 reply for the first value that cannot be a subject token, else None."""
-    for what, value in named:
-        reason = subjects.invalid_token_reason(value)
-        if reason:
-            shown = value if len(value) <= 64 else f"{value[:61]}..."
-            return fail(ERR_INVALID_NAME, f"Invalid {what}", f"{what} {shown!r} {reason}")
-    return None
 
 
 def directive_id(kind: DirectiveKind, cmd: Command) -> str:
@@ -143,6 +126,8 @@ class ApiServer:
             CommandKind.run_terminate: self._terminate,
             CommandKind.worker_register: self._register,
             CommandKind.run_list: self._list,
+            CommandKind.run_retry: Retrier(nc, committer, self._per_id).command,
+            CommandKind.catalog_check: self._catalog,
         }
 
     async def start(self) -> None:
@@ -343,20 +328,35 @@ class ApiServer:
         return await self._send(cmd, terminate.wf_id, DirectiveKind.terminate,
                                 Terminate(reason=terminate.reason or ""))
 
+    async def _catalog(self, cmd: Command) -> APIResponse:
+        runs = await self._index("catalog.check")
+        if isinstance(runs, APIResponse):
+            return runs
+        needs = await CatalogCheck(self._nc, self._registry, runs).needs(cmd.msg)
+        return APIResponse(success=True, payload=msgspec.Raw(msgspec.msgpack.encode(needs)))
+
     # --- run.list (ours) ------------------------------------------------------------------------
 
-    async def _list(self, cmd: Command) -> APIResponse:
-        query: ListCmd = cmd.msg
+    async def _index(self, what: str) -> RunIndex | APIResponse:
+        """The run index, caught up with what was stored since its last read, or why it cannot answer."""
         if self._runs is None:
             return UNKNOWN
         if not await self._runs.wait_loaded():
             return fail(ERR_INTERNAL, "Run index not loaded yet",
                         "the engine is still reading the stored runs")
         try:
-            await self._runs.catch_up()  # what was stored since the last read, a run just started too
+            await self._runs.catch_up()
         except Exception as exc:  # answer from what the index holds: at most a second behind
-            log.info("run.list: reading the newest run infos failed (%s); answering from the index", exc)
-        raws = self._runs.query(utcnow(), set(query.statuses), query.wf_type, query.since, query.limit)
+            log.info("%s: reading the newest run infos failed (%s); answering from the index", what, exc)
+        return self._runs
+
+    async def _list(self, cmd: Command) -> APIResponse:
+        query: ListCmd = cmd.msg
+        runs = await self._index("run.list")
+        if isinstance(runs, APIResponse):
+            return runs
+        raws = runs.query(utcnow(), set(query.statuses), query.wf_type, query.since, query.limit,
+                                query.stuck)
         return APIResponse(success=True, payload=msgspec.Raw(msgspec.msgpack.encode(
             [msgspec.Raw(r) for r in raws])))
 

@@ -1,15 +1,13 @@
 """The engine: owns the ``grctl_state`` stream and runs the directive, timer and background-task
-consumers, the group committer, the sweep and the API. ``run_engine`` is the ``grctl engine`` program."""
+consumers, the group committer, the sweep and the API (``grctl.engine.program`` runs it as a program)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import signal
 import socket
 from datetime import datetime, timedelta
-from typing import Any
 
 from grctl import settings
 from grctl.engine.api_server import ApiServer
@@ -30,6 +28,7 @@ from grctl.engine.snapshot import (
 )
 from grctl.engine.sweep import Sweeper
 from grctl.engine.timers import TimerHandler
+from grctl.lifecycle import Lifecycle
 from grctl.models.common import utcnow
 from grctl.nats.connection import Connection
 from grctl.nats.direct import forget_stream_layout
@@ -41,7 +40,6 @@ from grctl.nats.stream_settings import StreamSettings
 log = logging.getLogger(__name__)
 
 STARTUP = (settings.ENGINE_STARTUP_BUDGET, settings.ENGINE_STARTUP_BACKOFF)  # retrying()'s budget, schedule
-
 
 
 def sender_id(connection: Connection) -> str:
@@ -90,15 +88,15 @@ class Engine:
                                            self.bg_tasks.consumer]
         self._loops: list[asyncio.Task[None]] = []
         self._housekeeping: list[asyncio.Task[None]] = []  # the sweep and the consumer placement
-        self._state = "new"
+        self.state = Lifecycle.NEW
 
     @property
     def running(self) -> bool:
-        return self._state == "running"
+        return self.state is Lifecycle.RUNNING
 
     @property
     def not_running_reason(self) -> str | None:
-        return None if self._state == "running" else f"engine {self._state}"
+        return None if self.running else f"engine {self.state}"
 
     def watched_since(self) -> datetime:
         """Since when this engine has been consuming without a break (its start, or its last
@@ -106,9 +104,9 @@ class Engine:
         return max(self._started_at, self.connection.up_since)
 
     async def start(self) -> None:
-        if self._state != "new":
+        if self.state is not Lifecycle.NEW:
             return
-        self._state = "starting"
+        self.state = Lifecycle.STARTING
         # A cluster electing leaders (a stream just made or grown, a node just lost) does not answer
         # JetStream requests for a moment: the engine waits for it instead of failing to start.
         await retrying(self._prepare_stream, *STARTUP, "preparing the stream", warn=True)
@@ -124,7 +122,7 @@ class Engine:
                                 name="grctl-placement"),
         ]
         await self.api.start()  # last: requests are only taken once directives are consumed
-        self._state = "running"
+        self.state = Lifecycle.RUNNING
         retention = self.config.retention or "for ever"
         log.info("engine running (step timeout %s, wait timeout %s, finished runs kept %s)",
                  self.config.step_timeout, self.config.wait_timeout, retention)
@@ -135,12 +133,12 @@ class Engine:
         await ensure_latest_pointers(self.connection.nc)
 
     async def stop(self, timeout: float = settings.ENGINE_STOP_TIMEOUT) -> None:
-        if self._state in ("stopping", "stopped"):
+        if self.state in (Lifecycle.STOPPING, Lifecycle.STOPPED):
             return
-        if self._state == "new":
-            self._state = "stopped"
+        if self.state is Lifecycle.NEW:
+            self.state = Lifecycle.STOPPED
             return
-        self._state = "stopping"
+        self.state = Lifecycle.STOPPING
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         await self.api.stop(timeout=max(0.1, timeout / 3))
@@ -160,75 +158,6 @@ class Engine:
         for consumer in self._consumers:
             await consumer.close()
         self._loops.clear()
-        self._state = "stopped"
+        self.state = Lifecycle.STOPPED
         log.info("engine stopped (%d transitions committed in %d batches)", self.committer.transitions,
                  self.committer.batches)
-
-
-async def run_engine(servers: list[str] | None = None, *, memory: bool = False,
-                     step_timeout: timedelta = DEFAULT_STEP_TIMEOUT,
-                     wait_timeout: timedelta = DEFAULT_WAIT_TIMEOUT,
-                     retention: timedelta | None = DEFAULT_RETENTION,
-                     stop_event: asyncio.Event | None = None,
-                     stream: StreamSettings | None = None,
-                     connect_options: dict[str, Any] | None = None,
-                     http_listen: str | None = None) -> None:
-    """Connect, start an engine, serve until SIGINT/SIGTERM (or ``stop_event``), then stop and close.
-    ``http_listen`` (HOST:PORT): serve /metrics, /healthz and /readyz there (``grctl.engine.endpoints``).
-
-    Raises ``ConnectionLostError`` when the NATS connection is closed for good, so the program exits
-    non-zero and its supervisor starts it again. ``connect_options`` go to ``Connection.connect``
-    (credentials, TLS, reconnection: see ``NatsConfig.connect_options``); ``servers``, when given,
-    replace the servers they name."""
-    stop = stop_event or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    installed = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-            installed.append(sig)
-        except (NotImplementedError, RuntimeError):  # not the main thread
-            pass
-    # Until NATS answers, a stop request must still be heard (the connection attempts go on for ever).
-    options: dict[str, Any] = {"name": "grctl-engine", **(connect_options or {})}
-    if servers is not None:
-        options["servers"] = servers
-    connecting = asyncio.ensure_future(Connection.connect(**options))
-    stopping = asyncio.ensure_future(stop.wait())
-    await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    stopping.cancel()
-    if not connecting.done():
-        connecting.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await connecting
-        log.info("stopped before a connection to NATS was made")
-        for sig in installed:
-            loop.remove_signal_handler(sig)
-        return
-    connection = connecting.result()
-    engine = Engine(connection, step_timeout=step_timeout, wait_timeout=wait_timeout, memory=memory,
-                    retention=retention, stream=stream)
-    from grctl.engine.endpoints import serve_engine_ops  # it imports this module
-
-    ops = await serve_engine_ops(engine, http_listen)
-    try:
-        starting = asyncio.ensure_future(engine.start())
-        stopping = asyncio.ensure_future(stop.wait())
-        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        stopping.cancel()
-        if not starting.done():  # asked to stop while waiting for JetStream
-            starting.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await starting
-            return
-        starting.result()
-        await connection.serve_until(stop)
-        log.info("stopping")
-    finally:
-        lost = connection.lost.is_set()
-        await engine.stop(timeout=settings.ENGINE_STOP_TIMEOUT_LOST if lost else settings.ENGINE_STOP_TIMEOUT)
-        if ops is not None:
-            await ops.stop()
-        await connection.close()
-        for sig in installed:
-            loop.remove_signal_handler(sig)

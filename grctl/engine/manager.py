@@ -27,6 +27,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from grctl import settings
+from grctl.engine.held import newly_stuck
 from grctl.engine.keyed import KeyedSerializer
 from grctl.engine.persistence import CommitVerdict, Persistence, classify
 from grctl.engine.plan import PlanConfig, PlanError, plan, plan_failure
@@ -151,6 +152,13 @@ class DirectiveManager:
                 log.warning("commit of directive %s (%s) failed (attempt %d): %s", d.id, d.kind, attempt, exc)
                 await asyncio.sleep(settings.DIRECTIVE_BACKOFF.delay(attempt))
                 continue
+            stuck = newly_stuck(records)
+            if stuck is not None and stuck.stuck is not None:
+                s = stuck.stuck
+                log.warning("run %s/%s (%s) is stuck: %s %r (%s) reported by %s; it goes on when a worker "
+                            "with that handler takes it", stuck.wf_id, stuck.id, stuck.wf_type, s.reason,
+                            s.handler, s.detail, s.worker_id or "the engine")
+                metrics.run_stuck(stuck.wf_type, s.reason)
             ended = terminal_event(records)
             metrics.directive_applied(d.kind, d.run_info.wf_type, True, ended.kind if ended else None)
             if ended is not None:

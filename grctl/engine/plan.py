@@ -17,10 +17,12 @@ from typing import TypeVar
 
 import msgspec
 
+from grctl.engine.held import not_taken, resume, step_held
 from grctl.engine.snapshot import PlanConfig, Snapshot
 from grctl.engine.transitions import (
     Ctx,
     PlanError,
+    belongs,
     cancel_run,
     complete_run,
     extended_deadline,
@@ -46,6 +48,7 @@ from grctl.engine.writes import (
 )
 from grctl.models.common import ErrorDetails, RunStatus
 from grctl.models.directive import (
+    ActiveTask,
     Cancel,
     Complete,
     Directive,
@@ -114,15 +117,6 @@ def _msg(d: Directive, kind: type[_T]) -> _T:
     return d.msg
 
 
-def _belongs(state: RunState, history_seq_id: int, step_name: str) -> bool:
-    """Does a worker report (echoing the task's RunInfo) belong to the active dispatch?"""
-    if state.kind != RunStateKind.step:
-        return False
-    if state.active_history_seq_id and history_seq_id != state.active_history_seq_id:
-        return False
-    return not state.active_step_name or step_name == state.active_step_name
-
-
 # --- T1 ------------------------------------------------------------------------------------------
 
 
@@ -139,8 +133,10 @@ def _start(ctx: Ctx, d: Directive) -> list[Record]:
     timer = step_timer(ctx, task, "start", int(msg.timeout_ms or 0))
     entered = RunState(wf_id=ctx.snap.wf_id, run_id=ctx.snap.run_id, kind=RunStateKind.start, entered_at=now,
                        last_event_seq_id=ctx.snap.inbox_last_seq, started_at=now)
+    # The kept start task leaves out the input (it has a record of its own): run states stay small.
     stepping = replace(entered, kind=RunStateKind.step, active_directive_id=d.id, active_step_name="start",
-                       active_history_seq_id=ctx.dispatch_seq, active_timer_id=timer.timer.id)
+                       active_history_seq_id=ctx.dispatch_seq, active_timer_id=timer.timer.id,
+                       active_task=ActiveTask.of(replace(task, msg=replace(msg, input=None))))
     started = ctx.history(HistoryKind.run_started, RunStarted(input=msg.input), now)
     records: list[Record] = [started, InfoRec(ri)]
     if msg.input is not None:
@@ -162,13 +158,17 @@ def _picked_up(ctx: Ctx, d: Directive) -> list[Record]:
     """T2: a worker started the active step."""
     msg = _msg(d, StepPickedUp)
     state = ctx.state
-    if state is None or not _belongs(state, d.run_info.history_seq_id, msg.step_name):
+    if state is None or not belongs(state, d.run_info.history_seq_id, msg.step_name):
         return []
-    return [
+    records: list[Record] = [
         ctx.history(HistoryKind.step_started, StepStarted(step_name=msg.step_name, worker_id=msg.worker_id),
                     msg.timestamp, worker_id=msg.worker_id),
-        ctx.write_state(replace(state, worker_id=msg.worker_id, picked_up_at=ctx.now), cancel_active=False),
+        ctx.write_state(replace(state, worker_id=msg.worker_id, picked_up_at=ctx.now, held=""),
+                        cancel_active=False),
     ]
+    if state.held:  # a worker with the handler took the step: the run is no longer stuck
+        records.append(InfoRec(replace(d.run_info, stuck=None)))
+    return records
 
 
 def _kv_records(ctx: Ctx, updates: dict[str, object] | None) -> list[Record]:
@@ -192,17 +192,19 @@ def _step_result(ctx: Ctx, d: Directive) -> list[Record]:
         if state is None or state.kind != RunStateKind.step:
             return []
         raise PlanError(f"bad step result: {exc}") from exc
-    if state is None or not _belongs(state, d.run_info.history_seq_id, finished):
+    if state is None or not belongs(state, d.run_info.history_seq_id, finished):
         return []
     worker_id = msg.worker_id or ""
     n = Directive(id=f"next.{d.id}", timestamp=ctx.now, kind=DirectiveKind(msg.next_msg_kind),
                   run_info=replace(d.run_info, history_seq_id=ctx.dispatch_seq), msg=nxt)
-    records = _kv_records(ctx, msg.kv_updates)
     if isinstance(nxt, FailStep):
-        records.append(ctx.history(HistoryKind.step_failed, StepFailed(step_name=finished, error=nxt.error,
-                                                                       duration_ms=msg.duration_ms), ctx.now))
+        # Ours: a failed step's store writes are not applied, so a retry finds the store as it was
+        # when the step started (docs/protocol.md#a-failed-steps-store-writes).
+        failed = StepFailed(step_name=finished, error=nxt.error, duration_ms=msg.duration_ms)
         f = replace(n, kind=DirectiveKind.fail, msg=Fail(error=nxt.error))
-        return records + fail_run(ctx, f, nxt.error, terminate_worker=False)
+        return [ctx.history(HistoryKind.step_failed, failed, ctx.now),
+                *fail_run(ctx, f, nxt.error, terminate_worker=False)]
+    records = _kv_records(ctx, msg.kv_updates)
     completed = StepCompleted(step_name=finished, worker_id=worker_id, duration_ms=msg.duration_ms)
     records.append(ctx.history(HistoryKind.step_completed, completed, ctx.now, worker_id=worker_id))
     if state.pending_cancel is not None:
@@ -228,10 +230,11 @@ def _pending_cancel(state: RunState) -> Directive:
 
 
 def _cancel(ctx: Ctx, d: Directive) -> list[Record]:
-    """T7: during a step the cancel is deferred until the step reports; otherwise it ends the run."""
+    """T7: during a step the cancel is deferred until the step reports; otherwise (ours: also when the
+    step is held, so not running anywhere) it ends the run."""
     reason = _msg(d, Cancel).reason or ""
     state = ctx.state
-    if state is not None and state.kind == RunStateKind.step:
+    if state is not None and state.kind == RunStateKind.step and not state.held:
         return [
             ctx.history(HistoryKind.run_cancel_received, RunCancelReceived(), d.timestamp),
             ctx.write_state(replace(state, pending_cancel=d.to_wire()), cancel_active=False),
@@ -293,7 +296,7 @@ def _step_timeout(ctx: Ctx, d: Directive) -> list[Record]:
         return _step_result(ctx, ctx.snap.reported_result)
     later = extended_deadline(ctx, msg)
     if later is not None:
-        return rearm_step_timer(ctx, msg, later)
+        return not_taken(ctx, d, msg, later) or rearm_step_timer(ctx, msg, later)
     error = ErrorDetails(type="StepTimeout", message=f"step {msg.step_name} timed out")
     f = Directive(id=f"fail.{d.id}", timestamp=ctx.now, kind=DirectiveKind.fail, run_info=d.run_info,
                   msg=Fail(error=error))
@@ -363,4 +366,6 @@ _HANDLERS: dict[DirectiveKind, Callable[[Ctx, Directive], list[Record]]] = {
     DirectiveKind.wait: _direct_wait,
     DirectiveKind.complete: _direct_complete,
     DirectiveKind.fail: _direct_fail,
+    DirectiveKind.step_held: step_held,
+    DirectiveKind.resume: resume,
 }

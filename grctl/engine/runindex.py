@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import heapq
 import logging
+from collections import Counter
 from collections.abc import Collection, Iterator
 from datetime import datetime, timedelta
 from typing import NamedTuple
@@ -38,16 +39,20 @@ from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy
 
 from grctl import settings
-from grctl.models.common import RunInfo
+from grctl.models.common import TERMINAL_STATUSES, RunInfo
 from grctl.nats import subjects
 from grctl.nats.direct import read_tail
 from grctl.nats.retry import log_failure
+from grctl.ops import metrics
 
 log = logging.getLogger(__name__)
 
 RUN_INFOS = "grctl_run.*.*.*.info"
 
 _info_decoder = msgspec.msgpack.Decoder(RunInfo)
+
+
+_ENDED = frozenset(str(s) for s in TERMINAL_STATUSES)
 
 
 class _Entry(NamedTuple):
@@ -58,12 +63,14 @@ class _Entry(NamedTuple):
     ended: float  # Unix time the run ended, 0.0 while it has not
     seq: int  # the record's stream sequence: a newer record of the run replaces it, an older one not
     raw: bytes  # the record as stored: what run.list returns
+    stuck: bool  # held by a mismatch between code and run (ours)
 
 
 def _entry(data: bytes, seq: int) -> _Entry:
     info = _info_decoder.decode(data)
     ended = info.completed_at.timestamp() if info.completed_at and info.is_terminal else 0.0
-    return _Entry(info.created_at.timestamp(), info.id, info.wf_type, str(info.status), ended, seq, data)
+    return _Entry(info.created_at.timestamp(), info.id, info.wf_type, str(info.status), ended, seq, data,
+                  info.stuck is not None)
 
 
 class RunIndex:
@@ -76,6 +83,7 @@ class RunIndex:
         self._max_runs = max(1, max_runs)
         self._poll_interval = poll_interval
         self._runs: dict[str, _Entry] = {}
+        self._stuck: Counter[str] = Counter()  # stuck runs by workflow type (the gauge)
         self._sub: JetStreamContext.PushSubscription | None = None
         self._loaded_from = 0  # the stream's last sequence before the loading consumer was made
         self._last_loaded = 0  # the highest sequence the loading consumer delivered
@@ -148,6 +156,9 @@ class RunIndex:
         known = self._runs.get(entry.run_id)
         if known is None or known.seq < entry.seq:
             self._runs[entry.run_id] = entry
+            if entry.stuck != (known is not None and known.stuck):  # only live runs are ever stuck
+                self._stuck[entry.wf_type] += 1 if entry.stuck else -1
+                metrics.stuck_runs(entry.wf_type, self._stuck[entry.wf_type])
 
     async def _follow(self) -> None:
         while True:
@@ -188,12 +199,18 @@ class RunIndex:
         return self.loaded.is_set()
 
     def query(self, now: datetime, statuses: Collection[str] = (), wf_type: str = "",
-              since: datetime | None = None, limit: int = 100) -> list[bytes]:
-        """The stored run infos that match, newest first (by creation time), at most ``limit``."""
+              since: datetime | None = None, limit: int = settings.LIST_LIMIT,
+              stuck: bool = False) -> list[bytes]:
+        """The stored run infos that match, newest first (by creation time), at most ``limit``;
+        ``stuck``: only runs held by a mismatch between code and run."""
         floor = since.timestamp() if since is not None else None
-        matching = self._matching(now, statuses, wf_type, floor)
+        matching = (e for e in self._matching(now, statuses, wf_type, floor) if e.stuck or not stuck)
         top = heapq.nlargest(max(0, min(limit, settings.MAX_LIST)), matching)
         return [e.raw for e in top]
+
+    def live(self) -> list[bytes]:
+        """The run infos of every run that has not ended (for the catalog check)."""
+        return [e.raw for e in self._runs.values() if not e.ended and e.status not in _ENDED]
 
     def _matching(self, now: datetime, statuses: Collection[str], wf_type: str,
                   floor: float | None) -> Iterator[_Entry]:

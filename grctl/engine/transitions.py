@@ -36,6 +36,7 @@ from grctl.engine.writes import (
 )
 from grctl.models.common import ErrorDetails, RunInfo, RunStatus
 from grctl.models.directive import (
+    ActiveTask,
     Directive,
     DirectiveKind,
     Event,
@@ -128,13 +129,9 @@ def _later(now: datetime, ms: int, default: timedelta) -> datetime:
 
 def step_name_of(d: Directive) -> str:
     """The wire name of the step a worker task runs: "start", the step name, or the event name."""
-    if isinstance(d.msg, Start):
-        return "start"
-    if isinstance(d.msg, Step):
-        return d.msg.step_name
-    if isinstance(d.msg, Event):
-        return d.msg.event_name
-    raise PlanError(f"a {d.kind} directive cannot be dispatched to a worker")
+    if not isinstance(d.msg, Start | Step | Event):
+        raise PlanError(f"a {d.kind} directive cannot be dispatched to a worker")
+    return d.step_name
 
 
 def step_timer(ctx: Ctx, d: Directive, name: str, timeout_ms: int) -> TimerRec:
@@ -149,7 +146,7 @@ def step_start(ctx: Ctx, d: Directive) -> list[Record]:
     name = step_name_of(d)
     hs = ctx.dispatch_seq
     ri = replace(d.run_info, status=RunStatus.running, history_seq_id=hs,
-                 started_at=ctx.started_at(d.run_info))
+                 started_at=ctx.started_at(d.run_info), stuck=None)
     task = replace(d, run_info=ri)
     timer = step_timer(ctx, task, name, _ms(getattr(d.msg, "timeout_ms", 0)))
     base = ctx.base_state()
@@ -159,7 +156,8 @@ def step_start(ctx: Ctx, d: Directive) -> list[Record]:
     state = replace(base, kind=RunStateKind.step, entered_at=ctx.now, last_event_seq_id=last_event,
                     started_at=base.started_at or ri.started_at, active_directive_id=task.id,
                     pending_cancel=None, active_step_name=name, active_history_seq_id=hs,
-                    active_timer_id=timer.timer.id, worker_id=None, picked_up_at=None)
+                    active_timer_id=timer.timer.id, worker_id=None, picked_up_at=None,
+                    active_task=ActiveTask.of(task), held="")
     return [timer, InfoRec(ri), TaskRec(task), ctx.write_state(state)]
 
 
@@ -168,7 +166,7 @@ def wait(ctx: Ctx, w: Directive) -> list[Record]:
     msg = w.msg
     if not isinstance(msg, Wait):
         raise PlanError(f"expected a wait message, got {type(msg).__name__}")
-    ri = replace(w.run_info, status=RunStatus.running)
+    ri = replace(w.run_info, status=RunStatus.running, stuck=None)
     timeout_ms = _ms(msg.timeout_ms)
     step_on_timeout = msg.timeout_step_name or ""
     timer_id = f"{TimerKind.wait_timeout}.{w.id}"
@@ -178,7 +176,7 @@ def wait(ctx: Ctx, w: Directive) -> list[Record]:
     base = ctx.base_state()
     state = replace(base, kind=RunStateKind.wait, entered_at=ctx.now, active_directive_id=w.id,
                     pending_cancel=None, active_step_name="", active_history_seq_id=0,
-                    active_timer_id=timer_id)
+                    active_timer_id=timer_id, active_task=ActiveTask.of(w), held="")
     records: list[Record] = [
         InfoRec(ri),
         ctx.history(HistoryKind.wait_started,
@@ -220,12 +218,15 @@ def finish(ctx: Ctx, origin: Directive, ri: RunInfo, completed_at: datetime, end
 
     The run's directives, tasks and fired timers are not purged one run at a time: the engine sweeps
     everything its consumers have acknowledged in a few purges per interval (``engine.sweep``)."""
-    info = replace(ri, status=ending.status, completed_at=completed_at, started_at=ctx.started_at(ri))
+    info = replace(ri, status=ending.status, completed_at=completed_at, started_at=ctx.started_at(ri),
+                   stuck=None)
     # The run-level timer is cancelled in this commit when the run has one.
     cancel_run_timer = timer_subject(ctx.snap.wf_id, ctx.snap.run_timer_id) if ri.timeout_seconds else ""
     base = ctx.base_state()
+    # ``active_task`` stays: it is where a retry of the run resumes, and what describe says it ended in.
     state = replace(base, kind=ending.state_kind, entered_at=ctx.now, active_directive_id="",
-                    pending_cancel=None, active_step_name="", active_history_seq_id=0, active_timer_id="")
+                    pending_cancel=None, active_step_name="", active_history_seq_id=0, active_timer_id="",
+                    held="")
     records: list[Record] = [InfoRec(info, cancel_timer=cancel_run_timer), ending.history,
                              ctx.write_state(state)]
     if ending.result is not None:
@@ -280,25 +281,26 @@ def fail_run(ctx: Ctx, f: Directive, error: ErrorDetails, terminate_worker: bool
 
 def cancel_run(ctx: Ctx, x: Directive, reason: str) -> list[Record]:
     """T9: the run is cancelled (``x`` is the cancel directive, possibly the pending one)."""
-    ts = x.timestamp
-    duration = ms_between(ctx.started_at(x.run_info), ts)
     error = ErrorDetails(type="Cancelled", message=reason or "workflow was cancelled")
-    ending = Ending(RunStatus.cancelled, RunStateKind.cancel,
-                    ctx.history(HistoryKind.run_cancelled, RunCancelled(reason=reason, duration_ms=duration),
-                                ts),
-                    notify_error=error)
-    return finish(ctx, x, x.run_info, ts, ending)
+    return _end_on_request(ctx, x, RunStatus.cancelled, RunStateKind.cancel, HistoryKind.run_cancelled,
+                           RunCancelled, error, reason, terminate_worker=False)
 
 
 def terminate_run(ctx: Ctx, x: Directive, reason: str) -> list[Record]:
     """T8: the run is terminated at once; the last-known worker is told to stop."""
+    error = ErrorDetails(type="Terminated", message=reason or "run was terminated")
+    return _end_on_request(ctx, x, RunStatus.terminated, RunStateKind.terminate, HistoryKind.run_terminated,
+                           RunTerminated, error, reason, terminate_worker=True)
+
+
+def _end_on_request(ctx: Ctx, x: Directive, status: RunStatus, state: RunStateKind, kind: HistoryKind,
+                    event: type[RunCancelled] | type[RunTerminated], error: ErrorDetails, reason: str,
+                    terminate_worker: bool) -> list[Record]:
+    """A run ended because someone asked (cancel, terminate): its event says why and how long it ran."""
     ts = x.timestamp
     duration = ms_between(ctx.started_at(x.run_info), ts)
-    error = ErrorDetails(type="Terminated", message=reason or "run was terminated")
-    ending = Ending(RunStatus.terminated, RunStateKind.terminate,
-                    ctx.history(HistoryKind.run_terminated,
-                                RunTerminated(reason=reason, duration_ms=duration), ts),
-                    notify_error=error, terminate_worker=True)
+    ending = Ending(status, state, ctx.history(kind, event(reason=reason, duration_ms=duration), ts),
+                    notify_error=error, terminate_worker=terminate_worker)
     return finish(ctx, x, x.run_info, ts, ending)
 
 
@@ -333,14 +335,25 @@ def extended_deadline(ctx: Ctx, msg: StepTimeoutFired) -> datetime | None:
     return max(later) if later else None
 
 
-def rearm_step_timer(ctx: Ctx, msg: StepTimeoutFired, expires: datetime) -> list[Record]:
+def rearm_step_timer(ctx: Ctx, msg: StepTimeoutFired, expires: datetime,
+                     state: RunState | None = None) -> list[Record]:
     """The step's timer again (same schedule subject: it replaces the fired one), until ``expires``; the
-    unchanged run state is rewritten with its CAS, so a result committed meanwhile wins."""
-    state = ctx.state
+    run state (unchanged unless ``state`` is given) is rewritten with its CAS, so a result committed
+    meanwhile wins."""
+    state = state or ctx.state
     assert state is not None and msg.armed_by is not None
     timer = Timer(id=ctx.snap.active_timer_id, k=TimerKind.step_timeout, wfid=ctx.snap.wf_id, created=ctx.now,
                   expires=expires, d=msg.armed_by, step=msg.step_name)
     return [TimerRec(timer), ctx.write_state(state, cancel_active=False)]
+
+
+def belongs(state: RunState, history_seq_id: int, step_name: str) -> bool:
+    """Does a worker report (echoing the task's RunInfo) belong to the active dispatch?"""
+    if state.kind != RunStateKind.step:
+        return False
+    if state.active_history_seq_id and history_seq_id != state.active_history_seq_id:
+        return False
+    return not state.active_step_name or step_name == state.active_step_name
 
 
 def timeout_run(ctx: Ctx, x: Directive) -> list[Record]:

@@ -20,6 +20,8 @@ class CommandKind(StrEnum):
     run_cancel = "run.cancel"
     run_terminate = "run.terminate"
     run_list = "run.list"  # ours
+    run_retry = "run.retry"  # ours: resume an ended run as a new run of its workflow id
+    catalog_check = "catalog.check"  # ours: what live runs need that a handler catalog lacks
     worker_register = "worker.register"
     worker_terminate_run = "worker.terminate_run"
 
@@ -49,6 +51,13 @@ class TerminateCmd(msgspec.Struct):
     reason: str | None = None
 
 
+class RetryCmd(msgspec.Struct, omit_defaults=True):
+    """Ours: retry the run ``run_id`` of ``wf_id`` (default: its latest run); the reply's payload is the
+    new run's RunInfo."""
+
+    wf_id: str
+    run_id: str = ""
+    reason: str = ""
 
 
 class ListCmd(msgspec.Struct, omit_defaults=True):
@@ -58,6 +67,7 @@ class ListCmd(msgspec.Struct, omit_defaults=True):
     wf_type: str = ""
     since: datetime | None = None
     limit: int = settings.LIST_LIMIT
+    stuck: bool = False  # only runs held by a mismatch between code and run
 
 
 class EventDef(msgspec.Struct):
@@ -72,6 +82,25 @@ class WorkflowTypeDef(msgspec.Struct):
     events: list[EventDef] = msgspec.field(default_factory=list)
     queries: list[str] = msgspec.field(default_factory=list)
     start_step_timeout_ms: int = 0
+
+
+class CatalogCheckCmd(msgspec.Struct, omit_defaults=True):
+    """Ours: would workers with the catalog ``types`` (replacing workers that served ``dropped`` types
+    too) strand live runs? The reply's payload is a list of ``CatalogNeed``; empty: none would."""
+
+    types: list[WorkflowTypeDef]
+    dropped: list[str] = msgspec.field(default_factory=list)
+
+
+class CatalogNeed(msgspec.Struct, omit_defaults=True):
+    """A handler (or a whole workflow type: ``kind`` "type") live runs need that the catalog drops;
+    ``runs`` names some of them (``wf_id/run_id``), ``count`` says how many there are."""
+
+    wf_type: str
+    kind: str  # type, start, step, event, timeout
+    handler: str
+    count: int
+    runs: list[str] = msgspec.field(default_factory=list)
 
 
 class RegisterCmd(msgspec.Struct):
@@ -90,13 +119,15 @@ COMMAND_TYPES: dict[str, type[msgspec.Struct]] = {
     CommandKind.run_cancel: CancelCmd,
     CommandKind.run_terminate: TerminateCmd,
     CommandKind.run_list: ListCmd,
+    CommandKind.run_retry: RetryCmd,
+    CommandKind.catalog_check: CatalogCheckCmd,
     CommandKind.worker_register: RegisterCmd,
     CommandKind.worker_terminate_run: WorkerTerminateRunCmd,
 }
 
 CommandMessage = (
-    StartCmd | DescribeCmd | EventCmd | CancelCmd | TerminateCmd | ListCmd | RegisterCmd
-    | WorkerTerminateRunCmd
+    StartCmd | DescribeCmd | EventCmd | CancelCmd | TerminateCmd | ListCmd | RetryCmd | CatalogCheckCmd
+    | RegisterCmd | WorkerTerminateRunCmd
 )
 
 
@@ -167,6 +198,7 @@ ERR_RUN_FINISHED = 4003
 ERR_TYPE_NOT_REGISTERED = 4004
 ERR_INVALID_MESSAGE = 4005
 ERR_INVALID_NAME = 4006  # ours: a name that cannot be a subject token
+ERR_NOT_RETRYABLE = 4007  # ours: the run is not in an ended state a retry resumes (or not the latest)
 ERR_INTERNAL = 5000
 ERR_BUSY = 5030  # ours: the engine is saturated; retry after a pause (the request was not acted on)
 

@@ -41,6 +41,24 @@ class ErrorDetails(msgspec.Struct):
     qualified_type: str = ""
 
 
+class StuckReason(StrEnum):
+    """Ours: why a live run cannot go on with the code its workers have (docs/operations.md#stuck-runs)."""
+
+    missing_handler = "missing_handler"  # a worker of the type lacks the step, event or timeout handler
+    unbound_parameters = "unbound_parameters"  # the handler's parameters do not bind the stored payload
+    no_worker = "no_worker"  # no worker took the step within its timeout (is the type served at all?)
+
+
+class Stuck(msgspec.Struct, omit_defaults=True):
+    """Ours: a run held because of a mismatch between the code and the run, not failed."""
+
+    reason: str
+    handler: str
+    since: datetime
+    worker_id: str = ""
+    detail: str = ""
+
+
 class RunInfo(msgspec.Struct, omit_defaults=True):
     """Identity and lifecycle of one workflow run; keys equal to their default are left out."""
 
@@ -61,6 +79,11 @@ class RunInfo(msgspec.Struct, omit_defaults=True):
     completed_at: datetime | None = None
     state: str | None = None
     history_seq_id: int = 0
+    # Ours (the public peers ignore unknown keys): the run is held by a code mismatch, and the links
+    # between a run and its retry (docs/operations.md#retrying-ended-runs).
+    stuck: Stuck | None = None
+    retry_of: str | None = None
+    retried_as: str | None = None
 
     @property
     def is_terminal(self) -> bool:

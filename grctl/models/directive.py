@@ -31,6 +31,8 @@ class DirectiveKind(StrEnum):
     wait_timeout = "wait_timeout"
     wake_from_inbox = "wake_from_inbox"
     run_timeout = "run_timeout"  # ours: the run-level timeout fired (engine-internal)
+    step_held = "step_held"  # ours: a worker holds a task its code cannot run (the public server drops it)
+    resume = "resume"  # ours: the retry of an ended run (engine-internal)
 
 
 class RetryPolicy(msgspec.Struct, omit_defaults=True):
@@ -125,6 +127,60 @@ class RunTimedOut(msgspec.Struct):
     timer_id: str = ""
 
 
+class StepHeld(msgspec.Struct, omit_defaults=True):
+    """Ours: a worker's report that its code cannot run the task (a missing handler, parameters that
+    no longer bind); the task is handed back, not failed, and the run shows as stuck."""
+
+    step_name: str
+    worker_id: str
+    reason: str
+    detail: str = ""
+
+
+class ActiveTask(msgspec.Struct, omit_defaults=True):
+    """Ours: the kind and message of a run's active dispatch (a worker task or a wait), without the
+    envelope's ids and run info: what a run state keeps so that a retry can resume there."""
+
+    k: str
+    m: bytes = b""
+
+    @classmethod
+    def of(cls, d: Directive) -> ActiveTask:
+        return cls(k=str(d.kind), m=msgspec.msgpack.encode(d.msg))
+
+    def message(self) -> DirectiveMessage:
+        """The decoded message; ``ValueError``/``msgspec.DecodeError`` when it cannot be."""
+        factory = MESSAGE_TYPES.get(self.k)
+        if factory is None:
+            raise ValueError(f"unknown directive kind {self.k!r}")
+        return msgspec.msgpack.decode(self.m or b"\x80", type=factory)  # type: ignore[return-value]
+
+    def directive(self, id: str, timestamp: datetime, run_info: RunInfo) -> Directive:
+        return Directive(id=id, timestamp=timestamp, kind=DirectiveKind(self.k), run_info=run_info,
+                         msg=self.message())
+
+
+def step_name_of(msg: object) -> str:
+    """The wire name of the step a worker task runs: "start", the step name, or the event name ("" for
+    any other message)."""
+    if isinstance(msg, Start):
+        return "start"
+    if isinstance(msg, Step):
+        return msg.step_name
+    if isinstance(msg, Event):
+        return msg.event_name
+    return ""
+
+
+class Resume(msgspec.Struct, omit_defaults=True):
+    """Ours: start a run as the retry of ``retry_of``, at the task (or wait) that run ended in."""
+
+    retry_of: str
+    task: ActiveTask
+    input: Any = None
+    last_event_seq_id: int = 0
+
+
 class StepResult(msgspec.Struct):
     """A worker's report of a finished step; the two nested messages are inline maps, not bins."""
 
@@ -177,11 +233,13 @@ MESSAGE_TYPES: dict[str, type[msgspec.Struct]] = {
     DirectiveKind.wait_timeout: WaitTimeout,
     DirectiveKind.wake_from_inbox: WakeFromInbox,
     DirectiveKind.run_timeout: RunTimedOut,
+    DirectiveKind.step_held: StepHeld,
+    DirectiveKind.resume: Resume,
 }
 
 DirectiveMessage = (
     Start | Step | Event | Cancel | Terminate | StepPickedUp | StepResult | Complete | Fail | FailStep
-    | Wait | StepTimeoutFired | WaitTimeout | WakeFromInbox | RunTimedOut
+    | Wait | StepTimeoutFired | WaitTimeout | WakeFromInbox | RunTimedOut | StepHeld | Resume
 )
 
 
@@ -207,6 +265,11 @@ class Directive(msgspec.Struct):
     msg: DirectiveMessage
     attempt: int = 0
     kv_revs: dict[str, Any] | None = None
+
+    @property
+    def step_name(self) -> str:
+        """The wire name of the step a worker task runs ("" for any other kind)."""
+        return step_name_of(self.msg)
 
     def to_wire(self) -> DirectiveWire:
         return DirectiveWire(

@@ -23,6 +23,11 @@ class WorkflowRunFinishedError(WorkflowError):
     """The run has already finished and cannot accept the command."""
 
 
+class WorkflowNotRetryableError(WorkflowError):
+    """The run cannot be retried: it has not ended as failed, timed out or terminated, or it is not the
+    latest run of its workflow id."""
+
+
 class NonDeterminismError(WorkflowError):
     """A re-executed step did not repeat the operations its history recorded."""
 

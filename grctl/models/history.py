@@ -74,8 +74,11 @@ class RunScheduled(msgspec.Struct):
     pass
 
 
-class RunStarted(msgspec.Struct):
+class RunStarted(msgspec.Struct, omit_defaults=True):
     input: Any = None
+    # Ours: set when the run is the retry of an ended run, and the step it resumed at.
+    retry_of: str = ""
+    resumed_at: str = ""
 
 
 class RunCompleted(msgspec.Struct):

@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 
 from grctl.models.common import ErrorDetails, RunStatus
-from grctl.models.directive import DirectiveWire
+from grctl.models.directive import ActiveTask, DirectiveWire
 
 
 class RunStateKind(StrEnum):
@@ -48,6 +48,10 @@ class RunState(msgspec.Struct, omit_defaults=True):
     inbox_used: bool = False
     # Ours: when a worker reported taking the active step (its timeout counts from then).
     picked_up_at: datetime | None = None
+    # Ours: the task (or wait) the run is at, kept when the run ends, so that a retry resumes there.
+    active_task: ActiveTask | None = None
+    # Ours: "reason:handler" while the run is stuck on a code mismatch (reported once, cleared on pick-up).
+    held: str = ""
 
     @property
     def is_terminal(self) -> bool:

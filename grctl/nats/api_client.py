@@ -22,6 +22,7 @@ from grctl import settings
 from grctl.models.command import (
     ERR_ALREADY_RUNNING,
     ERR_BUSY,
+    ERR_NOT_RETRYABLE,
     ERR_RUN_FINISHED,
     ERR_RUN_NOT_FOUND,
     ERR_TYPE_NOT_REGISTERED,
@@ -38,6 +39,7 @@ from grctl.models.errors import (
     WorkflowAlreadyRunningError,
     WorkflowError,
     WorkflowNotFoundError,
+    WorkflowNotRetryableError,
     WorkflowRunFinishedError,
     WorkflowTypeNotRegisteredError,
 )
@@ -50,6 +52,7 @@ _ERRORS: dict[int, type[WorkflowError]] = {
     ERR_RUN_NOT_FOUND: WorkflowNotFoundError,
     ERR_RUN_FINISHED: WorkflowRunFinishedError,
     ERR_TYPE_NOT_REGISTERED: WorkflowTypeNotRegisteredError,
+    ERR_NOT_RETRYABLE: WorkflowNotRetryableError,
 }
 
 _gates: weakref.WeakKeyDictionary[Connection, asyncio.Semaphore] = weakref.WeakKeyDictionary()

@@ -19,6 +19,7 @@ from nats.aio.client import Client as NATSClient
 from nats.js import JetStreamContext
 
 from grctl import settings
+from grctl.lifecycle import cancel, until_stopped
 from grctl.models.common import utcnow
 from grctl.nats.direct import forget_stream_layout
 from grctl.nats.requests import disconnected, guard
@@ -164,12 +165,9 @@ class Connection:
     async def serve_until(self, stop: asyncio.Event) -> None:
         """Wait until ``stop`` is set; raise ``ConnectionLostError`` if the connection is closed for good
         first (a component cannot go on without it)."""
-        stopped, lost = asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self.lost.wait())
-        try:
-            await asyncio.wait({stopped, lost}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stopped.cancel()
-            lost.cancel()
+        stopped = asyncio.ensure_future(stop.wait())
+        await until_stopped(stopped, self.lost)
+        await cancel(stopped)
         if not stop.is_set():
             raise ConnectionLostError("the NATS connection was closed for good")
 

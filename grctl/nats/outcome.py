@@ -183,11 +183,7 @@ class RunWatcher:
     async def _unsubscribe_history(self) -> None:
         sub, self._history_sub = self._history_sub, None
         consumer, self._consumer = self._consumer, None
-        if sub is not None:
-            try:
-                await sub.unsubscribe()
-            except Exception:
-                log.debug("unsubscribing from run %s failed", self.run_id, exc_info=True)
+        await self._unsubscribe(sub)
         if consumer is not None and not self._connection.is_closed:
             try:
                 await self._connection.js.delete_consumer(subjects.STREAM, consumer)
@@ -206,12 +202,15 @@ class RunWatcher:
             self._listening = False
             self._connection.remove_reconnect_listener(self._recheck)
         sub, self._sub = self._sub, None
+        await self._unsubscribe(sub)
+        await self._unsubscribe_history()
+
+    async def _unsubscribe(self, sub: Subscription | None) -> None:
         if sub is not None:
             try:
                 await sub.unsubscribe()
-            except Exception:
+            except Exception:  # the connection may be closing: the subscription goes with it
                 log.debug("unsubscribing from run %s failed", self.run_id, exc_info=True)
-        await self._unsubscribe_history()
 
     async def discard(self) -> None:
         """Stop watching and drop the future (used for child handles at the end of a step)."""

@@ -34,6 +34,7 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig
 
 from grctl import settings
+from grctl.lifecycle import until_stopped
 from grctl.nats import subjects
 from grctl.ops import metrics
 
@@ -296,12 +297,8 @@ class PullLoop:
 
     async def _unless_stopping(self, aw: Awaitable[object]) -> None:
         waiter = asyncio.ensure_future(aw)
-        stopper = asyncio.ensure_future(self._stopping.wait())
-        try:
-            await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for t in (waiter, stopper):
-                t.cancel()
+        if not await until_stopped(waiter, self._stopping):
+            waiter.cancel()
 
     async def stop(self, timeout: float | None = None) -> None:
         """Stop fetching and wait (up to ``timeout``, default the fetch timeout + 1 s) for the loop."""

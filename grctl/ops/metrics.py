@@ -48,6 +48,9 @@ class _Metrics:
                                      "cancelled", ["wf_type", "outcome"])
         self.redeliveries = Counter("grctl_worker_redeliveries", "Worker tasks delivered more than once",
                                     ["wf_type"])
+        self.steps_held = Counter("grctl_worker_steps_held", "Worker tasks handed back because the "
+                                  "worker's code cannot run them (missing handler, parameters that do "
+                                  "not bind)", ["wf_type", "reason"])
         # any process with a NATS connection
         self.nats_reconnects = Counter("grctl_nats_reconnects", "Reconnections to NATS after a lost "
                                        "connection")
@@ -56,6 +59,11 @@ class _Metrics:
         # engine
         self.runs_started = Counter("grctl_engine_runs_started", "Runs started (their start directive "
                                     "applied)", ["wf_type"])
+        self.runs_stuck = Counter("grctl_engine_runs_stuck", "Runs marked stuck on a mismatch between "
+                                  "code and run (once per run, reason and handler)", ["wf_type", "reason"])
+        self.stuck_runs = Gauge("grctl_engine_stuck_runs", "Live runs stuck on a mismatch between code "
+                                "and run now, as this engine's run index sees them", ["wf_type"],
+                                multiprocess_mode="livemax")
         self.runs_ended = Counter("grctl_engine_runs_ended", "Runs ended, by final status",
                                   ["wf_type", "status"])
         self.directives = Counter("grctl_engine_directives", "Directives applied: committed, or a no-op",
@@ -139,6 +147,24 @@ def delivered(wf_type: str, times: int) -> None:
     """A worker task arrived; ``times`` > 1 is a redelivery."""
     if _on and times > 1:
         _at(_m.redeliveries, wf_type).inc()
+
+
+def step_held(wf_type: str, reason: str) -> None:
+    """A worker handed a task back: its code cannot run it."""
+    if _on:
+        _at(_m.steps_held, wf_type, reason).inc()
+
+
+def run_stuck(wf_type: str, reason: str) -> None:
+    """The engine marked a run stuck."""
+    if _on:
+        _at(_m.runs_stuck, wf_type, reason).inc()
+
+
+def stuck_runs(wf_type: str, count: int) -> None:
+    """How many live runs of ``wf_type`` are stuck now."""
+    if _on:
+        _at(_m.stuck_runs, wf_type).set(count)
 
 
 def nats_reconnected() -> None:

@@ -7,6 +7,8 @@
 - the next dispatch of a run whose previous step is still finishing here → waits for it (never dropped);
 - step result published → ACK; not reported (publishing failed, or the step could not talk to NATS)
   → NAK with a delay (the step is replayed);
+- held (this worker's code cannot run the task: ``worker.hold``) → NAK with a delay that grows with
+  each delivery, so that a worker with fitting code takes it;
 - terminated by the engine → ACK; cancelled by shutdown → NAK (another worker takes it at once).
 
 The pull loop keeps every held message alive with in-progress acks well inside the consumer's ack wait.
@@ -30,6 +32,7 @@ from grctl.nats.history import read_history
 from grctl.nats.pull import ACK, NAK, TERM, Decision, nak
 from grctl.nats.retry import is_transient, retrying
 from grctl.ops import metrics
+from grctl.worker.hold import HeldRuns, hold_delay
 from grctl.worker.publisher import Publisher
 from grctl.worker.runner import ResultReport, StepRunner
 from grctl.workflow import Workflow
@@ -63,6 +66,7 @@ class Dispatcher:
         self._publisher = publisher
         self._workflow_logger = workflow_logger
         self._runs: dict[str, _Run] = {}
+        self._held = HeldRuns()
 
     @property
     def running_runs(self) -> list[str]:
@@ -108,7 +112,8 @@ class Dispatcher:
                 return self._decision(current, task) if current.msg is msg else None
             await asyncio.wait({current.task})  # the previous step of this run is still finishing
         # No await between the check above and the claim below: one runner per run at a time.
-        runner = asyncio.create_task(self._execute(workflow, task), name=f"grctl-run-{run_id}")
+        runner = asyncio.create_task(self._execute(workflow, task, _num_delivered(msg)),
+                                     name=f"grctl-run-{run_id}")
         run = _Run(task.id, runner, msg)
         self._runs[run_id] = run
         try:
@@ -122,7 +127,7 @@ class Dispatcher:
         # A newer delivery of this task arrived meanwhile: its handler settles that one.
         return self._decision(run, task) if run.msg is msg else None
 
-    async def _execute(self, workflow: Workflow, task: Directive) -> ResultReport:
+    async def _execute(self, workflow: Workflow, task: Directive, delivered: int) -> ResultReport:
         """Read what the step's earlier executions recorded, then run the step.
 
         The history is read for every task, not only for redeliveries: a nats-server that crashed can
@@ -143,8 +148,11 @@ class Dispatcher:
                 return ResultReport.NOT_REPORTED
             history = [e for e in events if e.operation_id]
         runner = StepRunner(workflow, task, history, self._connection, self._publisher, self._workflow_logger,
-                            self._codec)
-        return await runner.run()
+                            self._codec, self._held, delivered)
+        outcome = await runner.run()
+        if outcome is not ResultReport.HELD:
+            self._held.forget(ri.id)
+        return outcome
 
     def _decode(self, msg: Msg) -> Directive | None:
         try:
@@ -171,6 +179,9 @@ class Dispatcher:
             log.error("%s failed before reporting (%s: %s): NAK", where, type(exc).__name__, exc,
                       exc_info=exc)
             return nak(settings.DISPATCH_RETRY_DELAY)
-        if run.task.result() is ResultReport.REPORTED:
+        outcome = run.task.result()
+        if outcome is ResultReport.REPORTED:
             return ACK
+        if outcome is ResultReport.HELD:
+            return nak(hold_delay(_num_delivered(run.msg)))
         return nak(settings.DISPATCH_RETRY_DELAY)

@@ -1,8 +1,9 @@
-"""Executes one worker task: resolve the handler, report the pick-up, call the handler, publish the
-step's result — or a ``fail_step`` when the handler raised. When the step could not talk to NATS
-(``StepInterrupted``: its own writes and reads kept failing for the time it had) or its result cannot be
-published, nothing is reported and the task is delivered again: transport trouble is never the
-handler's failure."""
+"""Executes one worker task: resolve the handler and bind its arguments, report the pick-up, call the
+handler, publish the step's result — or a ``fail_step`` when the handler raised. A task this worker's
+code cannot run (no such handler, parameters that do not bind) is held, not failed (``worker.hold``).
+When the step could not talk to NATS (``StepInterrupted``: its own writes and reads kept failing for
+the time it had) or its result cannot be published, nothing is reported and the task is delivered
+again: transport trouble is never the handler's failure."""
 
 from __future__ import annotations
 
@@ -19,13 +20,29 @@ import msgspec
 
 from grctl.codec import CodecRegistry, default_codec
 from grctl.models.common import RunInfo, RunStatus, utcnow
-from grctl.models.directive import Directive, DirectiveKind, Event, Start, Step, StepPickedUp, StepResult
+from grctl.models.directive import (
+    Directive,
+    DirectiveKind,
+    Event,
+    Start,
+    Step,
+    StepHeld,
+    StepPickedUp,
+    StepResult,
+)
 from grctl.models.history import HistoryEvent
 from grctl.nats.connection import Connection
 from grctl.ops import metrics
-from grctl.worker.binding import bind_arguments
 from grctl.worker.context import Context
-from grctl.worker.errors import HandlerNotFoundError, NextDirectiveMissingError, StepInterrupted
+from grctl.worker.errors import NextDirectiveMissingError, StepInterrupted
+from grctl.worker.hold import (
+    HeldRuns,
+    Mismatch,
+    bind_or_mismatch,
+    hold_delay,
+    missing_handler,
+    still_dispatched,
+)
 from grctl.worker.next import error_details
 from grctl.worker.publisher import Publisher
 from grctl.worker.replay import ReplayCursor
@@ -38,6 +55,7 @@ log = logging.getLogger("grctl.worker")
 class ResultReport(enum.Enum):
     REPORTED = "reported"  # the step's result (or its failure) is in the stream
     NOT_REPORTED = "not_reported"  # publishing the result failed: the task must be delivered again
+    HELD = "held"  # this worker's code cannot run the task: handed back for a worker whose code can
 
 
 def resolve(workflow: Workflow, task: Directive) -> tuple[str, HandlerConfig | None, Any]:
@@ -51,14 +69,6 @@ def resolve(workflow: Workflow, task: Directive) -> tuple[str, HandlerConfig | N
         name = msg.event_name
         return name, workflow.event_handlers.get(name) or workflow.step_handlers.get(name), msg.payload
     raise ValueError(f"a worker task cannot be of kind {task.kind}")
-
-
-def _missing(workflow: Workflow, task: Directive, step_name: str) -> HandlerNotFoundError:
-    if task.kind == DirectiveKind.start:
-        return HandlerNotFoundError(f"workflow {workflow.workflow_type!r} has no start handler")
-    what = "event or step" if task.kind == DirectiveKind.event else "step"
-    return HandlerNotFoundError(f"workflow {workflow.workflow_type!r} has no {what} handler named "
-                                f"{step_name!r}")
 
 
 def step_deadline(task: Directive) -> float:
@@ -77,11 +87,15 @@ def _retrieve(future: asyncio.Future[Any]) -> None:
 class StepRunner:
     def __init__(self, workflow: Workflow, task: Directive, history: list[HistoryEvent],
                  connection: Connection, publisher: Publisher, workflow_logger: logging.Logger,
-                 codec: CodecRegistry = default_codec) -> None:
+                 codec: CodecRegistry = default_codec, held: HeldRuns | None = None,
+                 delivered: int = 1) -> None:
         self.workflow = workflow
         self.task = task
         step_name, self.config, self.payload = resolve(workflow, task)
         self.failed = False  # the handler raised: the step's failure is what gets reported
+        self.mismatch: Mismatch | None = None  # set when the task is held instead of run
+        self._held = held or HeldRuns()
+        self._delivered = delivered
         run_info: RunInfo = msgspec.structs.replace(task.run_info)
         if task.kind == DirectiveKind.start:
             run_info = msgspec.structs.replace(run_info, status=RunStatus.running, started_at=utcnow())
@@ -98,8 +112,8 @@ class StepRunner:
     def _outcome_label(self, outcome: ResultReport | None) -> str:
         if outcome is None:
             return "cancelled"
-        if outcome is ResultReport.NOT_REPORTED:
-            return "not_reported"
+        if outcome is not ResultReport.REPORTED:
+            return outcome.value
         return "failed" if self.failed else "ok"
 
     def _picked_up(self) -> Directive:
@@ -127,12 +141,13 @@ class StepRunner:
         started = time.monotonic()
         picked: asyncio.Future[Any] | None = None
         try:
+            kwargs = self._arguments()
+            if isinstance(kwargs, Mismatch):
+                return await self._hold(kwargs)
             try:
                 if not rt.cursor.history:
                     picked = await rt.publisher.directive_nowait(self._picked_up())
-                if self.config is None:
-                    raise _missing(self.workflow, self.task, rt.step_name)
-                result = await self._call(ctx, self.config)
+                result = await self._call(ctx, kwargs)
             except StepInterrupted as exc:
                 log.warning("step %s of run %s could not talk to NATS (%s); the task will be delivered "
                             "again", rt.step_name, rt.run_info.id, exc)
@@ -159,8 +174,36 @@ class StepRunner:
             await self._close_handles()
             rt.deactivate(token)
 
-    async def _call(self, ctx: Context, config: HandlerConfig) -> Directive:
-        kwargs = bind_arguments(config.spec, self.payload, self.runtime.codec)
+    def _arguments(self) -> dict[str, Any] | Mismatch:
+        """The handler's arguments, or why this worker's code cannot run the task."""
+        if self.config is None:
+            return missing_handler(self.workflow, self.task, self.step_name)
+        return bind_or_mismatch(self.config, self.step_name, self.payload, self.runtime.codec)
+
+    async def _hold(self, mismatch: Mismatch) -> ResultReport:
+        """Hand the task back without running or reporting it as the step's failure; tell the engine
+        (an extension the public server drops), so that the run shows as stuck."""
+        rt = self.runtime
+        if self._delivered > 1 and not await still_dispatched(rt.connection.nc, self.task):
+            log.info("dropping the held task of step %s of run %s: the run has ended or moved on",
+                     rt.step_name, rt.run_info.id)
+            return ResultReport.REPORTED  # nothing is left to report: the task is acknowledged
+        self.mismatch = mismatch
+        self._held.log(self.task, mismatch, hold_delay(self._delivered))
+        metrics.step_held(rt.run_info.wf_type, mismatch.reason)
+        held = Directive(id=f"held.{self.task.id}.{mismatch.reason}", timestamp=utcnow(),
+                         kind=DirectiveKind.step_held, run_info=rt.run_info,
+                         msg=StepHeld(step_name=rt.step_name, worker_id=rt.worker_id, reason=mismatch.reason,
+                                      detail=mismatch.detail))
+        try:
+            await rt.publisher.directive(held, budget=rt.io_budget)
+        except (Exception, StepInterrupted) as exc:  # the task comes back: it is said again then
+            log.info("could not report held step %s of run %s (%s)", rt.step_name, rt.run_info.id, exc)
+        return ResultReport.HELD
+
+    async def _call(self, ctx: Context, kwargs: dict[str, Any]) -> Directive:
+        config = self.config
+        assert config is not None
         returned = config.handler(ctx, **kwargs)
         if inspect.isawaitable(returned):
             returned = await returned

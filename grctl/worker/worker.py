@@ -21,6 +21,7 @@ from nats.js import JetStreamContext
 
 from grctl import settings
 from grctl.codec import CodecRegistry, default_codec
+from grctl.lifecycle import Lifecycle
 from grctl.nats import registering, subjects
 from grctl.nats.connection import Connection, ConnectionLostError
 from grctl.nats.pull import Capacity, PullLoop
@@ -68,8 +69,8 @@ class Worker:
         self._settled = asyncio.Event()  # ready, or start failed
         self._stopped = asyncio.Event()
         self._startup_error: BaseException | None = None
-        self._started = False
-        self._stopping = False
+        self._started = False  # start() may be called once
+        self.state = Lifecycle.NEW
         self._stop_task: asyncio.Future[None] | None = None
         self._publisher = Publisher(connection, self.worker_id)
         self._dispatcher = Dispatcher(self._workflows, connection, self._publisher, self._workflow_logger,
@@ -108,13 +109,13 @@ class Worker:
         if self._started:
             raise RuntimeError("this worker was already started")
         self._started = True
-        if self._stopping:
+        if self.stopping:
             await self._stopped.wait()
             return
         try:
             await self._start()
         except BaseException as exc:
-            if self._stopping:  # stop() was called while starting: not an error
+            if self.stopping:  # stop() was called while starting: not an error
                 self._settled.set()
                 await self._stopped.wait()
                 return
@@ -125,7 +126,7 @@ class Worker:
         try:
             await self._connection.serve_until(self._stopped)
         except asyncio.CancelledError:
-            if not self._stopping:  # cancelled without stop(): shut down at once, in the background
+            if not self.stopping:  # cancelled without stop(): shut down at once, in the background
                 self._stop_task = asyncio.ensure_future(self._stop(0))
             raise
         except ConnectionLostError:
@@ -134,6 +135,7 @@ class Worker:
             raise
 
     async def _start(self) -> None:
+        self.state = Lifecycle.STARTING
         log.info("worker %s starting for %s", self.worker_id, self.workflow_types)
         catalog = [wf.type_def() for wf in self._workflows.values()]
         await register(self._connection, self.worker_id, catalog)
@@ -144,13 +146,19 @@ class Worker:
         for loop in self._loops:
             loop.start()
         await self._commands.start()
+        if self.state is Lifecycle.STARTING:  # not if stop() came meanwhile
+            self.state = Lifecycle.RUNNING
         self.ready.set()
         self._settled.set()
         log.info("worker %s ready (ack wait %.1fs, up to %d concurrent steps)", self.worker_id,
                  self._ack_wait, self.max_concurrent_steps)
 
+    @property
+    def stopping(self) -> bool:
+        return self.state in (Lifecycle.STOPPING, Lifecycle.STOPPED)
+
     def _check_stopping(self) -> None:
-        if self._stopping:
+        if self.stopping:
             raise asyncio.CancelledError
 
     async def wait_ready(self, timeout: float | None = None) -> None:
@@ -184,7 +192,7 @@ class Worker:
         await asyncio.shield(self._stop_task)
 
     async def _stop(self, shutdown_timeout: float) -> None:
-        self._stopping = True
+        self.state = Lifecycle.STOPPING
         try:
             for loop in self._loops:
                 await loop.stop()
@@ -198,6 +206,7 @@ class Worker:
             await self._abandon()
             await self._connection.close()
         finally:
+            self.state = Lifecycle.STOPPED
             self._settled.set()
             self._stopped.set()
             log.info("worker %s stopped", self.worker_id)

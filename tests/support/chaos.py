@@ -258,12 +258,12 @@ async def load_with_faults(client: Client, n: int, concurrency: int, deadline: f
     """``run_load`` that runs ``fault()`` (in a task of its own) when each fraction in ``at`` of the runs
     has finished; waits for the faults before returning."""
     pending = list(at)
-    faults: list[asyncio.Task[None]] = []
+    faults: list[asyncio.Future[None]] = []
 
     async def progress(done: int) -> None:
         while pending and done >= pending[0] * n:
             pending.pop(0)
-            faults.append(asyncio.create_task(fault()))
+            faults.append(asyncio.ensure_future(fault()))
 
     verdict = await run_load(client, n, concurrency, deadline, progress)
     await asyncio.gather(*faults)

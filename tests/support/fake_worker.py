@@ -42,7 +42,8 @@ T = TypeVar("T")
 WORKER_ID = "w_test0.aa@host"
 
 
-async def eventually(probe: Callable[[], Awaitable[T]], timeout: float = 10.0, interval: float = 0.05) -> T:
+async def eventually(probe: Callable[[], Awaitable[T | None]], timeout: float = 10.0,
+                     interval: float = 0.05) -> T:
     """Poll ``probe`` until it returns something truthy."""
     deadline = time.monotonic() + timeout
     while True:
@@ -135,7 +136,7 @@ class FakeWorker:
     # --- reading the stream -----------------------------------------------------------------------
 
     async def history(self, wf_id: str, run_id: str) -> list[HistoryEvent]:
-        events = []
+        events: list[HistoryEvent] = []
         seq = 1
         while True:
             stored = await direct.get_next(self.nc, subjects.history(wf_id, run_id), seq)

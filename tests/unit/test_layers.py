@@ -14,23 +14,26 @@ from pathlib import Path
 GRCTL = Path(__file__).resolve().parents[2] / "grctl"
 
 # What each part may import from grctl (besides itself). Top-level modules are parts of their own.
-# settings (every default, limit and backoff) imports nothing of ours; every part may read it.
+# settings (every default, limit and backoff) and lifecycle (states, waiting for work or a stop) import
+# nothing of ours; every part may use them.
 ALLOWED: dict[str, set[str]] = {
     "settings": set(),
-    "models": {"settings"},
-    "ops": {"settings", "models"},
-    "nats": {"settings", "models", "codec", "ops"},
-    "codec": {"settings"},
-    "logging_config": {"settings"},
-    "workflow": {"settings", "models", "nats", "codec"},
-    "client": {"settings", "models", "nats", "codec", "workflow", "logging_config"},
-    "worker": {"settings", "models", "nats", "codec", "workflow", "ops"},
-    "engine": {"settings", "models", "nats", "ops"},
-    "demo": {"settings", "models", "nats", "codec", "workflow", "worker"},
-    "daemon": {"settings", "models", "nats", "codec", "workflow", "worker", "engine", "client",
+    "lifecycle": set(),
+    "models": {"settings", "lifecycle"},
+    "ops": {"settings", "lifecycle", "models"},
+    "nats": {"settings", "lifecycle", "models", "codec", "ops"},
+    "codec": {"settings", "lifecycle"},
+    "logging_config": {"settings", "lifecycle"},
+    "workflow": {"settings", "lifecycle", "models", "nats", "codec"},
+    "client": {"settings", "lifecycle", "models", "nats", "codec", "workflow", "logging_config"},
+    "worker": {"settings", "lifecycle", "models", "nats", "codec", "workflow", "ops"},
+    "engine": {"settings", "lifecycle", "models", "nats", "ops"},
+    "demo": {"settings", "lifecycle", "models", "nats", "codec", "workflow", "worker"},
+    "daemon": {"settings", "lifecycle", "models", "nats", "codec", "workflow", "worker", "engine", "client",
                "logging_config", "ops"},
-    "cli": {"settings", "models", "nats", "codec", "workflow", "client", "engine", "daemon", "ops"},
-    "__main__": {"settings", "cli"},
+    "cli": {"settings", "lifecycle", "models", "nats", "codec", "workflow", "client", "engine", "daemon",
+            "ops"},
+    "__main__": {"settings", "lifecycle", "cli"},
 }
 
 
@@ -83,3 +86,45 @@ def test_no_private_name_is_imported_from_another_part() -> None:
                      for name in names
                      if name.startswith("_") and part_of(importer) != part_of(imported))
     assert private == []
+
+
+def module_graph() -> dict[str, set[str]]:
+    """Module → the grctl modules it imports (a name imported from a package counts as its submodule
+    when there is one), whether at the top, inside a function or only for type checking."""
+    modules = {".".join(("grctl", *p.relative_to(GRCTL).with_suffix("").parts)).removesuffix(".__init__")
+               for p in GRCTL.rglob("*.py")}
+
+    def module_of(name: str) -> str:
+        while name not in modules:
+            name = name.rpartition(".")[0]
+        return name
+
+    graph: dict[str, set[str]] = {m: set() for m in modules}
+    for importer, imported, names in imports():
+        targets = [f"{imported}.{n}" if f"{imported}.{n}" in modules else imported for n in names]
+        graph[importer] |= {module_of(t) for t in targets or [imported]} - {importer}
+    return graph
+
+
+def test_no_module_imports_itself_through_others() -> None:
+    """No import circle between modules, not even a deferred one: each module can be read on its own,
+    below everything that uses it."""
+    graph = module_graph()
+    circles = set()
+    for start in graph:
+        stack, seen = [(start, [start])], {start}
+        while stack:
+            module, path = stack.pop()
+            for nxt in graph[module]:
+                if nxt == start:
+                    circles.add(" → ".join(sorted(path)))
+                elif nxt not in seen:
+                    seen.add(nxt)
+                    stack.append((nxt, [*path, nxt]))
+    assert sorted(circles) == []
+
+
+def test_the_circle_check_sees_deferred_imports() -> None:
+    graph = module_graph()
+    assert "grctl.engine.engine" in graph["grctl.engine"]  # a package's re-export
+    assert "grctl.settings" in graph["grctl.nats.retry"]

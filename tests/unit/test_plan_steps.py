@@ -170,9 +170,10 @@ def test_complete_with_nil_result_writes_no_output() -> None:
 
 
 def test_fail_step_fails_the_run_with_the_step_error() -> None:
+    """Ours: the failed step's store writes are not applied (a retry starts from the store as it was)."""
     d = step_result("fail_step", {"step_name": "charge", "error": error()}, kv={"k": 1})
     records = run(snap(stepping()), d)
-    assert kinds(records) == ["KV", "H:step.failed", "INFO", "H:run.failed", "STATE:fail", "ERROR",
+    assert kinds(records) == ["H:step.failed", "INFO", "H:run.failed", "STATE:fail", "ERROR",
                               "RETENTION"]
     failed = history_msg(records, HistoryKind.step_failed)
     assert failed.step_name == "charge" and failed.error.type == "ValueError"
@@ -263,8 +264,13 @@ def test_a_result_reported_in_time_is_applied_instead_of_the_timeout() -> None:
 def test_a_step_no_worker_has_taken_yet_keeps_waiting_for_one() -> None:
     queued = stepping(worker_id=None)
     records = run(snap(queued), windowed_timeout(T0, T0 + timedelta(seconds=10)))
-    assert kinds(records) == ["TIMER:step_timeout", "STATE:step"]
+    assert kinds(records) == ["INFO", "TIMER:step_timeout", "STATE:step"]
     assert timers(records)[0].timer.expires == NOW + timedelta(seconds=10)  # its whole timeout again
+    stuck = final_info(records).stuck  # ours: shown as stuck, once
+    assert stuck is not None and (stuck.reason, stuck.handler) == ("no_worker", "charge")
+    marked = final_state(records)
+    again = run(snap(marked), windowed_timeout(NOW, NOW + timedelta(seconds=10)))
+    assert kinds(again) == ["TIMER:step_timeout", "STATE:step"]
 
 
 def test_a_step_taken_late_gets_its_timeout_from_the_pick_up() -> None:

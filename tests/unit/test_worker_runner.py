@@ -18,6 +18,7 @@ from grctl.models.directive import (
     RetryPolicy,
     Start,
     Step,
+    StepHeld,
 )
 from grctl.models.history import (
     HistoryEvent,
@@ -59,7 +60,8 @@ def event_task(name: str, payload: Any = None) -> Directive:
 
 
 async def execute(wf: Workflow, directive: Directive, history: list[HistoryEvent] | None = None,
-                  kv: dict[str, bytes] | None = None) -> RecordingPublisher:
+                  kv: dict[str, bytes] | None = None,
+                  expect: ResultReport = ResultReport.REPORTED) -> RecordingPublisher:
     pub = RecordingPublisher()
     runner = StepRunner(wf, directive, history or [], None, pub, logging.getLogger("test"))  # type: ignore[arg-type]
 
@@ -67,8 +69,16 @@ async def execute(wf: Workflow, directive: Directive, history: list[HistoryEvent
         return (kv or {}).get(key)
 
     runner.runtime.store._loader = load
-    assert await runner.run() is ResultReport.REPORTED
+    assert await runner.run() is expect
     return pub
+
+
+def held(pub: RecordingPublisher) -> StepHeld:
+    """The one report of a held task: no pick-up, no result, only ``step_held``."""
+    assert pub.kinds == ["step_held"]
+    msg = pub.directives[0].msg
+    assert isinstance(msg, StepHeld)
+    return msg
 
 
 def hist(kind: HistoryKind, msg: object, op: str) -> HistoryEvent:
@@ -158,18 +168,15 @@ async def test_uncaught_exception_becomes_fail_step_with_pending_writes() -> Non
 
 
 @pytest.mark.parametrize("directive", [step_task("nope"), event_task("nope")])
-async def test_missing_handler_publishes_fail_step(directive: Directive) -> None:
-    wf = Workflow("T")
-    pub = await execute(wf, directive)
-    assert pub.kinds == ["step_picked_up", "step_result"]
-    res = pub.result
-    assert res.next_msg_kind == "fail_step" and res.next_msg.step_name == "nope"
-    assert res.next_msg.error.type == "HandlerNotFoundError"
+async def test_missing_handler_holds_the_task(directive: Directive) -> None:
+    msg = held(await execute(Workflow("T"), directive, expect=ResultReport.HELD))
+    assert (msg.step_name, msg.reason, msg.worker_id) == ("nope", "missing_handler", WORKER)
+    assert "'nope'" in msg.detail
 
 
-async def test_missing_start_handler_publishes_fail_step() -> None:
-    res = (await execute(Workflow("T"), start_task())).result
-    assert res.next_msg.step_name == "start" and "no start handler" in res.next_msg.error.message
+async def test_missing_start_handler_holds_the_task() -> None:
+    msg = held(await execute(Workflow("T"), start_task(), expect=ResultReport.HELD))
+    assert msg.step_name == "start" and "no start handler" in msg.detail
 
 
 async def test_returning_something_else_is_next_directive_missing() -> None:
@@ -183,16 +190,17 @@ async def test_returning_something_else_is_next_directive_missing() -> None:
     assert res.next_msg.error.type == "NextDirectiveMissingError"
 
 
-async def test_binding_errors_fail_the_step() -> None:
+async def test_parameters_that_do_not_bind_hold_the_task() -> None:
     wf = Workflow("T")
 
     @wf.start()
     async def start(ctx: Context, a: int, b: int) -> Directive:
         return ctx.next.complete(a + b)
 
-    assert (await execute(wf, start_task({"a": 1}))).result.next_msg.error.type == "KeyError"
-    assert (await execute(wf, start_task({"a": "x", "b": 1}))).result.next_msg.error.type == \
-        "ValidationError"
+    missing = held(await execute(wf, start_task({"a": 1}), expect=ResultReport.HELD))
+    assert missing.reason == "unbound_parameters" and "KeyError" in missing.detail
+    wrong = held(await execute(wf, start_task({"a": "x", "b": 1}), expect=ResultReport.HELD))
+    assert "ValidationError" in wrong.detail
     assert (await execute(wf, start_task({"a": 1, "b": 2}))).result.next_msg.result == 3
 
 

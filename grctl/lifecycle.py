@@ -1,0 +1,50 @@
+"""A component's life: its states (``Lifecycle``), and the stop race: wait for some work or for a stop,
+whichever comes first.
+
+Every long wait of the project (connecting, starting, a child's readiness, a fetch) must give way when
+the process is asked to stop, or when something else makes the wait pointless. ``until_stopped`` is the
+one way to write that: it leaves the work running when it loses (the caller decides whether to cancel
+it, with ``cancel``, or to keep waiting) and never leaks the waiters on the events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from enum import StrEnum
+from typing import Any
+
+
+class Lifecycle(StrEnum):
+    """Where a long-lived component (the engine, a worker) is in its life; the value is how readiness
+    checks say it ("engine starting")."""
+
+    NEW = "new"
+    STARTING = "starting"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+
+
+async def until_stopped(work: asyncio.Future[Any], *stops: asyncio.Event,
+                        timeout: float | None = None) -> bool:
+    """Wait until ``work`` is done, one of ``stops`` is set, or ``timeout`` seconds pass; True when
+    ``work`` is done (it may have been done first even if a stop is set now). If the caller itself is
+    cancelled meanwhile, ``work`` is cancelled too."""
+    waiters = [asyncio.ensure_future(stop.wait()) for stop in stops]
+    try:
+        await asyncio.wait({work, *waiters}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        work.cancel()
+        raise
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+    return work.done()
+
+
+async def cancel(work: asyncio.Future[Any]) -> None:
+    """Cancel ``work`` and wait until it has ended, whatever it raises: what lost the race is dropped."""
+    work.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await work
