@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 from daemonkit import ROOT, Daemon, run
-from pkgkit import need
 from support.cluster import NatsCluster
+from support.pkgkit import need
 
 from grctl.nats.server import free_port
 

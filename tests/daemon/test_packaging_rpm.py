@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from daemonkit import ROOT
-from pkgkit import OverlayRoot, need, tree_digests
+from support.pkgkit import OverlayRoot, need, tree_digests
 
 pytestmark = pytest.mark.timeout(600)
 SPEC = ROOT / "packaging" / "rpm" / "grctl.spec"

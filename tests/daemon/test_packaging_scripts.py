@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from pkgkit import OverlayRoot, need
+from support.pkgkit import OverlayRoot, need
 
 pytestmark = pytest.mark.timeout(600)
 

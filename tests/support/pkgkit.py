@@ -1,6 +1,7 @@
-"""Helpers of the packaging tests: build the packages offline, and run package managers in a root
-made of overlays of this machine's /usr, /etc and dpkg database (writes stay in the test's
-directories; the maintainer scripts run chrooted into it, as dpkg --root and rpm --root do)."""
+"""Helpers and session fixtures of the packaging tests: the packages, built offline once per session,
+and package managers run in a root made of overlays of this machine's /usr, /etc and dpkg database
+(writes stay in the test's directories; the maintainer scripts run chrooted into it, as dpkg --root
+and rpm --root do)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from daemonkit import ROOT
+
+ROOT = Path(__file__).resolve().parents[2]
 
 # Overlays of the host: each (host path, path in the root). /dev and /proc are bound as they are:
 # scripts write to /dev/null, and systemctl looks at /proc to see that it runs in a chroot.
@@ -102,3 +104,22 @@ class OverlayRoot:
 
     def chroot(self, *command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return self.run("chroot", str(self.path), *command, check=check)
+
+
+@pytest.fixture(scope="session")
+def deb(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    need("dpkg-buildpackage", "dh", "dpkg-deb")
+    return build("build-deb.sh", tmp_path_factory.mktemp("deb"))
+
+
+@pytest.fixture(scope="session")
+def rpm(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    need("rpmbuild", "rpm")
+    return build("build-rpm.sh", tmp_path_factory.mktemp("rpm"))
+
+
+@pytest.fixture(scope="session")
+def unpacked(deb: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("unpacked")
+    subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True)
+    return root
