@@ -25,6 +25,7 @@ from ulid import ULID
 
 from grctl import settings
 from grctl.cli import format as fmt
+from grctl.cli.start_time import add_when_arguments, start_run_of
 from grctl.client.client import Client
 from grctl.lifecycle import until_stopped
 from grctl.models.errors import (
@@ -220,7 +221,7 @@ async def _outcome(handle: WorkflowHandle) -> int:
 
 
 async def cmd_start(client: Client, args: argparse.Namespace) -> int:
-    handle = await client.start_workflow(args.type, args.id, args.input_value, timeout=args.timeout)
+    handle = await start_run_of(client, args)
     try:
         if args.json:
             print(fmt.to_json({"wf_id": handle.wf_id, "wf_type": args.type, "run_id": handle.run_id}))
@@ -233,7 +234,7 @@ async def cmd_start(client: Client, args: argparse.Namespace) -> int:
 
 
 async def cmd_run(client: Client, args: argparse.Namespace) -> int:
-    handle = await client.start_workflow(args.type, args.id, args.input_value, timeout=args.timeout)
+    handle = await start_run_of(client, args)
     if args.generated_id:  # stdout is for the result
         print(f"Started workflow {handle.wf_id} ({args.type}), run {handle.run_id}", file=sys.stderr)
     try:
@@ -350,6 +351,7 @@ def add_client_parsers(sub: argparse._SubParsersAction, parents: list[argparse.A
         p.add_argument("--id", metavar="ID", help="the workflow id (default: a new unique id, printed)")
         p.add_argument("--input", metavar="JSON|@FILE", help=INPUT_HELP)
         p.add_argument("--timeout", type=positive_seconds, metavar="SECONDS", help=RUN_TIMEOUT_HELP)
+        add_when_arguments(p)
         if name == "start":
             p.add_argument("--wait", action="store_true", help="then wait for the run and print its result")
             p.add_argument("--json", action="store_true", help="print the started run as JSON")

@@ -13,7 +13,6 @@ it; repeatable or comma-separated; default: the file, else ``$GRCTL_NATS_SERVERS
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
 import logging
 import os
@@ -21,12 +20,13 @@ import sys
 from datetime import timedelta
 from importlib import metadata
 
-from grctl import settings
+from grctl import eventloop, settings
 from grctl.cli import config as cli_config
 from grctl.cli.commands import EXIT_STATUS_HELP, EXIT_USAGE, CliError, add_client_parsers, run_client_command
 from grctl.cli.describe_retry import add_runs_parsers
 from grctl.cli.list_command import add_list_parser
 from grctl.cli.public_shape import add_workflow_parsers
+from grctl.cli.schedule_command import add_schedule_parser
 from grctl.daemon.logs import configure_logging
 from grctl.daemon.model import DaemonConfig, LoggingConfig
 from grctl.daemon.schema import parse_retention, parse_size
@@ -166,7 +166,7 @@ def cmd_engine(args: argparse.Namespace) -> int:
         retention = timedelta(seconds=engine.retention) if engine.retention else None
     options = {**cfg.nats.connect_options(), "name": "grctl-engine"}
     try:
-        asyncio.run(run_engine(memory=args.memory, step_timeout=step_timeout, wait_timeout=wait_timeout,
+        eventloop.run(run_engine(memory=args.memory, step_timeout=step_timeout, wait_timeout=wait_timeout,
                                retention=retention, stream=stream, connect_options=options,
                                http_listen=args.http or engine.http.listen))
     except KeyboardInterrupt:
@@ -217,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_list_parser(sub, [common, client])
     add_runs_parsers(sub, [common, client])
     add_workflow_parsers(sub, [common, client])
+    add_schedule_parser(sub, [common, client])
     add_engine_parser(sub, [common])
     sub.add_parser("version", help="print the version").set_defaults(func=cmd_version)
     parser.set_defaults(func=_client_command)

@@ -12,6 +12,7 @@ import msgspec
 from grctl import settings
 from grctl.cli import format as fmt
 from grctl.cli.commands import EXIT_OK, add_command
+from grctl.cli.start_time import iso_time
 from grctl.client.client import Client
 from grctl.daemon.schema import parse_duration
 from grctl.models.common import RunInfo, RunStatus
@@ -37,12 +38,10 @@ def since(text: str) -> datetime | timedelta:
         return timedelta(seconds=parse_duration(text))
     except ValueError:
         pass
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a duration (e.g. 1h, 30m, 2d) nor a time (ISO 8601): "
-                                         f"{text!r}") from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+    when = iso_time(text)
+    if when is None:
+        raise argparse.ArgumentTypeError(f"not a duration (e.g. 1h, 30m, 2d) nor a time (ISO 8601): {text!r}")
+    return when
 
 
 def limit(text: str) -> int:

@@ -19,11 +19,13 @@ from ulid import ULID
 
 from grctl import settings
 from grctl.client.details import RunDetails, read_details
+from grctl.client.schedules import ScheduleCommands
 from grctl.codec import CodecRegistry, default_codec
 from grctl.models.command import CommandKind, DescribeCmd, ListCmd, RetryCmd
 from grctl.models.common import RunInfo, RunStatus, utcnow
 from grctl.models.errors import WorkflowError, WorkflowNotFoundError
 from grctl.models.history import HistoryEvent
+from grctl.models.schedule import RunOutcome, ScheduleState, ScheduleView
 from grctl.nats import api_client as api
 from grctl.nats import registering, subjects
 from grctl.nats.connection import Connection
@@ -75,12 +77,22 @@ class Client:
 
     async def start_workflow(self, type: str, id: str, input: Any = None,
                              timeout: timedelta | float | None = None,
-                             return_type: Any = None) -> WorkflowHandle:
+                             return_type: Any = None, *, start_at: datetime | None = None,
+                             start_delay: timedelta | float | None = None) -> WorkflowHandle:
         """Start a run of workflow ``type`` with workflow id ``id``; returns its handle.
 
-        ``timeout`` is the run-level timeout (whole seconds on the wire). Raises
+        ``timeout`` is the run-level timeout (whole seconds on the wire). ``start_at`` (a time with a
+        UTC offset) or ``start_delay`` (from now): the run exists at once, pending, and starts then; it
+        can be cancelled or terminated before (ours: the public server starts it at once). Raises
         ``WorkflowAlreadyRunningError`` / ``WorkflowTypeNotRegisteredError`` / ``WorkflowError``.
         """
+        if start_at is not None and start_delay is not None:
+            raise ValueError("give start_at or start_delay, not both")
+        if start_at is not None and start_at.tzinfo is None:
+            raise ValueError("start_at needs a time zone (e.g. datetime.now(UTC) + ...)")
+        delay = _seconds(start_delay)
+        if delay is not None:
+            start_at = utcnow() + timedelta(seconds=delay)
         check_token("workflow type", type)
         check_token("workflow id", id)
         await registering.wait_registered(self._connection, type)  # a worker starting on this connection
@@ -88,7 +100,7 @@ class Client:
         run_info = RunInfo(id=str(ULID()), wf_id=id, wf_type=type, created_at=utcnow(),
                            timeout=max(1, int(seconds)) if seconds else None)
         return await start_run(self._connection, run_info, input, self.id, return_type, self.retry_for,
-                               self._codec)
+                               self._codec, start_at)
 
     @overload
     async def run_workflow(self, type: str, id: str, input: Any = None,
@@ -222,3 +234,36 @@ class Client:
         async with contextlib.aclosing(follow_history(self._connection, wf_id, run_id)) as events:
             async for event in events:
                 yield event
+
+    # --- schedules (ours: declared in grctld's grctl.yaml, kept by the engine) -------------------------
+
+    def _schedules(self) -> ScheduleCommands:
+        return ScheduleCommands(self._connection, self.id, self.retry_for)
+
+    async def list_schedules(self) -> list[ScheduleView]:
+        """Every schedule in force: its definition and state (``view.state``: paused, last tick, last
+        run's workflow id, counts of fired, skipped and missed ticks, a conflict between hosts), its next
+        three fire times (``view.next_fires``, UTC; none while paused) and its last run's status."""
+        return await self._schedules().all()
+
+    async def trigger_schedule(self, schedule_id: str) -> RunOutcome:
+        """Start the schedule's workflow now (workflow id ``{schedule_id}@{now}``), under its overlap
+        policy: ``outcome.action`` is ``started``, ``skipped`` or ``buffered``. ``WorkflowError`` (code
+        4008) when no such schedule is in force."""
+        return await self._schedules().trigger(schedule_id)
+
+    async def pause_schedule(self, schedule_id: str, note: str = "") -> ScheduleState:
+        """Stop firing the schedule until ``resume_schedule`` (kept across reloads and restarts);
+        ``note`` says why, in ``list_schedules``. Runs already started go on."""
+        return await self._schedules().pause(schedule_id, note)
+
+    async def resume_schedule(self, schedule_id: str) -> ScheduleState:
+        """Fire the schedule again from its next tick; the ticks that fell while it was paused are not
+        run (``backfill_schedule`` runs them). Refused when the file itself says ``paused: true``."""
+        return await self._schedules().resume(schedule_id)
+
+    async def backfill_schedule(self, schedule_id: str, start: datetime,
+                                end: datetime) -> list[RunOutcome]:
+        """Start the run of every tick from ``start`` to ``end`` (both included, at most 1000), whatever
+        the overlap policy; a tick whose run exists keeps it (one run per tick)."""
+        return await self._schedules().backfill(schedule_id, start, end)

@@ -22,6 +22,8 @@ from grctl.daemon.config import DEFAULT_PATH, Overrides, load_config, workflow_p
 from grctl.daemon.errors import ConfigError
 from grctl.daemon.logs import configure_logging
 from grctl.daemon.model import DaemonConfig, mask_url
+from grctl.daemon.schedule_config import next_fire_lines
+from grctl.models.common import utcnow
 
 if TYPE_CHECKING:
     from grctl.workflow import Workflow
@@ -130,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(f"# {args.config}, resolved (defaults < file < environment < flags)\n")
         sys.stdout.write(f"# workers connect to: {', '.join(mask_url(u) for u in cfg.nats.servers)}\n")
         sys.stdout.write(yaml.safe_dump(cfg.masked(), sort_keys=False, default_flow_style=False))
+        for line in next_fire_lines(cfg.schedules, utcnow()):
+            sys.stdout.write(f"{line}\n")
         return 0
     return run(cfg, args.config, overrides)
 

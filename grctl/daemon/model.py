@@ -13,6 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 import msgspec
 
 from grctl import settings
+from grctl.models.schedule import ScheduleSpec
 from grctl.nats.server_config import SYNC_ALWAYS
 from grctl.nats.stream_settings import StreamSettings
 
@@ -150,6 +151,7 @@ class DaemonConfig(msgspec.Struct, frozen=True, kw_only=True):
     reload: ReloadConfig = msgspec.field(default_factory=ReloadConfig)
     engine: EngineConfig = msgspec.field(default_factory=EngineConfig)
     http: HttpConfig = msgspec.field(default_factory=HttpConfig)
+    schedules: dict[str, ScheduleSpec] = msgspec.field(default_factory=dict)
 
     def encode(self) -> bytes:
         return msgspec.json.encode(self)
@@ -188,7 +190,17 @@ class DaemonConfig(msgspec.Struct, frozen=True, kw_only=True):
         for key in ("max_bytes", "max_msg_size"):  # -1: no limit, which the file says by leaving it out
             if data["engine"].get(key) == -1:
                 data["engine"].pop(key)
+        data["schedules"] = {i: _schedule_keys(spec) for i, spec in self.schedules.items()}
+        if not data["schedules"]:
+            data.pop("schedules")
         return data
+
+
+def _schedule_keys(spec: ScheduleSpec) -> dict[str, Any]:
+    """A schedule as the file writes it, every default filled in (cron or every, whichever is set)."""
+    keys = {f: getattr(spec, f) for f in spec.__struct_fields__}
+    keys.pop("every" if spec.cron else "cron")
+    return {k: msgspec.to_builtins(v) for k, v in keys.items() if v is not None}
 
 
 def _drop_none(value: Any) -> Any:

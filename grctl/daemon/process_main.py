@@ -19,7 +19,7 @@ import sys
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from grctl import settings
+from grctl import eventloop, settings
 from grctl.daemon.channel import ReadyInfo, Role, StatusPipe, on_parent_exit, read_spec
 from grctl.daemon.logs import configure_logging, workflow_logger
 from grctl.daemon.model import DaemonConfig, NatsConfig
@@ -235,8 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         if role is Role.WORKER:
-            return asyncio.run(run_worker(cfg, status, spec.replaces))
-        return asyncio.run(run_engine(cfg, status))
+            return eventloop.run(run_worker(cfg, status, spec.replaces))
+        return eventloop.run(run_engine(cfg, status))
     except Exception as exc:
         log.exception("%s process failed", role)
         status.error(f"{role} process failed: {describe_exception(exc)}")

@@ -24,6 +24,7 @@ from grctl.daemon.model import (
     WorkerConfig,
     WorkflowLoggerConfig,
 )
+from grctl.daemon.schedule_config import resolve_schedules
 from grctl.daemon.schema import parse_duration, parse_retention, parse_size, parse_sync_interval
 from grctl.daemon.yamlmarks import Path
 from grctl.nats.server_config import SYNC_ALWAYS, sync_interval_text, top_level_keys
@@ -72,6 +73,7 @@ class Resolver:
             reload=ReloadConfig(**d.get("reload", {})),
             engine=self.engine(d.get("engine", {})),
             http=HttpConfig(**d.get("http", {})),
+            schedules=resolve_schedules(d.get("schedules", {}), self.fail),
         )
         if self.daemon and not config.workflows and not config.engine.embedded:
             self.fail(("workflows",), "nothing to run: list workflow modules, or set engine.embedded: true "

@@ -12,6 +12,7 @@ import ipaddress
 import json
 import re
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from functools import cache
 from importlib import resources
 from typing import Any, cast
@@ -20,6 +21,8 @@ from urllib.parse import urlsplit
 from jsonschema import Draft7Validator, FormatChecker, ValidationError
 
 from grctl.daemon.yamlmarks import Path
+from grctl.models.schedule_clock import check_cron, zone
+from grctl.nats.subjects import invalid_token_reason
 from grctl.ops.listen import parse_listen
 
 SCHEMA_RESOURCE = ("grctl", "schemas/grctl.schema.json")
@@ -67,6 +70,24 @@ def parse_duration(value: str | float | int) -> float:
             "or a number of seconds)"
         )
     return total
+
+
+def parse_timestamp(value: str) -> datetime:
+    """An ISO 8601 time with its UTC offset ("2027-01-01T00:00:00Z")."""
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        when = None
+    if when is None or when.tzinfo is None:
+        raise ValueError(f"{value!r} is not a time with a UTC offset (e.g. 2027-01-01T00:00:00Z or "
+                         "2027-01-01T02:00:00+01:00)")
+    return when
+
+
+def check_schedule_id(value: str) -> None:
+    reason = invalid_token_reason(value)
+    if reason:
+        raise ValueError(f"schedule id {value!r} {reason}")
 
 
 def parse_sync_interval(value: str | float | int) -> float | None:
@@ -161,7 +182,9 @@ def _format_checker() -> FormatChecker:
         checker.checks(name, raises=ValueError)(check)
 
     for name, parse in (("duration", parse_duration), ("retention", parse_retention),
-                        ("nats-url", check_nats_url), ("listen", parse_listen)):
+                        ("nats-url", check_nats_url), ("listen", parse_listen), ("cron", check_cron),
+                        ("timezone", zone), ("timestamp", parse_timestamp),
+                        ("schedule-id", check_schedule_id)):
         text_format(name, parse)
 
     @checker.checks("sync-interval", raises=ValueError)
@@ -285,6 +308,9 @@ def _translate(error: ValidationError) -> Iterator[tuple[Path, str, bool]]:
         yield path, f"expected {_expected(schema)}, got {describe(value)}", False
     elif kind == "format":
         cause = error.cause
+        if "propertyNames" in error.relative_schema_path:  # a key of the mapping, not a value
+            yield (*path, str(value)), str(cause) if cause else error.message, True
+            return
         yield path, str(cause) if cause else error.message, False
     elif kind == "enum":
         choices = [str(c) for c in cast(list[Any], error.validator_value)]

@@ -36,6 +36,7 @@ from grctl.daemon.model import DaemonConfig
 from grctl.daemon.notify import Notifier
 from grctl.daemon.procs import ChildFailed, ChildProcess, Generation, stop_budget
 from grctl.daemon.restarts import CrashRestarts
+from grctl.daemon.schedule_declare import ScheduleDeclarer
 from grctl.daemon.services import EmbeddedNatsServer, keep_services
 from grctl.daemon.watch import Watcher, digest
 
@@ -69,6 +70,7 @@ class Supervisor(ChangeWatch, CrashRestarts):
         self.watcher: Watcher | None = None
         self.tasks: set[asyncio.Task[Any]] = set()
         self.ops = DaemonOps(cfg.http.listen)
+        self.schedules = ScheduleDeclarer()
 
     # -- the loop ------------------------------------------------------------------------------------
 
@@ -222,6 +224,7 @@ class Supervisor(ChangeWatch, CrashRestarts):
 
     def _promote(self, gen: Generation, infos: list[ReadyInfo]) -> None:
         old, self.current, self.cfg = self.current, gen, gen.cfg
+        self.schedules.declare(gen.cfg)
         metrics.GENERATIONS_STARTED.inc()
         metrics.GENERATION.set(gen.number)
         for proc in gen.processes:
@@ -245,6 +248,7 @@ class Supervisor(ChangeWatch, CrashRestarts):
         """An engine-only node: no generation runs (a previous one, if a reload removed the workflows,
         drains)."""
         old, self.current, self.cfg = self.current, None, cfg
+        self.schedules.declare(cfg)
         self.sources = {}
         self._restart_watcher(cfg, [])
         status = "ready: engine only (no workflows to run)"
@@ -302,6 +306,7 @@ class Supervisor(ChangeWatch, CrashRestarts):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self.bringup
         await asyncio.gather(*(self._retire(g) for g in list(self.generations)), return_exceptions=True)
+        await self.schedules.close()
         if self.engine is not None:
             await self.engine.stop(self.cfg.shutdown_timeout)
         if self.nats is not None:

@@ -24,6 +24,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -35,6 +36,7 @@ from ulid import ULID
 from grctl import settings
 from grctl.engine.catalog import CatalogCheck
 from grctl.engine.committer import GroupCommitter
+from grctl.engine.delayed import delayed_start
 from grctl.engine.keyed import KeyedSerializer
 from grctl.engine.persistence import CommitVerdict, classify
 from grctl.engine.registry import Registry
@@ -55,11 +57,11 @@ from grctl.models.command import (
     CancelCmd,
     Command,
     CommandKind,
+    DelayedStartCmd,
     DescribeCmd,
     EventCmd,
     ListCmd,
     RegisterCmd,
-    StartCmd,
     TerminateCmd,
     decode_command,
     encode_response,
@@ -129,6 +131,10 @@ class ApiServer:
             CommandKind.run_retry: Retrier(nc, committer, self._per_id).command,
             CommandKind.catalog_check: self._catalog,
         }
+
+    def serve(self, kind: CommandKind, handler: Callable[[Command], Awaitable[APIResponse]]) -> None:
+        """Answer commands of ``kind`` with ``handler`` (ours: the schedule commands)."""
+        self._handlers[kind] = handler
 
     async def start(self) -> None:
         self._sub = await self._nc.subscribe(subjects.API_ALL, queue=subjects.API_QUEUE, cb=self._on_msg,
@@ -224,6 +230,11 @@ class ApiServer:
             return None
         return _info_decoder.decode(stored.data), stored.data
 
+    async def latest_run(self, wf_id: str) -> RunInfo | None:
+        """The latest run of ``wf_id``, or None."""
+        found = await self._latest(wf_id)
+        return found[0] if found is not None else None
+
     async def _latest(self, wf_id: str) -> tuple[RunInfo, bytes] | None:
         found = await self._pointer(wf_id)
         if found is None:
@@ -234,8 +245,12 @@ class ApiServer:
     # --- run.start -----------------------------------------------------------------------------
 
     async def _start(self, cmd: Command) -> APIResponse:
-        start: StartCmd = cmd.msg
-        ri = start.run_info
+        start: DelayedStartCmd = cmd.msg
+        return await self.start_run(start.run_info, start.input, start.start_at)
+
+    async def start_run(self, ri: RunInfo, input: Any, start_at: datetime | None = None) -> APIResponse:
+        """Create the run ``ri`` (idempotent by run id), as ``run.start`` does; schedules use it too.
+        ``start_at`` (ours): the start directive is a message schedule due then."""
         bad = check_names(("workflow id", ri.wf_id), ("workflow type", ri.wf_type), ("run id", ri.id))
         if bad:
             return bad
@@ -244,10 +259,10 @@ class ApiServer:
             return NOT_REGISTERED
         timeout_ms = entry.start_step_timeout_ms or self._start_step_timeout_ms
         d = Directive(id=f"start.{ri.id}", timestamp=utcnow(), kind=DirectiveKind.start, run_info=ri,
-                      msg=Start(input=start.input, timeout_ms=timeout_ms))
-        return await self._per_id.run(ri.wf_id, lambda: self._create_run(d))
+                      msg=Start(input=input, timeout_ms=timeout_ms))
+        return await self._per_id.run(ri.wf_id, lambda: self._create_run(d, start_at))
 
-    async def _create_run(self, d: Directive) -> APIResponse:
+    async def _create_run(self, d: Directive, start_at: datetime | None) -> APIResponse:
         ri = d.run_info
         for _ in range(settings.START_ATTEMPTS):
             found = await self._pointer(ri.wf_id)
@@ -267,8 +282,8 @@ class ApiServer:
             msgs = [
                 pointer_msg,
                 OutMsg(subjects.run_info(ri.wf_type, ri.wf_id, ri.id), msgspec.msgpack.encode(ri)),
-                OutMsg(subjects.directive(ri.wf_type, ri.wf_id, ri.id), encode_directive(d),
-                       {H_MSG_ID: d.id}),
+                delayed_start(d, start_at) if start_at else OutMsg(
+                    subjects.directive(ri.wf_type, ri.wf_id, ri.id), encode_directive(d), {H_MSG_ID: d.id}),
             ]
             try:
                 await self._committer.submit(msgs)
@@ -308,7 +323,12 @@ class ApiServer:
         if msg is None:  # an event: its step timeout comes from the registered event definition
             timeout_ms = await self._registry.event_timeout_ms(current.wf_type, event_name)
             msg = Event(event_name=event_name, payload=payload, timeout_ms=timeout_ms)
-        d = Directive(id=directive_id(kind, cmd), timestamp=utcnow(), kind=kind, run_info=current, msg=msg)
+        return await self.send_directive(current, kind, msg, directive_id(kind, cmd))
+
+    async def send_directive(self, current: RunInfo, kind: DirectiveKind, msg: DirectiveMessage,
+                             d_id: str) -> APIResponse:
+        """Send ``msg`` to the run ``current`` (stored once per ``d_id``)."""
+        d = Directive(id=d_id, timestamp=utcnow(), kind=kind, run_info=current, msg=msg)
         await publish(self._nc, subjects.directive(current.wf_type, current.wf_id, current.id),
                       encode_directive(d), {H_MSG_ID: d.id})
         return OK

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import socket
 from datetime import datetime, timedelta
@@ -19,6 +20,8 @@ from grctl.engine.persistence import Persistence
 from grctl.engine.placement import keep_consumers_with_stream_leader
 from grctl.engine.registry import Registry
 from grctl.engine.runindex import RunIndex
+from grctl.engine.schedule_api import ScheduleApi
+from grctl.engine.schedules import Scheduler
 from grctl.engine.snapshot import (
     DEFAULT_RECOVERY_GRACE,
     DEFAULT_RETENTION,
@@ -34,7 +37,7 @@ from grctl.nats.connection import Connection
 from grctl.nats.direct import forget_stream_layout
 from grctl.nats.jetstream import ensure_stream
 from grctl.nats.pull import PullLoop
-from grctl.nats.retry import retrying
+from grctl.nats.retry import log_failure, retrying
 from grctl.nats.stream_settings import StreamSettings
 
 log = logging.getLogger(__name__)
@@ -84,8 +87,10 @@ class Engine:
         self.runs = RunIndex(nc, js, retention)
         self.api = ApiServer(nc, self.committer, Registry(nc, self.committer),
                              int(step_timeout.total_seconds() * 1000), runs=self.runs)
+        self.scheduler = Scheduler(nc, js, self.api)
+        self.schedules = ScheduleApi(self.api, self.scheduler)
         self._consumers: list[PullLoop] = [self.manager.consumer, self.timers.consumer,
-                                           self.bg_tasks.consumer]
+                                           self.bg_tasks.consumer, self.scheduler.consumer]
         self._loops: list[asyncio.Task[None]] = []
         self._housekeeping: list[asyncio.Task[None]] = []  # the sweep and the consumer placement
         self.state = Lifecycle.NEW
@@ -120,12 +125,24 @@ class Engine:
             asyncio.create_task(self.sweeper.run(), name="grctl-sweep"),
             asyncio.create_task(keep_consumers_with_stream_leader(self.connection.nc, self.connection.js),
                                 name="grctl-placement"),
+            asyncio.create_task(self._reconcile_schedules(), name="grctl-schedules"),
         ]
         await self.api.start()  # last: requests are only taken once directives are consumed
         self.state = Lifecycle.RUNNING
         retention = self.config.retention or "for ever"
         log.info("engine running (step timeout %s, wait timeout %s, finished runs kept %s)",
                  self.config.step_timeout, self.config.wait_timeout, retention)
+
+    async def _reconcile_schedules(self) -> None:
+        """Once, in the background: the schedules' states against the declarations, missing ticks
+        re-armed (a failure is retried; it never stops the engine)."""
+        for attempt in itertools.count(1):
+            try:
+                await self.schedules.reconcile_all()
+                return
+            except Exception as exc:
+                log_failure(log, "reconciling the schedules", exc)
+            await asyncio.sleep(settings.ENGINE_STARTUP_BACKOFF.delay(attempt))
 
     async def _prepare_stream(self) -> None:
         await ensure_stream(self.connection.js, memory=self._memory, settings=self._stream)

@@ -28,6 +28,7 @@ _ENGINE_CONSUMERS = {
     subjects.DIRECTIVE_CONSUMER: subjects.DIRECTIVES_ALL,
     subjects.TIMER_CONSUMER: subjects.TIMERS_FIRED,
     subjects.BG_TASK_CONSUMER: subjects.BG_TASK,
+    subjects.SCHEDULE_CONSUMER: subjects.SCHEDULE_FIRED,  # fired schedule ticks, like fired timers
 }
 
 

@@ -11,6 +11,7 @@ import msgspec
 
 from grctl import settings
 from grctl.models.common import RunInfo
+from grctl.models.schedule import BackfillCmd, DeclareCmd, ScheduleCmd, ScheduleListCmd
 
 
 class CommandKind(StrEnum):
@@ -24,11 +25,25 @@ class CommandKind(StrEnum):
     catalog_check = "catalog.check"  # ours: what live runs need that a handler catalog lacks
     worker_register = "worker.register"
     worker_terminate_run = "worker.terminate_run"
+    # ours: schedules (docs/protocol.md#schedules)
+    schedule_declare = "schedule.declare"
+    schedule_list = "schedule.list"
+    schedule_trigger = "schedule.trigger"
+    schedule_pause = "schedule.pause"
+    schedule_resume = "schedule.resume"
+    schedule_backfill = "schedule.backfill"
 
 
 class StartCmd(msgspec.Struct):
     run_info: RunInfo
     input: Any = None
+
+
+class DelayedStartCmd(StartCmd):
+    """Ours: ``run.start`` with ``start_at`` (the key is sent only for a delayed start, so an ordinary
+    start is the public SDK's bytes; the public server ignores the key and starts at once)."""
+
+    start_at: datetime | None = None
 
 
 class DescribeCmd(msgspec.Struct):
@@ -113,7 +128,7 @@ class WorkerTerminateRunCmd(msgspec.Struct):
 
 
 COMMAND_TYPES: dict[str, type[msgspec.Struct]] = {
-    CommandKind.run_start: StartCmd,
+    CommandKind.run_start: DelayedStartCmd,
     CommandKind.run_describe: DescribeCmd,
     CommandKind.run_event: EventCmd,
     CommandKind.run_cancel: CancelCmd,
@@ -123,6 +138,12 @@ COMMAND_TYPES: dict[str, type[msgspec.Struct]] = {
     CommandKind.catalog_check: CatalogCheckCmd,
     CommandKind.worker_register: RegisterCmd,
     CommandKind.worker_terminate_run: WorkerTerminateRunCmd,
+    CommandKind.schedule_declare: DeclareCmd,
+    CommandKind.schedule_list: ScheduleListCmd,
+    CommandKind.schedule_trigger: ScheduleCmd,
+    CommandKind.schedule_pause: ScheduleCmd,
+    CommandKind.schedule_resume: ScheduleCmd,
+    CommandKind.schedule_backfill: BackfillCmd,
 }
 
 CommandMessage = (
@@ -199,6 +220,7 @@ ERR_TYPE_NOT_REGISTERED = 4004
 ERR_INVALID_MESSAGE = 4005
 ERR_INVALID_NAME = 4006  # ours: a name that cannot be a subject token
 ERR_NOT_RETRYABLE = 4007  # ours: the run is not in an ended state a retry resumes (or not the latest)
+ERR_SCHEDULE_NOT_FOUND = 4008  # ours: no schedule with this id is in force
 ERR_INTERNAL = 5000
 ERR_BUSY = 5030  # ours: the engine is saturated; retry after a pause (the request was not acted on)
 

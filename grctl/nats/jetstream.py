@@ -29,6 +29,8 @@ ERR_STREAM_NAME_IN_USE = 10058
 
 H_MSG_ID = "Nats-Msg-Id"
 H_EXPECTED_LAST_SUBJECT_SEQ = "Nats-Expected-Last-Subject-Sequence"
+# The last-sequence check made against another subject (a filter) than the one written.
+H_EXPECTED_LAST_SUBJECT_SEQ_SUBJECT = "Nats-Expected-Last-Subject-Sequence-Subject"
 H_BATCH_ID = "Nats-Batch-Id"
 H_BATCH_SEQ = "Nats-Batch-Sequence"
 H_BATCH_COMMIT = "Nats-Batch-Commit"

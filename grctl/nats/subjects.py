@@ -25,17 +25,22 @@ STREAM_SUBJECTS = [
     "grctl_registry.>",
     "grctl_latest.*",
     "grctl_meta.*",
+    "grctl_sched.>",
+    "grctl_sched_timer.*.*",
+    "grctl_sched_fired",
 ]
 
 DIRECTIVE_CONSUMER = "grctl_directive_cons"
 TIMER_CONSUMER = "grctl_timer_fired_cons"
 BG_TASK_CONSUMER = "grctl_bg_task_cons"
+SCHEDULE_CONSUMER = "grctl_sched_fired_cons"  # ours
 
 DIRECTIVES_ALL = "grctl_directive.>"
 TIMERS_FIRED = "grctl_timers_fired"
 BG_TASK = "grctl_bg_task"
 API_ALL = "grctl_api.>"
 API_WORKER = "grctl_api.worker"
+API_SCHEDULES = "grctl_api.schedules"  # ours: every schedule command
 API_QUEUE = "grctl_api"
 
 # Core NATS subject (not stored) on which the engine announces that a run ended.
@@ -153,6 +158,12 @@ def run_state(wf_id: str, run_id: str) -> str:
     return f"grctl_state.run_state.{wf_id}.{run_id}"
 
 
+def step_claim(wf_id: str, run_id: str, dispatch_seq: int) -> str:
+    """Ours: which execution of a dispatched step may write its history (the dispatch is named by its
+    replay window, ``history_seq_id``); under the run state's subjects, so no stream change is needed."""
+    return f"{run_state(wf_id, run_id)}.claim.{dispatch_seq}"
+
+
 def inbox(wf_id: str) -> str:
     return f"grctl_events.{wf_id}"
 
@@ -185,10 +196,31 @@ def run_records(wf_type: str, wf_id: str, run_id: str) -> list[str]:
     """Subject filters that together hold every stored record of one run, once it has finished (run
     info, input/output/error, history, store, run state); the residue of directives, tasks and timers
     is swept separately."""
+    state = run_state(wf_id, run_id)
     return [run_info(wf_type, wf_id, run_id), f"grctl_run.{wf_id}.{run_id}.*", history(wf_id, run_id),
-            f"grctl_wf_kv.{wf_id}.{run_id}.*", run_state(wf_id, run_id)]
+            f"grctl_wf_kv.{wf_id}.{run_id}.*", state, f"{state}.claim.*"]
 
 
 def retention_timer(wf_id: str, run_id: str) -> str:
     """Ours: the schedule subject of a finished run's removal."""
     return f"grctl_timers.{wf_id}.retention.{run_id}"
+
+
+# Ours: schedules (docs/protocol.md#schedules). The pending tick messages have a prefix of their own, so
+# the consumer of fired ticks never receives them.
+SCHEDULE_FIRED = "grctl_sched_fired"
+SCHEDULE_STATES = "grctl_sched.state.*"
+SCHEDULE_HOSTS = "grctl_sched.host.*"
+
+
+def schedule_state(schedule_id: str) -> str:
+    return f"grctl_sched.state.{schedule_id}"
+
+
+def schedule_host(declarer_key: str) -> str:
+    return f"grctl_sched.host.{declarer_key}"
+
+
+def schedule_timer(schedule_id: str, kind: str) -> str:
+    """The subject of a schedule's one pending message of ``kind`` (tick or buffer)."""
+    return f"grctl_sched_timer.{schedule_id}.{kind}"

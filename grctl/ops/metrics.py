@@ -15,6 +15,7 @@ from typing import Any, cast
 
 from nats.aio.msg import Msg
 
+from grctl import settings
 from grctl.models.command import APIResponse, command_kind
 
 # Steps take from milliseconds (a decision) to minutes (a step that calls slow services).
@@ -36,7 +37,8 @@ class _Metrics:
         self.steps_finished = Counter(
             "grctl_worker_steps_finished",
             "Steps a worker finished: ok (result reported), failed (the handler raised; failure reported), "
-            "not_reported (NATS trouble: delivered again), cancelled (terminated or shut down)",
+            "not_reported (NATS trouble: delivered again), superseded (another delivery's execution claimed "
+            "the step), cancelled (terminated or shut down)",
             ["wf_type", "outcome"])
         self.step_duration = Histogram("grctl_worker_step_duration_seconds", "How long a step ran",
                                        ["wf_type"], buckets=STEP_BUCKETS)
@@ -80,6 +82,14 @@ class _Metrics:
                                     ["kind"])
         self.bg_tasks = Counter("grctl_engine_background_tasks", "Background tasks run: ok, retry, dropped",
                                 ["kind", "outcome"])
+        self.schedule_ticks = Counter("grctl_schedule_ticks", "Schedule ticks handled: fired (a run "
+                                      "started), skipped (overlap), buffered (overlap), missed (past the "
+                                      "catch-up window)", ["schedule", "outcome"])
+        self.schedule_late = Counter("grctl_schedule_ticks_late", "Ticks fired more than a second after "
+                                     "their time", ["schedule"])
+        self.schedule_lateness = Histogram("grctl_schedule_tick_lateness_seconds", "From a tick's time "
+                                           "(jitter included) to its run's creation", ["schedule"],
+                                           buckets=LATENCY_BUCKETS)
 
 
 _on = False
@@ -214,3 +224,14 @@ def timer_fired(kind: str) -> None:
 def background_task(kind: str, outcome: str) -> None:
     if _on:
         _at(_m.bg_tasks, kind, outcome).inc()
+
+
+def schedule_tick(schedule: str, outcome: str, lateness: float | None = None) -> None:
+    """A schedule's tick was handled; ``lateness``: seconds after its time, for a fired tick."""
+    if not _on:
+        return
+    _at(_m.schedule_ticks, schedule, outcome).inc()
+    if lateness is not None:
+        _at(_m.schedule_lateness, schedule).observe(max(0.0, lateness))
+        if lateness > settings.SCHEDULE_LATE_AFTER:
+            _at(_m.schedule_late, schedule).inc()

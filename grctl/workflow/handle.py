@@ -4,11 +4,12 @@ and ``start_run``, which starts a run and returns its handle (used by the client
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from typing import Any, TypeVar, overload
 
 from grctl import settings
 from grctl.codec import CodecRegistry, default_codec
-from grctl.models.command import CancelCmd, CommandKind, EventCmd, StartCmd, TerminateCmd
+from grctl.models.command import CancelCmd, CommandKind, DelayedStartCmd, EventCmd, StartCmd, TerminateCmd
 from grctl.models.common import RunInfo
 from grctl.nats import api_client as api
 from grctl.nats.connection import Connection
@@ -119,15 +120,18 @@ class WorkflowHandle:
 
 async def start_run(connection: Connection, run_info: RunInfo, input: Any, sender_id: str,
                     return_type: Any = None, budget: float = settings.API_BUDGET,
-                    codec: CodecRegistry | None = None) -> WorkflowHandle:
+                    codec: CodecRegistry | None = None, start_at: datetime | None = None) -> WorkflowHandle:
     """Start the run described by ``run_info`` and return its handle, already listening: it subscribes
     to the run's outcome before sending the start, so no outcome can be missed. The start is retried
-    with the same run id (a retry never makes a second run)."""
+    with the same run id (a retry never makes a second run). ``start_at`` (ours): the run is created
+    now and starts then."""
     handle = WorkflowHandle(run_info, connection, sender_id, return_type, codec=codec, budget=budget)
     await handle.watcher.watch(check_stored=False)
     try:
-        reply = await api.call(connection, run_info.wf_id, CommandKind.run_start,
-                               StartCmd(run_info=run_info, input=handle._codec.normalize(input)), sender_id,
+        value = handle._codec.normalize(input)
+        cmd = (StartCmd(run_info=run_info, input=value) if start_at is None
+               else DelayedStartCmd(run_info=run_info, input=value, start_at=start_at))
+        reply = await api.call(connection, run_info.wf_id, CommandKind.run_start, cmd, sender_id,
                                budget=budget)
         if not reply.notifies:
             handle._notifies = False

@@ -205,7 +205,7 @@ async def test_engine_makes_the_stream_and_its_durable_consumers_three_replicas(
                 assert info.cluster is not None and len(info.cluster.replicas or []) == 2
                 nats_cluster.wait_stream_current(subjects.STREAM)
                 durables = [subjects.DIRECTIVE_CONSUMER, subjects.TIMER_CONSUMER, subjects.BG_TASK_CONSUMER,
-                            subjects.worker_consumer("Triple")]
+                            subjects.SCHEDULE_CONSUMER, subjects.worker_consumer("Triple")]
                 for name in durables:  # the server scales the consumers after the stream, in the background
                     async def replicated(name: str = name) -> bool:
                         consumer = await js.consumer_info(subjects.STREAM, name)

@@ -162,6 +162,22 @@ CASES: list[tuple[str, str, str, str]] = [
         "broken_flows",
         "ZeroDivisionError: division by zero (at ",
     ),
+    ("schedule-bad-cron", GOOD_HEAD + "schedules:\n  s:\n    workflow: W\n    cron: '0 25 * * *'\n",
+     "'0 25", "schedules.s.cron: cron '0 25 * * *': bad hour"),
+    ("schedule-cron-four-fields", GOOD_HEAD + "schedules:\n  s:\n    workflow: W\n    cron: '0 2 * *'\n",
+     "'0 2", "must have five fields"),
+    ("schedule-unknown-zone", GOOD_HEAD + "schedules:\n  s:\n    workflow: W\n    every: 1h\n"
+     "    timezone: Europe/Berlinn\n", "Europe/Berlinn", "unknown time zone 'Europe/Berlinn'"),
+    ("schedule-unknown-overlap", GOOD_HEAD + "schedules:\n  s:\n    workflow: W\n    every: 1h\n"
+     "    overlap: buffer\n", "buffer", "did you mean 'buffer_one'"),
+    ("schedule-cron-and-every", GOOD_HEAD + "schedules:\n  s:\n    workflow: W\n    every: 1h\n"
+     "    cron: '* * * * *'\n", "'* *", "give either cron or every"),
+    ("schedule-sub-second", GOOD_HEAD + "schedules:\n  s:\n    workflow: W\n    every: 500ms\n",
+     "500ms", "at least 1s"),
+    ("schedule-bad-id", GOOD_HEAD + "schedules:\n  a.b:\n    workflow: W\n    every: 1h\n",
+     "a.b", "schedule id 'a.b' must not contain"),
+    ("schedule-no-offset", GOOD_HEAD + "schedules:\n  s:\n    workflow: W\n    every: 1h\n"
+     "    start: '2027-01-01T00:00:00'\n", "'2027", "with a UTC offset"),
 ]
 
 LOCATED = re.compile(r"^(?P<file>[^:]+):(?P<line>\d+):(?P<col>\d+): (?P<message>.+)$")

@@ -24,15 +24,16 @@ ALLOWED: dict[str, set[str]] = {
     "nats": {"settings", "lifecycle", "models", "codec", "ops"},
     "codec": {"settings", "lifecycle"},
     "logging_config": {"settings", "lifecycle"},
+    "eventloop": {"settings"},
     "workflow": {"settings", "lifecycle", "models", "nats", "codec"},
     "client": {"settings", "lifecycle", "models", "nats", "codec", "workflow", "logging_config"},
     "worker": {"settings", "lifecycle", "models", "nats", "codec", "workflow", "ops"},
     "engine": {"settings", "lifecycle", "models", "nats", "ops"},
     "demo": {"settings", "lifecycle", "models", "nats", "codec", "workflow", "worker"},
     "daemon": {"settings", "lifecycle", "models", "nats", "codec", "workflow", "worker", "engine", "client",
-               "logging_config", "ops"},
+               "logging_config", "ops", "eventloop"},
     "cli": {"settings", "lifecycle", "models", "nats", "codec", "workflow", "client", "engine", "daemon",
-            "ops"},
+            "ops", "eventloop"},
     "__main__": {"settings", "lifecycle", "cli"},
 }
 

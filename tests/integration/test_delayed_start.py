@@ -1,0 +1,75 @@
+"""Delayed start on a real engine, nats-server and worker: the run exists at once (pending, no history),
+starts at its time, and a cancel before then ends it for good (docs/protocol.md#delayed-start)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from support.cli_run import grctl
+from support.sdk import StartWorker, kinds, wait_for, workers
+
+from grctl.client.client import Client
+from grctl.models import Directive
+from grctl.models.common import RunStatus, utcnow
+from grctl.nats.connection import Connection
+from grctl.worker.context import Context
+from grctl.workflow import Workflow
+
+pytestmark = pytest.mark.timeout(60)
+
+later = Workflow("Later")
+
+
+@later.start()
+async def later_start(ctx: Context) -> Directive:
+    return ctx.next.complete("done")
+
+
+@pytest.fixture
+async def client(engine: Any, connection: Connection) -> Client:
+    return Client(connection)
+
+
+@pytest.fixture
+async def start_worker(engine: Any, nats_url: str) -> AsyncIterator[StartWorker]:
+    async with workers(nats_url) as start:
+        yield start
+
+
+async def test_a_delayed_run_exists_at_once_and_starts_at_its_time(client: Client,
+                                                                   start_worker: StartWorker) -> None:
+    await start_worker(later)
+    start_at = utcnow() + timedelta(seconds=2)
+    handle = await client.start_workflow("Later", "later-1", start_at=start_at)
+    info = await client.describe("later-1")
+    assert info.status == RunStatus.pending and info.id == handle.run_id
+    assert await client.get_history("later-1") == []
+    assert await handle.result(timeout=20) == "done"
+    started = (await client.describe("later-1")).started_at
+    assert started is not None and started >= start_at
+    with pytest.raises(ValueError, match="not both"):
+        await client.start_workflow("Later", "later-x", start_at=start_at, start_delay=1)
+
+
+async def test_a_delayed_run_cancelled_before_its_time_never_starts(client: Client, start_worker: StartWorker,
+                                                                    subprocess_env: dict[str, str]) -> None:
+    await start_worker(later)
+    started = await grctl(subprocess_env, "start", "Later", "--id", "later-2", "--in", "2s")
+    assert started.rc == 0 and "Started workflow later-2" in started.out, started
+    assert (await client.describe("later-2")).status == RunStatus.pending
+    handle = await client.get_workflow_handle("later-2")
+    await handle.cancel("not needed after all")
+
+    async def cancelled() -> bool:
+        return (await client.describe("later-2")).status == RunStatus.cancelled
+
+    await wait_for(cancelled, timeout=10)
+    await asyncio.sleep(3)  # past the start time: the delayed start came and changed nothing
+    assert (await client.describe("later-2")).status == RunStatus.cancelled
+    history = await client.get_history("later-2")
+    assert "run.started" not in kinds(history) and kinds(history, "run.") == ["run.cancelled"]
+    await handle.close()

@@ -1,0 +1,161 @@
+"""Schedules on a real engine, nats-server and worker: each overlap policy does what it says, trigger,
+pause/resume and backfill (docs/operations.md#schedules). The runs wait for an event, so the test
+decides when the previous run of a schedule ends."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from support.cli_run import grctl
+from support.sdk import StartWorker, wait_for, workers
+
+from grctl.client.client import Client
+from grctl.client.schedules import ScheduleCommands
+from grctl.models import Directive
+from grctl.models.common import RunStatus, utcnow
+from grctl.models.schedule import Overlap, ScheduleSpec, ScheduleView
+from grctl.models.schedule_clock import tick_wf_id
+from grctl.nats.connection import Connection
+from grctl.worker.context import Context
+from grctl.workflow import Workflow
+
+pytestmark = pytest.mark.timeout(90)
+
+held = Workflow("Held")
+
+
+@held.start()
+async def held_start(ctx: Context) -> Directive:
+    return ctx.next.wait()
+
+
+@held.event()
+async def release(ctx: Context) -> Directive:
+    return ctx.next.complete("released")
+
+
+@pytest.fixture
+async def client(engine: Any, connection: Connection) -> Client:
+    return Client(connection)
+
+
+@pytest.fixture
+async def start_worker(engine: Any, nats_url: str) -> AsyncIterator[StartWorker]:
+    async with workers(nats_url) as start:
+        yield start
+
+
+async def views(client: Client) -> dict[str, ScheduleView]:
+    return {v.state.id: v for v in await client.list_schedules()}
+
+
+async def status(client: Client, wf_id: str) -> RunStatus:
+    return (await client.describe(wf_id)).status
+
+
+async def test_each_overlap_policy(client: Client, start_worker: StartWorker, connection: Connection) -> None:
+    await start_worker(held)
+    specs = {f"ov-{p.value.replace('_', '-')}": ScheduleSpec(workflow="Held", every=2.0, overlap=p)
+             for p in Overlap}
+    # A type no worker serves: each tick is tried again until it leaves its window, then counted missed.
+    specs["no-worker"] = ScheduleSpec(workflow="Nobody", every=2.0, catchup_window=1.0)
+    declared = await ScheduleCommands(connection, "c:test").declare("test-host:a", specs)
+    assert sorted(declared.applied) == sorted(specs) and not declared.conflicts
+
+    async def ticks_handled(n: int) -> bool:
+        found = await views(client)
+        return all(found[i].state.fired + found[i].state.skipped + found[i].state.missed
+                   + (found[i].state.buffered is not None) >= n for i in specs)
+
+    await wait_for(lambda: ticks_handled(3), timeout=30, interval=0.2)
+    await client.pause_schedule("ov-allow-all")  # so the counts below stay put
+    found = await views(client)
+    first = {i: v.state for i, v in found.items()}
+
+    nobody = first["no-worker"]
+    assert nobody.fired == 0 and nobody.missed >= 3 and nobody.last_wf_id == ""
+
+    skip = first["ov-skip"]
+    assert skip.fired == 1 and skip.skipped >= 2 and skip.missed == 0
+    assert await status(client, skip.last_wf_id) == RunStatus.running
+
+    allow = first["ov-allow-all"]
+    assert allow.fired >= 3 and allow.skipped == 0
+    assert await status(client, allow.last_wf_id) == RunStatus.running
+
+    stopped = (("ov-cancel-other", RunStatus.cancelled), ("ov-terminate-other", RunStatus.terminated))
+    for policy, ended in stopped:
+        state = first[policy]
+        assert state.fired >= 3 and state.skipped == 0
+        runs = [r for r in await client.list_runs(type="Held", limit=1000)
+                if r.wf_id.startswith(f"{policy}@")]
+        older = [r for r in runs if r.wf_id != state.last_wf_id]
+        assert older and len(runs) == state.fired
+
+        async def others_ended(older: list[Any] = older, ended: RunStatus = ended) -> bool:
+            return all([await status(client, r.wf_id) == ended for r in older])
+
+        await wait_for(others_ended, timeout=20, interval=0.2)
+
+    buffered = first["ov-buffer-one"]
+    assert buffered.fired == 1 and buffered.buffered is not None and buffered.skipped >= 1
+    waiting = tick_wf_id("ov-buffer-one", buffered.buffered)
+    running = buffered.last_wf_id
+    await (await client.get_workflow_handle(running)).send("release")
+
+    async def buffered_started() -> bool:
+        return (await views(client))["ov-buffer-one"].state.last_wf_id == waiting
+
+    await wait_for(buffered_started, timeout=20, interval=0.2)
+    assert await status(client, running) == RunStatus.completed
+
+
+async def test_trigger_pause_resume_backfill(client: Client, start_worker: StartWorker,
+                                             connection: Connection, subprocess_env: dict[str, str]) -> None:
+    await start_worker(held)
+    spec = ScheduleSpec(workflow="Held", cron="0 3 * * *", timezone="Europe/Berlin",
+                        overlap=Overlap.allow_all)
+    await ScheduleCommands(connection, "c:test").declare("test-host:b", {"nightly": spec})
+    view = (await views(client))["nightly"]
+    assert len(view.next_fires) == 3 and all(t.hour in (1, 2) for t in view.next_fires)  # 03:00 Berlin
+
+    outcome = await client.trigger_schedule("nightly")
+    assert outcome.action == "started" and outcome.wf_id.startswith("nightly@")
+    assert await status(client, outcome.wf_id) in (RunStatus.pending, RunStatus.running)
+
+    paused = await client.pause_schedule("nightly", note="maintenance")
+    assert paused.operator_paused and (await views(client))["nightly"].next_fires == []
+    resumed = await client.resume_schedule("nightly")
+    assert not resumed.operator_paused and resumed.next_tick is not None
+
+    now = utcnow()
+    filled = await client.backfill_schedule("nightly", now - timedelta(days=3), now)
+    assert len(filled) == 3 and all(o.action == "started" for o in filled)
+    again = await client.backfill_schedule("nightly", now - timedelta(days=3), now)
+    assert [o.wf_id for o in again] == [o.wf_id for o in filled]  # one run per tick
+    runs = [r for r in await client.list_runs(type="Held", limit=1000) if r.wf_id.startswith("nightly@")]
+    assert len(runs) == 4
+
+    with pytest.raises(Exception, match="4008"):
+        await client.trigger_schedule("no-such-schedule")
+
+    # The same through the command line.
+    paused = await grctl(subprocess_env, "schedule", "pause", "nightly", "--note", "disk full")
+    assert paused.rc == 0, paused
+    listed = await grctl(subprocess_env, "schedule", "list", "--json")
+    assert listed.rc == 0, listed
+    [row] = [r for r in json.loads(listed.out) if r["id"] == "nightly"]
+    assert row["paused"] and row["pause_note"] == "disk full" and row["next_fires"] == []
+    assert row["last_run"] == {"wf_id": outcome.wf_id, "status": "running"} and row["fired"] >= 4
+    table = await grctl(subprocess_env, "schedule", "list")
+    assert "nightly" in table.out and "0 3 * * * (Europe/Berlin)" in table.out, table
+    resumed = await grctl(subprocess_env, "schedule", "resume", "nightly")
+    assert resumed.rc == 0 and "resumed; next tick" in resumed.out, resumed
+    filled = await grctl(subprocess_env, "schedule", "backfill", "nightly", "2d", "0s")
+    assert filled.rc == 0 and filled.out.count("started  nightly@") == 2, filled
+    unknown = await grctl(subprocess_env, "schedule", "trigger", "nope")
+    assert unknown.rc != 0 and "Schedule not found" in unknown.err, unknown
