@@ -27,18 +27,17 @@ from grctl import settings
 from grctl.cli import format as fmt
 from grctl.cli.start_time import add_when_arguments, start_run_of
 from grctl.client.client import Client
+from grctl.client.refusal import explain
 from grctl.lifecycle import until_stopped
 from grctl.models.errors import (
-    WorkflowAlreadyRunningError,
     WorkflowCancelledError,
     WorkflowError,
     WorkflowNotFoundError,
-    WorkflowRunFinishedError,
     WorkflowTerminatedError,
-    WorkflowTypeNotRegisteredError,
 )
 from grctl.nats.connection import Connection
 from grctl.nats.history import last_event
+from grctl.nats.requests import PermissionDeniedError
 from grctl.nats.subjects import check_token
 from grctl.workflow.handle import WorkflowHandle
 
@@ -62,7 +61,7 @@ exit status:
      contains '.', '*', '>' or white space or is longer than 255 bytes
   5  the workflow id has no run
   6  the engine refused the command: the id already has an active run, the type is
-     not registered, or the run has already finished
+     not registered, or the run has already finished; or the NATS user may not send it
   7  the NATS server cannot be reached, or no engine answers
 """
 
@@ -173,6 +172,8 @@ async def _connected(args: argparse.Namespace, servers: list[str], command: Comm
             raise
         except WorkflowError as exc:
             raise _refusal(exc, args) from None
+        except PermissionDeniedError as exc:
+            raise CliError(EXIT_REFUSED, f"NATS refused: {exc}") from None
         except nats.errors.NoRespondersError:
             # Nothing subscribes to the API, so the command was not delivered.
             raise CliError(EXIT_UNREACHABLE, f"no engine answers on {', '.join(servers)} "
@@ -187,17 +188,8 @@ async def _connected(args: argparse.Namespace, servers: list[str], command: Comm
 
 def _refusal(exc: WorkflowError, args: argparse.Namespace) -> CliError:
     """The exit status and message for an error reply of the engine API."""
-    wf_id = getattr(args, "id", "")
-    if isinstance(exc, WorkflowNotFoundError):
-        return CliError(EXIT_NOT_FOUND, f"workflow {wf_id!r} not found: it has no run")
-    if isinstance(exc, WorkflowAlreadyRunningError):
-        return CliError(EXIT_REFUSED, f"workflow {wf_id!r} already has an active run")
-    if isinstance(exc, WorkflowTypeNotRegisteredError):
-        return CliError(EXIT_REFUSED, f"workflow type {args.type!r} is not registered "
-                                      "(no worker serving it has started)")
-    if isinstance(exc, WorkflowRunFinishedError):
-        return CliError(EXIT_REFUSED, f"the latest run of workflow {wf_id!r} has already finished")
-    return CliError(EXIT_REFUSED, f"the engine refused the command: {exc}")
+    status = EXIT_NOT_FOUND if isinstance(exc, WorkflowNotFoundError) else EXIT_REFUSED
+    return CliError(status, explain(exc, getattr(args, "id", ""), getattr(args, "type", "")))
 
 
 async def _outcome(handle: WorkflowHandle) -> int:

@@ -13,7 +13,6 @@ it; repeatable or comma-separated; default: the file, else ``$GRCTL_NATS_SERVERS
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
 import logging
 import os
@@ -21,8 +20,9 @@ import sys
 from datetime import timedelta
 from importlib import metadata
 
-from grctl import settings
+from grctl import eventloop, settings
 from grctl.cli import config as cli_config
+from grctl.cli.cluster import add_cluster_parsers
 from grctl.cli.commands import EXIT_STATUS_HELP, EXIT_USAGE, CliError, add_client_parsers, run_client_command
 from grctl.cli.describe_retry import add_runs_parsers
 from grctl.cli.list_command import add_list_parser
@@ -116,8 +116,8 @@ def add_engine_parser(sub: argparse._SubParsersAction, parents: list[argparse.Ar
                    default=os.environ.get("GRCTL_LOG_FORMAT", "text").lower() or "text",
                    help="log lines as text or as one JSON object per line (default text)")
     p.add_argument("--http", type=_listen, metavar="HOST:PORT",
-                   help="serve /metrics (Prometheus), /healthz and /readyz on HOST:PORT (default: "
-                        "engine.http.listen, else off)")
+                   help="serve the web console (at /), /metrics (Prometheus), /healthz and /readyz on "
+                        "HOST:PORT (default: engine.http.listen, else off)")
     p.add_argument("--memory", action="store_true", help="create the stream in memory instead of on disk")
     p.add_argument("--step-timeout", type=_positive_seconds, metavar="SECONDS",
                    help=f"default step timeout (default: engine.step_timeout, else "
@@ -145,6 +145,7 @@ def add_engine_parser(sub: argparse._SubParsersAction, parents: list[argparse.Ar
 
 
 def cmd_engine(args: argparse.Namespace) -> int:
+    from grctl.console.serve import console_for
     from grctl.engine import run_engine
 
     level = getattr(args, "log_level", None) or args.global_log_level or _level(
@@ -166,10 +167,16 @@ def cmd_engine(args: argparse.Namespace) -> int:
     else:  # the file's (7d by default); 0 there means for ever
         retention = timedelta(seconds=engine.retention) if engine.retention else None
     options = {**cfg.nats.connect_options(), "name": "grctl-engine"}
+    listen = args.http or engine.http.listen
+    if listen:
+        try:
+            engine.http.console.check(parse_listen(listen))
+        except ValueError as exc:
+            raise CliError(EXIT_USAGE, str(exc)) from None
     try:
-        asyncio.run(run_engine(memory=args.memory, step_timeout=step_timeout, wait_timeout=wait_timeout,
+        eventloop.run(run_engine(memory=args.memory, step_timeout=step_timeout, wait_timeout=wait_timeout,
                                retention=retention, stream=stream, connect_options=options,
-                               http_listen=args.http or engine.http.listen))
+                               http_listen=listen, console=console_for(engine.http.console)))
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
@@ -220,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_workflow_parsers(sub, [common, client])
     add_schedule_parser(sub, [common, client])
     add_engine_parser(sub, [common])
+    add_cluster_parsers(sub, [common, client])
     sub.add_parser("version", help="print the version").set_defaults(func=cmd_version)
     parser.set_defaults(func=_client_command)
     return parser

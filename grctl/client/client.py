@@ -100,7 +100,7 @@ class Client:
         run_info = RunInfo(id=str(ULID()), wf_id=id, wf_type=type, created_at=utcnow(),
                            timeout=max(1, int(seconds)) if seconds else None)
         return await start_run(self._connection, run_info, input, self.id, return_type, self.retry_for,
-                               self._codec, start_at)
+                               self._codec, start_at, subject=subjects.api_typed(type, id))
 
     @overload
     async def run_workflow(self, type: str, id: str, input: Any = None,
@@ -140,7 +140,7 @@ class Client:
     async def _describe(self, wf_id: str) -> api.Reply:
         check_token("workflow id", wf_id)
         return await api.call(self._connection, wf_id, CommandKind.run_describe, DescribeCmd(wf_id=wf_id),
-                              self.id, budget=self.retry_for)
+                              self.id, budget=self.retry_for, subject=subjects.api_describe(wf_id))
 
     async def list_runs(self, status: RunStatus | str | Iterable[RunStatus | str] | None = None,
                         type: str | None = None, since: datetime | timedelta | None = None,

@@ -3,6 +3,7 @@
 grctld -c /etc/grctl/grctl.yaml            run (supervisor + worker generations)
 grctld -c FILE --check-config              validate, import the workflow modules and, when an engine
                                            answers, check that no live run needs a handler they lack
+grctld -c FILE --check-config --check-connection   also connect and check the NATS user's permissions
 grctld -c FILE --print-config              the resolved configuration, secrets masked
 """
 
@@ -68,6 +69,12 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print the resolved configuration (defaults, environment, flags; secrets masked)",
     )
+    p.add_argument(
+        "--check-connection",
+        action="store_true",
+        help="with --check-config: also connect to NATS as the file says and check that the user has the "
+        "permissions of this host's role (engine, workers of its workflow types)",
+    )
     p.add_argument("--log-level", choices=LEVELS, type=str.lower, help="override logging.level")
     p.add_argument(
         "--nats-server",
@@ -97,9 +104,10 @@ def check_imports(cfg: DaemonConfig, path: str) -> list[Workflow]:
         raise ConfigError([workflow_problem(path, exc.index, exc.message)]) from None
 
 
-def check_config(cfg: DaemonConfig, path: str) -> int:
+def check_config(cfg: DaemonConfig, path: str, connection: bool = False) -> int:
     """``--check-config``: the file, the imports and, when an engine can be reached, whether the code
-    lacks handlers that live runs need (what a reload would refuse)."""
+    lacks handlers that live runs need (what a reload would refuse); with ``connection``, also the NATS
+    user's permissions (``--check-connection``)."""
     from grctl.daemon.strand import ALLOW_KEY, check_config_catalog
 
     workflows = check_imports(cfg, path)
@@ -114,7 +122,18 @@ def check_config(cfg: DaemonConfig, path: str) -> int:
         print(f"{path}: warning: the code lacks {stranding} ({ALLOW_KEY} is true: those runs would stay "
               "stuck)", file=sys.stderr)
     print(f"{path}: OK ({roles})")
-    return 0
+    return _check_connection(cfg, types) if connection else 0
+
+
+def _check_connection(cfg: DaemonConfig, types: list[str]) -> int:
+    from grctl.daemon.reach import check_connection
+
+    problems, checked = check_connection(cfg, types)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if not problems:
+        print(checked)
+    return 1 if problems else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = load_config(args.config, overrides=overrides)
         if args.check_config:
-            return check_config(cfg, args.config)
+            return check_config(cfg, args.config, args.check_connection)
     except ConfigError as exc:
         return _report(exc)
     if args.print_config:

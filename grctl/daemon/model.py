@@ -13,6 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 import msgspec
 
 from grctl import settings
+from grctl.console.settings import ConsoleSettings
 from grctl.models.schedule import ScheduleSpec
 from grctl.nats.server_config import SYNC_ALWAYS
 from grctl.nats.stream_settings import StreamSettings
@@ -124,6 +125,10 @@ class HttpConfig(msgspec.Struct, frozen=True, kw_only=True):
     listen: str | None = None  # HOST:PORT of /metrics, /healthz and /readyz; None: no listener
 
 
+class EngineHttpConfig(HttpConfig, frozen=True, kw_only=True):
+    console: ConsoleSettings = msgspec.field(default_factory=ConsoleSettings)  # at / of ``listen``
+
+
 class EngineConfig(msgspec.Struct, frozen=True, kw_only=True):
     embedded: bool = False
     step_timeout: float | None = None
@@ -133,7 +138,7 @@ class EngineConfig(msgspec.Struct, frozen=True, kw_only=True):
     max_bytes: int = -1
     max_msg_size: int = -1
     duplicate_window: float = settings.DUPLICATE_WINDOW
-    http: HttpConfig = msgspec.field(default_factory=HttpConfig)
+    http: EngineHttpConfig = msgspec.field(default_factory=EngineHttpConfig)
 
     def stream_settings(self) -> StreamSettings:
         return StreamSettings(replicas=self.replicas, max_bytes=self.max_bytes,
@@ -162,7 +167,9 @@ class DaemonConfig(msgspec.Struct, frozen=True, kw_only=True):
 
     def secrets(self) -> list[str]:
         """Secret values that must never be printed or logged."""
-        found = [s for s in (self.nats.password, self.nats.token) if s]
+        console = self.engine.http.console
+        found = [s for s in (self.nats.password, self.nats.token, console.admin_password,
+                             console.viewer_password) if s]
         for url in self.nats.servers:
             if "://" in url and "@" in url:
                 parts = urlsplit(url)
@@ -187,6 +194,10 @@ class DaemonConfig(msgspec.Struct, frozen=True, kw_only=True):
         }
         if "embedded" in nats:
             nats.pop("servers")
+        console = data["engine"]["http"]["console"]
+        for key in ("admin_password", "viewer_password"):
+            if key in console:
+                console[key] = MASK
         for key in ("max_bytes", "max_msg_size"):  # -1: no limit, which the file says by leaving it out
             if data["engine"].get(key) == -1:
                 data["engine"].pop(key)

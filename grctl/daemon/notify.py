@@ -67,8 +67,11 @@ class Notifier:
         usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
         return self.send("RELOADING=1", f"MONOTONIC_USEC={usec}", *self._status(status))
 
-    def stopping(self, status: str | None = None) -> bool:
-        return self.send("STOPPING=1", *self._status(status))
+    def stopping(self, status: str | None = None, extend: float | None = None) -> bool:
+        """STOPPING=1; with ``extend`` (seconds), systemd waits that long from now before its stop
+        timeout applies (EXTEND_TIMEOUT_USEC), so a long shutdown_timeout is honoured."""
+        extension = [] if extend is None else [f"EXTEND_TIMEOUT_USEC={int(extend * 1_000_000)}"]
+        return self.send("STOPPING=1", *extension, *self._status(status))
 
     def status(self, text: str) -> bool:
         return self.send(*self._status(text))

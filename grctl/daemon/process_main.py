@@ -19,12 +19,13 @@ import sys
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from grctl import settings
+from grctl import eventloop, settings
 from grctl.daemon.channel import ReadyInfo, Role, StatusPipe, on_parent_exit, read_spec
 from grctl.daemon.logs import configure_logging, workflow_logger
 from grctl.daemon.model import DaemonConfig, NatsConfig
 from grctl.lifecycle import cancel, until_stopped
 from grctl.nats.connection import ConnectionLostError
+from grctl.nats.requests import permission_violation
 
 if TYPE_CHECKING:
     from grctl.nats.connection import Connection
@@ -66,7 +67,10 @@ class _Connector:
         text = describe_exception(exc)
         lowered = text.lower()
         problem = ""
-        if "authorization" in lowered or "authentication" in lowered or "permissions" in lowered:
+        denial = permission_violation(exc)
+        if denial is not None:
+            problem = f"NATS refused a permission: {denial}"
+        elif "authorization" in lowered or "authentication" in lowered:
             problem = (
                 f"NATS refused the credentials ({text}): check nats.user/password, token, nkey or credentials"
             )
@@ -183,6 +187,7 @@ async def run_worker(cfg: DaemonConfig, status: StatusPipe, replaces: list[str] 
 
 
 async def run_engine(cfg: DaemonConfig, status: StatusPipe) -> int:
+    from grctl.console.serve import console_for
     from grctl.engine import Engine, serve_engine
     from grctl.nats.stream_settings import StreamSettingsError
 
@@ -207,7 +212,7 @@ async def run_engine(cfg: DaemonConfig, status: StatusPipe) -> int:
     code = 0
     try:
         await serve_engine(connection, engine, stop, http_listen=cfg.engine.http.listen, on_ready=ready,
-                           stop_timeout=cfg.shutdown_timeout)
+                           stop_timeout=cfg.shutdown_timeout, console=console_for(cfg.engine.http.console))
     except (StreamSettingsError, ConnectionLostError) as exc:  # e.g. 3 replicas on a single server
         message = str(exc) if isinstance(exc, StreamSettingsError) else f"engine: {exc}"
         log.error("%s", message)
@@ -235,8 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         if role is Role.WORKER:
-            return asyncio.run(run_worker(cfg, status, spec.replaces))
-        return asyncio.run(run_engine(cfg, status))
+            return eventloop.run(run_worker(cfg, status, spec.replaces))
+        return eventloop.run(run_engine(cfg, status))
     except Exception as exc:
         log.exception("%s process failed", role)
         status.error(f"{role} process failed: {describe_exception(exc)}")

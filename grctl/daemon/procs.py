@@ -33,6 +33,13 @@ log = logging.getLogger("grctl.daemon")
 
 
 
+def stop_budget(shutdown_timeout: float) -> float:
+    """The longest a graceful stop of grctld takes: the generations drain, then the embedded engine
+    stops (each ``shutdown_timeout`` plus KILL_MARGIN), then the embedded nats-server."""
+    return (2 * (shutdown_timeout + settings.KILL_MARGIN) + settings.NATS_SERVER_STOP_TIMEOUT
+            + settings.STOP_SLACK)
+
+
 class ChildFailed(Exception):
     """A child did not become ready: it said why, exited, or took too long. ``fatal``: trying again
     cannot help (the workflow modules do not import)."""

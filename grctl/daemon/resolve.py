@@ -11,11 +11,13 @@ from pathlib import Path as FsPath
 from typing import Any
 
 from grctl import settings
+from grctl.console.settings import ConsoleSettings
 from grctl.daemon.errors import ConfigError, Problem
 from grctl.daemon.model import (
     DaemonConfig,
     EmbeddedNats,
     EngineConfig,
+    EngineHttpConfig,
     HttpConfig,
     LoggingConfig,
     NatsConfig,
@@ -28,6 +30,7 @@ from grctl.daemon.schedule_config import resolve_schedules
 from grctl.daemon.schema import parse_duration, parse_retention, parse_size, parse_sync_interval
 from grctl.daemon.yamlmarks import Path
 from grctl.nats.server_config import SYNC_ALWAYS, sync_interval_text, top_level_keys
+from grctl.ops.listen import parse_listen
 
 Locate = Callable[[Path, str, bool], Problem]
 _SEED_LINE = re.compile(r"^\s*S[A-Z][A-Z2-7]{56}\s*$", re.MULTILINE)
@@ -119,22 +122,39 @@ class Resolver:
             return None
         return resolved
 
-    def secret(self, section: dict[str, Any], key: str) -> str | None:
-        """``key`` given directly, or read from ``key_file`` (trailing newline removed)."""
+    def secret(self, section: dict[str, Any], key: str, where: tuple[str, ...] = ("nats",)) -> str | None:
+        """``key`` given directly, or read from ``key_file`` (trailing newline removed); ``where``: the
+        section's path, for the error messages."""
         direct, from_file = section.get(key), section.get(f"{key}_file")
+        name = ".".join(where)
         if direct is not None and from_file is not None:
-            self.fail(("nats", f"{key}_file"), f"cannot be combined with nats.{key} (give the {key} once)")
+            self.fail((*where, f"{key}_file"), f"cannot be combined with {name}.{key} (give the {key} once)")
             return None
         if from_file is None:
             return direct
-        found = self.file(("nats", f"{key}_file"), from_file, secret=True)
+        found = self.file((*where, f"{key}_file"), from_file, secret=True)
         if found is None:
             return None
         with open(found, encoding="utf-8") as fh:
             value = fh.read().rstrip("\r\n")
         if not value:
-            self.fail(("nats", f"{key}_file"), f"the file is empty: {found}")
+            self.fail((*where, f"{key}_file"), f"the file is empty: {found}")
         return value
+
+    def engine_http(self, h: dict[str, Any]) -> EngineHttpConfig:
+        c = h.get("console", {})
+        where = ("engine", "http", "console")
+        console = ConsoleSettings(enabled=c.get("enabled", True),
+                                  admin_password=self.secret(c, "admin_password", where),
+                                  viewer_password=self.secret(c, "viewer_password", where),
+                                  path_prefix=c.get("path_prefix", ""))
+        config = EngineHttpConfig(listen=h.get("listen"), console=console)
+        if config.listen:
+            try:
+                console.check(parse_listen(config.listen))
+            except ValueError as exc:
+                self.fail(("engine", "http", "listen"), str(exc))
+        return config
 
     # -- sections -----------------------------------------------------------------------------------
 
@@ -284,7 +304,7 @@ class Resolver:
             max_bytes=parse_size(e["max_bytes"]) if "max_bytes" in e else -1,
             max_msg_size=parse_size(e["max_msg_size"]) if "max_msg_size" in e else -1,
             duplicate_window=self.duration(e, "duplicate_window", settings.DUPLICATE_WINDOW),
-            http=HttpConfig(**e.get("http", {})),
+            http=self.engine_http(e.get("http", {})),
         )
         try:
             config.stream_settings()

@@ -15,7 +15,9 @@ from grctl import settings
 from grctl.client.schedules import ScheduleCommands
 from grctl.daemon.model import DaemonConfig, NatsConfig
 from grctl.models.errors import WorkflowError
+from grctl.nats import subjects
 from grctl.nats.connection import Connection
+from grctl.nats.probe import may_publish
 from grctl.nats.retry import is_transient
 
 log = logging.getLogger("grctl.daemon.schedules")
@@ -49,6 +51,10 @@ class ScheduleDeclarer:
                 if self._connection is None:
                     self._connection = await Connection.connect(**cfg.nats.connect_options())
                     self._connected_with = cfg.nats
+                if not cfg.schedules and not await may_publish(self._connection.nc, subjects.API_SCHEDULES):
+                    # a least-privileged worker user: it cannot have declared any, so none to remove
+                    log.debug("no schedules in the file, and its NATS user may not manage schedules")
+                    return
                 commands = ScheduleCommands(self._connection, f"grctld:{declarer_name(cfg)}",
                                             settings.SCHEDULE_DECLARE_BUDGET)
                 result = await commands.declare(declarer_name(cfg), dict(cfg.schedules))

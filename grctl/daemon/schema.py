@@ -326,7 +326,8 @@ def _translate(error: ValidationError) -> Iterator[tuple[Path, str, bool]]:
     elif kind == "uniqueItems":
         yield path, "lists the same entry twice", False
     elif kind == "minLength":
-        yield path, "must not be empty", False
+        least = cast(int, error.validator_value)
+        yield path, "must not be empty" if least <= 1 else f"too short: at least {least} characters", False
     elif kind == "required":
         required = cast(list[str], error.validator_value)
         missing = [k for k in required if not isinstance(value, dict) or k not in value]

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 from pathlib import Path
 
 import msgspec
 
 from grctl.daemon.model import DaemonConfig, EmbeddedNats
+from grctl.daemon.parent_death import die_with_parent
 from grctl.nats.server import NatsServerProcess
 
 log = logging.getLogger("grctl.daemon")
@@ -34,6 +36,8 @@ class EmbeddedNatsServer:
             config_file=settings.config_file,
             log_file=os.path.join(store, "nats-server.log") if store else None,
             sync_interval=settings.sync_interval,
+            # a killed grctld must not leave the server holding the port: SIGTERM lets it flush
+            preexec_fn=die_with_parent(signal.SIGTERM),
         )
 
     def start(self) -> None:

@@ -12,6 +12,7 @@ import os
 from typing import Any
 
 import msgspec
+import nats.errors
 
 from grctl import settings
 from grctl.models.command import CatalogCheckCmd, CatalogNeed, CommandKind
@@ -41,7 +42,7 @@ async def stranded(connection: Connection, workflows: list[Workflow], dropped: l
         # One request may take a while (a state read per live run): it gets the whole budget.
         reply = await api_client.call(connection, "", CommandKind.catalog_check, cmd, sender, timeout=budget,
                                budget=budget, subject=subjects.API_RUNS)
-    except (WorkflowError, TimeoutError, OSError) as exc:
+    except (WorkflowError, TimeoutError, OSError, nats.errors.NoRespondersError) as exc:
         log.warning("cannot check whether this code strands live runs (%s); going on", exc)
         return None
     return msgspec.convert(reply.response.payload or [], list[CatalogNeed])

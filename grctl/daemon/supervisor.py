@@ -34,7 +34,7 @@ from grctl.daemon.events import (
 from grctl.daemon.logs import configure_logging
 from grctl.daemon.model import DaemonConfig
 from grctl.daemon.notify import Notifier
-from grctl.daemon.procs import ChildFailed, ChildProcess, Generation
+from grctl.daemon.procs import ChildFailed, ChildProcess, Generation, stop_budget
 from grctl.daemon.restarts import CrashRestarts
 from grctl.daemon.schedule_declare import ScheduleDeclarer
 from grctl.daemon.services import EmbeddedNatsServer, keep_services
@@ -298,7 +298,7 @@ class Supervisor(ChangeWatch, CrashRestarts):
 
     async def _shutdown(self) -> None:
         self.stopping = True
-        self.notifier.stopping("stopping")
+        self.notifier.stopping("stopping", extend=stop_budget(self.cfg.shutdown_timeout))
         if self.watcher is not None:
             await self.watcher.stop()
         if self.bringup is not None and not self.bringup.done():

@@ -34,6 +34,7 @@ from nats.aio.subscription import Subscription
 from ulid import ULID
 
 from grctl import settings
+from grctl.engine import api_scope
 from grctl.engine.catalog import CatalogCheck
 from grctl.engine.committer import GroupCommitter
 from grctl.engine.delayed import delayed_start
@@ -187,14 +188,14 @@ class ApiServer:
         try:
             if time.monotonic() - arrived > settings.REQUEST_QUEUE_WAIT:
                 return BUSY
-            return await self.handle(msg.data)
+            return await self.handle(msg.data, msg.subject)
         except Exception as exc:  # never leave a requester without an answer
             log.exception("API request on %s failed", msg.subject[:128])
             return fail(ERR_INTERNAL, str(exc))
         finally:
             self._gate.release()
 
-    async def handle(self, data: bytes) -> APIResponse:
+    async def handle(self, data: bytes, subject: str = "") -> APIResponse:
         try:
             cmd = decode_command(data)
         except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
@@ -204,7 +205,8 @@ class ApiServer:
         if not cmd.id or handler is None:
             return UNKNOWN
         try:
-            return await handler(cmd)
+            refused = await api_scope.check(self._nc, subject, cmd)
+            return fail(*refused) if refused else await handler(cmd)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             log.warning("API %s: a stored record cannot be read: %s", cmd.kind, exc)
             return fail(ERR_INTERNAL, str(exc))

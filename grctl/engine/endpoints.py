@@ -1,9 +1,12 @@
 """The engine's HTTP listener (``grctl engine --http``, ``engine.http.listen`` when grctld embeds it):
-``/metrics`` (this process's registry, with the process and Python collectors), ``/healthz``, and
-``/readyz``: 200 while the engine runs, is connected to NATS and the stream has room for its writes."""
+``/metrics`` (this process's registry, with the process and Python collectors), ``/healthz``,
+``/readyz``: 200 while the engine runs, is connected to NATS and the stream has room for its writes,
+and the web console at ``/`` when the caller mounts it (``grctl.console``)."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from grctl.engine.engine import Engine
@@ -11,7 +14,11 @@ from grctl.ops import metrics
 from grctl.ops.listen import parse_listen
 
 if TYPE_CHECKING:
-    from grctl.ops.http import OpsServer
+    from grctl.ops.http import Mount, OpsServer
+
+log = logging.getLogger("grctl.engine")
+
+MountFor = Callable[[Engine], "Mount"]  # the console's routes for this engine
 
 
 def engine_not_ready(engine: Engine) -> str | None:
@@ -25,7 +32,8 @@ def engine_not_ready(engine: Engine) -> str | None:
     return None
 
 
-async def serve_engine_ops(engine: Engine, listen: str | None) -> OpsServer | None:
+async def serve_engine_ops(engine: Engine, listen: str | None,
+                           mount_for: MountFor | None = None) -> OpsServer | None:
     """Turn counting on and start the listener (before ``engine.start()``: /readyz says 503 until the
     engine runs); None when ``listen`` is not set."""
     if not listen:
@@ -35,6 +43,15 @@ async def serve_engine_ops(engine: Engine, listen: str | None) -> OpsServer | No
     from grctl.ops.http import OpsServer
 
     metrics.enable()
-    server = OpsServer(parse_listen(listen), REGISTRY, lambda: engine_not_ready(engine))
+    server = OpsServer(parse_listen(listen), REGISTRY, lambda: engine_not_ready(engine),
+                       mount=mount_for(engine) if mount_for is not None else None)
     await server.start()
+    if mount_for is not None:
+        log.info("web console: http://%s:%d/", _host_in_url(server.endpoint.host), server.port)
     return server
+
+
+def _host_in_url(host: str) -> str:
+    if host in ("0.0.0.0", "::"):
+        return "localhost"  # every interface: this host's own name works
+    return f"[{host}]" if ":" in host else host

@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from grctl import settings
-from grctl.engine.endpoints import serve_engine_ops
+from grctl.engine.endpoints import MountFor, serve_engine_ops
 from grctl.engine.engine import Engine
 from grctl.engine.snapshot import DEFAULT_RETENTION, DEFAULT_STEP_TIMEOUT, DEFAULT_WAIT_TIMEOUT
 from grctl.lifecycle import cancel, until_stopped
@@ -26,14 +26,16 @@ log = logging.getLogger("grctl.engine.engine")
 
 async def serve_engine(connection: Connection, engine: Engine, stop: asyncio.Event, *,
                        http_listen: str | None = None, on_ready: Callable[[], None] | None = None,
-                       stop_timeout: float = settings.ENGINE_STOP_TIMEOUT) -> None:
-    """Serve /metrics, /healthz and /readyz on ``http_listen`` (if set), start ``engine``, call
+                       stop_timeout: float = settings.ENGINE_STOP_TIMEOUT,
+                       console: MountFor | None = None) -> None:
+    """Serve /metrics, /healthz and /readyz on ``http_listen`` (if set), and the web console there when
+    ``console`` is given (``grctl.console.serve``), start ``engine``, call
     ``on_ready``, and serve until ``stop`` is set; then stop the engine (within ``stop_timeout``, or
     at once when the connection is gone). A stop while the engine waits for JetStream ends the start.
 
     Raises what ``engine.start()`` raises (a stream it cannot set up) and ``ConnectionLostError`` when
     the connection is closed for good: the process should exit with an error and be started again."""
-    ops = await serve_engine_ops(engine, http_listen)
+    ops = await serve_engine_ops(engine, http_listen, console)
     try:
         starting = asyncio.ensure_future(engine.start())
         if not await until_stopped(starting, stop):
@@ -58,9 +60,10 @@ async def run_engine(servers: list[str] | None = None, *, memory: bool = False,
                      stop_event: asyncio.Event | None = None,
                      stream: StreamSettings | None = None,
                      connect_options: dict[str, Any] | None = None,
-                     http_listen: str | None = None) -> None:
+                     http_listen: str | None = None, console: MountFor | None = None) -> None:
     """The ``grctl engine`` program: connect, then ``serve_engine`` until SIGINT/SIGTERM (or
-    ``stop_event``), then close. ``http_listen`` (HOST:PORT): serve /metrics, /healthz and /readyz there.
+    ``stop_event``), then close. ``http_listen`` (HOST:PORT): serve /metrics, /healthz and /readyz there,
+    and the web console when ``console`` is given.
 
     Raises ``ConnectionLostError`` when the NATS connection is closed for good, so the program exits
     non-zero and its supervisor starts it again. ``connect_options`` go to ``Connection.connect``
@@ -89,7 +92,7 @@ async def run_engine(servers: list[str] | None = None, *, memory: bool = False,
         engine = Engine(connection, step_timeout=step_timeout, wait_timeout=wait_timeout, memory=memory,
                         retention=retention, stream=stream)
         try:
-            await serve_engine(connection, engine, stop, http_listen=http_listen)
+            await serve_engine(connection, engine, stop, http_listen=http_listen, console=console)
         finally:
             await connection.close()
     finally:

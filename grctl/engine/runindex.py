@@ -29,6 +29,7 @@ import heapq
 import logging
 from collections import Counter
 from collections.abc import Collection, Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
@@ -53,11 +54,13 @@ _info_decoder = msgspec.msgpack.Decoder(RunInfo)
 
 
 _ENDED = frozenset(str(s) for s in TERMINAL_STATUSES)
+STUCK = "stuck"  # the key of stuck runs in overview()'s counts (they are counted under their status too)
 
 
 class _Entry(NamedTuple):
     created: float  # Unix time: the sort key (newest first)
     run_id: str
+    wf_id: str
     wf_type: str
     status: str
     ended: float  # Unix time the run ended, 0.0 while it has not
@@ -69,8 +72,29 @@ class _Entry(NamedTuple):
 def _entry(data: bytes, seq: int) -> _Entry:
     info = _info_decoder.decode(data)
     ended = info.completed_at.timestamp() if info.completed_at and info.is_terminal else 0.0
-    return _Entry(info.created_at.timestamp(), info.id, info.wf_type, str(info.status), ended, seq, data,
-                  info.stuck is not None)
+    return _Entry(info.created_at.timestamp(), info.id, info.wf_id, info.wf_type, str(info.status), ended,
+                  seq, data, info.stuck is not None)
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    """Which stored runs a listing wants: any of ``statuses`` (empty: all), of ``wf_type``, created in
+    [``since``, ``until``), whose workflow id or run id starts with ``id_prefix``."""
+
+    statuses: frozenset[str] = frozenset()
+    wf_type: str = ""
+    since: datetime | None = None
+    until: datetime | None = None
+    id_prefix: str = ""
+    stuck: bool = False  # only runs held by a mismatch between code and run
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where a page ends: the listing goes on with the runs older than this one (newest first)."""
+
+    created: float
+    run_id: str
 
 
 class RunIndex:
@@ -203,18 +227,63 @@ class RunIndex:
               stuck: bool = False) -> list[bytes]:
         """The stored run infos that match, newest first (by creation time), at most ``limit``;
         ``stuck``: only runs held by a mismatch between code and run."""
-        floor = since.timestamp() if since is not None else None
-        matching = (e for e in self._matching(now, statuses, wf_type, floor) if e.stuck or not stuck)
-        top = heapq.nlargest(max(0, min(limit, settings.MAX_LIST)), matching)
-        return [e.raw for e in top]
+        wanted = RunFilter(frozenset(statuses), wf_type, since, stuck=stuck)
+        return [raw for raw, _ in self.page(now, wanted, min(limit, settings.MAX_LIST))]
 
     def live(self) -> list[bytes]:
         """The run infos of every run that has not ended (for the catalog check)."""
         return [e.raw for e in self._runs.values() if not e.ended and e.status not in _ENDED]
 
-    def _matching(self, now: datetime, statuses: Collection[str], wf_type: str,
-                  floor: float | None) -> Iterator[_Entry]:
+    def page(self, now: datetime, wanted: RunFilter, limit: int,
+             after: Cursor | None = None) -> list[tuple[bytes, Cursor]]:
+        """Up to ``limit`` matching run infos, newest first, older than ``after`` when given; each with
+        the cursor that continues after it."""
+        return self.overview(now, wanted, limit, after)[0]
+
+    def overview(self, now: datetime, wanted: RunFilter, limit: int, after: Cursor | None = None,
+                 ) -> tuple[list[tuple[bytes, Cursor]], dict[tuple[str, str], int]]:
+        """``page()``, and in the same pass over the runs how many match every part of ``wanted`` but
+        its statuses, its type and ``stuck``, per (workflow type, status), stuck runs counted again
+        under the status ``STUCK``: what a listing shows beside its page."""
+        top: list[_Entry] = []  # a min-heap of the newest ``limit`` matches
+        counted: dict[tuple[str, str], int] = {}
+        statuses, wf_type = wanted.statuses, wanted.wf_type
+        older_than = after.created if after is not None else float("inf")
+        tie = after.run_id if after is not None else ""
+        loose = RunFilter(frozenset(), "", wanted.since, wanted.until, wanted.id_prefix)
+        for entry in self._matching(now, loose):
+            group = (entry.wf_type, entry.status)
+            counted[group] = counted.get(group, 0) + 1
+            if entry.stuck:
+                counted[(entry.wf_type, STUCK)] = counted.get((entry.wf_type, STUCK), 0) + 1
+            elif wanted.stuck:
+                continue
+            if (statuses and entry.status not in statuses) or (wf_type and entry.wf_type != wf_type):
+                continue
+            created = entry.created
+            if created > older_than or (created == older_than and entry.run_id >= tie):
+                continue  # on an earlier page
+            if len(top) < limit:
+                heapq.heappush(top, entry)
+            elif top and entry > top[0]:
+                heapq.heapreplace(top, entry)
+        newest = sorted(top, reverse=True)
+        return [(e.raw, Cursor(e.created, e.run_id)) for e in newest], counted
+
+    def tally(self, now: datetime, wanted: RunFilter) -> dict[tuple[str, str], int]:
+        """How many runs match, per workflow type and status (``wanted.statuses`` is ignored)."""
+        counted: dict[tuple[str, str], int] = {}
+        everything = RunFilter(frozenset(), wanted.wf_type, wanted.since, wanted.until, wanted.id_prefix)
+        for entry in self._matching(now, everything):
+            key = (entry.wf_type, entry.status)
+            counted[key] = counted.get(key, 0) + 1
+        return counted
+
+    def _matching(self, now: datetime, wanted: RunFilter) -> Iterator[_Entry]:
         removed = now.timestamp() - self._retention if self._retention is not None else None
+        floor = wanted.since.timestamp() if wanted.since is not None else None
+        ceiling = wanted.until.timestamp() if wanted.until is not None else None
+        statuses, wf_type, prefix, stuck = wanted.statuses, wanted.wf_type, wanted.id_prefix, wanted.stuck
         gone: list[str] = []
         for entry in self._runs.values():
             if removed is not None and entry.ended and entry.ended < removed:
@@ -225,6 +294,12 @@ class RunIndex:
             if wf_type and entry.wf_type != wf_type:
                 continue
             if floor is not None and entry.created < floor:
+                continue
+            if ceiling is not None and entry.created >= ceiling:
+                continue
+            if prefix and not (entry.wf_id.startswith(prefix) or entry.run_id.startswith(prefix)):
+                continue
+            if stuck and not entry.stuck:
                 continue
             yield entry
         for run_id in gone:

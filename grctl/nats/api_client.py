@@ -108,7 +108,8 @@ async def call(connection: Connection, wf_id: str, kind: CommandKind, msg: Any, 
         while True:
             attempt += 1
             try:
-                reply = await connection.interruptible(connection.nc.request(subject, data, timeout=timeout))
+                reply = await connection.interruptible(connection.nc.request(subject, data, timeout=timeout),
+                                                      subject)
                 response = decode_response(reply.data)
                 if not (response.error is not None and response.error.code == ERR_BUSY):
                     raise_for(response, str(kind), wf_id)

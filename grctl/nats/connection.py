@@ -22,7 +22,7 @@ from grctl import settings
 from grctl.lifecycle import cancel, until_stopped
 from grctl.models.common import utcnow
 from grctl.nats.direct import forget_stream_layout
-from grctl.nats.requests import disconnected, guard
+from grctl.nats.requests import disconnected, guard, refused
 from grctl.ops import metrics
 
 log = logging.getLogger(__name__)
@@ -118,10 +118,16 @@ class Connection:
                 await user_closed_cb()
 
         options["closed_cb"] = on_closed
+        user_error_cb = options.pop("error_cb", None) or on_error
+
+        async def on_any_error(exc: Exception) -> None:
+            refused(conn._nc, exc)  # a request refused for lack of permission fails at once
+            await user_error_cb(exc)
+
+        options["error_cb"] = on_any_error
         options.setdefault("max_reconnect_attempts", settings.MAX_RECONNECT_ATTEMPTS)
         options.setdefault("reconnect_time_wait", settings.RECONNECT_WAIT)
         options.setdefault("connect_timeout", settings.CONNECT_TIMEOUT)
-        options.setdefault("error_cb", on_error)
         options.setdefault("disconnected_cb", on_disconnected)
         options.setdefault("reconnected_cb", on_reconnected)
         await conn._nc.connect(servers=servers, name=name, **options)
@@ -157,10 +163,11 @@ class Connection:
     def is_connected(self) -> bool:
         return self._nc.is_connected
 
-    async def interruptible(self, operation: Awaitable[T]) -> T:
-        """Await ``operation`` (a request); if the connection drops meanwhile, cancel it and raise
-        ``ConnectionResetError`` at once (see ``grctl.nats.requests``)."""
-        return await guard(self._nc, operation)
+    async def interruptible(self, operation: Awaitable[T], subject: str = "") -> T:
+        """Await ``operation`` (a request to ``subject``); if the connection drops meanwhile, cancel it
+        and raise ``ConnectionResetError`` at once, and ``PermissionDeniedError`` if the server refuses
+        this user ``subject`` (see ``grctl.nats.requests``)."""
+        return await guard(self._nc, operation, subject)
 
     async def serve_until(self, stop: asyncio.Event) -> None:
         """Wait until ``stop`` is set; raise ``ConnectionLostError`` if the connection is closed for good

@@ -31,6 +31,8 @@ ERR_STORAGE_RESOURCES_EXCEEDED = 10047  # the account's storage limit is reached
 
 H_MSG_ID = "Nats-Msg-Id"
 H_EXPECTED_LAST_SUBJECT_SEQ = "Nats-Expected-Last-Subject-Sequence"
+# The last-sequence check made against another subject (a filter) than the one written.
+H_EXPECTED_LAST_SUBJECT_SEQ_SUBJECT = "Nats-Expected-Last-Subject-Sequence-Subject"
 H_BATCH_ID = "Nats-Batch-Id"
 H_BATCH_SEQ = "Nats-Batch-Sequence"
 H_BATCH_COMMIT = "Nats-Batch-Commit"

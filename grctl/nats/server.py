@@ -13,8 +13,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+from grctl import settings
 from grctl.nats.server_config import render
 
 MIN_VERSION = (2, 12)
@@ -59,6 +61,7 @@ class NatsServerProcess:
         extra_args: list[str] | None = None,
         log_file: str | os.PathLike[str] | None = None,
         sync_interval: str | None = None,
+        preexec_fn: Callable[[], None] | None = None,
     ) -> None:
         self.host = host
         self.port = port or free_port(host)
@@ -69,6 +72,7 @@ class NatsServerProcess:
         self.log_file = log_file
         # "always" or a Go duration: written to a generated config file that includes config_file
         self.sync_interval = sync_interval
+        self.preexec_fn = preexec_fn  # run in the child before exec (e.g. to die with its parent)
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -91,7 +95,9 @@ class NatsServerProcess:
             args += ["-c", str(config)]
         args += self.extra_args
         out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
-        self.proc = subprocess.Popen(args, stdout=out, stderr=out, start_new_session=True)
+        self.proc = subprocess.Popen(
+            args, stdout=out, stderr=out, start_new_session=True, preexec_fn=self.preexec_fn
+        )
         if self.log_file:
             out.close()  # type: ignore[union-attr]
         deadline = time.monotonic() + timeout
@@ -112,7 +118,7 @@ class NatsServerProcess:
         path.write_text(render(self.sync_interval, self.config_file, self.store_dir), encoding="utf-8")
         return path
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = settings.NATS_SERVER_STOP_TIMEOUT) -> None:
         """Stop by pid: SIGTERM, then SIGKILL if it lingers."""
         if self.proc is None:
             return

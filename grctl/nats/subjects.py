@@ -158,6 +158,12 @@ def run_state(wf_id: str, run_id: str) -> str:
     return f"grctl_state.run_state.{wf_id}.{run_id}"
 
 
+def step_claim(wf_id: str, run_id: str, dispatch_seq: int) -> str:
+    """Ours: which execution of a dispatched step may write its history (the dispatch is named by its
+    replay window, ``history_seq_id``); under the run state's subjects, so no stream change is needed."""
+    return f"{run_state(wf_id, run_id)}.claim.{dispatch_seq}"
+
+
 def inbox(wf_id: str) -> str:
     return f"grctl_events.{wf_id}"
 
@@ -190,8 +196,9 @@ def run_records(wf_type: str, wf_id: str, run_id: str) -> list[str]:
     """Subject filters that together hold every stored record of one run, once it has finished (run
     info, input/output/error, history, store, run state); the residue of directives, tasks and timers
     is swept separately."""
+    state = run_state(wf_id, run_id)
     return [run_info(wf_type, wf_id, run_id), f"grctl_run.{wf_id}.{run_id}.*", history(wf_id, run_id),
-            f"grctl_wf_kv.{wf_id}.{run_id}.*", run_state(wf_id, run_id)]
+            f"grctl_wf_kv.{wf_id}.{run_id}.*", state, f"{state}.claim.*"]
 
 
 def retention_timer(wf_id: str, run_id: str) -> str:
@@ -217,3 +224,26 @@ def schedule_host(declarer_key: str) -> str:
 def schedule_timer(schedule_id: str, kind: str) -> str:
     """The subject of a schedule's one pending message of ``kind`` (tick or buffer)."""
     return f"grctl_sched_timer.{schedule_id}.{kind}"
+
+
+# Ours: API subjects that name what their sender may ask, so that NATS permissions can tell a worker's
+# or a reader's requests from an operator's (the engine accepts only the matching command kinds there;
+# see grctl/engine/api_scope.py). Public SDK programs keep using ``api_workflow``.
+API_CHILD_PREFIX = "grctl_api.child"
+API_DESCRIBE_PREFIX = "grctl_api.describe"
+API_TYPED_PREFIX = "grctl_api.typed"
+
+
+def api_child(wf_id: str) -> str:
+    """A worker's request about another run: a child start, or an event sent to its parent."""
+    return f"{API_CHILD_PREFIX}.{wf_id}"
+
+
+def api_typed(wf_type: str, wf_id: str) -> str:
+    """An application's start of a run of ``wf_type``, or an event to a workflow of that type."""
+    return f"{API_TYPED_PREFIX}.{wf_type}.{wf_id}"
+
+
+def api_describe(wf_id: str) -> str:
+    """A read-only request: describe a workflow id's latest run."""
+    return f"{API_DESCRIBE_PREFIX}.{wf_id}"

@@ -37,7 +37,8 @@ class _Metrics:
         self.steps_finished = Counter(
             "grctl_worker_steps_finished",
             "Steps a worker finished: ok (result reported), failed (the handler raised; failure reported), "
-            "not_reported (NATS trouble: delivered again), cancelled (terminated or shut down)",
+            "not_reported (NATS trouble: delivered again), superseded (another delivery's execution claimed "
+            "the step), cancelled (terminated or shut down)",
             ["wf_type", "outcome"])
         self.step_duration = Histogram("grctl_worker_step_duration_seconds", "How long a step ran",
                                        ["wf_type"], buckets=STEP_BUCKETS)

@@ -9,7 +9,8 @@
   → NAK with a delay (the step is replayed);
 - held (this worker's code cannot run the task: ``worker.hold``) → NAK with a delay that grows with
   each delivery, so that a worker with fitting code takes it;
-- terminated by the engine → ACK; cancelled by shutdown → NAK (another worker takes it at once).
+- terminated by the engine → ACK; cancelled by shutdown → NAK (another worker takes it at once);
+- another delivery's execution claimed the step (``claim.py``) → nothing: that execution settles it.
 
 The pull loop keeps every held message alive with in-progress acks well inside the consumer's ack wait.
 """
@@ -128,14 +129,14 @@ class Dispatcher:
         return self._decision(run, task) if run.msg is msg else None
 
     async def _execute(self, workflow: Workflow, task: Directive, delivered: int) -> ResultReport:
-        """Read what the step's earlier executions recorded, then run the step.
+        """Read what the step's earlier executions recorded (a redelivery), then run the step.
 
-        The history is read for every task, not only for redeliveries: a nats-server that crashed can
-        come back having lost its count of deliveries, and then a task that already ran arrives as a
-        first delivery. One read that finds nothing is cheap; running a recorded task again is not."""
+        A first delivery reads nothing: a nats-server that crashed can come back having lost its count
+        of deliveries, but then the step's claim (``claim.py``) is already taken, and its first live
+        operation reads the history before anything runs again."""
         history: list[HistoryEvent] = []
         ri = task.run_info
-        if ri.history_seq_id > 0:
+        if delivered > 1 and ri.history_seq_id > 0:
             try:
                 events = await retrying(
                     lambda: read_history(self._connection.nc, ri.wf_id, ri.id, ri.history_seq_id),
@@ -166,7 +167,7 @@ class Dispatcher:
             return None
         return task
 
-    def _decision(self, run: _Run, task: Directive) -> Decision:
+    def _decision(self, run: _Run, task: Directive) -> Decision | None:
         where = f"{task.kind} task {task.id} of run {task.run_info.id}"
         if run.task.cancelled():
             if run.terminated:
@@ -182,6 +183,8 @@ class Dispatcher:
         outcome = run.task.result()
         if outcome is ResultReport.REPORTED:
             return ACK
+        if outcome is ResultReport.SUPERSEDED:
+            return None
         if outcome is ResultReport.HELD:
             return nak(hold_delay(_num_delivered(run.msg)))
         return nak(settings.DISPATCH_RETRY_DELAY)

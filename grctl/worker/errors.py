@@ -9,6 +9,7 @@ __all__ = [
     "NonDeterminismError",
     "RegistrationError",
     "StepInterrupted",
+    "StepSuperseded",
     "WorkerConsumerError",
 ]
 
@@ -41,3 +42,8 @@ class StepInterrupted(BaseException):
 
     A ``BaseException``, like ``asyncio.CancelledError``, so that ``except Exception`` in handler code
     does not turn it into a handled error."""
+
+
+class StepSuperseded(BaseException):
+    """Another execution of this step (a second delivery of its task) claimed it: this execution stops
+    without writing or reporting anything more, and leaves the task to the one that holds the claim."""

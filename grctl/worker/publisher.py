@@ -39,12 +39,14 @@ class Publisher:
         self.worker_id = worker_id
         self._timeout = timeout
 
-    async def _publish(self, subject: str, data: bytes, msg_id: str, budget: float, what: str) -> None:
+    async def _publish(self, subject: str, data: bytes, msg_id: str, budget: float, what: str,
+                       headers: dict[str, str] | None = None) -> None:
         nc = self._connection.nc
+        all_headers = {H_MSG_ID: msg_id, **(headers or {})}
 
         async def once() -> None:
             await self._connection.interruptible(
-                jetstream.publish(nc, subject, data, {H_MSG_ID: msg_id}, timeout=self._timeout))
+                jetstream.publish(nc, subject, data, all_headers, timeout=self._timeout))
 
         try:
             await retrying(once, budget, what=what)
@@ -56,6 +58,7 @@ class Publisher:
     async def history(
         self, run: RunInfo, kind: HistoryKind, msg: object, operation_id: str,
         timestamp: datetime | None = None, attempt: int = 0, budget: float = settings.PUBLISH_BUDGET,
+        headers: dict[str, str] | None = None,
     ) -> None:
         event = HistoryEvent(
             wf_id=run.wf_id, run_id=run.id, worker_id=self.worker_id, timestamp=timestamp or utcnow(),
@@ -63,7 +66,14 @@ class Publisher:
         )
         await self._publish(subjects.history(run.wf_id, run.id), encode_history(event),
                             history_msg_id(run, kind, operation_id, attempt), budget,
-                            f"{kind} of {operation_id}")
+                            f"{kind} of {operation_id}", headers)
+
+    async def claim(self, subject: str, body: bytes, msg_id: str, check: dict[str, str]) -> int:
+        """Write a step's claim (``claim.py``), once, and return its stream sequence; the server's refusal
+        of ``check`` (``JetStreamError``) and transport errors are the caller's."""
+        ack = await self._connection.interruptible(jetstream.publish(
+            self._connection.nc, subject, body, {H_MSG_ID: msg_id, **check}, timeout=self._timeout))
+        return int(ack["seq"])
 
     async def directive(self, directive: Directive, budget: float = settings.PUBLISH_BUDGET) -> None:
         """Publish a directive and wait for the stream's ack (retrying transport trouble)."""

@@ -34,6 +34,10 @@ class ReplayCursor:
         """True while recorded operations remain to be matched."""
         return self._cursor < len(self._history)
 
+    def extend(self, history: Iterable[HistoryEvent]) -> None:
+        """The step's history read again: what was read before is its beginning, so the position holds."""
+        self._history = [e for e in history if e.operation_id]
+
     def count(self, kind: HistoryKind, op_id: str) -> int:
         """How many events of ``kind`` the history holds for ``op_id`` (e.g. failed task attempts)."""
         return sum(1 for e in self._history if e.kind == kind and e.operation_id == op_id)

@@ -34,7 +34,7 @@ from grctl.models.history import HistoryEvent
 from grctl.nats.connection import Connection
 from grctl.ops import metrics
 from grctl.worker.context import Context
-from grctl.worker.errors import NextDirectiveMissingError, StepInterrupted
+from grctl.worker.errors import NextDirectiveMissingError, StepInterrupted, StepSuperseded
 from grctl.worker.hold import (
     HeldRuns,
     Mismatch,
@@ -56,6 +56,7 @@ class ResultReport(enum.Enum):
     REPORTED = "reported"  # the step's result (or its failure) is in the stream
     NOT_REPORTED = "not_reported"  # publishing the result failed: the task must be delivered again
     HELD = "held"  # this worker's code cannot run the task: handed back for a worker whose code can
+    SUPERSEDED = "superseded"  # another execution claimed the step: it settles the task
 
 
 def resolve(workflow: Workflow, task: Directive) -> tuple[str, HandlerConfig | None, Any]:
@@ -152,6 +153,9 @@ class StepRunner:
                 log.warning("step %s of run %s could not talk to NATS (%s); the task will be delivered "
                             "again", rt.step_name, rt.run_info.id, exc)
                 return ResultReport.NOT_REPORTED
+            except StepSuperseded as exc:
+                log.info("step %s of run %s stops here: %s", rt.step_name, rt.run_info.id, exc)
+                return ResultReport.SUPERSEDED
             except asyncio.CancelledError as exc:
                 task = asyncio.current_task()
                 if task is not None and task.cancelling():

@@ -23,8 +23,10 @@ from grctl.models.history import HistoryEvent, HistoryKind
 from grctl.nats import subjects
 from grctl.nats.connection import Connection
 from grctl.nats.direct import get_last
+from grctl.nats.jetstream import JetStreamError
 from grctl.nats.retry import is_transient, retrying
-from grctl.worker.errors import StepInterrupted
+from grctl.worker.claim import StepClaim, lost_claim
+from grctl.worker.errors import StepInterrupted, StepSuperseded
 from grctl.worker.opid import OperationCounter
 from grctl.worker.publisher import Publisher
 from grctl.worker.replay import ReplayCursor
@@ -59,6 +61,7 @@ class StepRuntime:
 
     def __post_init__(self) -> None:
         self.store = Store(self._load_kv, self.codec)
+        self.claim = StepClaim(self.connection, self.publisher, self.task.run_info)
 
     @property
     def io_budget(self) -> float:
@@ -87,7 +90,18 @@ class StepRuntime:
         return self.ops.next_id(fn_name, args)
 
     async def replayed(self, op_id: str, kinds: frozenset[HistoryKind]) -> HistoryEvent | None:
-        return await self.cursor.match(op_id, kinds)
+        """The recorded event of this operation; None when it must run live, and then this execution
+        holds the step's claim (``claim.py``): nothing recorded by another execution runs again."""
+        while True:
+            generation = self.claim.generation
+            event = await self.cursor.match(op_id, kinds)
+            if event is not None:
+                return event
+            if await self._take_claim(generation):
+                return None
+
+    async def _take_claim(self, generation: int) -> bool:
+        return await self.io(lambda: self.claim.take(generation, self.cursor), "claiming the step")
 
     async def once(self, name: str, args: dict[str, Any], kind: HistoryKind,
                    live: Callable[[], Awaitable[T]], recorded: Callable[[T], object],
@@ -105,8 +119,14 @@ class StepRuntime:
 
     async def record(self, kind: HistoryKind, msg: object, op_id: str, timestamp: Any = None,
                      attempt: int = 0) -> None:
-        await self.publisher.history(self.run_info, kind, msg, op_id, timestamp, attempt=attempt,
-                                     budget=self.io_budget)
+        try:
+            await self.publisher.history(self.run_info, kind, msg, op_id, timestamp, attempt=attempt,
+                                         budget=self.io_budget, headers=self.claim.write_headers())
+        except JetStreamError as exc:
+            if lost_claim(exc):
+                raise StepSuperseded(f"another execution claimed step {self.step_name} of run "
+                                     f"{self.run_info.id}") from exc
+            raise
 
     async def _load_kv(self, key: str) -> bytes | None:
         subject = subjects.kv(self.run_info.wf_id, self.run_info.id, key)

@@ -12,6 +12,7 @@ from grctl.codec import CodecRegistry, default_codec
 from grctl.models.command import CancelCmd, CommandKind, DelayedStartCmd, EventCmd, StartCmd, TerminateCmd
 from grctl.models.common import RunInfo
 from grctl.nats import api_client as api
+from grctl.nats import subjects
 from grctl.nats.connection import Connection
 from grctl.nats.outcome import RunWatcher
 from grctl.nats.subjects import check_token
@@ -98,7 +99,7 @@ class WorkflowHandle:
         value = self._codec.normalize(payload)
         await api.call(self._connection, self.wf_id, CommandKind.run_event,
                        EventCmd(wf_id=self.wf_id, event_name=event_name, payload=value), self._sender_id,
-                       budget=self._budget)
+                       budget=self._budget, subject=subjects.api_typed(self.run_info.wf_type, self.wf_id))
 
     async def cancel(self, reason: str | None = None) -> None:
         """Ask the run to cancel (deferred until the running step ends); raises on an API error."""
@@ -120,11 +121,13 @@ class WorkflowHandle:
 
 async def start_run(connection: Connection, run_info: RunInfo, input: Any, sender_id: str,
                     return_type: Any = None, budget: float = settings.API_BUDGET,
-                    codec: CodecRegistry | None = None, start_at: datetime | None = None) -> WorkflowHandle:
+                    codec: CodecRegistry | None = None, start_at: datetime | None = None,
+                    subject: str = "") -> WorkflowHandle:
     """Start the run described by ``run_info`` and return its handle, already listening: it subscribes
     to the run's outcome before sending the start, so no outcome can be missed. The start is retried
     with the same run id (a retry never makes a second run). ``start_at`` (ours): the run is created
-    now and starts then."""
+    now and starts then. ``subject``: another API subject than the workflow id's (a client's start goes
+    to ``grctl_api.typed.{wf_type}.{wf_id}``, a worker's child start to ``grctl_api.child.{wf_id}``)."""
     handle = WorkflowHandle(run_info, connection, sender_id, return_type, codec=codec, budget=budget)
     await handle.watcher.watch(check_stored=False)
     try:
@@ -132,7 +135,7 @@ async def start_run(connection: Connection, run_info: RunInfo, input: Any, sende
         cmd = (StartCmd(run_info=run_info, input=value) if start_at is None
                else DelayedStartCmd(run_info=run_info, input=value, start_at=start_at))
         reply = await api.call(connection, run_info.wf_id, CommandKind.run_start, cmd, sender_id,
-                               budget=budget)
+                               budget=budget, subject=subject)
         if not reply.notifies:
             handle._notifies = False
             await handle.watcher.watch_history()

@@ -10,6 +10,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from bench_workflows import WORKFLOWS
 
+from grctl import eventloop
 from grctl.nats.connection import Connection
 from grctl.ops import metrics, multiproc
 from grctl.worker.worker import Worker
@@ -27,4 +28,4 @@ async def main() -> None:
     await worker.start()
 
 
-asyncio.run(main())
+eventloop.run(main())

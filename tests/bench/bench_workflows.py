@@ -1,12 +1,19 @@
 """Workflows for the benchmarks: a one-step and a five-step workflow, and a one-step workflow whose
-step calls one task (the overload benchmark's)."""
+step calls one task (the overload benchmark's).
+
+Only the public SDK's import paths are used, so its worker serves them too (bench_vs_public.py), under
+type names that start with ``$BENCH_TYPE_PREFIX``."""
+
+import os
 
 from grctl.worker.task import task
 from grctl.workflow import Workflow
 
-one_step = Workflow(workflow_type="BenchOne")
-five_step = Workflow(workflow_type="BenchFive")
-with_task = Workflow(workflow_type="BenchTask")
+PREFIX = os.environ.get("BENCH_TYPE_PREFIX", "")
+
+one_step = Workflow(workflow_type=f"{PREFIX}BenchOne")
+five_step = Workflow(workflow_type=f"{PREFIX}BenchFive")
+with_task = Workflow(workflow_type=f"{PREFIX}BenchTask")
 
 
 @task

@@ -143,17 +143,32 @@ class Operator:
             f"  {public(self.system)}: {self.system_jwt}\n}}\n"
         )
 
+    def user_creds(self, name: str, publish: list[str], subscribe: list[str], responds: bool) -> str:
+        """A ``.creds`` file of a new user of the account with these permissions (what ``nsc add user
+        --allow-pub ... --allow-sub ... --allow-pub-response`` makes)."""
+        kp = new_keypair(nkeys.PREFIX_BYTE_USER)
+        claims: dict[str, Any] = {"pub": {"allow": publish}, "sub": {"allow": subscribe}, "subs": -1,
+                                  "data": -1, "payload": -1, "type": "user", "version": 2}
+        if responds:
+            claims["resp"] = {"max": 1, "ttl": 0}
+        jwt = encode_jwt({"sub": public(kp), "name": name, "nats": claims}, self.account)
+        return creds_text(jwt, kp)
+
     def creds(self) -> str:
-        return (
-            "-----BEGIN NATS USER JWT-----\n"
-            f"{self.user_jwt}\n"
-            "------END NATS USER JWT------\n\n"
-            "************************* IMPORTANT *************************\n"
-            "NKEY Seed printed below can be used to sign and prove identity.\n\n"
-            "-----BEGIN USER NKEY SEED-----\n"
-            f"{seed_text(self.user)}\n"
-            "------END USER NKEY SEED------\n"
-        )
+        return creds_text(self.user_jwt, self.user)
+
+
+def creds_text(user_jwt: str, user: nkeys.KeyPair) -> str:
+    return (
+        "-----BEGIN NATS USER JWT-----\n"
+        f"{user_jwt}\n"
+        "------END NATS USER JWT------\n\n"
+        "************************* IMPORTANT *************************\n"
+        "NKEY Seed printed below can be used to sign and prove identity.\n\n"
+        "-----BEGIN USER NKEY SEED-----\n"
+        f"{seed_text(user)}\n"
+        "------END USER NKEY SEED------\n"
+    )
 
 
 @dataclass

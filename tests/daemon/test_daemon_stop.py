@@ -11,7 +11,19 @@ from pathlib import Path
 
 import psutil
 import pytest
-from daemonkit import Daemon, config_text, daemon_env, gone, run, wait_file, write_atomic, write_flows
+from daemonkit import (
+    Daemon,
+    NotifySocket,
+    config_text,
+    daemon_env,
+    gone,
+    run,
+    wait_file,
+    write_atomic,
+    write_flows,
+)
+
+from grctl.daemon.procs import stop_budget
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -24,11 +36,11 @@ def daemons() -> Iterator[list[Daemon]]:
         d.stop()
 
 
-def start(daemons: list[Daemon], tmp_path: Path, env: dict[str, str], text: str) -> Daemon:
+def start(daemons: list[Daemon], tmp_path: Path, env: dict[str, str], text: str, **extra: str) -> Daemon:
     write_flows(tmp_path / "flows", "v1")
     config = tmp_path / "grctl.yaml"
     write_atomic(config, text)
-    d = Daemon(config, daemon_env(env, tmp_path)).start()
+    d = Daemon(config, daemon_env(env, tmp_path, **extra)).start()
     daemons.append(d)
     return d
 
@@ -40,12 +52,18 @@ async def test_sigterm_lets_the_running_step_finish_and_exits_0(
     subprocess_env: dict[str, str],
     daemons: list[Daemon],
 ) -> None:
-    d = start(daemons, tmp_path, subprocess_env, config_text([nats_url], shutdown="20s"))
+    notify = NotifySocket(tmp_path / "notify.sock")
+    d = start(daemons, tmp_path, subprocess_env, config_text([nats_url], shutdown="20s"),
+              NOTIFY_SOCKET=str(notify.path))
     pid = d.ready_pids(1)[0]
     slow = asyncio.create_task(run(nats_url, "Slow", "term-1", {"seconds": 2.5, "tag": "t1"}))
     await wait_file(tmp_path / "marks" / "t1.started")
     d.signal(signal.SIGTERM)
     assert await asyncio.to_thread(d.wait_exit, 30) == 0
+    # systemd is asked to wait for the whole drain, whatever its TimeoutStopSec
+    stopping = notify.messages[notify.wait_for("STOPPING")]
+    notify.close()
+    assert int(stopping["EXTEND_TIMEOUT_USEC"]) == stop_budget(20) * 1_000_000 > 2 * 20 * 1_000_000
     assert (tmp_path / "marks" / "t1.done").read_text() == str(pid)
     assert await asyncio.wait_for(slow, 20) == {"tag": "t1", "version": "v1", "pid": pid}
     assert await gone(pid)

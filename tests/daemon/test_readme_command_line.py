@@ -1,6 +1,6 @@
-"""The README's "Command line" section as written: ``grctld -c grctl.yaml.example`` (moved to a free
-port), then ``grctl run``/``start``/``describe``/``history --follow``/``list`` against the demo
-workflow."""
+"""The README's "Command line" section as written: ``grctld -c grctl.yaml.example`` (moved to free
+ports), then ``grctl run``/``start``/``describe``/``history --follow``/``list`` against the demo
+workflow; and the web console whose URL grctld prints, listing the demo's runs."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from daemonkit import ROOT, Daemon, daemon_env
+from support.scrape import get
 
 from grctl.nats.server import free_port
 
@@ -24,11 +25,12 @@ def grctl(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_the_readme_commands_against_the_example_config(tmp_path: Path,
                                                         subprocess_env: dict[str, str]) -> None:
-    port = free_port()
+    port, console_port = free_port(), free_port()
     example = (ROOT / "grctl.yaml.example").read_text()
-    assert "    port: 4225\n" in example
+    assert "    port: 4225\n" in example and "    listen: 127.0.0.1:9465\n" in example
     config = tmp_path / "grctl.yaml"
-    config.write_text(example.replace("    port: 4225\n", f"    port: {port}\n"))
+    config.write_text(example.replace("    port: 4225\n", f"    port: {port}\n")
+                      .replace("    listen: 127.0.0.1:9465\n", f"    listen: 127.0.0.1:{console_port}\n"))
     env = daemon_env(subprocess_env, tmp_path)
     d = Daemon(config, env).start()
     try:
@@ -52,5 +54,9 @@ def test_the_readme_commands_against_the_example_config(tmp_path: Path,
             time.sleep(0.1)
         assert done.returncode == 0 and done.stdout.startswith("WORKFLOW ID"), done
         assert [line.split()[0] for line in done.stdout.splitlines()[1:]] == ["greet-2", "greet-1"], done
+        url = d.wait_for(r"web console: (http://\S+)").group(1)
+        assert url == f"http://127.0.0.1:{console_port}/"
+        status, page = get(url)
+        assert status == 200 and page.index(">greet-2</a>") < page.index(">greet-1</a>"), page
     finally:
         d.stop()

@@ -16,6 +16,8 @@ BENCH = ROOT / "tests" / "bench"
 SMOKE = {
     "bench_chaos.py": ["-n", "40", "--concurrency", "20", "--scenario", "engine-kill",
                        "--scenario", "engine-and-worker-kill", "--deadline", "120"],
+    "bench_console.py": ["-n", "200", "--repeat", "2"],
+    "bench_console_idle.py": ["-n", "20", "--concurrency", "10", "--rounds", "1"],
     "bench_cluster.py": ["-n", "20", "--concurrency", "10"],
     "bench_drain.py": ["-n", "300", "--workers", "1"],
     "bench_engine_commit.py": ["-n", "50", "--concurrency", "20"],
@@ -25,14 +27,18 @@ SMOKE = {
     "bench_overload.py": ["-n", "40", "--levels", "20", "--deadline", "120"],
     "bench_schedules.py": ["--schedules", "2", "--seconds", "3", "--load", "10", "--load-runs", "30"],
     "bench_soak.py": ["--minutes", "0.25", "--rate", "10", "--kill-every", "5"],
+    "bench_step_hops.py": ["-n", "5"],
     "bench_sync_interval.py": ["-n", "20", "--concurrency", "10", "--serial", "3"],
     "bench_throughput.py": ["-n", "20", "--concurrency", "10"],
 }
 HELPERS = {"benchkit.py", "bench_worker.py", "bench_workflows.py", "figures.py"}  # not benchmarks
+# Its exit status says whether performance goals were met, which a tiny run cannot judge: it needs a
+# smoke mode of its own before it can join the list.
+NOT_YET = {"bench_vs_public.py"}
 
 
 def test_every_benchmark_has_a_smoke_run() -> None:
-    scripts = {p.name for p in BENCH.glob("*.py")} - HELPERS
+    scripts = {p.name for p in BENCH.glob("*.py")} - HELPERS - NOT_YET
     assert scripts == set(SMOKE)
 
 

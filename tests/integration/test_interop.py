@@ -4,16 +4,14 @@ its worker runs a workflow against our engine, and its client runs a workflow on
 from __future__ import annotations
 
 import asyncio
-import glob
 import json
-import os
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from support import public_sdk
 from ulid import ULID
 
 from grctl.client.client import Client
@@ -21,51 +19,19 @@ from grctl.nats.connection import Connection
 
 ROOT = Path(__file__).resolve().parents[2]
 INTEROP = ROOT / "tests" / "interop"
-SDK_VERSION = "0.3.0"
 
 pytestmark = pytest.mark.interop
-
-
-def _runs_313(python: str) -> bool:
-    """Does ``python`` start and is it 3.13 or newer? (A pyenv shim may exist yet refuse to run.)"""
-    try:
-        out = subprocess.run([python, "-c", "import sys; print(sys.version_info >= (3, 13))"],
-                             capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return out.returncode == 0 and out.stdout.strip() == "True"
-
-
-def _python313() -> str | None:
-    candidates = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.1[3-9]*/bin/python")), reverse=True)
-    candidates += [found for name in ("python3.13", "python3.14") if (found := shutil.which(name))]
-    return next((c for c in candidates if _runs_313(c)), None)
 
 
 @pytest.fixture(scope="session")
 def public_sdk_python() -> str:
     """The interpreter of a virtual environment holding the public SDK (made once, cached in .cache/)."""
-    base = _python313()
-    if base is None:
+    python = public_sdk.public_sdk_python()
+    if python is None:
         reason = "no Python >= 3.13 on this machine: the public SDK needs it"
         print(f"SKIP interop: {reason}", file=sys.stderr)
         pytest.skip(reason)
-    venv = ROOT / ".cache" / f"public-sdk-{SDK_VERSION}"
-    python = venv / "bin" / "python"
-    if not (venv / ".ready").exists():
-        shutil.rmtree(venv, ignore_errors=True)
-        subprocess.run([base, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", f"grctl-sdk-python=={SDK_VERSION}"],
-                       check=True)
-        (venv / ".ready").touch()
-    return str(python)
-
-
-def _public_env(nats_url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    env["ENGINE_NATS_SERVERS"] = json.dumps([nats_url])
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
+    return python
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -82,7 +48,7 @@ async def test_public_worker_runs_on_our_engine(public_sdk_python: str, engine, 
                                                 tmp_path: Path) -> None:
     log = open(tmp_path / "public-worker.log", "wb")
     proc = subprocess.Popen([public_sdk_python, str(INTEROP / "public_worker.py")], cwd=tmp_path,
-                            env=_public_env(nats_url), stdout=log, stderr=subprocess.STDOUT)
+                            env=public_sdk.public_env(nats_url), stdout=log, stderr=subprocess.STDOUT)
     try:
         conn = await Connection.connect([nats_url])
         client = Client(conn)
@@ -118,7 +84,7 @@ async def test_public_client_runs_on_our_worker(public_sdk_python: str, engine, 
             # An asyncio subprocess: the in-process engine shares this event loop.
             proc = await asyncio.create_subprocess_exec(
                 public_sdk_python, str(INTEROP / "public_client.py"), "OurInterop", wf_id, '{"n": 21}',
-                cwd=tmp_path, env=_public_env(nats_url), stdout=asyncio.subprocess.PIPE,
+                cwd=tmp_path, env=public_sdk.public_env(nats_url), stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
             )
             stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout=60)

@@ -22,9 +22,15 @@ class RecordingPublisher:
     def __init__(self) -> None:
         self.events: list[HistoryEvent] = []
         self.directives: list[Directive] = []
+        self.claims: list[str] = []
+
+    async def claim(self, subject: str, body: bytes, msg_id: str, check: dict[str, str]) -> int:
+        self.claims.append(subject)
+        return len(self.claims)
 
     async def history(self, run: RunInfo, kind: HistoryKind, msg: object, operation_id: str,
-                      timestamp: datetime | None = None, attempt: int = 0, budget: float = 0.0) -> None:
+                      timestamp: datetime | None = None, attempt: int = 0, budget: float = 0.0,
+                      headers: dict[str, str] | None = None) -> None:
         self.events.append(HistoryEvent(wf_id=run.wf_id, run_id=run.id, worker_id=WORKER,
                                         timestamp=timestamp or utcnow(), kind=kind, msg=msg,
                                         operation_id=operation_id))

@@ -5,7 +5,8 @@
 MODULE is an importable module name or a path to a .py file; its ``WORKFLOWS`` list (or every
 ``Workflow`` it defines) is served, with its ``CODEC`` (a ``CodecRegistry``) if it has one. NATS
 servers come from the environment (GRCTL_NATS_SERVERS).
-Prints ``READY <worker_id>`` once registered and consuming; SIGTERM/SIGINT stop it gracefully.
+Prints ``READY <worker_id>`` once registered and consuming; SIGTERM/SIGINT stop it gracefully. Runs on
+the event loop grctld gives its workers (``grctl/eventloop.py``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+from grctl import eventloop
 from grctl.nats.connection import Connection
 from grctl.worker.worker import Worker
 from grctl.workflow import Workflow
@@ -67,4 +69,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    eventloop.run(main())  # as grctld runs its workers

@@ -30,6 +30,25 @@ CASES: list[tuple[str, str, str, str]] = [
         "duplicate key 'workflows'",
     ),
     (
+        "console-open-on-the-network",
+        GOOD_HEAD + "engine:\n  embedded: true\n  http:\n    listen: 0.0.0.0:9465\n",
+        "0.0.0.0:9465",
+        "the console would be open to the network",
+    ),
+    (
+        "console-password-twice",
+        GOOD_HEAD + "engine:\n  http:\n    console:\n      admin_password: long-enough\n"
+        "      admin_password_file: notes.txt\n",
+        "notes.txt",
+        "cannot be combined with engine.http.console.admin_password",
+    ),
+    (
+        "console-short-password",
+        GOOD_HEAD + "engine:\n  http:\n    console:\n      viewer_password: short\n",
+        "short",
+        "too short",
+    ),
+    (
         "duplicate-nested-key",
         GOOD_HEAD + "nats:\n  name: a\n  name: b\n",
         "name: b",

@@ -3,7 +3,7 @@ read from its source, and the packages' dependencies must follow the layers belo
 private name imported from another package.
 
     settings  ←  models  ←  ops (metrics hooks)  ←  nats  ←  codec, workflow
-              ←  client, worker, engine  ←  daemon, cli
+              ←  client, worker, engine  ←  console  ←  daemon, cli
 """
 
 from __future__ import annotations
@@ -24,15 +24,17 @@ ALLOWED: dict[str, set[str]] = {
     "nats": {"settings", "lifecycle", "models", "codec", "ops"},
     "codec": {"settings", "lifecycle"},
     "logging_config": {"settings", "lifecycle"},
+    "eventloop": {"settings"},
     "workflow": {"settings", "lifecycle", "models", "nats", "codec"},
     "client": {"settings", "lifecycle", "models", "nats", "codec", "workflow", "logging_config"},
     "worker": {"settings", "lifecycle", "models", "nats", "codec", "workflow", "ops"},
     "engine": {"settings", "lifecycle", "models", "nats", "ops"},
     "demo": {"settings", "lifecycle", "models", "nats", "codec", "workflow", "worker"},
+    "console": {"settings", "lifecycle", "models", "nats", "codec", "workflow", "client", "engine", "ops"},
     "daemon": {"settings", "lifecycle", "models", "nats", "codec", "workflow", "worker", "engine", "client",
-               "logging_config", "ops"},
+               "logging_config", "ops", "eventloop", "console"},
     "cli": {"settings", "lifecycle", "models", "nats", "codec", "workflow", "client", "engine", "daemon",
-            "ops"},
+            "ops", "eventloop", "console"},
     "__main__": {"settings", "lifecycle", "cli"},
 }
 

@@ -103,3 +103,16 @@ async def test_now_replays_recorded_value() -> None:
     cursor = ReplayCursor([ev(HistoryKind.timestamp_recorded, TimestampRecorded(value=when), "now:1")])
     event = await cursor.match("now:1", NOW)
     assert event is not None and event.msg.value == when
+
+
+async def test_history_read_again_keeps_the_position() -> None:
+    """A step whose claim was taken reads its history again: what it already matched stays matched, and
+    what the other execution recorded since is replayed."""
+    cursor = ReplayCursor([completed("t:1", "a")])
+    assert await cursor.match("t:1", TASK) is not None
+    assert await cursor.match("t:2", TASK) is None  # past its history: would run live
+    cursor.extend([completed("t:1", "a"), started("t:2"), completed("t:2", "b")])
+    assert cursor.replaying
+    again = await cursor.match("t:2", TASK)
+    assert again is not None and again.msg.output == {"result": "b"}
+    assert not cursor.replaying

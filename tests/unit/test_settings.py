@@ -22,7 +22,8 @@ SETTINGS = ROOT / "grctl" / "settings.py"
 SCHEMA = ROOT / "grctl" / "schemas" / "grctl.schema.json"
 EXAMPLE = ROOT / "grctl.yaml.example"
 UNITS = {"s", "ms", "port", "URLs", "address", "count", "copies", "bytes", "messages", "requests",
-         "runs", "run infos", "steps", "processes", "directives", "batches", "factor", "zone"}
+         "runs", "run infos", "steps", "processes", "directives", "batches", "factor", "zone",
+         "choice"}
 
 # grctl.yaml key → the setting that is its default, and how the file writes values of that key.
 FILE_DEFAULTS: dict[tuple[str, ...], tuple[Any, Any]] = {

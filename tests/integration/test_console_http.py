@@ -1,0 +1,213 @@
+"""The console's HTTP side against a real engine process (``grctl engine -c FILE`` with console
+credentials) and a real worker process: roles, CSRF, the operations endpoints left open, a reverse
+proxy's path prefix, actions refused with the command line's words, a bulk cancel and a bulk retry by
+filter, schedules paused, resumed and triggered; and an open console on a non-loopback address refused
+at start."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import unquote
+
+import aiohttp
+import pytest
+from support.cli_run import ROOT
+from support.processes import ChildProcess, WorkerProcess
+from support.scrape import wait_status
+
+from grctl.client.client import Client
+from grctl.client.schedules import ScheduleCommands
+from grctl.models.common import RunStatus
+from grctl.models.schedule import ScheduleSpec
+from grctl.nats.connection import Connection
+from grctl.nats.server import free_port
+
+pytestmark = pytest.mark.timeout(120)
+
+ADMIN = {"Authorization": "Bearer admin-secret-1"}
+VIEWER = {"Authorization": "Bearer viewer-secret-1"}
+HOLD = {"order_id": "H", "amount": 1, "mode": "hold"}  # a run that waits for an event
+
+
+@pytest.fixture
+async def base(nats_url: str, subprocess_env: dict[str, str], tmp_path: Path) -> AsyncIterator[str]:
+    port = free_port()
+    (tmp_path / "viewer").write_text("viewer-secret-1\n")
+    config = tmp_path / "grctl.yaml"
+    config.write_text(f"nats:\n  servers: ['{nats_url}']\nengine:\n  http:\n    listen: 127.0.0.1:{port}\n"
+                      "    console:\n      admin_password: admin-secret-1\n"
+                      "      viewer_password_file: viewer\n")
+    config.chmod(0o600)
+    engine = ChildProcess([sys.executable, "-m", "grctl", "engine", "-c", str(config)], subprocess_env,
+                          cwd=ROOT).start()
+    worker = WorkerProcess("support.wf_console", subprocess_env).start()
+    try:
+        await wait_status(f"http://127.0.0.1:{port}/readyz", 200)
+        await worker.ready()
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        worker.kill()
+        engine.stop()
+
+
+def session(headers: dict[str, str]) -> aiohttp.ClientSession:
+    """A browser-like session: it keeps the cookies of an address given as an IP."""
+    return aiohttp.ClientSession(headers=headers, cookie_jar=aiohttp.CookieJar(unsafe=True))
+
+
+def csrf_of(page: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert found, page
+    return found.group(1)
+
+
+async def test_roles_csrf_and_the_open_operations_endpoints(base: str, connection: Connection) -> None:
+    async with aiohttp.ClientSession() as anonymous:
+        for path in ("/healthz", "/readyz", "/metrics"):
+            async with anonymous.get(base + path) as resp:
+                assert resp.status == 200, path
+        async with anonymous.get(base + "/") as resp:
+            assert resp.status == 401 and "Basic" in resp.headers["WWW-Authenticate"]
+    await Client(connection).start_workflow("ProcessOrder", "held", HOLD)
+    async with session(VIEWER) as viewer:
+        async with viewer.get(base + "/") as resp:
+            page = await resp.text()
+            assert resp.status == 200 and ">viewer<" in page and "Cancel all" not in page
+            assert "script-src 'self'" in resp.headers["Content-Security-Policy"]
+        async with viewer.post(base + "/act", data={"action": "cancel", "id": "held",
+                                                     "csrf": csrf_of_any(viewer)}) as resp:
+            assert resp.status == 403 and "read-only" in await resp.text()
+    async with session(ADMIN) as admin:
+        async with admin.get(base + "/run?id=held") as resp:
+            token = csrf_of(await resp.text())
+        form = {"action": "cancel", "id": "held", "csrf": token}
+        async with admin.post(base + "/act", data={**form, "csrf": "forged"}) as resp:
+            assert resp.status == 403 and "CSRF" in await resp.text()
+        async with admin.post(base + "/act", data=form, headers={"Origin": "http://evil.example"}) as resp:
+            assert resp.status == 403
+        async with admin.post(base + "/act", data=form) as resp:  # the confirmation page, nothing done
+            assert resp.status == 200 and "Please confirm" in await resp.text()
+        assert (await Client(connection).describe("held")).status == RunStatus.running
+        async with admin.post(base + "/act", data={**form, "confirmed": "1"}, allow_redirects=False) as resp:
+            assert resp.status == 303 and "done=cancel" in resp.headers["Location"]
+        handle = await Client(connection).get_workflow_handle("held")
+        with pytest.raises(Exception, match="cancel"):
+            await handle.result(timeout=30)
+        async with admin.post(base + "/act", data={**form, "confirmed": "1"}) as resp:
+            assert resp.status == 409
+            assert "the latest run of workflow &#39;held&#39; has already finished" in await resp.text()
+
+
+def csrf_of_any(session: aiohttp.ClientSession) -> str:
+    """The CSRF cookie the session was given (a viewer's token is refused all the same)."""
+    return next((c.value for c in session.cookie_jar if c.key == "grctl_csrf"), "none")
+
+
+async def test_actions_explain_refusals_and_bulk_cancel_and_retry_act_on_the_filter(base: str,
+                                                                            connection: Connection) -> None:
+    client = Client(connection)
+    for i in range(3):
+        await client.start_workflow("ProcessOrder", f"bulk-{i}", HOLD)
+    await client.start_workflow("ProcessOrder", "other-1", HOLD)
+    declined = await client.start_workflow("ProcessOrder", "decl-1", {**HOLD, "mode": "decline"})
+    with pytest.raises(Exception, match="card declined"):
+        await declined.result(timeout=60)
+    async with session(ADMIN) as admin:
+        async with admin.get(base + "/start") as resp:
+            token = csrf_of(await resp.text())
+        start = {"action": "start", "csrf": token, "confirmed": "1", "type": "NoSuchFlow", "id": "x1"}
+        async with admin.post(base + "/act", data=start) as resp:
+            assert resp.status == 409
+            assert "workflow type &#39;NoSuchFlow&#39; is not registered" in await resp.text()
+        start["type"] = "ProcessOrder"
+        async with admin.post(base + "/act", data={**start, "input": "{oops"}) as resp:
+            assert resp.status == 409 and "the input is not valid JSON" in await resp.text()
+        async with admin.post(base + "/act", data={**start, "id": "bad id"}) as resp:
+            assert resp.status == 409 and "must not contain" in await resp.text()
+        bulk = {"action": "bulk_cancel", "csrf": token, "q": "bulk-"}
+        for _ in range(50):  # the index follows the stream a moment after each commit
+            async with admin.post(base + "/act", data=bulk) as resp:
+                page = await resp.text()
+            if "<b>3</b> active runs" in page:
+                break
+            await asyncio.sleep(0.1)
+        assert "<b>3</b> active runs" in page and "other-1" not in page
+        async with admin.post(base + "/act", data={**bulk, "confirmed": "1", "reason": "bulk"}) as resp:
+            assert resp.status == 200 and "3 done" in await resp.text()
+        await bulk_retry(admin, base, token)
+    for i in range(3):
+        handle = await client.get_workflow_handle(f"bulk-{i}")
+        with pytest.raises(Exception, match="cancel"):
+            await handle.result(timeout=30)
+    assert (await client.describe("other-1")).status == RunStatus.running
+    assert (await client.describe("decl-1")).retry_of == declined.run_id
+
+
+async def bulk_retry(admin: aiohttp.ClientSession, base: str, token: str) -> None:
+    """Retry every failed run whose id starts with ``decl-`` (one), after confirming."""
+    retry = {"action": "bulk_retry", "csrf": token, "q": "decl-"}
+    for _ in range(50):  # the index follows the stream a moment after each commit
+        async with admin.post(base + "/act", data=retry) as resp:
+            page = await resp.text()
+        if "<b>1</b> ended run" in page:
+            break
+        await asyncio.sleep(0.1)
+    assert "<b>1</b> ended run" in page, page
+    async with admin.post(base + "/act", data={**retry, "confirmed": "1"}) as resp:
+        assert resp.status == 200 and "1 done" in await resp.text()
+
+
+async def test_behind_a_proxy_every_link_carries_the_prefix(base: str) -> None:
+    async with session({**VIEWER, "X-Forwarded-Prefix": "/ops/grctl/"}) as viewer:
+        async with viewer.get(base + "/workers") as resp:
+            page = await resp.text()
+    links = re.findall(r'(?:href|src|action)="([^"]+)"', page)
+    assert links and all(link.startswith("/ops/grctl/") for link in links), links
+    async with session({**VIEWER, "X-Forwarded-Prefix": "/x\"><script>"}) as viewer:
+        async with viewer.get(base + "/workers") as resp:
+            assert 'href="/static/console.css"' in await resp.text()  # an odd prefix is ignored
+        for query in ("id=*&run=*", "id=%3E", "id=a.b&run=x"):  # wildcards never reach a subject
+            async with viewer.get(f"{base}/run?{query}") as resp:
+                assert resp.status == 404, query
+            async with viewer.get(f"{base}/run/live?{query}") as resp:
+                assert resp.status == 404, query
+
+
+def test_an_open_console_on_a_public_address_is_refused_at_start(subprocess_env: dict[str, str]) -> None:
+    done = subprocess.run([sys.executable, "-m", "grctl", "engine", "--http", f"0.0.0.0:{free_port()}"],
+                          env=subprocess_env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done
+    assert "open to the network" in done.stderr and "admin_password" in done.stderr
+
+
+async def test_schedules_are_listed_paused_resumed_and_triggered(base: str, connection: Connection) -> None:
+    spec = ScheduleSpec(workflow="ProcessOrder", input=HOLD, cron="0 3 * * *")
+    await ScheduleCommands(connection, "c:test").declare("test-host:a", {"nightly": spec})
+    client = Client(connection)
+    async with session(ADMIN) as admin:
+        async with admin.get(base + "/schedules") as resp:
+            page = await resp.text()
+        assert resp.status == 200 and ">nightly</td>" in page and "0 3 * * *" in page, page
+        form = {"csrf": csrf_of(page), "id": "nightly"}
+        async with admin.post(base + "/schedule", data={**form, "action": "schedule_pause"}) as resp:
+            assert "Pause schedule" in await resp.text()  # asked first
+        assert not (await client.list_schedules())[0].state.operator_paused
+        async with admin.post(base + "/schedule", data={**form, "action": "schedule_pause", "confirmed": "1",
+                                                         "reason": "db upgrade"}) as resp:
+            page = await resp.text()
+            assert resp.status == 200 and "Paused" in page and "db upgrade" in page
+        assert (await client.list_schedules())[0].state.operator_paused
+        confirmed = {**form, "confirmed": "1"}
+        async with admin.post(base + "/schedule", data={**confirmed, "action": "schedule_resume"}):
+            pass
+        assert not (await client.list_schedules())[0].state.operator_paused
+        async with admin.post(base + "/schedule", data={**confirmed, "action": "schedule_trigger"}) as resp:
+            page = await resp.text()
+    started = re.search(r'run\?id=(nightly%40[^"&]+)', page)
+    assert started, page
+    assert (await client.describe(unquote(started.group(1)))).wf_type == "ProcessOrder"

@@ -1,0 +1,125 @@
+"""Helpers and session fixtures of the packaging tests: the packages, built offline once per session,
+and package managers run in a root made of overlays of this machine's /usr, /etc and dpkg database
+(writes stay in the test's directories; the maintainer scripts run chrooted into it, as dpkg --root
+and rpm --root do)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Overlays of the host: each (host path, path in the root). /dev and /proc are bound as they are:
+# scripts write to /dev/null, and systemctl looks at /proc to see that it runs in a chroot.
+OVERLAYS = (("/usr", "usr"), ("/etc", "etc"), ("/var/lib/dpkg", "var/lib/dpkg"))
+BINDS = (("/dev", "dev"), ("/proc", "proc"))
+MERGED_USR = ("bin", "sbin", "lib", "lib64")
+
+
+def need(*tools: str) -> None:
+    missing = [tool for tool in tools if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"{', '.join(missing)} not installed (.ci/run installs them)")
+
+
+def build(script: str, out: Path) -> Path:
+    """packaging/SCRIPT into ``out`` with no network (a fresh network namespace)."""
+    need("unshare")
+    vendor = subprocess.run(["sh", str(ROOT / "packaging" / "vendor.sh")], capture_output=True, text=True,
+                            timeout=600)
+    assert vendor.returncode == 0, vendor.stderr[-3000:]
+    done = subprocess.run(["unshare", "-n", "sh", str(ROOT / "packaging" / script), str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    path = Path(done.stdout.strip().splitlines()[-1])
+    assert path.is_file()
+    return path
+
+
+def tree_digests(root: Path, under: str) -> dict[str, str]:
+    """SHA-256 of every regular file (and the target of every link) below ``root/under``."""
+    digests = {}
+    for path in sorted((root / under).rglob("*")):
+        name = str(path.relative_to(root))
+        if path.is_symlink():
+            digests[name] = "-> " + os.readlink(path)
+        elif path.is_file():
+            digests[name] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return digests
+
+
+class OverlayRoot:
+    """A root directory for ``dpkg --root``/``rpm --root``: the host's /usr, /etc and dpkg database
+    as overlays whose writes land in ``state``; everything else empty."""
+
+    def __init__(self, base: Path) -> None:
+        self.path = base / "root"
+        self.state = base / "state"
+        for directory in ("run/systemd/system", "var/log", "var/lib", "tmp", "dev", "proc"):
+            (self.path / directory).mkdir(parents=True, exist_ok=True)
+        for name in MERGED_USR:
+            if os.path.islink(f"/{name}"):
+                (self.path / name).symlink_to(os.readlink(f"/{name}"))
+        for _, inside in OVERLAYS:
+            (self.path / inside).mkdir(parents=True, exist_ok=True)
+            key = inside.replace("/", "_")
+            (self.state / f"{key}.up").mkdir(parents=True, exist_ok=True)
+            (self.state / f"{key}.work").mkdir(parents=True, exist_ok=True)
+
+    def upper(self, inside: str) -> Path:
+        """Where writes to ``inside`` (one of the overlays) land: to put files into the root."""
+        return self.state / f"{inside.replace('/', '_')}.up"
+
+    def run(self, *command: str, check: bool = True, env: dict[str, str] | None = None
+            ) -> subprocess.CompletedProcess[str]:
+        """``command`` in a private mount namespace where the root's overlays are mounted."""
+        need("unshare")
+        mounts = [
+            f"mount -t overlay overlay -o lowerdir={host},upperdir={self.upper(inside)},"
+            f"workdir={self.state / (inside.replace('/', '_') + '.work')} {self.path / inside}"
+            for host, inside in OVERLAYS
+        ] + [f"mount --rbind {host} {self.path / inside}" for host, inside in BINDS]
+        script = " && ".join(mounts) + ' && exec "$@"'
+        done = subprocess.run(
+            ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", *command],
+            capture_output=True, text=True, timeout=300, env=env,
+        )
+        if check:
+            assert done.returncode == 0, f"{command}: {done.stdout[-2000:]}\n{done.stderr[-3000:]}"
+        return done
+
+    def exists(self, inside: str) -> bool:
+        """Whether ``inside`` (a path in the root, links not followed) exists now."""
+        return self.run("test", "-e", str(self.path / inside), "-o", "-L", str(self.path / inside),
+                        check=False).returncode == 0
+
+    def read(self, inside: str) -> str:
+        return self.run("cat", str(self.path / inside)).stdout
+
+    def chroot(self, *command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self.run("chroot", str(self.path), *command, check=check)
+
+
+@pytest.fixture(scope="session")
+def deb(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    need("dpkg-buildpackage", "dh", "dpkg-deb")
+    return build("build-deb.sh", tmp_path_factory.mktemp("deb"))
+
+
+@pytest.fixture(scope="session")
+def rpm(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    need("rpmbuild", "rpm")
+    return build("build-rpm.sh", tmp_path_factory.mktemp("rpm"))
+
+
+@pytest.fixture(scope="session")
+def unpacked(deb: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("unpacked")
+    subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True)
+    return root

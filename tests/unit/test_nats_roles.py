@@ -1,0 +1,157 @@
+"""The role permissions against the subjects the code uses, read from ``grctl.nats.subjects`` itself (so
+a subject added there must be given to a role), and the shipped configuration files against them."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from grctl.engine.api_scope import refusal, typed
+from grctl.models.command import Command, CommandKind, DescribeCmd, EventCmd, ListCmd, StartCmd, TerminateCmd
+from grctl.models.common import RunInfo
+from grctl.nats import authconfig, roles, subjects
+from grctl.nats.requests import permission_violation
+from grctl.nats.roles import allowed, matches, overlap
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
+TYPES = ["Order", "Part"]
+ROLES = roles.all_roles(TYPES)
+
+
+def code_subjects() -> Iterator[tuple[str, str]]:
+    """(name, subject) for every subject ``subjects.py`` names: its subject constants, and what each of its
+    builders returns for sample names."""
+    for name, value in vars(subjects).items():
+        if name.startswith("_"):
+            continue
+        if isinstance(value, str) and value.startswith("grctl_") and value != subjects.STREAM:
+            if name.endswith("_QUEUE"):
+                continue  # a queue group's name, not a subject
+            yield name, f"{value}.sample" if name.endswith("_PREFIX") else value
+        elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+            yield from ((name, v) for v in value)
+        elif inspect.isfunction(value) and value.__module__ == subjects.__name__:
+            signature = inspect.signature(value)
+            if signature.return_annotation not in ("str", "list[str]"):
+                continue  # a check, not a subject
+            built = value(*[f"sample{i}" for i in range(len(signature.parameters))])
+            yield from ((name, s) for s in ([built] if isinstance(built, str) else built))
+
+
+def stored(subject: str) -> bool:
+    """A subject (or a filter) of the stream's records."""
+    return any(overlap(p, subject) for p in subjects.STREAM_SUBJECTS)
+
+
+def test_the_code_names_subjects_at_all() -> None:
+    found = dict(code_subjects())
+    assert {"api_child", "outcome", "worker_cmd", "history", "STREAM_SUBJECTS"} <= set(found)
+
+
+@pytest.mark.parametrize(("name", "subject"), list(code_subjects()))
+def test_every_subject_of_the_code_is_given_to_a_role(name: str, subject: str) -> None:
+    if "consumer" in name.lower():  # a durable consumer's name: someone must pull from it
+        pull = f"$JS.API.CONSUMER.MSG.NEXT.{subjects.STREAM}.{subject}"
+        assert [r.role for r in ROLES if allowed(r.publish, pull)], f"{name}: nobody may pull from {subject}"
+        return
+    publishers = [r.role for r in ROLES if allowed(r.publish, subject)]
+    if stored(subject):  # a record of the stream: the engine writes (and every role reads) it
+        concrete = "*" not in subject.split(".") and ">" not in subject.split(".")
+        assert "engine" in publishers or not concrete, f"{name}: the engine cannot write {subject}"
+        return
+    subscribers = [r.role for r in ROLES if allowed(r.subscribe, subject)]
+    assert publishers, f"{name}: no role may publish to {subject}"
+    assert subscribers, f"{name}: no role may subscribe to {subject}"
+
+
+def test_a_worker_gets_its_own_types_only() -> None:
+    worker = roles.worker(["Order"])
+    assert allowed(worker.publish, subjects.directive("Order", "o-1", "r"))
+    assert not allowed(worker.publish, subjects.directive("Secret", "o-1", "r"))
+    next_of = "$JS.API.CONSUMER.MSG.NEXT.grctl_state.{}".format
+    assert allowed(worker.publish, next_of(subjects.worker_consumer("Order")))
+    assert not allowed(worker.publish, next_of(subjects.worker_consumer("X")))
+    for forbidden in (subjects.api_workflow("o-1"), subjects.API_ALL, "$JS.API.STREAM.DELETE.grctl_state",
+                      "$JS.API.STREAM.PURGE.grctl_state", subjects.run_state("o-1", "r")):
+        assert not allowed(worker.publish, forbidden), forbidden
+    with pytest.raises(ValueError, match="workflow type"):
+        roles.worker(["bad.type"])
+
+
+def test_only_the_engine_manages_the_stream_and_nobody_deletes_it() -> None:
+    for role in ROLES:
+        assert not allowed(role.publish, "$JS.API.STREAM.DELETE.grctl_state")
+        manages = allowed(role.publish, "$JS.API.STREAM.UPDATE.grctl_state")
+        assert manages == (role.role == "engine")
+    reader = roles.reader()
+    assert not allowed(reader.publish, subjects.api_workflow("x"))
+    assert allowed(reader.publish, subjects.api_describe("x"))
+
+
+def test_wildcards_follow_nats() -> None:
+    assert matches("a.*.c", "a.b.c") and not matches("a.*.c", "a.b.d") and not matches("a.*", "a.b.c")
+    assert matches("a.>", "a.b.c") and not matches("a.>", "a")
+
+
+@pytest.mark.parametrize(("name", "nkeys"), [("accounts.conf", False), ("accounts-nkeys.conf", True)])
+def test_the_shipped_accounts_are_what_the_code_makes(name: str, nkeys: bool) -> None:
+    shipped = (EXAMPLES / name).read_text()
+    made = authconfig.accounts_conf({authconfig.ACCOUNT: authconfig.EXAMPLE_TYPES}, nkeys=nkeys)
+    assert shipped == made, f"regenerate: python -m grctl.nats.authconfig{' --nkeys' if nkeys else ''} " \
+                            f"> docs/examples/{name}"
+
+
+def test_the_shipped_nsc_commands_are_what_the_code_makes() -> None:
+    shipped = (EXAMPLES / "nsc-setup.sh").read_text()
+    assert shipped == authconfig.nsc_script({authconfig.ACCOUNT: authconfig.EXAMPLE_TYPES})
+
+
+def _cmd(kind: CommandKind, msg: object) -> Command:
+    return Command(id="c1", kind=kind, timestamp=datetime.now(UTC), msg=msg)
+
+
+def test_the_engine_takes_only_the_kinds_a_subject_stands_for() -> None:
+    child = RunInfo(id="r", wf_id="kid", wf_type="Part", created_at=datetime.now(UTC), parent_run_id="p")
+    top = RunInfo(id="r", wf_id="kid", wf_type="Part", created_at=datetime.now(UTC))
+    assert refusal(subjects.api_child("kid"), _cmd(CommandKind.run_start, StartCmd(run_info=child))) is None
+    assert "child workflows only" in str(refusal(subjects.api_child("kid"),
+                                                 _cmd(CommandKind.run_start, StartCmd(run_info=top))))
+    to_parent = _cmd(CommandKind.run_event, EventCmd(wf_id="p", event_name="e"))
+    assert refusal(subjects.api_child("p"), to_parent) is None
+    assert "about workflow 'p' only" in str(refusal(subjects.api_child("p"), _cmd(
+        CommandKind.run_event, EventCmd(wf_id="other", event_name="e"))))
+    kill = _cmd(CommandKind.run_terminate, TerminateCmd(wf_id="kid"))
+    for subject in (subjects.api_child("kid"), subjects.api_describe("kid"), subjects.API_WORKER,
+                    subjects.API_RUNS):
+        assert "run.terminate is not accepted on" in str(refusal(subject, kill))
+    assert refusal(subjects.api_workflow("kid"), kill) is None  # the public protocol's subject takes all
+    assert refusal(subjects.api_describe("kid"), _cmd(CommandKind.run_describe, DescribeCmd(wf_id="kid"))) \
+        is None
+    assert refusal(subjects.API_RUNS, _cmd(CommandKind.run_list, ListCmd())) is None
+
+
+def test_an_applications_subject_names_the_workflow_type() -> None:
+    order = RunInfo(id="r", wf_id="o-1", wf_type="Order", created_at=datetime.now(UTC))
+    start = _cmd(CommandKind.run_start, StartCmd(run_info=order))
+    assert refusal(subjects.api_typed("Order", "o-1"), start) is None
+    assert "starts workflows of type 'Part' only" in str(refusal(subjects.api_typed("Part", "o-1"), start))
+    assert "about workflow 'o-2' only" in str(refusal(subjects.api_typed("Order", "o-2"), start))
+    kill = _cmd(CommandKind.run_terminate, TerminateCmd(wf_id="o-1"))
+    assert "run.terminate is not accepted on" in str(refusal(subjects.api_typed("Order", "o-1"), kill))
+    assert typed(subjects.api_typed("Order", "o-1")) == ("Order", "o-1")
+    assert typed(subjects.api_workflow("o-1")) is None
+    app = roles.app(["Order"])
+    assert allowed(app.publish, subjects.api_typed("Order", "o-1"))
+    assert not allowed(app.publish, subjects.api_typed("Part", "o-1"))
+    assert not allowed(app.publish, subjects.api_workflow("o-1"))
+
+
+def test_a_permission_violation_names_its_subject() -> None:
+    denial = permission_violation(Exception('nats: permissions violation for publish to "grctl_meta.layout"'))
+    assert denial is not None and denial.subject == "grctl_meta.layout" and denial.operation == "publish"
+    assert "may not publish to 'grctl_meta.layout'" in str(denial)
+    assert permission_violation(Exception("nats: stale connection")) is None
