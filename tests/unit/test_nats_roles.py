@@ -166,3 +166,11 @@ def test_the_engine_may_answer_any_requester_without_allow_responses() -> None:
     assert allowed(roles.engine().publish, reply)
     assert not any(allowed(role.publish, reply) for role in roles.all_roles(["Greeting"])
                    if role.role != "engine")
+
+
+def test_every_generated_password_starts_with_a_letter() -> None:
+    """nats-server takes a variable's value that starts with a digit or "-" for a number."""
+    for _ in range(50):
+        made = authconfig.secrets_env({authconfig.ACCOUNT: authconfig.EXAMPLE_TYPES})
+        values = [line.split("=", 1)[1] for line in made.splitlines() if not line.startswith("#")]
+        assert values and all(v[0].isalpha() for v in values), values
