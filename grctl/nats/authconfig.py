@@ -116,7 +116,9 @@ def secrets_env(accounts: dict[str, Sequence[str]], nkeys: bool = False) -> str:
     (With nkeys, the variables hold public keys: fill them in from each role's ``nk -gen user``.)"""
     lines = ["# nats-server's environment (EnvironmentFile=): root-only, never in version control."]
     for account, role in users(accounts):
-        value = "" if nkeys else secrets.token_urlsafe(24)
+        # nats-server reads a variable's value as a configuration token: one that starts with a digit
+        # or "-" is taken for a number and the file does not load, so every password starts with a letter.
+        value = "" if nkeys else "p" + secrets.token_urlsafe(24)
         lines.append(f"{secret_variable(account, role, nkeys)}={value}")
     return "\n".join(lines) + "\n"
 

@@ -3,8 +3,8 @@
 What each program publishes and subscribes to, and nothing more:
 
 - ``engine``: writes every record of the ``grctl_state`` stream, manages the stream and its consumers
-  (placement included: consumer leader step-down), serves the API, announces outcomes and asks
-  workers to stop a run's step. It may not delete the stream.
+  (placement included: consumer leader step-down), serves the API (replying to any ``_INBOX.``),
+  announces outcomes and asks workers to stop a run's step. It may not delete the stream.
 - ``worker``: for its own workflow types only: pulls and acknowledges their tasks, writes their
   directives; writes step history, step claims and store values, registers, starts children and sends
   events to parents (``grctl_api.child``), asks what live runs need of its code and lists runs
@@ -68,7 +68,10 @@ class Permissions:
 def engine() -> Permissions:
     return Permissions(
         "engine",
-        publish=[*subjects.STREAM_SUBJECTS, OUTCOMES, subjects.worker_cmd(">"),
+        # INBOXES: the API's replies. allow_responses alone is not enough: the web console listens to
+        # worker registrations on the engine's connection (grctl/console/reads.py) beside the API's
+        # queue group, and a cluster's server then refused the engine's reply to a registration.
+        publish=[*subjects.STREAM_SUBJECTS, OUTCOMES, subjects.worker_cmd(">"), INBOXES,
                  *EVERY_ROLE, *MANAGE_STREAM, *MANAGE_CONSUMERS],
         subscribe=[INBOXES, subjects.API_ALL],
         responds=True,

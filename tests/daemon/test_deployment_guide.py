@@ -13,6 +13,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +32,9 @@ pytestmark = pytest.mark.timeout(240)
 
 HOSTS = {"engine": "grctl-engine.yaml", "worker": "grctl-worker.yaml", "operator": "grctl-cli.yaml",
          "admin": "grctl-cli.yaml"}  # the system account's user: the operator's file with its user
+# the console's passwords, as the engine file names them in $CREDENTIALS_DIRECTORY
+CONSOLE = {"grctl_console-admin": "admin-secret-of-the-test",
+           "grctl_console-viewer": "viewer-secret-of-the-test"}
 
 
 def passwords(directory: Path) -> dict[str, str]:
@@ -48,6 +53,9 @@ def host_file(cluster: GuideCluster, role: str, ca: Path, password: str, directo
     credentials.mkdir(parents=True)
     secret = credentials / "grctl_nats-password"  # as LoadCredential=grctl:/etc/grctl/credentials names it
     secret.write_text(password + "\n")
+    if role == "engine":
+        for name, value in CONSOLE.items():
+            (credentials / name).write_text(value + "\n")
     text = cluster.addresses((EXAMPLES / HOSTS[role]).read_text())
     text = text.replace("/etc/grctl/ca.pem", str(ca)).replace("~/.config/grctl/nats-password", str(secret))
     if role == "admin":
@@ -150,6 +158,14 @@ async def test_the_guides_files_run_a_least_privilege_cluster(guide: Guide) -> N
         assert time.monotonic() < deadline, (leader, consumers)
         await asyncio.sleep(0.5)
 
+    # the engine file's console asks for its passwords; the health endpoints stay open
+    port = re.search(r"listen: 127\.0\.0\.1:(\d+)", guide.files["engine"].read_text())
+    assert port, "the engine file names no listener"
+    base = f"http://127.0.0.1:{port.group(1)}"
+    assert await asyncio.to_thread(http_status, f"{base}/") == 401
+    assert await asyncio.to_thread(http_status, f"{base}/", CONSOLE["grctl_console-viewer"]) == 200
+    assert await asyncio.to_thread(http_status, f"{base}/readyz") == 200
+
     logs = guide.cluster.logs()
     for user in ("grctl-engine", "grctl-worker", "grctl-operator"):
         assert violations(logs, user) == [], user
@@ -188,3 +204,12 @@ async def test_replacing_a_dead_node_under_a_new_name(guide: Guide) -> None:
 def grctl_daemon_check(config: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "grctl.daemon", "-c", str(config), "--check-config"],
                           env=env, capture_output=True, text=True, timeout=60, cwd=config.parent)
+
+
+def http_status(url: str, bearer: str | None = None) -> int:
+    headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code

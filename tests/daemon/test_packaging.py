@@ -212,6 +212,15 @@ def role_file(example: Path, urls: list[str], target: Path) -> Path:
     data["nats"] = {"servers": urls}
     data["shutdown_timeout"] = "2s"
     target.parent.mkdir(parents=True, exist_ok=True)
+    http = data.get("engine", {}).get("http", {})
+    if "listen" in http:  # the shipped port may be taken by another test on this machine
+        http["listen"] = f"127.0.0.1:{free_port()}"
+    console = http.get("console", {})
+    for key in ("admin_password_file", "viewer_password_file"):  # the console's passwords, made up here
+        if key in console:
+            secret = target.parent / console[key]
+            secret.write_text(f"{key}-of-the-test\n")
+            console[key] = str(secret)
     target.write_text(yaml.safe_dump(data))
     return target
 

@@ -155,3 +155,22 @@ def test_a_permission_violation_names_its_subject() -> None:
     assert denial is not None and denial.subject == "grctl_meta.layout" and denial.operation == "publish"
     assert "may not publish to 'grctl_meta.layout'" in str(denial)
     assert permission_violation(Exception("nats: stale connection")) is None
+
+
+def test_the_engine_may_answer_any_requester_without_allow_responses() -> None:
+    """The web console listens to worker registrations on the engine's connection beside the API's
+    queue group; a cluster's server then refused the engine's reply under allow_responses alone."""
+    from nats.aio.client import DEFAULT_INBOX_PREFIX
+
+    reply = f"{DEFAULT_INBOX_PREFIX.decode()}.{'a' * 22}.{'b' * 8}"  # a requester's reply subject
+    assert allowed(roles.engine().publish, reply)
+    assert not any(allowed(role.publish, reply) for role in roles.all_roles(["Greeting"])
+                   if role.role != "engine")
+
+
+def test_every_generated_password_starts_with_a_letter() -> None:
+    """nats-server takes a variable's value that starts with a digit or "-" for a number."""
+    for _ in range(50):
+        made = authconfig.secrets_env({authconfig.ACCOUNT: authconfig.EXAMPLE_TYPES})
+        values = [line.split("=", 1)[1] for line in made.splitlines() if not line.startswith("#")]
+        assert values and all(v[0].isalpha() for v in values), values
