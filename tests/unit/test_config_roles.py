@@ -109,6 +109,8 @@ def test_the_cluster_examples_are_valid(tmp_path: Path) -> None:
     creds = tmp_path / "credentials"
     creds.mkdir()
     (creds / "grctl_nats-password").write_text("secret\n")
+    (creds / "grctl_console-admin").write_text("admin-password-of-the-console\n")
+    (creds / "grctl_console-viewer").write_text("viewer-password-of-the-console\n")
     env = {"CREDENTIALS_DIRECTORY": str(creds)}
     loaded = {}
     for role in ("engine", "worker"):
