@@ -23,6 +23,7 @@ import base64
 import json
 import weakref
 from dataclasses import dataclass
+from typing import Any
 
 from nats.aio.client import Client as NATSClient
 from nats.aio.msg import Msg
@@ -79,13 +80,29 @@ def forget_stream_layout(nc: NATSClient) -> None:
     _replicated.pop(nc, None)
 
 
-async def _stream_replicas(nc: NATSClient) -> bool:
+async def _stream_info(nc: NATSClient) -> dict[str, Any]:
+    """The stream's info, answered by its leader."""
     reply = await request(nc, f"$JS.API.STREAM.INFO.{subjects.STREAM}", b"", timeout=settings.READ_TIMEOUT)
     info = json.loads(reply.data)
     if "error" in info:
         raise JetStreamError(info["error"].get("code", 0), info["error"].get("err_code", 0),
                              info["error"].get("description", ""))
+    return dict(info)
+
+
+async def _stream_replicas(nc: NATSClient) -> bool:
+    info = await _stream_info(nc)
     return int(info.get("config", {}).get("num_replicas") or 1) > 1
+
+
+async def stored_through(nc: NATSClient, seq: int) -> bool:
+    """Does the stream's leader hold message ``seq`` yet? A leader elected a moment ago can answer
+    reads before it has applied all that its predecessor committed, so a read that finds nothing is
+    an answer only once the leader has reached the message that led to the read."""
+    if not await replicated(nc):
+        return True
+    info = await _stream_info(nc)
+    return int(info.get("state", {}).get("last_seq") or 0) >= seq
 
 
 def _parse_headers(block: bytes) -> dict[str, str]:

@@ -51,6 +51,13 @@ class _Run:
     terminated: bool = False
 
 
+def _stream_seq(msg: Msg) -> int:
+    try:
+        return int(msg.metadata.sequence.stream or 0)
+    except (ValueError, TypeError, AttributeError):
+        return 0
+
+
 def _num_delivered(msg: Msg) -> int:
     try:
         return int(msg.metadata.num_delivered or 1)
@@ -113,7 +120,7 @@ class Dispatcher:
                 return self._decision(current, task) if current.msg is msg else None
             await asyncio.wait({current.task})  # the previous step of this run is still finishing
         # No await between the check above and the claim below: one runner per run at a time.
-        runner = asyncio.create_task(self._execute(workflow, task, _num_delivered(msg)),
+        runner = asyncio.create_task(self._execute(workflow, task, _num_delivered(msg), _stream_seq(msg)),
                                      name=f"grctl-run-{run_id}")
         run = _Run(task.id, runner, msg)
         self._runs[run_id] = run
@@ -128,7 +135,8 @@ class Dispatcher:
         # A newer delivery of this task arrived meanwhile: its handler settles that one.
         return self._decision(run, task) if run.msg is msg else None
 
-    async def _execute(self, workflow: Workflow, task: Directive, delivered: int) -> ResultReport:
+    async def _execute(self, workflow: Workflow, task: Directive, delivered: int,
+                       task_seq: int = 0) -> ResultReport:
         """Read what the step's earlier executions recorded (a redelivery), then run the step.
 
         A first delivery reads nothing: a nats-server that crashed can come back having lost its count
@@ -149,7 +157,7 @@ class Dispatcher:
                 return ResultReport.NOT_REPORTED
             history = [e for e in events if e.operation_id]
         runner = StepRunner(workflow, task, history, self._connection, self._publisher, self._workflow_logger,
-                            self._codec, self._held, delivered)
+                            self._codec, self._held, delivered, task_seq)
         outcome = await runner.run()
         if outcome is not ResultReport.HELD:
             self._held.forget(ri.id)

@@ -89,7 +89,7 @@ class StepRunner:
     def __init__(self, workflow: Workflow, task: Directive, history: list[HistoryEvent],
                  connection: Connection, publisher: Publisher, workflow_logger: logging.Logger,
                  codec: CodecRegistry = default_codec, held: HeldRuns | None = None,
-                 delivered: int = 1) -> None:
+                 delivered: int = 1, task_seq: int = 0) -> None:
         self.workflow = workflow
         self.task = task
         step_name, self.config, self.payload = resolve(workflow, task)
@@ -103,7 +103,7 @@ class StepRunner:
         self.runtime = StepRuntime(
             workflow=workflow, task=task, run_info=run_info, step_name=step_name, connection=connection,
             publisher=publisher, cursor=ReplayCursor(history), workflow_logger=workflow_logger,
-            deadline=step_deadline(task), codec=codec,
+            deadline=step_deadline(task), codec=codec, task_seq=task_seq,
         )
 
     @property
