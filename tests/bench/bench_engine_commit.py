@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from nats.js.api import AckPolicy, ConsumerConfig
@@ -26,6 +28,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from support.fake_worker import FakeWorker  # noqa: E402
 
+from grctl import settings  # noqa: E402
 from grctl.models import HistoryKind, decode_directive  # noqa: E402
 from grctl.nats import subjects  # noqa: E402
 from grctl.nats.connection import Connection  # noqa: E402
@@ -50,6 +53,34 @@ async def serve():
     await conn.close()
 asyncio.run(serve())
 """
+# The engine drains within ENGINE_STOP_TIMEOUT; past this it is killed and the run reported as failed.
+ENGINE_EXIT_GRACE = settings.ENGINE_STOP_TIMEOUT + 10.0  # s
+DRAIN_DEADLINE = 60.0  # s; the engine's directive consumer empties within this once every task is answered
+
+
+@contextlib.contextmanager
+def engine_process(url: str, group: str, memory: bool) -> Iterator[subprocess.Popen[str]]:
+    """The engine child, stopped on every way out: left running after a failure it would keep the
+    caller's stderr pipe open (and reconnect forever), so whoever waits for this script never returns."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    argv = [sys.executable, "-c", ENGINE_PROGRAM, url, group, "1" if memory else "0"]
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def stop_engine(proc: subprocess.Popen[str]) -> str:
+    """SIGTERM, then the stats the engine prints; an engine that does not stop is an error, not a wait."""
+    proc.terminate()
+    try:
+        stats, _ = proc.communicate(timeout=ENGINE_EXIT_GRACE)
+    except subprocess.TimeoutExpired:
+        raise SystemExit(f"engine did not stop within {ENGINE_EXIT_GRACE:.0f}s of SIGTERM") from None
+    return stats.strip()
 
 
 async def drive(url: str, n: int, concurrency: int) -> float:
@@ -84,10 +115,14 @@ async def drive(url: str, n: int, concurrency: int) -> float:
     answerer = asyncio.create_task(answer())
     await asyncio.gather(*(one(i) for i in range(n)))
     await answerer
+    deadline = time.monotonic() + DRAIN_DEADLINE
     while True:
         ci = await conn.js.consumer_info(subjects.STREAM, subjects.DIRECTIVE_CONSUMER)
         if ci.num_pending == 0 and ci.num_ack_pending == 0:
             break
+        if time.monotonic() > deadline:
+            raise SystemExit(f"engine left {ci.num_pending} directives pending, {ci.num_ack_pending} unacked "
+                             f"{DRAIN_DEADLINE:.0f}s after the last task was answered")
         await asyncio.sleep(0.02)
     elapsed = time.perf_counter() - t0
     last = await worker.run_info(f"bench-{n - 1}")
@@ -105,15 +140,11 @@ async def main() -> None:
     args = ap.parse_args()
     for group in ("0", "1"):
         tmp = Path(tempfile.mkdtemp(prefix="grctl-bench-"))
-        with NatsServerProcess(store_dir=tmp / "nats") as server:
-            env = dict(os.environ, PYTHONPATH=str(ROOT))
-            argv = [sys.executable, "-c", ENGINE_PROGRAM, server.url, group, "1" if args.memory else "0"]
-            proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True)
+        with NatsServerProcess(store_dir=tmp / "nats") as server, \
+                engine_process(server.url, group, args.memory) as proc:
             assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
             elapsed = await drive(server.url, args.n, args.concurrency)
-            proc.terminate()
-            stats = proc.stdout.read().strip()
-            proc.wait()
+            stats = stop_engine(proc)
             label = "group commit" if group == "1" else "one batch per transition"
             print(f"{label:26s} {args.n} runs in {elapsed:.2f}s: {4 * args.n / elapsed:6.0f} transitions/s, "
                   f"{args.n / elapsed:5.0f} runs/s  ({stats})", flush=True)
