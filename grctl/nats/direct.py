@@ -95,12 +95,10 @@ async def _stream_replicas(nc: NATSClient) -> bool:
     return int(info.get("config", {}).get("num_replicas") or 1) > 1
 
 
-async def stored_through(nc: NATSClient, seq: int) -> bool:
+async def _leader_holds(nc: NATSClient, seq: int) -> bool:
     """Does the stream's leader hold message ``seq`` yet? A leader elected a moment ago can answer
     reads before it has applied all that its predecessor committed, so a read that finds nothing is
     an answer only once the leader has reached the message that led to the read."""
-    if not await replicated(nc):
-        return True
     info = await _stream_info(nc)
     return int(info.get("state", {}).get("last_seq") or 0) >= seq
 
@@ -133,13 +131,17 @@ async def _leader_get(nc: NATSClient, body: dict[str, object], timeout: float) -
 
 
 async def get_last(nc: NATSClient, subject: str, timeout: float = settings.READ_TIMEOUT,
-                   budget: float = settings.READ_BUDGET) -> StoredMsg | None:
+                   budget: float = settings.READ_BUDGET, known_seq: int = 0) -> StoredMsg | None:
     """The last stored message on ``subject`` (wildcards allowed, but an exact subject is what stays
-    cheap as the stream grows), or None."""
+    cheap as the stream grows), or None. ``known_seq``: a sequence the caller knows is stored (and
+    committed with what it reads); None is an answer only from a leader that holds it."""
 
     async def once() -> StoredMsg | None:
         if await replicated(nc):
-            return await _leader_get(nc, {"last_by_subj": subject}, timeout)
+            found = await _leader_get(nc, {"last_by_subj": subject}, timeout)
+            if found is None and known_seq and not await _leader_holds(nc, known_seq):
+                raise JetStreamError(503, 0, "the stream's leader has not caught up yet")
+            return found
         msg = await request(nc, f"$JS.API.DIRECT.GET.{subjects.STREAM}.{subject}", b"", timeout=timeout)
         return _stored(msg)
 

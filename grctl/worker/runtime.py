@@ -22,7 +22,7 @@ from grctl.models.directive import Directive
 from grctl.models.history import HistoryEvent, HistoryKind
 from grctl.nats import subjects
 from grctl.nats.connection import Connection
-from grctl.nats.direct import StoredMsg, get_last, stored_through
+from grctl.nats.direct import get_last
 from grctl.nats.jetstream import JetStreamError
 from grctl.nats.retry import is_transient, retrying
 from grctl.worker.claim import StepClaim, lost_claim
@@ -131,17 +131,10 @@ class StepRuntime:
 
     async def _load_kv(self, key: str) -> bytes | None:
         subject = subjects.kv(self.run_info.wf_id, self.run_info.id, key)
-        nc = self.connection.nc
-
-        async def read() -> StoredMsg | None:
-            found = await get_last(nc, subject)
-            # The task was committed with the store writes before it: a leader that does not hold
-            # the task yet (elected a moment ago) would report a written key as missing.
-            if found is None and self.task_seq and not await stored_through(nc, self.task_seq):
-                raise JetStreamError(503, 0, "the stream's leader has not caught up with this step yet")
-            return found
-
-        found = await self.io(read, f"reading store key {key!r}")
+        # The task was committed with the store writes before it: a leader that does not hold the task
+        # yet (elected a moment ago) would report a written key as missing.
+        found = await self.io(lambda: get_last(self.connection.nc, subject, known_seq=self.task_seq),
+                              f"reading store key {key!r}")
         return found.data if found is not None else None
 
     def activate(self) -> Token[StepRuntime | None]:
