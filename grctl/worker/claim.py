@@ -40,7 +40,8 @@ from grctl.worker.replay import ReplayCursor
 
 def lost_claim(exc: BaseException) -> bool:
     """True when a write was refused because the claim it checked is no longer the newest."""
-    return isinstance(exc, JetStreamError) and exc.err_code == ERR_WRONG_LAST_SEQUENCE
+    # 10164 is the same refusal when it comes from a write published as a batch.
+    return isinstance(exc, JetStreamError) and exc.err_code in (ERR_WRONG_LAST_SEQUENCE, 10164)
 
 
 class StepClaim:
