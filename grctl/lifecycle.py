@@ -4,7 +4,8 @@ whichever comes first.
 Every long wait of the project (connecting, starting, a child's readiness, a fetch) must give way when
 the process is asked to stop, or when something else makes the wait pointless. ``until_stopped`` is the
 one way to write that: it leaves the work running when it loses (the caller decides whether to cancel
-it, with ``cancel``, or to keep waiting) and never leaks the waiters on the events.
+it, with ``cancel``, or to keep waiting) and never leaks the waiters on the events. ``cancel`` is the
+one way to end a task and wait for it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import asyncio
 import contextlib
 from enum import StrEnum
 from typing import Any
+
+from grctl import settings
 
 
 class Lifecycle(StrEnum):
@@ -43,8 +46,15 @@ async def until_stopped(work: asyncio.Future[Any], *stops: asyncio.Event,
     return work.done()
 
 
-async def cancel(work: asyncio.Future[Any]) -> None:
-    """Cancel ``work`` and wait until it has ended, whatever it raises: what lost the race is dropped."""
-    work.cancel()
+async def cancel(work: asyncio.Future[Any], again_after: float = settings.CANCEL_AGAIN_AFTER) -> None:
+    """Cancel ``work`` and wait until it has ended, whatever it raises: what lost the race is dropped.
+
+    A cancellation can be lost: Python 3.11's ``asyncio.wait_for`` (nats-py's requests use it) returns
+    a result that arrived in the same turn of the loop as the cancel, and the task runs on as if never
+    cancelled. So the cancel is repeated until the work has ended; a long-lived loop stopped any other
+    way would wait forever."""
+    while not work.done():
+        work.cancel()
+        await asyncio.wait({work}, timeout=again_after)
     with contextlib.suppress(asyncio.CancelledError, Exception):
         await work

@@ -50,6 +50,9 @@ EMBEDDED_NATS_HOST: Final = "127.0.0.1"  # address; grctld's own nats-server ser
 # The engine's and grctld's processes: uvloop where installed ("auto"), measured 15-25 % less CPU per
 # step than asyncio's own loop; GRCTL_EVENT_LOOP overrides it (eventloop.py).
 EVENT_LOOP: Final = "auto"  # choice; auto (uvloop where installed), uvloop or asyncio
+# Python 3.11 can drop a cancellation that lands with a reply (lifecycle.cancel); a stop pays the
+# repeat only when the first cancellation was lost.
+CANCEL_AGAIN_AFTER: Final = 0.1  # s; a cancellation not taken within this is sent again
 
 # --- Retry schedules shared by the transport ---------------------------------------------------------
 # Transport trouble (a reconnecting connection, a JetStream API not answering yet). The cap is short

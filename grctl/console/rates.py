@@ -7,13 +7,13 @@ page shows rates at once, without a Prometheus server."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections import deque
 
 from prometheus_client.registry import CollectorRegistry
 
 from grctl import settings
+from grctl.lifecycle import cancel
 
 COUNTERS = ("grctl_engine_runs_started_total", "grctl_engine_runs_ended_total",
             "grctl_engine_directives_total")
@@ -34,9 +34,7 @@ class Rates:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel(self._task)
             self._task = None
 
     async def _sample_forever(self) -> None:

@@ -7,13 +7,13 @@ is logged here, conflicts as errors."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
 
 from grctl import settings
 from grctl.client.schedules import ScheduleCommands
 from grctl.daemon.model import DaemonConfig, NatsConfig
+from grctl.lifecycle import cancel
 from grctl.models.errors import WorkflowError
 from grctl.nats import subjects
 from grctl.nats.connection import Connection
@@ -84,9 +84,7 @@ class ScheduleDeclarer:
 
     async def close(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+            await cancel(self._task)
         if self._connection is not None:
             await self._connection.close()
             self._connection = None

@@ -11,7 +11,6 @@ over the shared state (``daemon/supervisor_state.py``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 from typing import Any
@@ -39,6 +38,7 @@ from grctl.daemon.restarts import CrashRestarts
 from grctl.daemon.schedule_declare import ScheduleDeclarer
 from grctl.daemon.services import EmbeddedNatsServer, keep_services
 from grctl.daemon.watch import Watcher, digest
+from grctl.lifecycle import cancel
 
 log = logging.getLogger("grctl.daemon")
 
@@ -302,9 +302,7 @@ class Supervisor(ChangeWatch, CrashRestarts):
         if self.watcher is not None:
             await self.watcher.stop()
         if self.bringup is not None and not self.bringup.done():
-            self.bringup.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self.bringup
+            await cancel(self.bringup)
         await asyncio.gather(*(self._retire(g) for g in list(self.generations)), return_exceptions=True)
         await self.schedules.close()
         if self.engine is not None:

@@ -12,7 +12,6 @@ answer. With ``enabled=False`` every submission is its own batch (for comparison
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import deque
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 
 from grctl import settings
 from grctl.engine.storage import StorageCondition
+from grctl.lifecycle import cancel
 from grctl.nats.connection import Connection
 from grctl.nats.jetstream import OutMsg, publish_batch, storage_full
 from grctl.ops import metrics
@@ -161,9 +161,7 @@ class GroupCommitter:
             if self._flushes:
                 await asyncio.wait(set(self._flushes), timeout=max(0.01, deadline - loop.time()))
         if self._loop_task is not None:
-            self._loop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop_task
+            await cancel(self._loop_task)
             self._loop_task = None
         for p in self._queue:
             if not p.future.done():

@@ -4,7 +4,6 @@ consumers, the group committer, the sweep and the API (``grctl.engine.program`` 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import socket
@@ -31,7 +30,7 @@ from grctl.engine.snapshot import (
 )
 from grctl.engine.sweep import Sweeper
 from grctl.engine.timers import TimerHandler
-from grctl.lifecycle import Lifecycle
+from grctl.lifecycle import Lifecycle, cancel
 from grctl.models.common import utcnow
 from grctl.nats.connection import Connection
 from grctl.nats.direct import forget_stream_layout
@@ -162,9 +161,7 @@ class Engine:
         deadline = loop.time() + timeout
         await self.api.stop(timeout=max(0.1, timeout / 3))
         for task in self._housekeeping:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel(task)
         # A fetch in progress may still hand out messages: end the loops first, then wait for handlers.
         for consumer in self._consumers:
             await consumer.stop()

@@ -40,6 +40,7 @@ from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy
 
 from grctl import settings
+from grctl.lifecycle import cancel
 from grctl.models.common import TERMINAL_STATUSES, RunInfo
 from grctl.nats import subjects
 from grctl.nats.direct import read_tail
@@ -134,9 +135,7 @@ class RunIndex:
 
     async def stop(self) -> None:
         if self._follow_task is not None:
-            self._follow_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._follow_task
+            await cancel(self._follow_task)
             self._follow_task = None
         await self._drop_consumer()
 

@@ -182,7 +182,8 @@ async def _paged(nc: NATSClient, query: dict[str, object], page: int, timeout: f
             body = {**query, "seq": seq, "batch": size}
             await nc.publish(f"$JS.API.DIRECT.GET.{subjects.STREAM}", json.dumps(body).encode(), reply=inbox)
             while True:
-                msg = await guard(nc, asyncio.wait_for(queue.get(), timeout))
+                async with asyncio.timeout(timeout):  # not wait_for: it can drop a stop's cancel
+                    msg = await guard(nc, queue.get())
                 headers = msg.headers or {}
                 status = headers.get("Status")
                 if status is None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import enum
 import logging
 import time
@@ -34,7 +33,7 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig
 
 from grctl import settings
-from grctl.lifecycle import until_stopped
+from grctl.lifecycle import cancel, until_stopped
 from grctl.nats import subjects
 from grctl.ops import metrics
 
@@ -247,9 +246,7 @@ class PullLoop:
             await self._unless_stopping(asyncio.shield(acquiring))
         finally:
             if not acquiring.done():
-                acquiring.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await acquiring
+                await cancel(acquiring)
         if acquiring.cancelled():
             return None
         want = acquiring.result()
@@ -306,11 +303,8 @@ class PullLoop:
         task = self._loop_task
         if task is None or task.done():
             return
-        _, pending = await asyncio.wait({task}, timeout=timeout or self._fetch_timeout + 1.0)
-        for t in pending:
-            t.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+        await asyncio.wait({task}, timeout=timeout or self._fetch_timeout + 1.0)
+        await cancel(task)  # the loop's own end, or, past the timeout, its cancellation
 
     async def wait_idle(self, timeout: float | None = None) -> bool:
         """Wait for running handlers; True when none is left."""
@@ -319,18 +313,13 @@ class PullLoop:
         return not self._tasks
 
     async def cancel_running(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*(cancel(task) for task in list(self._tasks)))
 
     async def close(self) -> None:
         """Stop everything: the intake, the heartbeats and the subscription (not the handlers)."""
         await self.stop()
         if self._beat_task is not None:
-            self._beat_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._beat_task
+            await cancel(self._beat_task)
             self._beat_task = None
         if self._psub is not None:
             psub, self._psub = self._psub, None

@@ -14,11 +14,11 @@ from pathlib import Path
 GRCTL = Path(__file__).resolve().parents[2] / "grctl"
 
 # What each part may import from grctl (besides itself). Top-level modules are parts of their own.
-# settings (every default, limit and backoff) and lifecycle (states, waiting for work or a stop) import
-# nothing of ours; every part may use them.
+# settings (every default, limit and backoff) imports nothing of ours, lifecycle (states, waiting for
+# work or a stop) only settings; every part may use them.
 ALLOWED: dict[str, set[str]] = {
     "settings": set(),
-    "lifecycle": set(),
+    "lifecycle": {"settings"},
     "models": {"settings", "lifecycle"},
     "ops": {"settings", "lifecycle", "models"},
     "nats": {"settings", "lifecycle", "models", "codec", "ops"},

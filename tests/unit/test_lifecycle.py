@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 
 from grctl.lifecycle import cancel, until_stopped
 
@@ -38,3 +39,26 @@ async def test_cancelling_the_waiter_cancels_the_work() -> None:
     await asyncio.gather(waiter, return_exceptions=True)
     await asyncio.sleep(0)
     assert work.cancelled()
+
+
+async def _swallows_one_cancel(ready: asyncio.Event, result: asyncio.Future[int]) -> None:
+    """A loop whose wait can drop a cancellation: Python 3.11's ``asyncio.wait_for`` (used inside
+    nats-py too) returns a result that arrived together with the cancel and forgets the cancel."""
+    await asyncio.wait_for(result, 5)
+    ready.set()
+    await asyncio.Event().wait()  # forever, unless cancelled again
+
+
+async def test_cancel_ends_work_that_dropped_the_first_cancellation() -> None:
+    loop = asyncio.get_running_loop()
+    result: asyncio.Future[int] = loop.create_future()
+    ready = asyncio.Event()
+    work = asyncio.ensure_future(_swallows_one_cancel(ready, result))
+    await asyncio.sleep(0)  # the work waits on the result
+    result.set_result(1)  # the reply and the cancel land in the same turn of the loop
+    stopping = asyncio.ensure_future(cancel(work))
+    done, _ = await asyncio.wait({stopping}, timeout=5)
+    assert stopping in done, "cancel() did not end a task that dropped one cancellation"
+    assert work.cancelled()
+    if sys.version_info < (3, 12):  # the first cancellation was dropped: the work went on past its wait
+        assert ready.is_set()
