@@ -5,13 +5,16 @@ Every long wait of the project (connecting, starting, a child's readiness, a fet
 the process is asked to stop, or when something else makes the wait pointless. ``until_stopped`` is the
 one way to write that: it leaves the work running when it loses (the caller decides whether to cancel
 it, with ``cancel``, or to keep waiting) and never leaks the waiters on the events. ``cancel`` is the
-one way to end a task and wait for it.
+one way to end a task and wait for it. ``on_signals`` is the one place a program hears its stop (and
+reload) signals.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
+from collections.abc import Callable, Iterator
 from enum import StrEnum
 from typing import Any
 
@@ -58,3 +61,23 @@ async def cancel(work: asyncio.Future[Any], again_after: float = settings.CANCEL
         await asyncio.wait({work}, timeout=again_after)
     with contextlib.suppress(asyncio.CancelledError, Exception):
         await work
+
+
+@contextlib.contextmanager
+def on_signals(handler: Callable[[signal.Signals], None], *signums: signal.Signals) -> Iterator[None]:
+    """Call ``handler(signum)`` on the running loop for each of ``signums`` while inside; the handlers
+    are removed on the way out. Off the main thread (a program embedded in another), signals cannot be
+    heard: nothing is installed, and the caller's own stop event is the only way to stop it."""
+    loop = asyncio.get_running_loop()
+    installed: list[signal.Signals] = []
+    for signum in signums:
+        try:
+            loop.add_signal_handler(signum, handler, signum)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
+            continue
+        installed.append(signum)
+    try:
+        yield
+    finally:
+        for signum in installed:
+            loop.remove_signal_handler(signum)

@@ -162,6 +162,7 @@ CANCEL_GRACE: Final = 5.0  # s; steps cancelled at shutdown get this long to rep
 # it must hand back), how soon a fetch reaches a consumer's new leader after an election, and each
 # type's turn when step slots are fewer than types; an idle type costs two pull requests a second.
 WORKER_FETCH_TIMEOUT: Final = 0.5  # s; see above
+WORKER_FETCH_BATCH: Final = 32  # messages; asked for in one fetch, at most the free step slots
 WORKER_MAX_ACK_PENDING: Final = 1000  # messages; tasks held unacked per type (at least the step slots)
 WORKER_READY_WAIT: Final = 5.0  # s; Worker.wait_until_ready() when the caller names no timeout
 WORKER_EXIT_WAIT: Final = 5.0  # s; grctld's worker process waits this long for its runner after a stop
@@ -194,12 +195,21 @@ WATCH_STEP_MS: Final = 50  # ms; how often the watcher looks for the end of a bu
 WATCH_TICK_MS: Final = 1000  # ms; how often the watch loop yields when nothing happens (stop checks)
 WATCH_MAX_LINKS: Final = 40  # count; symlinks followed to find what the configuration file is, as the kernel
 STOP_SLACK: Final = 5.0  # s; grctld's own work while stopping, in the stop budget it tells systemd
+NATS_SERVER_START_TIMEOUT: Final = 10.0  # s; a nats-server child listens within this, or is stopped
 NATS_SERVER_STOP_TIMEOUT: Final = 10.0  # s; a stopping nats-server child flushes within this, then SIGKILL
 CATALOG_CHECK_BUDGET: Final = 20.0  # s; a reload asks the engine which handlers live runs need
 CATALOG_CHECK_FIRST_START: Final = 3.0  # s; the same at the first start, where it can only warn
 CATALOG_CHECK_CONNECT: Final = 2.0  # s; --check-config's one attempt to reach NATS (it must not hang)
 
 CHECK_CONNECTION_WITHIN: Final = 15.0  # s; --check-connection gives up; nats-py retries a bad TLS for ever
+
+# --- Metrics -----------------------------------------------------------------------------------------
+# Histogram buckets. Steps take from milliseconds (a decision) to minutes (a step that calls slow
+# services); commits and API requests a few milliseconds normally, seconds under overload or a leader
+# change; a group commit holds one transition to hundreds.
+STEP_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)  # s; see above
+LATENCY_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)  # s; see above  # noqa: E501
+BATCH_BUCKETS: Final = (1, 2, 4, 8, 16, 32, 64, 128, 256, 500, 1000)  # count; transitions per commit
 
 # --- HTTP listener (/metrics, /healthz, /readyz, the engine's console) -------------------------------
 HTTP_MAX_HEADER_BYTES: Final = 16384  # bytes; a larger request header field is refused

@@ -16,6 +16,7 @@ import os
 import signal
 import ssl
 import sys
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +24,7 @@ from grctl import eventloop, settings
 from grctl.daemon.channel import ReadyInfo, Role, StatusPipe, on_parent_exit, read_spec
 from grctl.daemon.logs import configure_logging, workflow_logger
 from grctl.daemon.model import DaemonConfig, NatsConfig
-from grctl.lifecycle import cancel, until_stopped
+from grctl.lifecycle import cancel, on_signals, until_stopped
 from grctl.nats.connection import ConnectionLostError
 from grctl.nats.requests import permission_violation
 
@@ -112,13 +113,22 @@ async def _connect_unless_stopped(cfg: DaemonConfig, status: StatusPipe, stop: a
         return EXIT_CONNECT
 
 
-def _stop_signals(stop: asyncio.Event) -> None:
-    loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-    on_parent_exit(loop, stop.set)
+@contextlib.contextmanager
+def _stop_signals(stop: asyncio.Event) -> Iterator[None]:
+    """``stop`` is set by SIGTERM or by the supervisor going away (stdin closed)."""
+    on_parent_exit(asyncio.get_running_loop(), stop.set)
+    with on_signals(lambda _: stop.set(), signal.SIGTERM):
+        yield
 
 
 async def run_worker(cfg: DaemonConfig, status: StatusPipe, replaces: list[str] | None = None) -> int:
+    stop = asyncio.Event()
+    with _stop_signals(stop):
+        return await _serve_worker(cfg, status, replaces, stop)
+
+
+async def _serve_worker(cfg: DaemonConfig, status: StatusPipe, replaces: list[str] | None,
+                        stop: asyncio.Event) -> int:
     from grctl.daemon.strand import StrandingRefused, check_before_serving
     from grctl.daemon.workflows import WorkflowImportError, load_workflows, module_files
     from grctl.ops import metrics, multiproc
@@ -126,8 +136,6 @@ async def run_worker(cfg: DaemonConfig, status: StatusPipe, replaces: list[str] 
 
     if multiproc.counting_here():  # grctld serves /metrics
         metrics.enable()
-    stop = asyncio.Event()
-    _stop_signals(stop)
     try:
         workflows = load_workflows(cfg.workflows, cfg.python_path)
     except WorkflowImportError as exc:
@@ -187,12 +195,16 @@ async def run_worker(cfg: DaemonConfig, status: StatusPipe, replaces: list[str] 
 
 
 async def run_engine(cfg: DaemonConfig, status: StatusPipe) -> int:
+    stop = asyncio.Event()
+    with _stop_signals(stop):
+        return await _serve_engine(cfg, status, stop)
+
+
+async def _serve_engine(cfg: DaemonConfig, status: StatusPipe, stop: asyncio.Event) -> int:
     from grctl.console.serve import console_for
     from grctl.engine import Engine, serve_engine
     from grctl.nats.stream_settings import StreamSettingsError
 
-    stop = asyncio.Event()
-    _stop_signals(stop)
     connected = await _connect_unless_stopped(cfg, status, stop, "engine: ")
     if isinstance(connected, int):
         return connected

@@ -38,7 +38,7 @@ from grctl.daemon.restarts import CrashRestarts
 from grctl.daemon.schedule_declare import ScheduleDeclarer
 from grctl.daemon.services import EmbeddedNatsServer, keep_services
 from grctl.daemon.watch import Watcher, digest
-from grctl.lifecycle import cancel
+from grctl.lifecycle import cancel, on_signals
 
 log = logging.getLogger("grctl.daemon")
 
@@ -75,9 +75,11 @@ class Supervisor(ChangeWatch, CrashRestarts):
     # -- the loop ------------------------------------------------------------------------------------
 
     async def run(self) -> int:
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, self.queue.put_nowait, SignalReceived(signum))
+        with on_signals(lambda signum: self.queue.put_nowait(SignalReceived(signum)),
+                        signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+            return await self._run()
+
+    async def _run(self) -> int:
         if self.notifier.watchdog_interval:
             self.spawn(self._watchdog(self.notifier.watchdog_interval))
         self.notifier.status("starting")
@@ -93,8 +95,6 @@ class Supervisor(ChangeWatch, CrashRestarts):
             self.spawn(self._poll(settings.CONFIG_POLL_INTERVAL))
             return await self._loop()
         finally:
-            for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
-                loop.remove_signal_handler(signum)
             for task in list(self.tasks):
                 task.cancel()
             self.notifier.close()

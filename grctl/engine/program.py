@@ -17,7 +17,7 @@ from grctl import settings
 from grctl.engine.endpoints import MountFor, serve_engine_ops
 from grctl.engine.engine import Engine
 from grctl.engine.snapshot import DEFAULT_RETENTION, DEFAULT_STEP_TIMEOUT, DEFAULT_WAIT_TIMEOUT
-from grctl.lifecycle import cancel, until_stopped
+from grctl.lifecycle import cancel, on_signals, until_stopped
 from grctl.nats.connection import Connection
 from grctl.nats.stream_settings import StreamSettings
 
@@ -70,15 +70,7 @@ async def run_engine(servers: list[str] | None = None, *, memory: bool = False,
     (credentials, TLS, reconnection: see ``NatsConfig.connect_options``); ``servers``, when given,
     replace the servers they name."""
     stop = stop_event or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    installed = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-            installed.append(sig)
-        except (NotImplementedError, RuntimeError):  # not the main thread
-            pass
-    try:
+    with on_signals(lambda _: stop.set(), signal.SIGINT, signal.SIGTERM):
         # Until NATS answers, a stop request must still be heard (the connection attempts go on for ever).
         options: dict[str, Any] = {"name": "grctl-engine", **(connect_options or {})}
         if servers is not None:
@@ -95,6 +87,3 @@ async def run_engine(servers: list[str] | None = None, *, memory: bool = False,
             await serve_engine(connection, engine, stop, http_listen=http_listen, console=console)
         finally:
             await connection.close()
-    finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)

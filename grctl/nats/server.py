@@ -83,7 +83,7 @@ class NatsServerProcess:
     def pid(self) -> int | None:
         return self.proc.pid if self.proc else None
 
-    def start(self, timeout: float = 10.0) -> NatsServerProcess:
+    def start(self, timeout: float = settings.NATS_SERVER_START_TIMEOUT) -> NatsServerProcess:
         binary = find_nats_server()
         version = server_version(binary)
         if version[:2] < MIN_VERSION:

@@ -18,12 +18,6 @@ from nats.aio.msg import Msg
 from grctl import settings
 from grctl.models.command import APIResponse, command_kind
 
-# Steps take from milliseconds (a decision) to minutes (a step that calls slow services).
-STEP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
-# Commits and API requests: a few milliseconds normally, seconds under overload or a leader change.
-LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
-BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 500, 1000)
-
 
 class _Metrics:
     """Every metric, in the default registry (created once, by the first ``enable()``)."""
@@ -41,7 +35,7 @@ class _Metrics:
             "the step), cancelled (terminated or shut down)",
             ["wf_type", "outcome"])
         self.step_duration = Histogram("grctl_worker_step_duration_seconds", "How long a step ran",
-                                       ["wf_type"], buckets=STEP_BUCKETS)
+                                       ["wf_type"], buckets=settings.STEP_BUCKETS)
         self.steps_in_flight = Gauge("grctl_worker_steps_in_flight", "Steps running now", ["wf_type"],
                                      multiprocess_mode="livesum")
         self.tasks = Counter("grctl_worker_tasks", "Tasks that ran to an outcome: completed, failed, "
@@ -71,13 +65,13 @@ class _Metrics:
         self.directives = Counter("grctl_engine_directives", "Directives applied: committed, or a no-op",
                                   ["kind", "outcome"])
         self.commit_batch = Histogram("grctl_engine_commit_batch_messages", "Messages per atomic batch "
-                                      "committed", buckets=BATCH_BUCKETS)
+                                      "committed", buckets=settings.BATCH_BUCKETS)
         self.commit_latency = Histogram("grctl_engine_commit_seconds", "Time to commit one atomic batch",
-                                        buckets=LATENCY_BUCKETS)
+                                        buckets=settings.LATENCY_BUCKETS)
         self.api_requests = Counter("grctl_engine_api_requests", "API requests answered, by command and "
                                     "outcome", ["kind", "outcome"])
         self.api_latency = Histogram("grctl_engine_api_request_seconds", "Time from an API request's arrival "
-                                     "to its reply", ["kind"], buckets=LATENCY_BUCKETS)
+                                     "to its reply", ["kind"], buckets=settings.LATENCY_BUCKETS)
         self.timers_fired = Counter("grctl_engine_timers_fired", "Timers fired and turned into a directive",
                                     ["kind"])
         self.bg_tasks = Counter("grctl_engine_background_tasks", "Background tasks run: ok, retry, dropped",
@@ -93,7 +87,7 @@ class _Metrics:
                                      "their time", ["schedule"])
         self.schedule_lateness = Histogram("grctl_schedule_tick_lateness_seconds", "From a tick's time "
                                            "(jitter included) to its run's creation", ["schedule"],
-                                           buckets=LATENCY_BUCKETS)
+                                           buckets=settings.LATENCY_BUCKETS)
 
 
 _on = False

@@ -46,7 +46,7 @@ class Worker:
         *,
         max_concurrent_steps: int = settings.MAX_CONCURRENT_STEPS,
         ack_wait: float | None = None,
-        fetch_batch: int = 32,
+        fetch_batch: int = settings.WORKER_FETCH_BATCH,
         codec: CodecRegistry | None = None,
     ) -> None:
         if not workflows:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import os
+import signal
 import sys
 
-from grctl.lifecycle import cancel, until_stopped
+from grctl.lifecycle import cancel, on_signals, until_stopped
 
 
 async def test_the_work_wins_when_it_finishes_first() -> None:
@@ -62,3 +65,28 @@ async def test_cancel_ends_work_that_dropped_the_first_cancellation() -> None:
     assert work.cancelled()
     if sys.version_info < (3, 12):  # the first cancellation was dropped: the work went on past its wait
         assert ready.is_set()
+
+
+async def test_on_signals_hears_a_signal_while_inside_and_removes_its_handler_on_the_way_out() -> None:
+    heard: list[signal.Signals] = []
+    got = asyncio.Event()
+
+    def handler(signum: signal.Signals) -> None:
+        heard.append(signum)
+        got.set()
+
+    loop = asyncio.get_running_loop()
+    with on_signals(handler, signal.SIGUSR1):
+        os.kill(os.getpid(), signal.SIGUSR1)
+        await asyncio.wait_for(got.wait(), 5)
+    assert heard == [signal.SIGUSR1]
+    assert loop.remove_signal_handler(signal.SIGUSR1) is False  # none left installed
+
+
+def test_on_signals_off_the_main_thread_installs_nothing() -> None:
+    async def inside() -> bool:
+        with on_signals(lambda _: None, signal.SIGUSR1):
+            return True
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        assert pool.submit(asyncio.run, inside()).result(timeout=10) is True
