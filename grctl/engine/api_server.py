@@ -31,7 +31,6 @@ import msgspec
 from nats.aio.client import Client as NATSClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
-from ulid import ULID
 
 from grctl import settings
 from grctl.engine import api_scope
@@ -41,18 +40,23 @@ from grctl.engine.delayed import delayed_start
 from grctl.engine.keyed import KeyedSerializer
 from grctl.engine.persistence import CommitVerdict, classify
 from grctl.engine.registry import Registry
-from grctl.engine.replies import check_names, fail, not_found
+from grctl.engine.replies import (
+    BUSY,
+    FINISHED,
+    NOT_REGISTERED,
+    UNKNOWN,
+    check_names,
+    directive_id,
+    fail,
+    not_found,
+)
 from grctl.engine.retry import Retrier
 from grctl.engine.runindex import RunIndex
 from grctl.models.command import (
     ERR_ALREADY_RUNNING,
-    ERR_BUSY,
     ERR_INTERNAL,
     ERR_INVALID_NAME,
-    ERR_RUN_FINISHED,
     ERR_STORAGE_FULL,
-    ERR_TYPE_NOT_REGISTERED,
-    ERR_UNKNOWN_COMMAND,
     H_OUTCOME,
     OUTCOME_NOTIFY,
     APIResponse,
@@ -93,20 +97,6 @@ OK = APIResponse(success=True)
 _latest_decoder = msgspec.msgpack.Decoder(LatestRun)
 _info_decoder = msgspec.msgpack.Decoder(RunInfo)
 
-
-FINISHED = fail(ERR_RUN_FINISHED, "Workflow run has already finished and cannot accept new commands",
-                "workflow run is in a terminal state")
-NOT_REGISTERED = fail(ERR_TYPE_NOT_REGISTERED, "Workflow type not registered", "workflow type not registered")
-UNKNOWN = fail(ERR_UNKNOWN_COMMAND, "Unknown API command", "unknown API command")
-BUSY = fail(ERR_BUSY, "Engine busy", "too many requests at once; retry after a pause")
-
-
-def directive_id(kind: DirectiveKind, cmd: Command) -> str:
-    """The id of the directive a command becomes: derived from the command id when it can be, so that a
-    command sent again (a retry after a lost reply) is recognised as a duplicate."""
-    if cmd.id and subjects.invalid_id_reason(cmd.id) is None and len(cmd.id) <= settings.MAX_NAME_BYTES:
-        return f"{kind}.{cmd.id}"
-    return str(ULID())
 
 
 class ApiServer:
