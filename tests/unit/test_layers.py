@@ -130,3 +130,13 @@ def test_the_circle_check_sees_deferred_imports() -> None:
     graph = module_graph()
     assert "grctl.engine.engine" in graph["grctl.engine"]  # a package's re-export
     assert "grctl.settings" in graph["grctl.nats.retry"]
+
+
+MAX_MODULE_LINES = 400  # a module longer than this holds more than one idea: split it along them
+
+
+def test_no_module_is_longer_than_the_limit() -> None:
+    sizes = {str(path.relative_to(GRCTL)): len(path.read_text(encoding="utf-8").splitlines())
+             for path in GRCTL.rglob("*.py")}
+    assert len(sizes) > 100  # the whole package was read
+    assert {name: n for name, n in sizes.items() if n > MAX_MODULE_LINES} == {}
