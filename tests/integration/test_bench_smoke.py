@@ -19,6 +19,7 @@ SMOKE = {
     "bench_console.py": ["-n", "200", "--repeat", "2"],
     "bench_console_idle.py": ["-n", "20", "--concurrency", "10", "--rounds", "1"],
     "bench_cluster.py": ["-n", "20", "--concurrency", "10"],
+    "bench_commit_floor.py": ["-n", "5"],
     "bench_drain.py": ["-n", "300", "--workers", "1"],
     "bench_engine_commit.py": ["-n", "50", "--concurrency", "20"],
     "bench_history_growth.py": ["--sizes", "0,50", "-n", "10"],
