@@ -66,7 +66,9 @@ async def replicated(nc: NATSClient) -> bool:
     """Is the stream replicated (so reads must go to its leader)? Asked once per connection; when it
     cannot be told (no stream yet, no answer), the answer is not kept and reads go to the leader."""
     known = _replicated.get(nc)
-    if known is None or (known.done() and known.exception() is not None):
+    if known is not None and known.done() and not known.cancelled() and known.exception() is None:
+        return bool(known.result())  # the common case, on every read: no future made for it
+    if known is None or (known.done() and (known.cancelled() or known.exception() is not None)):
         known = _replicated[nc] = asyncio.ensure_future(_stream_replicas(nc))
     try:
         return await asyncio.shield(known)
