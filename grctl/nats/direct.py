@@ -136,10 +136,15 @@ async def get_last(nc: NATSClient, subject: str, timeout: float = settings.READ_
                    budget: float = settings.READ_BUDGET, known_seq: int = 0) -> StoredMsg | None:
     """The last stored message on ``subject`` (wildcards allowed, but an exact subject is what stays
     cheap as the stream grows), or None. ``known_seq``: a sequence the caller knows is stored (and
-    committed with what it reads); None is an answer only from a leader that holds it."""
+    committed with what it reads): on a replicated stream the answer comes only from a leader that
+    holds it. A leader elected a moment ago may not have applied what its predecessor committed, and
+    would answer with an older value as readily as with none, so it is asked first whether it holds
+    ``known_seq`` (and once more when it finds nothing, in case the leader changed in between)."""
 
     async def once() -> StoredMsg | None:
         if await replicated(nc):
+            if known_seq and not await _leader_holds(nc, known_seq):
+                raise JetStreamError(503, 0, "the stream's leader has not caught up yet")
             found = await _leader_get(nc, {"last_by_subj": subject}, timeout)
             if found is None and known_seq and not await _leader_holds(nc, known_seq):
                 raise JetStreamError(503, 0, "the stream's leader has not caught up yet")
