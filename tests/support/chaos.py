@@ -1,8 +1,9 @@
-"""Fault injection with real processes: a file-backed nats-server, an engine process and worker
-processes serving ``support.wf_chaos``; a load of ``Chaos`` runs from an in-process client; faults
-(SIGKILL of the engine or a worker, a nats-server restart) while the load runs; and the verdict: runs
-completed with the right result, failed, lost, and task bodies run again after their completion was
-recorded. Used by tests/integration/test_chaos.py (small) and tests/bench/bench_chaos.py (large).
+"""Fault injection with real processes: a file-backed nats-server, an engine process, worker processes
+and, when asked, a grctld host, all serving ``support.wf_chaos``; a load of ``Chaos`` runs from an
+in-process client; faults (SIGKILL of the engine, a worker or grctld, a nats-server restart) while the
+load runs; and the verdict: runs completed with the right result, failed, lost, and task bodies run
+again after their completion was recorded. Used by tests/integration/test_chaos.py (small),
+tests/bench/bench_chaos.py (large) and tests/bench/bench_soak.py (long).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil  # type: ignore[import-untyped]  # (no stubs installed)
 from ulid import ULID
 
 from grctl.client.client import Client
@@ -32,6 +34,7 @@ ROOT = TESTS.parent
 sys.path.insert(0, str(TESTS))
 
 from support.cluster_load import step_start_gaps  # noqa: E402
+from support.grctld import Daemon  # noqa: E402
 from support.processes import WorkerProcess  # noqa: E402
 from support.proxy import BlackholeProxy  # noqa: E402
 from support.wf_chaos import TASK_LOG, TASK_SECONDS_ENV, TASKS, expected  # noqa: E402
@@ -89,11 +92,12 @@ class Verdict:
 
 
 class System:
-    """nats-server + engine process + worker processes in ``work``; every process ended by pid."""
+    """nats-server + engine process + worker processes (+ a grctld host with ``grctld``) in ``work``;
+    every process ended by pid (grctld and its children by the process group it was started in)."""
 
     def __init__(self, work: Path, workers: int = 1, max_concurrent: int = 64,
                  worker_env: dict[str, str] | None = None, engine_args: list[str] | None = None,
-                 engines: int = 1, proxied_workers: int = 0) -> None:
+                 engines: int = 1, proxied_workers: int = 0, grctld: bool = False) -> None:
         self.work = work
         self.work.mkdir(parents=True, exist_ok=True)
         self.nats = NatsServerProcess(store_dir=work / "nats", log_file=work / "nats.log")
@@ -108,6 +112,10 @@ class System:
         self.engine_starts = 0
         self.workers: list[WorkerProcess] = []
         self.worker_starts = 0
+        self.with_grctld = grctld
+        self.grctld: Daemon | None = None
+        self.grctld_workers: list[int] = []  # the worker processes of grctld's current generation
+        self.grctld_starts = 0
 
     @property
     def url(self) -> str:
@@ -131,6 +139,8 @@ class System:
             self.proxy = await BlackholeProxy(self.nats.host, self.nats.port).start()
             for _ in range(self.n_proxied):
                 await self.start_worker(self.proxy.url)
+        if self.with_grctld:
+            await self.start_grctld()
 
     def start_engine(self) -> None:
         self.engine_starts += 1
@@ -179,6 +189,49 @@ class System:
                 return
             await asyncio.sleep(0.01)
 
+    def grctld_config(self) -> Path:
+        """A worker-only host's file: grctld's generation serves ``Chaos`` beside the plain workers,
+        through the same nats-server, with the engine elsewhere."""
+        directory = self.work / "grctld"
+        directory.mkdir(exist_ok=True)
+        config = directory / "grctl.yaml"
+        config.write_text("\n".join([
+            "workflows: [support.wf_chaos]",
+            f"python_path: [{TESTS}]",
+            "shutdown_timeout: 5s",
+            "logging: {level: info}",
+            f"worker: {{processes: 1, max_concurrent_steps: {self.max_concurrent}, ready_timeout: 60s}}",
+            "engine: {embedded: false}",
+            f"nats:\n  servers: [{self.url}]",
+        ]) + "\n")
+        return config
+
+    async def start_grctld(self, timeout: float = 60.0) -> Daemon:
+        """``grctld -c <file>`` (the same file at every start); returns once its generation is ready."""
+        self.grctld_starts += 1
+        daemon = Daemon(self.grctld_config(), self.env())
+        daemon.start()
+        self.grctld = daemon
+        self.grctld_workers = await asyncio.to_thread(daemon.ready_pids, 1, 0, timeout)
+        return daemon
+
+    async def restart_grctld(self, outlive: float = 30.0) -> list[int]:
+        """SIGKILL grctld, wait for its children to die with it (parent death), start it again with the
+        same file. Returns the pids of children still alive ``outlive`` seconds after the kill (then
+        SIGKILLed, so that the run goes on): each one is a defect."""
+        daemon = self.grctld
+        assert daemon is not None
+        try:
+            children = psutil.Process(daemon.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            children = []
+        daemon.kill()
+        _, alive = await asyncio.to_thread(psutil.wait_procs, children, outlive)
+        for child in alive:
+            child.kill()
+        await self.start_grctld()
+        return [child.pid for child in alive]
+
     async def restart_nats(self, downtime: float, sig: int = signal.SIGTERM) -> None:
         if sig == signal.SIGKILL:
             self.nats.kill()
@@ -207,6 +260,8 @@ class System:
             worker.signal(signal.SIGCONT)
 
     async def stop(self) -> None:
+        if self.grctld is not None:
+            await asyncio.to_thread(self.grctld.stop)
         for worker in self.workers:
             worker.signal(signal.SIGCONT)  # a test may have left it frozen
             await asyncio.to_thread(worker.stop)
