@@ -15,7 +15,8 @@ BENCH = ROOT / "tests" / "bench"
 
 SMOKE = {
     "bench_chaos.py": ["-n", "40", "--concurrency", "20", "--scenario", "engine-kill",
-                       "--scenario", "engine-and-worker-kill", "--deadline", "120"],
+                       "--scenario", "engine-and-worker-kill", "--scenario", "disk-full",
+                       "--deadline", "120"],
     "bench_console.py": ["-n", "200", "--repeat", "2"],
     "bench_console_idle.py": ["-n", "20", "--concurrency", "10", "--rounds", "1"],
     "bench_cluster.py": ["-n", "20", "--concurrency", "10"],

@@ -1,17 +1,25 @@
 """The fault scenarios of tests/integration/test_chaos.py (small) and tests/bench/bench_chaos.py (large),
 defined once: which system they need, when the fault strikes (fractions of the runs finished), what it
-does, and what proves it hit work in flight."""
+does, and what proves it hit work in flight. ``DISK_FULL`` is bench_chaos's alone: its small form is
+tests/integration/test_storage_full.py."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ulid import ULID
+
 from grctl import settings
+from grctl.client.client import Client
+from grctl.models.errors import StorageFullError
+from grctl.nats.connection import Connection
 from support.chaos import System
+from support.storage_full import AT_ONCE, fill, full_signs, make_room
 from support.wf_chaos import TASK_SECONDS_ENV
 
 # Longer than every ack wait: the engine's directives and the workers' tasks.
@@ -29,6 +37,10 @@ class Scenario:
     system: dict[str, Any] = field(default_factory=dict)  # System's keyword arguments
     interrupts_tasks: bool = False  # the fault must make task bodies run again elsewhere
     lasts: float = 0.0  # seconds the fault holds the system: added to the deadline
+    # A start refused for lack of storage is counted apart and sent again after this pause (None: it
+    # is a start error, as any other refusal)
+    refusal_pause: float | None = None
+    prepare: Callable[[System], Awaitable[None]] | None = None  # run once the system is up, before the load
 
 
 async def kill_engine(system: System) -> None:
@@ -81,6 +93,56 @@ async def restart_nats_kill(system: System) -> None:
     await system.restart_nats(2.0, signal.SIGKILL)
 
 
+# MB left free before the load: more than a large load writes before its fault (about 25 kB a run), so
+# that the fault fills the rest in a moment, while the load still starts runs, whatever its size.
+HEADROOM_MB = 16
+
+
+async def leave_headroom(system: System) -> None:
+    """Fill the store, then give back ``HEADROOM_MB`` of it."""
+    conn = await Connection.connect([system.url], name="grctl-store-filler")
+    try:
+        await make_room(conn, keep=max(0, await fill(conn) - HEADROOM_MB))
+    finally:
+        await conn.close()
+
+
+ARRIVAL = 0.1  # seconds between the starts of new clients while the store is full
+
+
+async def fill_store(system: System) -> None:
+    """Fill the store while runs are in flight, note what the engine's listener shows, keep the store
+    full for ``FROZEN`` seconds (longer than every ack wait: held work is redelivered while nothing can
+    be written) while new clients keep arriving (a start every ``ARRIVAL`` s, each to be refused at
+    once: the load itself starts nothing then, its runs in flight being stuck), then give room back
+    without restarting anything."""
+    assert system.ops is not None
+    conn = await Connection.connect([system.url], name="grctl-store-filler")
+    try:
+        filled = await fill(conn)
+        signs = await full_signs(system.ops)
+        system.notes.append(f"store full after {filled} MB of filler: /readyz {signs.readyz} "
+                            f"({signs.reason.strip()}), grctl_engine_storage_full {signs.gauge:g}, "
+                            f"refusals counted {signs.refusals:g}")
+        system.defects += signs.defects()
+        client = Client(conn)
+        full_at = time.monotonic()
+        until = full_at + FROZEN
+        while time.monotonic() < until:
+            began = time.monotonic()
+            try:
+                handle = await client.start_workflow("Chaos", f"disk-full-arrival-{ULID()}".lower(), {"n": 0})
+                await handle.close()
+                system.defects.append("a start was accepted while the store was full")
+            except StorageFullError:
+                system.refusals.append(time.monotonic() - began)
+            await asyncio.sleep(ARRIVAL)
+        system.full_window = (full_at, time.monotonic())
+        await make_room(conn)
+    finally:
+        await conn.close()
+
+
 TWO_SLOW_WORKERS = {"workers": 2, "worker_env": SLOW_TASKS}
 
 SCENARIOS = [
@@ -99,14 +161,27 @@ SCENARIOS = [
     Scenario("worker-cut-off", cut_worker_off, system={"workers": 1, "proxied_workers": 1,
                                                        "worker_env": SLOW_TASKS}, lasts=FROZEN),
 ]
-BY_NAME = {s.name: s for s in SCENARIOS}
+# The store on a 128 MB tmpfs: room for the runs of a large load once the filler is gone.
+DISK_FULL = Scenario("disk-full", fill_store, system={"store_mb": 128, "engine_http": True},
+                     lasts=FROZEN + 30.0, refusal_pause=0.5, prepare=leave_headroom)
+BY_NAME = {s.name: s for s in [*SCENARIOS, DISK_FULL]}
 
 
 def problems(system: System, verdict: Any, scenario: Scenario, runs: int) -> list[str]:
     """What the verdict of ``scenario`` must not show (empty when it passed): a run not completed right,
     a task body run after its completion was recorded, an incomplete history or task log, or a fault
     that hit nothing."""
-    found = []
+    found = list(system.defects)
+    if system.full_window is not None:
+        full_at, room_at = system.full_window
+        while_full = [t for t in verdict.completions if full_at + 1.0 < t < room_at]  # 1 s: news in transit
+        if while_full:
+            found.append(f"{len(while_full)} runs completed while the store was full")
+    if scenario.refusal_pause is not None and not (verdict.refusals or system.refusals):
+        found.append("the full store refused no start")
+    if max(verdict.refusals + system.refusals, default=0.0) >= AT_ONCE:
+        found.append(f"a refusal took {max(verdict.refusals + system.refusals):.1f} s: a timeout, not an "
+                     "answer")
     if system.proxy is not None and system.proxy.dropped == 0:
         found.append("the partition cut off no traffic of the worker behind it")
     if not verdict.clean or verdict.ok != runs:
