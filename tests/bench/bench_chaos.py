@@ -13,8 +13,9 @@ Scenarios: engine-kill (SIGKILL at 30 % and 60 %, restarted after 1 s), nats-ter
 80 %, replaced at once), two-engines-one-killed, engine-and-worker-kill and nats-and-worker-kill (at
 the same moment), engine-freeze (SIGSTOP past every ack wait; also with a second engine running),
 worker-freeze, worker-cut-off (a worker behind a proxy that drops everything past its ack wait),
-disk-full (the store, on a 128 MB tmpfs, filled but 16 MB before the load, filled up at 30 % and kept
-full past every ack wait, then room given back without a restart; needs root to mount the tmpfs). In
+disk-full (the store, on a 128 MB tmpfs, filled before the load but for room for its runs, filled up
+at 30 % and kept full past every ack wait, then room given back without a restart; needs root to mount
+the tmpfs). In
 disk-full a start refused with 5070 "storage full" is counted apart (how many, how fast answered),
 never as a run or a start error, and sent again 0.5 s later; as the load's own runs are stuck while the
 store is full, new clients arrive then (a start every 0.1 s), each to be refused at once; the recovery
@@ -37,12 +38,14 @@ from figures import exit_status, problem  # noqa: E402
 from support.chaos import System, find_duplicates, load_with_faults  # noqa: E402
 from support.faults import BY_NAME, DISK_FULL, SCENARIOS, Scenario, problems  # noqa: E402
 from support.scrape import wait_status  # noqa: E402
+from ulid import ULID  # noqa: E402
 
 from grctl.client.client import Client  # noqa: E402
+from grctl.models.errors import WorkflowError  # noqa: E402
 from grctl.nats.connection import Connection  # noqa: E402
 
 READY_AGAIN = 60.0  # seconds after the load for /readyz to say 200 again (the engine clears the condition
-#                     at a commit accepted 5 s after the last refusal)
+#                     5 s after the last refusal, once a commit was accepted since)
 
 
 async def scenario(s: Scenario, n: int, concurrency: int, deadline: float) -> None:
@@ -50,7 +53,7 @@ async def scenario(s: Scenario, n: int, concurrency: int, deadline: float) -> No
     system = System(work, **s.system)
     await system.start()
     if s.prepare is not None:
-        await s.prepare(system)
+        await s.prepare(system, n)
     conn = await Connection.connect([system.url], name="grctl-chaos-client")
     try:
         client = Client(conn)
@@ -80,12 +83,16 @@ async def scenario(s: Scenario, n: int, concurrency: int, deadline: float) -> No
                   f"-> next run completed right {shown} later", flush=True)
         if system.ops is not None and system.full_window is not None:  # ready again, unrestarted
             try:
+                # the engine ends the condition at a commit accepted after the last refusal: a new run
+                after = await client.start_workflow("Chaos", f"disk-full-after-{ULID()}".lower(), {"n": 1})
+                await after.result(timeout=READY_AGAIN)
+                await after.close()
                 await wait_status(f"{system.ops}/readyz", 200, timeout=READY_AGAIN)
                 ready = time.monotonic() - system.full_window[1]
                 print(f"    /readyz 200 again {ready:.1f} s after the room returned (at most: read once the "
                       "load was over)", flush=True)
-            except AssertionError as exc:
-                problem(f"{s.name}: {exc}")
+            except (AssertionError, TimeoutError, WorkflowError) as exc:
+                problem(f"{s.name}: {type(exc).__name__}: {exc}")
         for found in problems(system, verdict, s, n):
             problem(f"{s.name}: {found}")
         print(f"    logs in {work}", flush=True)

@@ -6,6 +6,7 @@ tests/integration/test_storage_full.py."""
 from __future__ import annotations
 
 import asyncio
+import math
 import signal
 import time
 from collections.abc import Awaitable, Callable
@@ -19,7 +20,7 @@ from grctl.client.client import Client
 from grctl.models.errors import StorageFullError
 from grctl.nats.connection import Connection
 from support.chaos import System
-from support.storage_full import AT_ONCE, fill, full_signs, make_room
+from support.storage_full import AT_ONCE, CHUNK, fill, full_signs, make_room
 from support.wf_chaos import TASK_SECONDS_ENV
 
 # Longer than every ack wait: the engine's directives and the workers' tasks.
@@ -40,7 +41,8 @@ class Scenario:
     # A start refused for lack of storage is counted apart and sent again after this pause (None: it
     # is a start error, as any other refusal)
     refusal_pause: float | None = None
-    prepare: Callable[[System], Awaitable[None]] | None = None  # run once the system is up, before the load
+    # run once the system is up, before the load of that many runs
+    prepare: Callable[[System, int], Awaitable[None]] | None = None
 
 
 async def kill_engine(system: System) -> None:
@@ -93,16 +95,17 @@ async def restart_nats_kill(system: System) -> None:
     await system.restart_nats(2.0, signal.SIGKILL)
 
 
-# MB left free before the load: more than a large load writes before its fault (about 25 kB a run), so
-# that the fault fills the rest in a moment, while the load still starts runs, whatever its size.
-HEADROOM_MB = 16
+# Bytes a run may write, four times what a Chaos run writes (about 25 kB): the room left before the
+# load, enough for every run, is filled by the fault in a moment while the load still runs.
+RUN_BYTES = 100_000
 
 
-async def leave_headroom(system: System) -> None:
-    """Fill the store, then give back ``HEADROOM_MB`` of it."""
+async def leave_headroom(system: System, runs: int) -> None:
+    """Fill the store, then give back room for ``runs`` runs (at least 4 MB)."""
     conn = await Connection.connect([system.url], name="grctl-store-filler")
     try:
-        await make_room(conn, keep=max(0, await fill(conn) - HEADROOM_MB))
+        headroom = max(4, math.ceil(runs * RUN_BYTES / len(CHUNK)))
+        await make_room(conn, keep=max(0, await fill(conn) - headroom))
     finally:
         await conn.close()
 
@@ -111,24 +114,18 @@ ARRIVAL = 0.1  # seconds between the starts of new clients while the store is fu
 
 
 async def fill_store(system: System) -> None:
-    """Fill the store while runs are in flight, note what the engine's listener shows, keep the store
-    full for ``FROZEN`` seconds (longer than every ack wait: held work is redelivered while nothing can
-    be written) while new clients keep arriving (a start every ``ARRIVAL`` s, each to be refused at
-    once: the load itself starts nothing then, its runs in flight being stuck), then give room back
-    without restarting anything."""
+    """Fill the store while runs are in flight, keep it full for ``FROZEN`` seconds (longer than every
+    ack wait: held work is redelivered while nothing can be written) while new clients keep arriving (a
+    start every ``ARRIVAL`` s, each to be refused at once: the load itself starts nothing then, its
+    runs in flight being stuck), note what the engine's listener shows, then give room back without
+    restarting anything."""
     assert system.ops is not None
     conn = await Connection.connect([system.url], name="grctl-store-filler")
     try:
         filled = await fill(conn)
-        signs = await full_signs(system.ops)
-        system.notes.append(f"store full after {filled} MB of filler: /readyz {signs.readyz} "
-                            f"({signs.reason.strip()}), grctl_engine_storage_full {signs.gauge:g}, "
-                            f"refusals counted {signs.refusals:g}")
-        system.defects += signs.defects()
         client = Client(conn)
         full_at = time.monotonic()
-        until = full_at + FROZEN
-        while time.monotonic() < until:
+        while time.monotonic() < full_at + FROZEN:
             began = time.monotonic()
             try:
                 handle = await client.start_workflow("Chaos", f"disk-full-arrival-{ULID()}".lower(), {"n": 0})
@@ -136,6 +133,12 @@ async def fill_store(system: System) -> None:
                 system.defects.append("a start was accepted while the store was full")
             except StorageFullError:
                 system.refusals.append(time.monotonic() - began)
+            if len(system.refusals) == 1:  # the engine has met the full store, whatever the load did
+                signs = await full_signs(system.ops)
+                system.notes.append(f"store full after {filled} MB of filler: /readyz {signs.readyz} "
+                                    f"({signs.reason.strip()}), grctl_engine_storage_full {signs.gauge:g}, "
+                                    f"refusals counted {signs.refusals:g}")
+                system.defects += signs.defects()
             await asyncio.sleep(ARRIVAL)
         system.full_window = (full_at, time.monotonic())
         await make_room(conn)
@@ -174,6 +177,8 @@ def problems(system: System, verdict: Any, scenario: Scenario, runs: int) -> lis
     found = list(system.defects)
     if system.full_window is not None:
         full_at, room_at = system.full_window
+        if verdict.in_flight_at(full_at) == 0:
+            found.append("no run was in flight when the store was full (the load was over)")
         while_full = [t for t in verdict.completions if full_at + 1.0 < t < room_at]  # 1 s: news in transit
         if while_full:
             found.append(f"{len(while_full)} runs completed while the store was full")

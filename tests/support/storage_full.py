@@ -7,6 +7,7 @@ tests/integration/test_storage_full.py (small) and the disk-full scenario of tes
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grctl.nats.connection import Connection
-from grctl.nats.jetstream import JetStreamError, publish, purge, storage_full
+from grctl.nats.jetstream import publish, purge, storage_full
 from support.scrape import aget, value, wait_status
 
 FILLER = "grctl_wf_kv.filler.run.part"  # a stream subject nothing else writes
@@ -33,15 +34,19 @@ def small_disk(path: Path, size_mb: int) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(path)], check=False)
 
 
-async def fill(conn: Connection, limit: int = 1000) -> int:
-    """Write filler messages until JetStream refuses one for lack of storage; how many it took."""
-    for n in range(limit):
-        try:
-            await publish(conn.nc, FILLER, CHUNK)
-        except JetStreamError as exc:
-            if not storage_full(exc):
-                raise
-            return n
+async def fill(conn: Connection, limit: int = 1000, parallel: int = 4) -> int:
+    """Write filler messages, ``parallel`` at a time (the store fills in a moment, while a load still
+    runs), until JetStream refuses one for lack of storage; how many were accepted."""
+    accepted = 0
+    while accepted < limit:
+        outcomes = await asyncio.gather(*(publish(conn.nc, FILLER, CHUNK) for _ in range(parallel)),
+                                        return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException) and not storage_full(outcome):
+                raise outcome
+        accepted += sum(not isinstance(outcome, BaseException) for outcome in outcomes)
+        if any(isinstance(outcome, BaseException) for outcome in outcomes):
+            return accepted
     raise AssertionError(f"the store never filled up ({limit} MB written)")
 
 
