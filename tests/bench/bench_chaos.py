@@ -74,6 +74,11 @@ async def scenario(s: Scenario, n: int, concurrency: int, deadline: float) -> No
                   f"({len(verdict.refusals)} of the load, {len(system.refusals)} of clients arriving "
                   f"while full), slowest answer {max(refusals, default=float('nan')):.2f} s; apart from "
                   "every run figure", flush=True)
+        if system.full_window is not None:
+            full_at, room_at = system.full_window
+            while_full = sum(full_at + 1.0 < t < room_at for t in verdict.completions)  # 1 s: news in transit
+            print(f"    runs completed while the store was full {while_full}; starts of arriving clients "
+                  f"accepted then {system.accepted_full} (room freed by consumed messages)", flush=True)
         for note in system.notes:
             print(f"    {note}", flush=True)
         for struck, back in zip(verdict.faults, sorted(ended), strict=False):

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from support.processes import ChildProcess, WorkerProcess
 from support.scrape import aget, value, wait_status
-from support.storage_full import AT_ONCE, fill, make_room, small_disk
+from support.storage_full import AT_ONCE, CHUNK, fill, make_room, small_disk
 
 from grctl.client.client import Client
 from grctl.models.errors import StorageFullError
@@ -71,7 +71,7 @@ async def test_full_store_refuses_starts_at_once_and_recovers_without_restart(sm
 
         results = [asyncio.ensure_future(result(h)) for h in handles]
 
-        assert await fill(conn, limit=200) > 5
+        assert await fill(conn, limit=200) > 5 * len(CHUNK)
         began = time.monotonic()
         with pytest.raises(StorageFullError, match=r"(?i)storage full"):
             await client.start_workflow("Payload", "refused", PAYLOAD)

@@ -130,6 +130,7 @@ class System:
         self.notes: list[str] = []  # what a fault observed, for the report
         self.defects: list[str] = []  # what a fault observed that must not be
         self.refusals: list[float] = []  # seconds each start a fault made was refused in (storage full)
+        self.accepted_full = 0  # starts a fault made that a nearly full store took (freed room slipped in)
         # monotonic times the store was seen full, then given room again
         self.full_window: tuple[float, float] | None = None
 

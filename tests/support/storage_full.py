@@ -34,20 +34,27 @@ def small_disk(path: Path, size_mb: int) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(path)], check=False)
 
 
-async def fill(conn: Connection, limit: int = 1000, parallel: int = 4) -> int:
+async def fill(conn: Connection, limit: int = 1000, parallel: int = 4, down_to: int = len(CHUNK)) -> int:
     """Write filler messages, ``parallel`` at a time (the store fills in a moment, while a load still
-    runs), until JetStream refuses one for lack of storage; how many were accepted."""
+    runs), until JetStream refuses one for lack of storage, then smaller ones, a tenth each time, down to
+    ``down_to`` bytes: a store that refuses a large write may still take small ones (a start, a step's
+    commit). The bytes accepted (at most ``limit`` MB)."""
     accepted = 0
-    while accepted < limit:
-        outcomes = await asyncio.gather(*(publish(conn.nc, FILLER, CHUNK) for _ in range(parallel)),
-                                        return_exceptions=True)
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException) and not storage_full(outcome):
-                raise outcome
-        accepted += sum(not isinstance(outcome, BaseException) for outcome in outcomes)
-        if any(isinstance(outcome, BaseException) for outcome in outcomes):
-            return accepted
-    raise AssertionError(f"the store never filled up ({limit} MB written)")
+    size = len(CHUNK)
+    while size >= down_to:
+        while True:
+            if accepted >= limit * len(CHUNK):
+                raise AssertionError(f"the store never filled up ({limit} MB written)")
+            writes = [publish(conn.nc, FILLER, CHUNK[:size]) for _ in range(parallel)]
+            outcomes = await asyncio.gather(*writes, return_exceptions=True)
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException) and not storage_full(outcome):
+                    raise outcome
+            accepted += size * sum(not isinstance(outcome, BaseException) for outcome in outcomes)
+            if any(isinstance(outcome, BaseException) for outcome in outcomes):
+                break
+        size //= 10
+    return accepted
 
 
 async def make_room(conn: Connection, keep: int | None = None) -> int:
