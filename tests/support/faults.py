@@ -118,8 +118,8 @@ async def fill_store(system: System) -> None:
     ack wait: held work is redelivered while nothing can be written) while new clients keep arriving (a
     start every ``ARRIVAL`` s, to be refused at once: the load itself starts little then, its runs in
     flight being stuck), note what the engine's listener shows, then give room back without restarting
-    anything. The room that consumed messages free meanwhile is filled again at each arrival, as other
-    writers of a full disk would take it; what slips in before is counted (``System.accepted_full``)."""
+    anything. Room freed meanwhile (messages consumed and removed) is filled again at each arrival, as
+    other writers of a full disk would take it; what slips in first is counted (``System.accepted_full``)."""
     assert system.ops is not None
     conn = await Connection.connect([system.url], name="grctl-store-filler")
     try:
@@ -137,9 +137,8 @@ async def fill_store(system: System) -> None:
             if len(system.refusals) == 1:  # the engine has met the full store, whatever the load did
                 signs = await full_signs(system.ops)
                 system.notes.append(f"store full after {filled / 1e6:.1f} MB of filler: /readyz "
-                                    f"{signs.readyz} "
-                                    f"({signs.reason.strip()}), grctl_engine_storage_full {signs.gauge:g}, "
-                                    f"refusals counted {signs.refusals:g}")
+                                    f"{signs.readyz} ({signs.reason.strip()}), grctl_engine_storage_full "
+                                    f"{signs.gauge:g}, refusals counted {signs.refusals:g}")
                 system.defects += signs.defects()
             await asyncio.sleep(ARRIVAL)
             await fill(conn, down_to=100)
@@ -167,7 +166,8 @@ SCENARIOS = [
     Scenario("worker-cut-off", cut_worker_off, system={"workers": 1, "proxied_workers": 1,
                                                        "worker_env": SLOW_TASKS}, lasts=FROZEN),
 ]
-# The store on a 128 MB tmpfs: room for the runs of a large load once the filler is gone.
+# The store on a 128 MB tmpfs: room for the runs of a large load once the filler is gone. Its deadline
+# also covers the filling and the refused starts sent again.
 DISK_FULL = Scenario("disk-full", fill_store, system={"store_mb": 128, "engine_http": True},
                      lasts=FROZEN + 30.0, refusal_pause=0.5, prepare=leave_headroom)
 BY_NAME = {s.name: s for s in [*SCENARIOS, DISK_FULL]}
