@@ -1,10 +1,15 @@
 """A soak: a steady load of three-step ``Chaos`` runs (a new run every 1/RATE s, each awaited) for a set
-time, through nats-server, an engine and two worker processes, while every KILL_EVERY seconds a random
-component is SIGKILLed and started again: the engine, nats-server (restarted on the same store) or a
-worker (replaced at once). Reports, per minute, the runs started, completed right, failed and lost, and
-latency percentiles of the right ones; then the task bodies run again after their completion was
-recorded, incomplete histories, and each process's memory over its life with its slope (MiB/min) so
-that a leak shows. Exits 1 when a run failed, was lost, or a task body ran again after its completion.
+time, through nats-server, an engine, two worker processes and a grctld host (``grctld -c FILE``, a
+worker-only host whose generation serves ``Chaos`` too), while every KILL_EVERY seconds a random
+component is SIGKILLed and started again: the engine, nats-server (restarted on the same store), a
+worker (replaced at once) or grctld (its worker children die with it; started again with the same
+file). The components are killed in rounds, each round every component once in a random order, so
+that a short run kills each of them too. Reports, per minute, the runs started, completed right,
+failed and lost, and latency percentiles of the right ones; the kills per component; then the task
+bodies run again after their completion was recorded, incomplete histories, and each process's memory
+(grctld and its workers included) over its life with its slope (MiB/min) so that a leak shows. Exits 1
+when a run failed, was lost, or a task body ran again after its completion, or when a child of grctld
+outlived it.
 
     .venv/bin/python tests/bench/bench_soak.py [--minutes 30] [--rate 20] [--kill-every 8] [--seed 1]
 """
@@ -33,7 +38,7 @@ from ulid import ULID  # noqa: E402
 from grctl.client.client import Client  # noqa: E402
 from grctl.nats.connection import Connection  # noqa: E402
 
-COMPONENTS = ("engine", "nats-server", "worker")
+COMPONENTS = ("engine", "nats-server", "worker", "grctld")
 
 
 class Soak:
@@ -44,14 +49,21 @@ class Soak:
         self.verdict = Verdict(started_at=time.monotonic())
         self.minutes: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
         self.kills: list[tuple[float, str]] = []
+        self.round: list[str] = []  # the components still to kill in this round
 
     def track_processes(self) -> None:
         """Memory series per process (a restarted component is a new process, a new series)."""
+        grctld = self.system.grctld
         procs = [("nats-server", self.system.nats.pid), *(("engine", e.pid) for e in self.system.engines),
-                 *(("worker", w.pid) for w in self.system.workers)]
+                 *(("worker", w.pid) for w in self.system.workers),
+                 *([("grctld", grctld.pid)] if grctld is not None else []),
+                 *(("grctld-worker", pid) for pid in self.system.grctld_workers)]
         for role, pid in procs:
             if pid is not None and f"{role} {pid}" not in self.rss.procs:
-                self.rss.track(f"{role} {pid}", psutil.Process(pid))
+                try:
+                    self.rss.track(f"{role} {pid}", psutil.Process(pid))
+                except psutil.NoSuchProcess:  # killed before it was seen: no series
+                    pass
 
     async def one(self, wf_id: str, n: int, deadline: float) -> None:
         began = time.monotonic()
@@ -84,7 +96,9 @@ class Soak:
             minute["failed"].append(0)
 
     async def kill_one(self, rng: random.Random) -> None:
-        what = rng.choice(COMPONENTS)
+        if not self.round:
+            self.round = rng.sample(COMPONENTS, len(COMPONENTS))
+        what = self.round.pop()
         self.kills.append((time.monotonic() - self.verdict.started_at, what))
         if what == "engine":
             self.system.kill_engine()
@@ -92,6 +106,9 @@ class Soak:
             self.system.start_engine()
         elif what == "nats-server":
             await self.system.restart_nats(1.0, 9)
+        elif what == "grctld":
+            for pid in await self.system.restart_grctld():
+                problem(f"a worker child of grctld (pid {pid}) outlived its SIGKILL")
         else:
             await self.system.replace_worker(rng.randrange(len(self.system.workers)))
         self.track_processes()
@@ -132,6 +149,9 @@ class Soak:
                   f"{len(row['lost']):4d}  {len(row['start errors']):12d}  "
                   f"{percentile(lat, 50):.2f} / {percentile(lat, 99):.2f} / {worst:.2f}")
         print("kills: " + ", ".join(f"{what} at {at:.0f}s" for at, what in self.kills))
+        counts = {what: sum(kill == what for _, kill in self.kills) for what in COMPONENTS}
+        print(f"kills per component: {', '.join(f'{what} {n}' for what, n in counts.items())} "
+              f"({len(self.kills)} in all)")
         print(self.verdict.summary())
         for line in self.rss.lines():
             print(f"  {line}")
@@ -147,7 +167,7 @@ async def main() -> None:
     parser.add_argument("--seed", type=int, default=1, help="which components the kills pick")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="grctl-soak-"))
-    system = System(work, workers=2)
+    system = System(work, workers=2, grctld=True)
     await system.start()
     conn = await Connection.connect([system.url], name="grctl-soak-client")
     try:

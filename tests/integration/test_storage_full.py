@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -21,46 +20,28 @@ from pathlib import Path
 import pytest
 from support.processes import ChildProcess, WorkerProcess
 from support.scrape import aget, value, wait_status
+from support.storage_full import AT_ONCE, CHUNK, fill, make_room, small_disk
 
 from grctl.client.client import Client
 from grctl.models.errors import StorageFullError
 from grctl.nats.connection import Connection
-from grctl.nats.jetstream import JetStreamError, publish, purge, storage_full
 from grctl.nats.server import NatsServerProcess, free_port
 
 pytestmark = pytest.mark.timeout(180)
 
 ROOT = Path(__file__).resolve().parents[2]
-DISK = "32m"
-FILLER = "grctl_wf_kv.filler.run.part"  # a stream subject the test fills, then purges ("room returns")
+DISK_MB = 32
 PAYLOAD = "p" * 50_000
 IN_FLIGHT = 20
 FULL_FOR = 6.0  # seconds: longer than the steps' timeout (3 s)
 
 
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
+@pytest.fixture(name="small_disk")
+def small_disk_fixture(tmp_path: Path) -> Iterator[Path]:
     """A 32 MB tmpfs for the store, unmounted afterwards (mounting needs root: the test command runs
     as root in CI)."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={DISK}", "tmpfs", str(disk)], check=True)
-    try:
+    with small_disk(tmp_path / "disk", DISK_MB) as disk:
         yield disk
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], check=False)
-
-
-async def fill(conn: Connection) -> int:
-    """Write filler messages until JetStream refuses one for lack of storage; how many it took."""
-    chunk = b"f" * 1_000_000
-    for n in range(200):
-        try:
-            await publish(conn.nc, FILLER, chunk)
-        except JetStreamError as exc:
-            assert storage_full(exc), exc
-            return n
-    raise AssertionError("the store never filled up")
 
 
 async def test_full_store_refuses_starts_at_once_and_recovers_without_restart(small_disk: Path,
@@ -90,12 +71,12 @@ async def test_full_store_refuses_starts_at_once_and_recovers_without_restart(sm
 
         results = [asyncio.ensure_future(result(h)) for h in handles]
 
-        assert await fill(conn) > 5
+        assert await fill(conn, limit=200) > 5 * len(CHUNK)
         began = time.monotonic()
         with pytest.raises(StorageFullError, match=r"(?i)storage full"):
             await client.start_workflow("Payload", "refused", PAYLOAD)
         refused_after = time.monotonic() - began
-        assert refused_after < 2.0, f"the refusal took {refused_after:.1f}s: a timeout, not an answer"
+        assert refused_after < AT_ONCE, f"the refusal took {refused_after:.1f}s: a timeout, not an answer"
         body = await wait_status(f"{ops}/readyz", 503, timeout=10)
         assert "storage is full" in body
         _, metrics = await aget(f"{ops}/metrics")
@@ -104,7 +85,7 @@ async def test_full_store_refuses_starts_at_once_and_recovers_without_restart(sm
 
         await asyncio.sleep(FULL_FOR)  # longer than a step may take: the steps in flight cannot report
         assert not any(r.done() for r in results), "a run in flight ended while the store was full"
-        await purge(conn.nc, FILLER)  # room returns; nothing is restarted
+        await make_room(conn)  # nothing is restarted
         room = time.monotonic()
 
         assert await asyncio.gather(*results) == [len(PAYLOAD)] * IN_FLIGHT, "an accepted run was failed"

@@ -1,8 +1,9 @@
-"""Fault injection with real processes: a file-backed nats-server, an engine process and worker
-processes serving ``support.wf_chaos``; a load of ``Chaos`` runs from an in-process client; faults
-(SIGKILL of the engine or a worker, a nats-server restart) while the load runs; and the verdict: runs
-completed with the right result, failed, lost, and task bodies run again after their completion was
-recorded. Used by tests/integration/test_chaos.py (small) and tests/bench/bench_chaos.py (large).
+"""Fault injection with real processes: a file-backed nats-server, an engine process, worker processes
+and, when asked, a grctld host, all serving ``support.wf_chaos``; a load of ``Chaos`` runs from an
+in-process client; faults (SIGKILL of the engine, a worker or grctld, a nats-server restart) while the
+load runs; and the verdict: runs completed with the right result, failed, lost, and task bodies run
+again after their completion was recorded. Used by tests/integration/test_chaos.py (small),
+tests/bench/bench_chaos.py (large) and tests/bench/bench_soak.py (long).
 """
 
 from __future__ import annotations
@@ -15,25 +16,29 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil  # type: ignore[import-untyped]  # (no stubs installed)
 from ulid import ULID
 
 from grctl.client.client import Client
-from grctl.models.errors import WorkflowError
+from grctl.models.errors import StorageFullError, WorkflowError
 from grctl.models.history import HistoryKind
 from grctl.nats.connection import Connection
-from grctl.nats.server import NatsServerProcess
+from grctl.nats.server import NatsServerProcess, free_port
 
 TESTS = Path(__file__).resolve().parents[1]
 ROOT = TESTS.parent
 sys.path.insert(0, str(TESTS))
 
 from support.cluster_load import step_start_gaps  # noqa: E402
+from support.grctld import Daemon  # noqa: E402
 from support.processes import WorkerProcess  # noqa: E402
 from support.proxy import BlackholeProxy  # noqa: E402
+from support.storage_full import small_disk  # noqa: E402
 from support.wf_chaos import TASK_LOG, TASK_SECONDS_ENV, TASKS, expected  # noqa: E402
 
 
@@ -53,6 +58,8 @@ class Verdict:
     faults: list[float] = field(default_factory=list)  # monotonic times the faults were injected
     task_bodies: int = 0  # executions of task bodies in the task log
     steps_restarted: int = 0  # steps picked up again (a worker lost them or the engine re-dispatched)
+    refusals: list[float] = field(default_factory=list)  # seconds each start refused as storage full took
+    refused_runs: set[str] = field(default_factory=set)  # runs whose start was refused at least once
     started_at: float = 0.0
     ended_at: float = 0.0
 
@@ -62,11 +69,13 @@ class Verdict:
                     self.incomplete)
 
     def summary(self) -> str:
+        refused = (f", starts refused as storage full {len(self.refusals)} ({len(self.refused_runs)} runs, "
+                   f"each answered within {max(self.refusals):.2f} s)" if self.refusals else "")
         return (f"ok {self.ok}, wrong {len(self.wrong)}, failed {len(self.failed)}, start errors "
                 f"{len(self.start_errors)}, lost {len(self.lost)}, duplicate task bodies "
-                f"{len(self.duplicates)}, incomplete histories {len(self.incomplete)}; task bodies run "
-                f"{self.task_bodies}, steps restarted {self.steps_restarted}, runs in flight at each fault "
-                f"{[self.in_flight_at(t) for t in self.faults]}")
+                f"{len(self.duplicates)}, incomplete histories {len(self.incomplete)}{refused}; task bodies "
+                f"run {self.task_bodies}, steps restarted {self.steps_restarted}, runs in flight at each "
+                f"fault {[self.in_flight_at(t) for t in self.faults]}")
 
     def in_flight_at(self, moment: float) -> int:
         """Runs started before ``moment`` (a monotonic time) and not finished by then: the work a fault
@@ -89,11 +98,13 @@ class Verdict:
 
 
 class System:
-    """nats-server + engine process + worker processes in ``work``; every process ended by pid."""
+    """nats-server + engine process + worker processes (+ a grctld host with ``grctld``) in ``work``;
+    every process ended by pid (grctld and its children by the process group it was started in)."""
 
     def __init__(self, work: Path, workers: int = 1, max_concurrent: int = 64,
                  worker_env: dict[str, str] | None = None, engine_args: list[str] | None = None,
-                 engines: int = 1, proxied_workers: int = 0) -> None:
+                 engines: int = 1, proxied_workers: int = 0, grctld: bool = False, store_mb: int = 0,
+                 engine_http: bool = False) -> None:
         self.work = work
         self.work.mkdir(parents=True, exist_ok=True)
         self.nats = NatsServerProcess(store_dir=work / "nats", log_file=work / "nats.log")
@@ -108,6 +119,20 @@ class System:
         self.engine_starts = 0
         self.workers: list[WorkerProcess] = []
         self.worker_starts = 0
+        self.with_grctld = grctld
+        self.grctld: Daemon | None = None
+        self.grctld_workers: list[int] = []  # the worker processes of grctld's current generation
+        self.grctld_starts = 0
+        self.store_mb = store_mb  # the store on a tmpfs of this size (mounting needs root)
+        self.mounts = ExitStack()
+        # the engine's listener (/readyz, /metrics), on the same port at every start
+        self.ops = f"http://127.0.0.1:{free_port()}" if engine_http else None
+        self.notes: list[str] = []  # what a fault observed, for the report
+        self.defects: list[str] = []  # what a fault observed that must not be
+        self.refusals: list[float] = []  # seconds each start a fault made was refused in (storage full)
+        self.accepted_full = 0  # starts a fault made that a nearly full store took (freed room slipped in)
+        # monotonic times the store was seen full, then given room again
+        self.full_window: tuple[float, float] | None = None
 
     @property
     def url(self) -> str:
@@ -121,6 +146,8 @@ class System:
         return env
 
     async def start(self) -> None:
+        if self.store_mb:
+            self.mounts.enter_context(small_disk(self.nats.store_dir, self.store_mb))
         self.nats.start()
         for _ in range(self.n_engines):
             self.start_engine()
@@ -131,12 +158,15 @@ class System:
             self.proxy = await BlackholeProxy(self.nats.host, self.nats.port).start()
             for _ in range(self.n_proxied):
                 await self.start_worker(self.proxy.url)
+        if self.with_grctld:
+            await self.start_grctld()
 
     def start_engine(self) -> None:
         self.engine_starts += 1
         with open(self.work / f"engine-{self.engine_starts}.log", "wb") as log:
             self.engines.append(subprocess.Popen(
-                [sys.executable, "-m", "grctl", "engine", "-s", self.url, *self.engine_args],
+                [sys.executable, "-m", "grctl", "engine", "-s", self.url, *self.engine_args,
+                 *(["--http", self.ops.removeprefix("http://")] if self.ops else [])],
                 env=self.env(), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True))
 
     def kill_engine(self, index: int = 0) -> None:
@@ -179,6 +209,49 @@ class System:
                 return
             await asyncio.sleep(0.01)
 
+    def grctld_config(self) -> Path:
+        """A worker-only host's file: grctld's generation serves ``Chaos`` beside the plain workers,
+        through the same nats-server, with the engine elsewhere."""
+        directory = self.work / "grctld"
+        directory.mkdir(exist_ok=True)
+        config = directory / "grctl.yaml"
+        config.write_text("\n".join([
+            "workflows: [support.wf_chaos]",
+            f"python_path: [{TESTS}]",
+            "shutdown_timeout: 5s",
+            "logging: {level: info}",
+            f"worker: {{processes: 1, max_concurrent_steps: {self.max_concurrent}, ready_timeout: 60s}}",
+            "engine: {embedded: false}",
+            f"nats:\n  servers: [{self.url}]",
+        ]) + "\n")
+        return config
+
+    async def start_grctld(self, timeout: float = 60.0) -> Daemon:
+        """``grctld -c <file>`` (the same file at every start); returns once its generation is ready."""
+        self.grctld_starts += 1
+        daemon = Daemon(self.grctld_config(), self.env())
+        daemon.start()
+        self.grctld = daemon
+        self.grctld_workers = await asyncio.to_thread(daemon.ready_pids, 1, 0, timeout)
+        return daemon
+
+    async def restart_grctld(self, outlive: float = 30.0) -> list[int]:
+        """SIGKILL grctld, wait for its children to die with it (parent death), start it again with the
+        same file. Returns the pids of children still alive ``outlive`` seconds after the kill (then
+        SIGKILLed, so that the run goes on): each one is a defect."""
+        daemon = self.grctld
+        assert daemon is not None
+        try:
+            children = psutil.Process(daemon.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            children = []
+        daemon.kill()
+        _, alive = await asyncio.to_thread(psutil.wait_procs, children, outlive)
+        for child in alive:
+            child.kill()
+        await self.start_grctld()
+        return [child.pid for child in alive]
+
     async def restart_nats(self, downtime: float, sig: int = signal.SIGTERM) -> None:
         if sig == signal.SIGKILL:
             self.nats.kill()
@@ -207,6 +280,8 @@ class System:
             worker.signal(signal.SIGCONT)
 
     async def stop(self) -> None:
+        if self.grctld is not None:
+            await asyncio.to_thread(self.grctld.stop)
         for worker in self.workers:
             worker.signal(signal.SIGCONT)  # a test may have left it frozen
             await asyncio.to_thread(worker.stop)
@@ -222,6 +297,7 @@ class System:
                     engine.kill()
                     engine.wait()
         self.nats.stop()
+        self.mounts.close()
 
 
 def _running_body(log: Path, pid: int, within: float) -> bool:
@@ -257,9 +333,12 @@ async def wait_engine(url: str, timeout: float = 30.0) -> None:
 
 
 async def run_load(client: Client, n: int, concurrency: int, deadline: float,
-                   progress: Callable[[int], Awaitable[None]] | None = None) -> Verdict:
+                   progress: Callable[[int], Awaitable[None]] | None = None,
+                   refusal_pause: float | None = None) -> Verdict:
     """Start ``n`` Chaos runs, at most ``concurrency`` at a time, and wait for each outcome (at most
-    ``deadline`` seconds after the load began). ``progress(done)`` is awaited after each outcome."""
+    ``deadline`` seconds after the load began). ``progress(done)`` is awaited after each outcome. With
+    ``refusal_pause``, a start refused for lack of storage is counted apart (``Verdict.refusals``, never
+    a start error) and sent again after that pause, as a client that backs off would."""
     verdict = Verdict(started_at=time.monotonic())
     gate = asyncio.Semaphore(concurrency)
     end = verdict.started_at + deadline
@@ -270,12 +349,21 @@ async def run_load(client: Client, n: int, concurrency: int, deadline: float,
         nonlocal done
         wf_id = f"{prefix}-{i}"
         async with gate:
-            began = time.monotonic()
-            try:
-                handle = await client.start_workflow("Chaos", wf_id, {"n": i})
-            except Exception as exc:
-                verdict.start_errors.append(f"{wf_id}: {type(exc).__name__}: {exc}")
-                return
+            while True:
+                began = time.monotonic()
+                try:
+                    handle = await client.start_workflow("Chaos", wf_id, {"n": i})
+                    break
+                except StorageFullError as exc:
+                    if refusal_pause is None or time.monotonic() + refusal_pause > end:
+                        verdict.start_errors.append(f"{wf_id}: {type(exc).__name__}: {exc}")
+                        return
+                    verdict.refusals.append(time.monotonic() - began)
+                    verdict.refused_runs.add(wf_id)
+                    await asyncio.sleep(refusal_pause)
+                except Exception as exc:
+                    verdict.start_errors.append(f"{wf_id}: {type(exc).__name__}: {exc}")
+                    return
             try:
                 result = await handle.result(timeout=max(0.1, end - time.monotonic()))
             except TimeoutError as exc:
@@ -359,7 +447,8 @@ def describe_counts(verdict: Verdict) -> dict[str, Any]:
 
 
 async def load_with_faults(client: Client, n: int, concurrency: int, deadline: float,
-                           at: tuple[float, ...], fault: Callable[[], Awaitable[None]]) -> Verdict:
+                           at: tuple[float, ...], fault: Callable[[], Awaitable[None]],
+                           refusal_pause: float | None = None) -> Verdict:
     """``run_load`` that runs ``fault()`` (in a task of its own) when each fraction in ``at`` of the runs
     has finished; waits for the faults before returning."""
     pending = list(at)
@@ -372,7 +461,7 @@ async def load_with_faults(client: Client, n: int, concurrency: int, deadline: f
             faults.append(asyncio.ensure_future(fault()))
 
     moments: list[float] = []
-    verdict = await run_load(client, n, concurrency, deadline, progress)
+    verdict = await run_load(client, n, concurrency, deadline, progress, refusal_pause)
     verdict.faults = moments
     await asyncio.gather(*faults)
     return verdict
