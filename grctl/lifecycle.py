@@ -49,16 +49,20 @@ async def until_stopped(work: asyncio.Future[Any], *stops: asyncio.Event,
     return work.done()
 
 
-async def cancel(work: asyncio.Future[Any], again_after: float = settings.CANCEL_AGAIN_AFTER) -> None:
+async def cancel(work: asyncio.Future[Any], again_after: float | None = settings.CANCEL_AGAIN_AFTER) -> None:
     """Cancel ``work`` and wait until it has ended, whatever it raises: what lost the race is dropped.
 
-    A cancellation can be lost: Python 3.11's ``asyncio.wait_for`` (nats-py's requests use it) returns
-    a result that arrived in the same turn of the loop as the cancel, and the task runs on as if never
-    cancelled. So the cancel is repeated until the work has ended; a long-lived loop stopped any other
-    way would wait forever."""
+    A cancellation can be lost: Python 3.11's ``asyncio.wait_for`` returns a result that arrived in the
+    same turn of the loop as the cancel, and the task runs on as if never cancelled. Requests to NATS
+    raise such a cancel themselves (``nats.requests.guard``); for any other wait the cancel is repeated
+    every ``again_after`` seconds until the work has ended. ``again_after=None``: work whose cancellation
+    handler itself awaits (it hands work back, stops children) is cancelled once, so its clean-up is
+    never cut short."""
+    work.cancel()
     while not work.done():
-        work.cancel()
         await asyncio.wait({work}, timeout=again_after)
+        if again_after is not None and not work.done():
+            work.cancel()
     with contextlib.suppress(asyncio.CancelledError, Exception):
         await work
 

@@ -302,7 +302,7 @@ class Supervisor(ChangeWatch, CrashRestarts):
         if self.watcher is not None:
             await self.watcher.stop()
         if self.bringup is not None and not self.bringup.done():
-            await cancel(self.bringup)
+            await cancel(self.bringup, again_after=None)  # its clean-up retires a generation
         await asyncio.gather(*(self._retire(g) for g in list(self.generations)), return_exceptions=True)
         await self.schedules.close()
         if self.engine is not None:

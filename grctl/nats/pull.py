@@ -313,7 +313,8 @@ class PullLoop:
         return not self._tasks
 
     async def cancel_running(self) -> None:
-        await asyncio.gather(*(cancel(task) for task in list(self._tasks)))
+        # once each: a handler's clean-up hands its message back
+        await asyncio.gather(*(cancel(task, again_after=None) for task in list(self._tasks)))
 
     async def close(self) -> None:
         """Stop everything: the intake, the heartbeats and the subscription (not the handlers)."""

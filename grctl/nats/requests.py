@@ -87,8 +87,12 @@ async def guard(nc: NATSClient, operation: Awaitable[T], subject: str = "") -> T
     outermost = task not in waiters  # a guard inside a guard leaves the registration to the outer one
     if outermost or subject:
         waiters[task] = subject
+    cancels = task.cancelling()
     try:
-        return await operation
+        result = await operation
+        if task.cancelling() > cancels:
+            _dropped_cancel(task)
+        return result
     except asyncio.CancelledError:
         denial = _denied.pop(task, None)
         if denial is not None and task.uncancel() == 0:
@@ -102,6 +106,19 @@ async def guard(nc: NATSClient, operation: Awaitable[T], subject: str = "") -> T
     finally:
         if outermost:
             waiters.pop(task, None)
+
+
+def _dropped_cancel(task: asyncio.Task[Any]) -> None:
+    """A cancel arrived together with the reply and the wait returned the reply anyway (Python 3.11's
+    ``asyncio.wait_for``, which nats-py's requests use): raise it now, or the task runs on as if never
+    cancelled and a stop that cancelled it waits for ever. A cancel made here (the connection dropped,
+    a permission refused) is withdrawn instead: the reply came."""
+    if task in _cut or task in _denied:
+        _cut.discard(task)
+        _denied.pop(task, None)
+        if task.uncancel() == 0:
+            return
+    raise asyncio.CancelledError
 
 
 async def request(nc: NATSClient, subject: str, data: bytes = b"", timeout: float = settings.JS_API_TIMEOUT,
