@@ -54,6 +54,10 @@ class RssSampler:
         at = time.monotonic() - self.started
         for name, proc in self.procs.items():
             try:
+                # an exited process not yet reaped (a grctld child whose parent was killed waits for
+                # init) shows 0 bytes: its series ends, as a killed process's does
+                if proc.status() == psutil.STATUS_ZOMBIE:
+                    continue
                 self.samples[name].append((at, proc.memory_info().rss / 2**20))
             except psutil.Error:  # gone (killed): its series simply ends
                 pass
