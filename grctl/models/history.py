@@ -52,6 +52,12 @@ TERMINAL_KINDS = frozenset(
     }
 )
 
+# Events after a dispatch that say it is over: its step ended, or the run did. A task delivered again
+# once one of these is stored (an ack lost with a crashed nats-server) has nothing left to do.
+DISPATCH_END_KINDS = TERMINAL_KINDS | frozenset({
+    HistoryKind.step_completed, HistoryKind.step_failed, HistoryKind.step_cancelled, HistoryKind.step_timeout,
+})
+
 # Worker operations whose recorded outcome is replayed on a re-executed step
 # (docs/protocol.md#replay-and-operation-ids).
 REPLAY_KINDS = frozenset(

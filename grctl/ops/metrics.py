@@ -32,7 +32,8 @@ class _Metrics:
             "grctl_worker_steps_finished",
             "Steps a worker finished: ok (result reported), failed (the handler raised; failure reported), "
             "not_reported (NATS trouble: delivered again), superseded (another delivery's execution claimed "
-            "the step), cancelled (terminated or shut down)",
+            "the step), ended (delivered again after its step ended: not run), cancelled (terminated or shut "
+            "down)",
             ["wf_type", "outcome"])
         self.step_duration = Histogram("grctl_worker_step_duration_seconds", "How long a step ran",
                                        ["wf_type"], buckets=settings.STEP_BUCKETS)

@@ -24,6 +24,7 @@ import json
 import uuid
 
 from grctl.models.common import RunInfo
+from grctl.models.history import DISPATCH_END_KINDS
 from grctl.nats import subjects
 from grctl.nats.connection import Connection
 from grctl.nats.direct import get_last
@@ -34,6 +35,7 @@ from grctl.nats.jetstream import (
     H_EXPECTED_LAST_SUBJECT_SEQ_SUBJECT,
     JetStreamError,
 )
+from grctl.worker.errors import DispatchEnded
 from grctl.worker.publisher import Publisher
 from grctl.worker.replay import ReplayCursor
 
@@ -106,6 +108,9 @@ class StepClaim:
         nc = self._connection.nc
         last = await get_last(nc, subjects.history(self._run.wf_id, self._run.id))
         events = await read_history(nc, self._run.wf_id, self._run.id, self._run.history_seq_id)
+        if any(e.kind in DISPATCH_END_KINDS for e in events):
+            raise DispatchEnded(f"the run moved past this dispatch of step {self._run.id}/"
+                                f"{self._run.history_seq_id}")
         cursor.extend(events)
         self._history_last = last.seq if last is not None else 0
         self._taking_over = True

@@ -27,7 +27,7 @@ from nats.aio.msg import Msg
 from grctl import settings
 from grctl.codec import CodecRegistry, default_codec
 from grctl.models.directive import Directive, DirectiveKind, decode_directive
-from grctl.models.history import HistoryEvent
+from grctl.models.history import DISPATCH_END_KINDS, HistoryEvent
 from grctl.nats.connection import Connection
 from grctl.nats.history import read_history
 from grctl.nats.pull import ACK, NAK, TERM, Decision, nak
@@ -155,6 +155,10 @@ class Dispatcher:
                 log.warning("cannot read the history of run %s (%s); the task will be delivered again",
                             ri.id, exc)
                 return ResultReport.NOT_REPORTED
+            if any(e.kind in DISPATCH_END_KINDS for e in events):
+                log.info("%s task %s of run %s was delivered again after its step ended: acknowledged, "
+                         "not run", task.kind, task.id, ri.id)
+                return ResultReport.ENDED
             history = [e for e in events if e.operation_id]
         runner = StepRunner(workflow, task, history, self._connection, self._publisher, self._workflow_logger,
                             self._codec, self._held, delivered, task_seq)
@@ -189,7 +193,7 @@ class Dispatcher:
                       exc_info=exc)
             return nak(settings.DISPATCH_RETRY_DELAY)
         outcome = run.task.result()
-        if outcome is ResultReport.REPORTED:
+        if outcome in (ResultReport.REPORTED, ResultReport.ENDED):
             return ACK
         if outcome is ResultReport.SUPERSEDED:
             return None

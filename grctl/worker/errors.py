@@ -5,6 +5,7 @@ from __future__ import annotations
 from grctl.models.errors import NonDeterminismError
 
 __all__ = [
+    "DispatchEnded",
     "NextDirectiveMissingError",
     "NonDeterminismError",
     "RegistrationError",
@@ -47,3 +48,9 @@ class StepInterrupted(BaseException):
 class StepSuperseded(BaseException):
     """Another execution of this step (a second delivery of its task) claimed it: this execution stops
     without writing or reporting anything more, and leaves the task to the one that holds the claim."""
+
+
+class DispatchEnded(StepSuperseded):
+    """The dispatch this execution belongs to is over (its step ended, or the run did: the history says
+    so): a delivery of a task whose ack was lost, say with a crashed nats-server. It runs and records
+    nothing, and its task is acknowledged."""

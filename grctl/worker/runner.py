@@ -34,7 +34,7 @@ from grctl.models.history import HistoryEvent
 from grctl.nats.connection import Connection
 from grctl.ops import metrics
 from grctl.worker.context import Context
-from grctl.worker.errors import NextDirectiveMissingError, StepInterrupted, StepSuperseded
+from grctl.worker.errors import DispatchEnded, NextDirectiveMissingError, StepInterrupted, StepSuperseded
 from grctl.worker.hold import (
     HeldRuns,
     Mismatch,
@@ -57,6 +57,7 @@ class ResultReport(enum.Enum):
     NOT_REPORTED = "not_reported"  # publishing the result failed: the task must be delivered again
     HELD = "held"  # this worker's code cannot run the task: handed back for a worker whose code can
     SUPERSEDED = "superseded"  # another execution claimed the step: it settles the task
+    ENDED = "ended"  # the dispatch was over already (the history says so): nothing to do, acknowledged
 
 
 def resolve(workflow: Workflow, task: Directive) -> tuple[str, HandlerConfig | None, Any]:
@@ -155,7 +156,7 @@ class StepRunner:
                 return ResultReport.NOT_REPORTED
             except StepSuperseded as exc:
                 log.info("step %s of run %s stops here: %s", rt.step_name, rt.run_info.id, exc)
-                return ResultReport.SUPERSEDED
+                return ResultReport.ENDED if isinstance(exc, DispatchEnded) else ResultReport.SUPERSEDED
             except asyncio.CancelledError as exc:
                 task = asyncio.current_task()
                 if task is not None and task.cancelling():

@@ -20,7 +20,9 @@ from support.sdk import wait_for
 from ulid import ULID
 
 from grctl.client.client import Client
+from grctl.nats import subjects
 from grctl.nats.connection import Connection
+from grctl.nats.direct import read_subject
 from grctl.nats.server import NatsServerProcess
 from grctl.workflow.handle import WorkflowHandle
 
@@ -102,12 +104,11 @@ async def test_a_task_recorded_by_one_worker_does_not_run_again_on_another(two_h
         run.go(run.holder)  # the first execution claims the step, runs the task and completes the run
         assert await run.handle.result(timeout=60) == f"charged by {run.holder.pid}"
 
-        run.go(run.other)  # the second goes on past its gate: it finds the claim and replays the task
-
-        async def other_done() -> bool:
-            return (run.tmp / f"{run.wf_id}.done.{run.other.pid}").exists()
-
-        await wait_for(other_done, timeout=30)
+        # The second goes on past its gate: it finds the claim, reads the history, and since the run has
+        # moved past this dispatch it stops there, running nothing.
+        run.go(run.other)
+        await asyncio.to_thread(run.other.wait_for_line, "moved past this dispatch", 30, True)
+        assert not (run.tmp / f"{run.wf_id}.done.{run.other.pid}").exists()
         assert run.ran() == [str(run.holder.pid)]
         assert await run.completions() == 1
 
@@ -123,3 +124,38 @@ async def test_a_taken_over_execution_records_nothing(two_holders: Holders) -> N
         run.go(run.holder)  # the first finishes its body: its completion is refused, it stops
         await asyncio.to_thread(run.holder.wait_for_line, "another execution claimed step start", 30, True)
         assert await run.completions() == 1
+
+
+async def test_a_task_delivered_again_after_its_step_ended_runs_nothing(
+        nats_server: NatsServerProcess, engine_process: subprocess.Popen[bytes], connection: Connection,
+        subprocess_env: dict[str, str], tmp_path: Path) -> None:
+    """A nats-server that crashes before storing a worker's ack delivers the task again after the run
+    moved on. Here each task of a finished run is published again, as such a delivery looks to the
+    worker (a first delivery, since the crash also lost the count). The second and third steps read the
+    store, which now holds the run's final value: run again, they would compute other task arguments,
+    find no recorded outcome for them and run the task bodies a second time."""
+    worker = WorkerProcess("support.wf_cluster", worker_env(subprocess_env, GRCTL_TEST_DIR=tmp_path)).start()
+    try:
+        await worker.ready(timeout=30)
+        client = Client(connection)
+        wf_id = f"again-{ULID()}"
+        handle = await client.start_workflow("Triple", wf_id, {"n": 1})
+        assert await handle.result(timeout=60) == 112
+        info = await client.describe(wf_id)
+        kinds_before = [str(e.kind) for e in await client.get_history(wf_id)]
+        tasks = await read_subject(connection.nc, subjects.worker_task("Triple", wf_id, info.id))
+        assert len(tasks) == 3
+        for stored in tasks:
+            await connection.js.publish(stored.subject, stored.data)
+
+        async def all_settled() -> bool:
+            return worker.output.count("moved past this dispatch") == 3
+
+        await wait_for(all_settled, timeout=30)
+        ran = [line.split()[1] for p in sorted(tmp_path.glob("tasks.*"))  # noqa: ASYNC240
+               for line in p.read_text().splitlines()]
+        assert sorted(ran) == ["add_hundred", "add_one", "add_ten"]  # each body once
+        assert [str(e.kind) for e in await client.get_history(wf_id)] == kinds_before
+        assert "NonDeterminismError" not in worker.output
+    finally:
+        worker.stop()
