@@ -52,11 +52,19 @@ TERMINAL_KINDS = frozenset(
     }
 )
 
-# Events after a dispatch that say it is over: its step ended, or the run did. A task delivered again
-# once one of these is stored (an ack lost with a crashed nats-server) has nothing left to do.
-DISPATCH_END_KINDS = TERMINAL_KINDS | frozenset({
+STEP_END_KINDS = frozenset({
     HistoryKind.step_completed, HistoryKind.step_failed, HistoryKind.step_cancelled, HistoryKind.step_timeout,
 })
+
+
+def dispatch_ended(events: list[HistoryEvent], task_seq: int) -> bool:
+    """Do ``events`` (a run's history from a dispatch's ``history_seq_id`` on) say that the dispatch is
+    over: the run ended, or a step ended after the task message (stream sequence ``task_seq``)? The
+    previous step's end is committed in one batch with the dispatch, before its task message, so it
+    counts only from a known ``task_seq`` on. A task delivered again once its dispatch is over (an ack
+    lost with a crashed nats-server) has nothing left to do."""
+    return any(e.kind in TERMINAL_KINDS or (task_seq > 0 and e.seq > task_seq and e.kind in STEP_END_KINDS)
+               for e in events)
 
 # Worker operations whose recorded outcome is replayed on a re-executed step
 # (docs/protocol.md#replay-and-operation-ids).

@@ -24,7 +24,7 @@ import json
 import uuid
 
 from grctl.models.common import RunInfo
-from grctl.models.history import DISPATCH_END_KINDS
+from grctl.models.history import dispatch_ended
 from grctl.nats import subjects
 from grctl.nats.connection import Connection
 from grctl.nats.direct import get_last
@@ -47,10 +47,11 @@ def lost_claim(exc: BaseException) -> bool:
 
 
 class StepClaim:
-    def __init__(self, connection: Connection, publisher: Publisher, run: RunInfo) -> None:
+    def __init__(self, connection: Connection, publisher: Publisher, run: RunInfo, task_seq: int = 0) -> None:
         self._connection = connection
         self._publisher = publisher
         self._run = run
+        self._task_seq = task_seq  # the task message's stream sequence (0: unknown)
         self._execution = uuid.uuid4().hex
         # Without a replay window (a server that does not say) there is nothing to claim.
         self._subject = subjects.step_claim(run.wf_id, run.id, run.history_seq_id) \
@@ -108,7 +109,7 @@ class StepClaim:
         nc = self._connection.nc
         last = await get_last(nc, subjects.history(self._run.wf_id, self._run.id))
         events = await read_history(nc, self._run.wf_id, self._run.id, self._run.history_seq_id)
-        if any(e.kind in DISPATCH_END_KINDS for e in events):
+        if dispatch_ended(events, self._task_seq):
             raise DispatchEnded(f"the run moved past this dispatch of step {self._run.id}/"
                                 f"{self._run.history_seq_id}")
         cursor.extend(events)

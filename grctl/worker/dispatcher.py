@@ -27,7 +27,7 @@ from nats.aio.msg import Msg
 from grctl import settings
 from grctl.codec import CodecRegistry, default_codec
 from grctl.models.directive import Directive, DirectiveKind, decode_directive
-from grctl.models.history import DISPATCH_END_KINDS, HistoryEvent
+from grctl.models.history import HistoryEvent, dispatch_ended
 from grctl.nats.connection import Connection
 from grctl.nats.history import read_history
 from grctl.nats.pull import ACK, NAK, TERM, Decision, nak
@@ -155,7 +155,7 @@ class Dispatcher:
                 log.warning("cannot read the history of run %s (%s); the task will be delivered again",
                             ri.id, exc)
                 return ResultReport.NOT_REPORTED
-            if any(e.kind in DISPATCH_END_KINDS for e in events):
+            if dispatch_ended(events, task_seq):
                 log.info("%s task %s of run %s was delivered again after its step ended: acknowledged, "
                          "not run", task.kind, task.id, ri.id)
                 return ResultReport.ENDED

@@ -62,7 +62,7 @@ class StepRuntime:
 
     def __post_init__(self) -> None:
         self.store = Store(self._load_kv, self.codec)
-        self.claim = StepClaim(self.connection, self.publisher, self.task.run_info)
+        self.claim = StepClaim(self.connection, self.publisher, self.task.run_info, self.task_seq)
 
     @property
     def io_budget(self) -> float:
