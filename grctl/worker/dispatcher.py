@@ -156,8 +156,8 @@ class Dispatcher:
                             ri.id, exc)
                 return ResultReport.NOT_REPORTED
             if dispatch_ended(events, task_seq):
-                log.info("%s task %s of run %s was delivered again after its step ended: acknowledged, "
-                         "not run", task.kind, task.id, ri.id)
+                log.info("dropping the %s task %s of run %s, delivered again after its dispatch: the run "
+                         "has ended or moved on", task.kind, task.id, ri.id)
                 return ResultReport.ENDED
             history = [e for e in events if e.operation_id]
         runner = StepRunner(workflow, task, history, self._connection, self._publisher, self._workflow_logger,
