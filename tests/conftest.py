@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from grctl.client.client import Client
 from grctl.engine import Engine
 from grctl.models import Command, CommandKind, DescribeCmd, encode_command, utcnow
 from grctl.nats.connection import Connection
@@ -25,6 +26,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from support.ci_skips import pytest_make_collect_report, pytest_runtest_makereport  # noqa: E402, F401
 from support.cluster import NatsCluster  # noqa: E402 (needs the path above)
 from support.pkgkit import deb, rpm, unpacked  # noqa: E402, F401 (the packages, built once per session)
+from support.sdk import StartWorker, workers  # noqa: E402
 
 
 @pytest.fixture
@@ -79,6 +81,20 @@ async def engine(nats_url: str) -> AsyncIterator[Engine]:
     finally:
         await eng.stop(timeout=10)
         await conn.close()
+
+
+@pytest.fixture
+async def client(engine: Engine, connection: Connection) -> Client:
+    """A client on the test's connection, with the in-process engine running."""
+    return Client(connection)
+
+
+@pytest.fixture
+async def start_worker(engine: Engine, nats_url: str) -> AsyncIterator[StartWorker]:
+    """Start in-process workers on the test's nats-server (with the in-process engine); all are stopped
+    after the test."""
+    async with workers(nats_url) as start:
+        yield start
 
 
 async def wait_engine_ready(nats_url: str, timeout: float = 20.0) -> None:

@@ -4,18 +4,15 @@ starts at its time, and a cancel before then ends it for good (docs/protocol.md#
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Any
 
 import pytest
 from support.cli_run import grctl
-from support.sdk import StartWorker, kinds, wait_for, workers
+from support.sdk import StartWorker, kinds, wait_for
 
 from grctl.client.client import Client
 from grctl.models import Directive
 from grctl.models.common import RunStatus, utcnow
-from grctl.nats.connection import Connection
 from grctl.worker.context import Context
 from grctl.workflow import Workflow
 
@@ -29,15 +26,6 @@ async def later_start(ctx: Context) -> Directive:
     return ctx.next.complete("done")
 
 
-@pytest.fixture
-async def client(engine: Any, connection: Connection) -> Client:
-    return Client(connection)
-
-
-@pytest.fixture
-async def start_worker(engine: Any, nats_url: str) -> AsyncIterator[StartWorker]:
-    async with workers(nats_url) as start:
-        yield start
 
 
 async def test_a_delayed_run_exists_at_once_and_starts_at_its_time(client: Client,

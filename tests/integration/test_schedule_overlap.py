@@ -5,13 +5,12 @@ decides when the previous run of a schedule ends."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from support.cli_run import grctl
-from support.sdk import StartWorker, wait_for, workers
+from support.sdk import StartWorker, wait_for
 
 from grctl.client.client import Client
 from grctl.client.schedules import ScheduleCommands
@@ -38,15 +37,6 @@ async def release(ctx: Context) -> Directive:
     return ctx.next.complete("released")
 
 
-@pytest.fixture
-async def client(engine: Any, connection: Connection) -> Client:
-    return Client(connection)
-
-
-@pytest.fixture
-async def start_worker(engine: Any, nats_url: str) -> AsyncIterator[StartWorker]:
-    async with workers(nats_url) as start:
-        yield start
 
 
 async def views(client: Client) -> dict[str, ScheduleView]:

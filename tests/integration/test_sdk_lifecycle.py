@@ -5,7 +5,6 @@ store (C33)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -27,7 +26,6 @@ from grctl.models.errors import (
     WorkflowTypeNotRegisteredError,
 )
 from grctl.nats import direct
-from grctl.nats.connection import Connection
 from grctl.worker import StoreKeyNotFoundError
 from grctl.worker.context import Context
 from grctl.worker.task import task
@@ -36,15 +34,6 @@ from grctl.workflow import Workflow
 pytestmark = pytest.mark.timeout(60)
 
 
-@pytest.fixture
-async def client(engine: Any, connection: Connection) -> Client:
-    return Client(connection)
-
-
-@pytest.fixture
-async def start_worker(engine: Any, nats_url: str) -> AsyncIterator[StartWorker]:
-    async with workers(nats_url) as start:
-        yield start
 
 
 def wid() -> str:

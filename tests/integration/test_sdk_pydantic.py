@@ -3,13 +3,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 from pydantic import BaseModel
-from support.sdk import StartWorker, wait_history, workers
+from support.sdk import StartWorker, wait_history
 from ulid import ULID
 
 from grctl.client.client import Client
@@ -64,11 +62,6 @@ async def confirm(ctx: Context, address: Address) -> Directive:
     assert isinstance(receipt, Receipt) and isinstance(address, Address)
     return ctx.next.complete(Receipt(order_id=receipt.order_id, total=receipt.total, city=address.city))
 
-
-@pytest.fixture
-async def start_worker(engine: Any, nats_url: str) -> AsyncIterator[StartWorker]:
-    async with workers(nats_url) as start_one:
-        yield start_one
 
 
 async def test_pydantic_models_round_trip(start_worker: StartWorker, connection: Connection) -> None:
