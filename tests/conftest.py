@@ -17,7 +17,7 @@ from grctl.client.client import Client
 from grctl.engine import Engine
 from grctl.models import Command, CommandKind, DescribeCmd, encode_command, utcnow
 from grctl.nats.connection import Connection
-from grctl.nats.server import NatsServerProcess
+from grctl.nats.server import NatsServerProcess, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
@@ -116,13 +116,12 @@ async def wait_engine_ready(nats_url: str, timeout: float = 20.0) -> None:
         await conn.close()
 
 
-@pytest.fixture
-async def engine_process(nats_url: str, subprocess_env: dict[str, str],
-                         tmp_path: Path) -> AsyncIterator[subprocess.Popen[bytes]]:
-    """``python -m grctl engine -s URL`` as a child process (log in tmp_path/engine.log), ready when
-    yielded, stopped by pid with SIGTERM (SIGKILL if it lingers)."""
-    with open(tmp_path / "engine.log", "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "grctl", "engine", "-s", nats_url], env=subprocess_env,
+async def _engine_child(nats_url: str, env: dict[str, str], log_path: Path,
+                        *extra: str) -> AsyncIterator[subprocess.Popen[bytes]]:
+    """``python -m grctl engine -s URL [extra]`` as a child process, ready when yielded, stopped by pid
+    with SIGTERM (SIGKILL if it lingers)."""
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "grctl", "engine", "-s", nats_url, *extra], env=env,
                                 stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
     try:
         await wait_engine_ready(nats_url)
@@ -135,6 +134,23 @@ async def engine_process(nats_url: str, subprocess_env: dict[str, str],
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+@pytest.fixture
+async def engine_process(nats_url: str, subprocess_env: dict[str, str],
+                         tmp_path: Path) -> AsyncIterator[subprocess.Popen[bytes]]:
+    """The engine as a child process (log in tmp_path/engine.log)."""
+    async for proc in _engine_child(nats_url, subprocess_env, tmp_path / "engine.log"):
+        yield proc
+
+
+@pytest.fixture
+async def engine_http(nats_url: str, subprocess_env: dict[str, str], tmp_path: Path) -> AsyncIterator[str]:
+    """The engine as a child process with its HTTP listener (``/metrics``, the console); yields the
+    listener's host:port."""
+    listen = f"127.0.0.1:{free_port()}"
+    async for _ in _engine_child(nats_url, subprocess_env, tmp_path / "engine.log", "--http", listen):
+        yield listen
 
 
 @pytest.fixture

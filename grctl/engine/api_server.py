@@ -245,33 +245,41 @@ class ApiServer:
         return await self.start_run(start.run_info, start.input, start.start_at)
 
     async def start_run(self, ri: RunInfo, input: Any, start_at: datetime | None = None) -> APIResponse:
-        """Create the run ``ri`` (idempotent by run id), as ``run.start`` does; schedules use it too.
+        """Create the run ``ri`` (idempotent by run id), as ``run.start`` does.
         ``start_at`` (ours): the start directive is a message schedule due then."""
+        return (await self.start_new_run(ri, input, start_at))[0]
+
+    async def start_new_run(self, ri: RunInfo, input: Any,
+                            start_at: datetime | None = None) -> tuple[APIResponse, bool]:
+        """``start_run``, and whether this call created the run (False: it existed already, or the
+        start was refused). Schedules use it to tell a new tick run from a repeated one."""
         bad = check_names(("workflow id", ri.wf_id), ("workflow type", ri.wf_type), ("run id", ri.id))
         if bad:
-            return bad
+            return bad, False
         entry = await self._registry.get(ri.wf_type)
         if entry is None:
-            return NOT_REGISTERED
+            return NOT_REGISTERED, False
         timeout_ms = entry.start_step_timeout_ms or self._start_step_timeout_ms
+        if start_at is not None:
+            ri.scheduled_at = start_at  # describe and list show when a delayed run starts
         d = Directive(id=f"start.{ri.id}", timestamp=utcnow(), kind=DirectiveKind.start, run_info=ri,
                       msg=Start(input=input, timeout_ms=timeout_ms))
         return await self._per_id.run(ri.wf_id, lambda: self._create_run(d, start_at))
 
-    async def _create_run(self, d: Directive, start_at: datetime | None) -> APIResponse:
+    async def _create_run(self, d: Directive, start_at: datetime | None) -> tuple[APIResponse, bool]:
         ri = d.run_info
         for _ in range(settings.START_ATTEMPTS):
             found = await self._pointer(ri.wf_id)
             if found is not None:
                 pointer = found[0]
                 if pointer.run_id == ri.id:
-                    return OK  # this very start was done before (a retry): the run exists
+                    return OK, False  # this very start was done before (a retry): the run exists
                 latest = await self._run_info(pointer.wf_type, ri.wf_id, pointer.run_id)
                 if latest is not None and not latest[0].is_terminal:
                     return fail(ERR_ALREADY_RUNNING, "Workflow already has an active run",
-                                f"workflow already has an active run: {pointer.run_id}")
+                                f"workflow already has an active run: {pointer.run_id}"), False
                 if await self._run_info(ri.wf_type, ri.wf_id, ri.id) is not None:
-                    return OK  # an older start of this run id, retried after newer runs of the id
+                    return OK, False  # an older start of this run id, retried after newer runs of the id
             pointer_msg = OutMsg(subjects.latest(ri.wf_id),
                                  msgspec.msgpack.encode(LatestRun(run_id=ri.id, wf_type=ri.wf_type)),
                                  {H_EXPECTED_LAST_SUBJECT_SEQ: str(found[1].seq if found else 0)})
@@ -288,10 +296,10 @@ class ApiServer:
                 if outcome is CommitVerdict.RESNAPSHOT:
                     continue  # another start wrote first: look again
                 if outcome is CommitVerdict.DONE:
-                    return OK  # the same start, committed by another engine or an earlier attempt
+                    return OK, False  # the same start, committed by another engine or an earlier attempt
                 raise
-            return OK
-        return fail(ERR_INTERNAL, f"workflow {ri.wf_id} kept changing; start not done")
+            return OK, True
+        return fail(ERR_INTERNAL, f"workflow {ri.wf_id} kept changing; start not done"), False
 
     # --- describe, event, cancel, terminate -----------------------------------------------------
 

@@ -131,8 +131,8 @@ class Scheduler:
             if policy is Overlap.buffer_one:
                 return await self._buffer(s, t, wf_id, busy)
             await self._stop(previous, policy, f"schedule {s.id}: tick {tick_name(t)} ({policy})")
-        await self._start(s, t, wf_id)
-        return RunOutcome(tick=t, wf_id=wf_id, action="started")
+        created = await self._start(s, t, wf_id)
+        return RunOutcome(tick=t, wf_id=wf_id, action="started" if created else "exists")
 
     async def _buffer(self, s: ScheduleState, t: datetime, wf_id: str, why: str) -> RunOutcome:
         s.buffered = t
@@ -140,21 +140,27 @@ class Scheduler:
         metrics.schedule_tick(s.id, "buffered")
         return RunOutcome(tick=t, wf_id=wf_id, action="buffered", detail=why)
 
-    async def _start(self, s: ScheduleState, t: datetime, wf_id: str) -> None:
+    async def _start(self, s: ScheduleState, t: datetime, wf_id: str) -> bool:
+        """Start tick ``t``'s run; False when it had one already (a trigger or backfill repeated, a
+        tick handled twice), which is neither fired again nor counted."""
         spec = s.spec
         assert spec is not None
         ri = RunInfo(id=tick_run_id(s.id, t), wf_id=wf_id, wf_type=spec.workflow, created_at=utcnow())
-        reply = await self._api.start_run(ri, spec.input)
+        reply, created = await self._api.start_new_run(ri, spec.input)
         if not reply.success and not (reply.error and reply.error.code == ERR_ALREADY_RUNNING):
             err = reply.error
             raise ScheduleFireError(f"starting {wf_id} failed: {err.message if err else 'no reason'}"
                                     f"{f' ({err.detail})' if err and err.detail else ''}")
         s.last_wf_id = wf_id
+        if not created:
+            log.info("schedule %s: tick %s has its run %s already", s.id, tick_name(t), wf_id)
+            return False
         s.fired += 1
         lateness = (utcnow() - fire_time(s.id, spec, t)).total_seconds()
         metrics.schedule_tick(s.id, "fired", lateness)
         log.info("schedule %s: tick %s started %s (%.3fs after its time)", s.id, tick_name(t), wf_id,
                  lateness)
+        return True
 
     async def _stop(self, previous: RunInfo, policy: Overlap, reason: str) -> None:
         msg: DirectiveMessage

@@ -147,7 +147,7 @@ class RunOutcome(msgspec.Struct, kw_only=True, omit_defaults=True):
 
     tick: datetime
     wf_id: str
-    action: str  # started, skipped, buffered, missed
+    action: str  # started, exists (the tick had its run already), skipped, buffered, missed
     detail: str = ""
 
 

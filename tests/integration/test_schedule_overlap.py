@@ -1,42 +1,44 @@
-"""Schedules on a real engine, nats-server and worker: each overlap policy does what it says, trigger,
-pause/resume and backfill (docs/operations.md#schedules). The runs wait for an event, so the test
-decides when the previous run of a schedule ends."""
+"""Schedules on a real nats-server, engine process and worker process: each overlap policy does what it
+says, trigger, pause/resume and backfill (docs/operations.md#schedules). The runs
+(``support/wf_held.py``) wait for an event, so the test decides when the previous run of a schedule
+ends."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from support.cli_run import grctl
-from support.sdk import StartWorker, wait_for
+from support.processes import WorkerProcess
+from support.scrape import aget, value
+from support.sdk import wait_for
 
 from grctl.client.client import Client
 from grctl.client.schedules import ScheduleCommands
-from grctl.models import Directive
 from grctl.models.common import RunStatus, utcnow
 from grctl.models.schedule import Overlap, ScheduleSpec, ScheduleView
 from grctl.models.schedule_clock import tick_wf_id
 from grctl.nats.connection import Connection
-from grctl.worker.context import Context
-from grctl.workflow import Workflow
 
 pytestmark = pytest.mark.timeout(90)
 
-held = Workflow("Held")
+
+@pytest.fixture
+async def worker(engine_http: str, subprocess_env: dict[str, str]) -> AsyncIterator[WorkerProcess]:
+    """A worker process serving ``Held`` beside the engine process."""
+    process = WorkerProcess("support.wf_held", subprocess_env).start()
+    try:
+        yield await process.ready()
+    finally:
+        process.kill()  # nothing to check about its shutdown
 
 
-@held.start()
-async def held_start(ctx: Context) -> Directive:
-    return ctx.next.wait()
-
-
-@held.event()
-async def release(ctx: Context) -> Directive:
-    return ctx.next.complete("released")
-
-
+@pytest.fixture
+def client(worker: WorkerProcess, connection: Connection) -> Client:
+    return Client(connection)
 
 
 async def views(client: Client) -> dict[str, ScheduleView]:
@@ -47,8 +49,7 @@ async def status(client: Client, wf_id: str) -> RunStatus:
     return (await client.describe(wf_id)).status
 
 
-async def test_each_overlap_policy(client: Client, start_worker: StartWorker, connection: Connection) -> None:
-    await start_worker(held)
+async def test_each_overlap_policy(client: Client, connection: Connection, engine_http: str) -> None:
     specs = {f"ov-{p.value.replace('_', '-')}": ScheduleSpec(workflow="Held", every=2.0, overlap=p)
              for p in Overlap}
     # A type no worker serves: each tick is tried again until it leaves its window, then counted missed.
@@ -72,6 +73,11 @@ async def test_each_overlap_policy(client: Client, start_worker: StartWorker, co
     skip = first["ov-skip"]
     assert skip.fired == 1 and skip.skipped >= 2 and skip.missed == 0
     assert await status(client, skip.last_wf_id) == RunStatus.running
+    metrics = (await aget(f"http://{engine_http}/metrics"))[1]
+    counted = value(metrics, "grctl_schedule_ticks_total", schedule="ov-skip", outcome="skipped")
+    assert counted >= skip.skipped, metrics  # counted as it happens (it may have gone on since)
+    assert value(metrics, "grctl_schedule_ticks_total", schedule="ov-skip", outcome="fired") == 1
+    assert value(metrics, "grctl_schedule_ticks_total", schedule="no-worker", outcome="missed") >= 3
 
     allow = first["ov-allow-all"]
     assert allow.fired >= 3 and allow.skipped == 0
@@ -104,9 +110,8 @@ async def test_each_overlap_policy(client: Client, start_worker: StartWorker, co
     assert await status(client, running) == RunStatus.completed
 
 
-async def test_trigger_pause_resume_backfill(client: Client, start_worker: StartWorker,
-                                             connection: Connection, subprocess_env: dict[str, str]) -> None:
-    await start_worker(held)
+async def test_trigger_pause_resume_backfill(client: Client, connection: Connection,
+                                             subprocess_env: dict[str, str]) -> None:
     spec = ScheduleSpec(workflow="Held", cron="0 3 * * *", timezone="Europe/Berlin",
                         overlap=Overlap.allow_all)
     await ScheduleCommands(connection, "c:test").declare("test-host:b", {"nightly": spec})
@@ -127,6 +132,7 @@ async def test_trigger_pause_resume_backfill(client: Client, start_worker: Start
     assert len(filled) == 3 and all(o.action == "started" for o in filled)
     again = await client.backfill_schedule("nightly", now - timedelta(days=3), now)
     assert [o.wf_id for o in again] == [o.wf_id for o in filled]  # one run per tick
+    assert all(o.action == "exists" for o in again), again  # a repeat is reported, not started again
     runs = [r for r in await client.list_runs(type="Held", limit=1000) if r.wf_id.startswith("nightly@")]
     assert len(runs) == 4
 
@@ -140,12 +146,17 @@ async def test_trigger_pause_resume_backfill(client: Client, start_worker: Start
     assert listed.rc == 0, listed
     [row] = [r for r in json.loads(listed.out) if r["id"] == "nightly"]
     assert row["paused"] and row["pause_note"] == "disk full" and row["next_fires"] == []
-    assert row["last_run"] == {"wf_id": outcome.wf_id, "status": "running"} and row["fired"] >= 4
+    assert row["last_run"] == {"wf_id": outcome.wf_id, "status": "running"}
+    assert row["fired"] == 4, row  # the trigger and three backfilled ticks; the repeats are not counted
     table = await grctl(subprocess_env, "schedule", "list")
     assert "nightly" in table.out and "0 3 * * * (Europe/Berlin)" in table.out, table
     resumed = await grctl(subprocess_env, "schedule", "resume", "nightly")
     assert resumed.rc == 0 and "resumed; next tick" in resumed.out, resumed
     filled = await grctl(subprocess_env, "schedule", "backfill", "nightly", "2d", "0s")
+    assert filled.rc == 0 and filled.out.count("exists  nightly@") == 2, filled  # backfilled above
+    filled = await grctl(subprocess_env, "schedule", "backfill", "nightly", "5d", "3d")
     assert filled.rc == 0 and filled.out.count("started  nightly@") == 2, filled
+    triggered = await grctl(subprocess_env, "schedule", "trigger", "nightly")
+    assert triggered.rc == 0 and "started  nightly@" in triggered.out, triggered
     unknown = await grctl(subprocess_env, "schedule", "trigger", "nope")
     assert unknown.rc != 0 and "Schedule not found" in unknown.err, unknown
