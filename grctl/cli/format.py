@@ -185,7 +185,8 @@ def run_info_lines(info: RunInfo) -> list[str]:
     rows: list[tuple[str, Any]] = [
         ("Workflow id", info.wf_id), ("Type", info.wf_type), ("Run id", info.id),
         ("Status", str(info.status)),
-        ("Created", info.created_at), ("Started", info.started_at), ("Completed", info.completed_at),
+        ("Created", info.created_at), ("Starts at", info.scheduled_at if info.status == "pending" else None),
+        ("Started", info.started_at), ("Completed", info.completed_at),
     ]
     if info.timeout_seconds:
         rows.append(("Timeout", f"{info.timeout_seconds:g}s"))
