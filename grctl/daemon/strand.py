@@ -59,9 +59,9 @@ def describe(needs: list[CatalogNeed]) -> str:
     return "; ".join(lines)
 
 
-async def check_config_catalog(options: dict[str, Any], workflows: list[Workflow]) -> str:
-    """``grctld --check-config``: what these workflows would strand, when an engine can be reached
-    ("" when nothing, or when none can be asked: said on stderr by the caller's log)."""
+async def _ask_once(options: dict[str, Any], workflows: list[Workflow], dropped: list[str], sender: str,
+                    budget: float) -> list[CatalogNeed] | None:
+    """``stranded`` on a connection of its own, made briefly (None when NATS cannot be reached)."""
     from grctl.nats.connection import Connection
 
     try:
@@ -69,13 +69,36 @@ async def check_config_catalog(options: dict[str, Any], workflows: list[Workflow
         connection = await asyncio.wait_for(connecting, 2 * settings.CATALOG_CHECK_CONNECT)
     except Exception as exc:
         log.warning("no engine asked whether this code strands live runs: cannot connect to NATS (%s)", exc)
-        return ""
+        return None
     try:
-        needs = await stranded(connection, workflows, [], f"grctld-check-{os.getpid()}",
-                               budget=settings.CATALOG_CHECK_FIRST_START)
+        return await stranded(connection, workflows, dropped, sender, budget=budget)
     finally:
         await connection.close()
+
+
+async def check_config_catalog(options: dict[str, Any], workflows: list[Workflow]) -> str:
+    """``grctld --check-config``: what these workflows would strand, when an engine can be reached
+    ("" when nothing, or when none can be asked: said on stderr by the caller's log)."""
+    needs = await _ask_once(options, workflows, [], f"grctld-check-{os.getpid()}",
+                            settings.CATALOG_CHECK_FIRST_START)
     return describe(needs) if needs else ""
+
+
+async def check_before_dropping(options: dict[str, Any], dropped: list[str], allowed: bool) -> None:
+    """A reload to a file without workflows (no new worker to ask): raise ``StrandingRefused`` when
+    live runs need the ``dropped`` types the running generation serves, unless ``allowed``."""
+    needs = await _ask_once(options, [], dropped, f"grctld-{os.getpid()}", settings.CATALOG_CHECK_BUDGET)
+    if needs:
+        _refuse_or_warn(describe(needs), "reload", allowed)
+
+
+def _refuse_or_warn(text: str, when: str, allowed: bool) -> None:
+    if when == "reload" and not allowed:
+        raise StrandingRefused(f"reload refused: the new code lacks {text}. Deploy code that keeps these "
+                               f"handlers (or end those runs), or set {ALLOW_KEY}: true")
+    why = "first start" if when == "start" else f"{ALLOW_KEY} is true"
+    log.warning("this code lacks handlers that live runs need (%s; starting anyway): %s. Those runs "
+                "stay stuck until code that has them is deployed", why, text)
 
 
 async def check_before_serving(connection: Connection, workflows: list[Workflow], dropped: list[str] | None,
@@ -86,13 +109,5 @@ async def check_before_serving(connection: Connection, workflows: list[Workflow]
     needs = await stranded(connection, workflows, dropped or [], sender,
                            budget=settings.CATALOG_CHECK_BUDGET if dropped is not None
                            else settings.CATALOG_CHECK_FIRST_START)
-    if not needs:
-        return
-    text = describe(needs)
-    if dropped is None or allowed:
-        why = "first start" if dropped is None else f"{ALLOW_KEY} is true"
-        log.warning("this code lacks handlers that live runs need (%s; starting anyway): %s. Those runs "
-                    "stay stuck until code that has them is deployed", why, text)
-        return
-    raise StrandingRefused(f"reload refused: the new code lacks {text}. Deploy code that keeps these "
-                           f"handlers (or end those runs), or set {ALLOW_KEY}: true")
+    if needs:
+        _refuse_or_warn(describe(needs), "start" if dropped is None else "reload", allowed)

@@ -37,6 +37,7 @@ from grctl.daemon.procs import ChildFailed, ChildProcess, Generation, stop_budge
 from grctl.daemon.restarts import CrashRestarts
 from grctl.daemon.schedule_declare import ScheduleDeclarer
 from grctl.daemon.services import EmbeddedNatsServer, keep_services
+from grctl.daemon.strand import StrandingRefused, check_before_dropping
 from grctl.daemon.watch import Watcher, digest
 from grctl.lifecycle import cancel, on_signals
 
@@ -184,6 +185,15 @@ class Supervisor(ChangeWatch, CrashRestarts):
         """Start a generation and wait until it is ready; then the previous one drains.
         At startup, failures are retried with backoff; on reload, the running generation is kept."""
         if not cfg.workflows:
+            if not initial and self.current is not None:
+                try:  # no new worker asks the engine here: dropping every type is checked all the same
+                    await check_before_dropping(cfg.nats.connect_options(), self.serving,
+                                                cfg.reload.allow_missing_handlers)
+                except StrandingRefused as refused:
+                    log.error("%s", refused)
+                    keeps = f"generation {self.current.number} keeps running"
+                    self.notifier.ready(f"reload failed: {refused}; {keeps}")
+                    return False
             self._no_workers(cfg)
             return True
         failures = 0

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from daemonkit import Daemon, NotifySocket, config_text, daemon_env, write_atomic
 from support.cli_run import grctl
+from support.scrape import aget, value
 from support.sdk import wait_for
 
 from grctl.client.client import Client
@@ -79,7 +80,7 @@ async def reload(d: Daemon, generation: int) -> None:
 
 
 async def test_a_rename_is_refused_or_leaves_runs_stuck_and_fixes_resume_them(
-        tmp_path: Path, nats_url: str, engine_process: object, subprocess_env: dict[str, str],
+        tmp_path: Path, nats_url: str, engine_http: str, subprocess_env: dict[str, str],
         notify: NotifySocket, connection: Connection) -> None:
     client = Client(connection)
     write_order(tmp_path)
@@ -108,12 +109,27 @@ async def test_a_rename_is_refused_or_leaves_runs_stuck_and_fixes_resume_them(
                                  env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
         assert checked.returncode == 0 and "a reload to this code would be refused" in checked.stderr, checked
         assert "event handler 'approve'" in checked.stderr
+
+        # A file that drops every workflow type (no new worker to ask): refused all the same.
+        write_atomic(config, config_text([nats_url], workflows="[]", engine=True,
+                                         extra="reload: {watch_config: false}\n"))
+        seen, mark = len(notify.messages), d.mark()
+        d.signal(signal.SIGHUP)
+        refused = d.wait_for(r"reload refused: the new code lacks (.*)", after=mark, timeout=60).group(1)
+        assert "workflow type 'Order', needed by 3 live run(s)" in refused, refused
+        at = notify.wait_for("STATUS", after=seen, prefix="reload failed: ")
+        assert notify.messages[at]["STATUS"].endswith("generation 1 keeps running")
+        write_order(tmp_path)  # the rename undone too: the next reload serves what generation 1 did
+        write_config(config, nats_url)
+        await reload(d, 3)  # generation 2 was the refused rename
+        write_order(tmp_path, event="approved")
+
         await (await client.get_workflow_handle("o3")).send("approve")
         assert await (await client.get_workflow_handle("o3")).result(timeout=30) == "shipped"
 
         # Allowed by the configuration: it goes through, and the event leaves o1 stuck, not failed.
         write_config(config, nats_url, allow=True)
-        await reload(d, 3)
+        await reload(d, 4)
         await (await client.get_workflow_handle("o1")).send("approve")
         await wait_for(lambda: _stuck(client, "o1"), timeout=30)
         info = await client.describe("o1")
@@ -122,16 +138,23 @@ async def test_a_rename_is_refused_or_leaves_runs_stuck_and_fixes_resume_them(
         listed = await grctl(subprocess_env, "list", "--stuck")
         assert "o1" in listed.out and "o2" not in listed.out, listed
 
+        async def stuck_metrics() -> bool:
+            exposed = (await aget(f"http://{engine_http}/metrics"))[1]
+            return value(exposed, "grctl_engine_stuck_runs", wf_type="Order") == 1 and value(
+                exposed, "grctl_engine_runs_stuck_total", wf_type="Order", reason="missing_handler") == 1
+
+        await wait_for(stuck_metrics, timeout=30)  # the gauge follows the run index
+
         # A fix-forward deploy (with a bug in ship): o1 continues, then fails in ship.
         write_order(tmp_path, event="approve", bug=True)
-        await reload(d, 4)
+        await reload(d, 5)
         await wait_for(lambda: _is(client, "o1", RunStatus.failed), timeout=60)
         described = await grctl(subprocess_env, "describe", "o1")
         assert "Failed in:       ship" in described.out and "the shipping bug" in described.out, described
 
         # The fix, then grctl retry: o1 completes; o2 (waiting all along) completes too.
         write_order(tmp_path, event="approve", bug=False)
-        await reload(d, 5)
+        await reload(d, 6)
         retried = await grctl(subprocess_env, "retry", "o1")
         assert retried.rc == 0, retried
         assert await (await client.get_workflow_handle("o1")).result(timeout=30) == "shipped"
@@ -139,6 +162,12 @@ async def test_a_rename_is_refused_or_leaves_runs_stuck_and_fixes_resume_them(
         assert await (await client.get_workflow_handle("o2")).result(timeout=30) == "shipped"
         failed = await client.list_runs(status="failed", type="Order")
         assert [r.wf_id for r in failed] == ["o1"] and failed[0].retried_as  # the one bug, retried
+
+        async def none_stuck() -> bool:  # o1 moved on
+            exposed = (await aget(f"http://{engine_http}/metrics"))[1]
+            return value(exposed, "grctl_engine_stuck_runs", wf_type="Order") == 0
+
+        await wait_for(none_stuck, timeout=30)
     finally:
         d.stop()
 
