@@ -1,8 +1,8 @@
 """The console's HTTP side against a real engine process (``grctl engine -c FILE`` with console
 credentials) and a real worker process: roles, CSRF, the operations endpoints left open, a reverse
 proxy's path prefix, actions refused with the command line's words, a bulk cancel and a bulk retry by
-filter, schedules paused, resumed and triggered; and an open console on a non-loopback address refused
-at start."""
+filter, a bulk action from the Stuck view, schedules paused, resumed and triggered; and an open console
+on a non-loopback address refused at start."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import asyncio
 import re
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -211,3 +211,63 @@ async def test_schedules_are_listed_paused_resumed_and_triggered(base: str, conn
     started = re.search(r'run\?id=(nightly%40[^"&]+)', page)
     assert started, page
     assert (await client.describe(unquote(started.group(1)))).wf_type == "ProcessOrder"
+
+
+async def until_true(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 30.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+async def page_of(http: aiohttp.ClientSession, url: str, wanted: str) -> str:
+    """The page at ``url`` once it shows ``wanted`` (the run index follows the stream a moment after
+    each commit)."""
+    for _ in range(100):
+        async with http.get(url) as resp:
+            page = await resp.text()
+        if wanted in page:
+            return page
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{url} never showed {wanted!r}:\n{page}")
+
+
+def hidden_fields(form: str) -> dict[str, str]:
+    return dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form))
+
+
+async def test_a_bulk_action_from_the_stuck_view_acts_on_the_stuck_runs_only(base: str,
+                                                                              connection: Connection) -> None:
+    client = Client(connection)
+    for i in range(2):
+        await client.start_workflow("ProcessOrder", f"live-{i}", HOLD)
+    await client.start_workflow("ProcessOrder", "live-stuck", {"order_id": "S"})  # no amount: cannot bind
+
+    async def stuck() -> bool:
+        return (await client.describe("live-stuck")).stuck is not None
+
+    await until_true(stuck, "the run to be stuck")
+    async with session(ADMIN) as admin:  # the Stuck chip's view, its bulk form as the browser posts it
+        page = await page_of(admin, base + "/?stuck=1&q=live-", "Stuck <b>1</b>")
+        form = re.search(r'<form class="bulk".*?</form>', page, re.S)
+        assert form and 'value="bulk_terminate"' in form.group(0), page
+        fields = hidden_fields(form.group(0))
+        assert fields["stuck"] == "1" and fields["q"] == "live-"
+        for action, question in (("bulk_cancel", "Cancel <b>1</b> active run?"),
+                                 ("bulk_terminate", "Terminate <b>1</b> active run?")):
+            async with admin.post(base + "/act", data={**fields, "action": action}) as resp:
+                page = await resp.text()
+            assert question in page and "live-stuck" in page, page
+            assert "live-0" not in page and "live-1" not in page
+            assert '<input type="hidden" name="stuck" value="1">' in page  # carried to the confirmed post
+        confirmed = {**hidden_fields(page), "reason": "no fix coming"}
+        async with admin.post(base + "/act", data=confirmed) as resp:
+            assert resp.status == 200 and "Terminate: 1 done" in await resp.text()
+
+    async def terminated() -> bool:
+        return (await client.describe("live-stuck")).status == RunStatus.terminated
+
+    await until_true(terminated, "the stuck run to be terminated")
+    for i in range(2):
+        assert (await client.describe(f"live-{i}")).status == RunStatus.running
