@@ -32,6 +32,8 @@ pytestmark = pytest.mark.timeout(120)
 ADMIN = {"Authorization": "Bearer admin-secret-1"}
 VIEWER = {"Authorization": "Bearer viewer-secret-1"}
 HOLD = {"order_id": "H", "amount": 1, "mode": "hold"}  # a run that waits for an event
+BULK_FORM = '<form class="bulk" method="post" action="/act">'
+BULK_BUTTON = '<button name="action" value="bulk_cancel" class="warn">Cancel the active ones…</button>'
 
 
 @pytest.fixture
@@ -74,10 +76,15 @@ async def test_roles_csrf_and_the_open_operations_endpoints(base: str, connectio
         async with anonymous.get(base + "/") as resp:
             assert resp.status == 401 and "Basic" in resp.headers["WWW-Authenticate"]
     await Client(connection).start_workflow("ProcessOrder", "held", HOLD)
+    async with session(ADMIN) as admin:  # what a viewer must not get: the bulk actions' form
+        async with admin.get(base + "/") as resp:
+            page = await resp.text()
+        assert BULK_FORM in page and BULK_BUTTON in page, page
     async with session(VIEWER) as viewer:
         async with viewer.get(base + "/") as resp:
             page = await resp.text()
-            assert resp.status == 200 and ">viewer<" in page and "Cancel all" not in page
+            assert resp.status == 200 and ">viewer<" in page
+            assert BULK_FORM not in page and BULK_BUTTON not in page and 'action="/act"' not in page
             assert "script-src 'self'" in resp.headers["Content-Security-Policy"]
         async with viewer.post(base + "/act", data={"action": "cancel", "id": "held",
                                                      "csrf": csrf_of_any(viewer)}) as resp:
