@@ -1,8 +1,8 @@
 """The console's HTTP side against a real engine process (``grctl engine -c FILE`` with console
 credentials) and a real worker process: roles, CSRF, the operations endpoints left open, a reverse
 proxy's path prefix, actions refused with the command line's words, a bulk cancel and a bulk retry by
-filter, a bulk action from the Stuck view, schedules paused, resumed and triggered; and an open console
-on a non-loopback address refused at start."""
+filter, a bulk action from the Stuck view, an event sent, a run started and one terminated, schedules
+paused, resumed and triggered; and an open console on a non-loopback address refused at start."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from support.scrape import wait_status
 from grctl.client.client import Client
 from grctl.client.schedules import ScheduleCommands
 from grctl.models.common import RunStatus
+from grctl.models.history import HistoryKind
 from grctl.models.schedule import ScheduleSpec
 from grctl.nats.connection import Connection
 from grctl.nats.server import free_port
@@ -278,3 +279,60 @@ async def test_a_bulk_action_from_the_stuck_view_acts_on_the_stuck_runs_only(bas
     await until_true(terminated, "the stuck run to be terminated")
     for i in range(2):
         assert (await client.describe(f"live-{i}")).status == RunStatus.running
+
+
+async def waiting(client: Client, wf_id: str) -> None:
+    async def check() -> bool:
+        return any(e.kind == HistoryKind.wait_started for e in await client.get_history(wf_id))
+
+    await until_true(check, f"{wf_id} to wait for its event")
+
+
+async def test_send_an_event_start_a_run_and_terminate_one(base: str, connection: Connection) -> None:
+    client = Client(connection)
+    await client.start_workflow("ProcessOrder", "evt-1", HOLD)
+    await client.start_workflow("ProcessOrder", "term-1", HOLD)
+    await waiting(client, "evt-1")
+    async with session(ADMIN) as admin:
+        async with admin.get(base + "/run?id=evt-1") as resp:
+            page = await resp.text()
+        assert 'id="do-send"' in page and '<option value="approve">' in page
+        send = {"action": "send", "csrf": csrf_of(page), "id": "evt-1", "event": "approve",
+                "payload": '{"by": "ops <b>1</b>"}'}
+        async with admin.post(base + "/act", data=send) as resp:
+            page = await resp.text()
+        assert "Send the event <b>approve</b>" in page and "ops &lt;b&gt;1&lt;/b&gt;" in page, page
+        async with admin.post(base + "/act", data={**send, "confirmed": "1"}, allow_redirects=False) as resp:
+            assert resp.status == 303 and "done=send" in resp.headers["Location"]
+        handle = await client.get_workflow_handle("evt-1")
+        assert await handle.result(timeout=30) == {"receipt": "receipt-H", "carrier": "DHL"}
+        received = [e.msg for e in await client.get_history("evt-1") if e.kind == HistoryKind.event_received]
+        assert [(m.event_name, m.payload) for m in received] == [("approve", {"by": "ops <b>1</b>"})]
+
+        start = {"action": "start", "csrf": send["csrf"], "type": "ProcessOrder", "id": "started-1",
+                 "input": '{"order_id": "N1", "amount": 3}', "timeout": "60"}
+        async with admin.post(base + "/act", data=start) as resp:
+            assert "Start a run of <b>ProcessOrder</b>" in await resp.text()
+        with pytest.raises(Exception, match="not found"):
+            await client.describe("started-1")  # asked, not done
+        async with admin.post(base + "/act", data={**start, "confirmed": "1"}) as resp:
+            page = await resp.text()  # the redirect followed: the new run's page
+        assert "Run started." in page and 'id="run-title">started-1<' in page
+        info = await client.describe("started-1")
+        assert info.wf_type == "ProcessOrder" and info.timeout_seconds == 60 and info.id in str(resp.url)
+        first = (await client.get_history("started-1"))[0]
+        assert first.kind == HistoryKind.run_started and first.msg.input == {"order_id": "N1", "amount": 3}
+        handle = await client.get_workflow_handle("started-1")
+        assert await handle.result(timeout=30) == {"receipt": "receipt-N1", "carrier": "DHL"}
+
+        run_id = (await client.describe("term-1")).id
+        term = {"action": "terminate", "csrf": send["csrf"], "id": "term-1", "run": run_id,
+                "reason": "wrong address"}
+        async with admin.post(base + "/act", data=term) as resp:
+            assert f"Terminate run <span class=\"mono\">{run_id}</span>" in await resp.text()
+        assert (await client.describe("term-1")).status == RunStatus.running  # asked, not done
+        async with admin.post(base + "/act", data={**term, "confirmed": "1"}, allow_redirects=False) as resp:
+            assert resp.status == 303 and "done=terminate" in resp.headers["Location"]
+    history = await client.get_history("term-1")
+    assert history[-1].kind == HistoryKind.run_terminated and history[-1].msg.reason == "wrong address"
+    assert (await client.describe("term-1")).status == RunStatus.terminated
