@@ -1,8 +1,9 @@
 """The console's HTTP side against a real engine process (``grctl engine -c FILE`` with console
 credentials) and a real worker process: roles, CSRF, the operations endpoints left open, a reverse
 proxy's path prefix, actions refused with the command line's words, a bulk cancel and a bulk retry by
-filter, a bulk action from the Stuck view, an event sent, a run started and one terminated, schedules
-paused, resumed and triggered; and an open console on a non-loopback address refused at start."""
+filter, a bulk action from the Stuck view, an event sent, a run started and one terminated, the Run
+page's store, result, parent and children (escaped), schedules paused, resumed and triggered; and an
+open console on a non-loopback address refused at start."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from urllib.parse import unquote
+from urllib.parse import unquote, urlencode
 
 import aiohttp
 import pytest
+from markupsafe import escape
 from support.cli_run import ROOT
 from support.processes import ChildProcess, WorkerProcess
 from support.scrape import wait_status
@@ -48,7 +50,7 @@ async def base(nats_url: str, subprocess_env: dict[str, str], tmp_path: Path) ->
     config.chmod(0o600)
     engine = ChildProcess([sys.executable, "-m", "grctl", "engine", "-c", str(config)], subprocess_env,
                           cwd=ROOT).start()
-    worker = WorkerProcess("support.wf_console", subprocess_env).start()
+    worker = WorkerProcess("support.wf_console_batch", subprocess_env).start()
     try:
         await wait_status(f"http://127.0.0.1:{port}/readyz", 200)
         await worker.ready()
@@ -336,3 +338,33 @@ async def test_send_an_event_start_a_run_and_terminate_one(base: str, connection
     history = await client.get_history("term-1")
     assert history[-1].kind == HistoryKind.run_terminated and history[-1].msg.reason == "wrong address"
     assert (await client.describe("term-1")).status == RunStatus.terminated
+
+
+def run_link(wf_id: str, run_id: str) -> str:
+    """A link to a run as the Run page writes it, its id escaped."""
+    return f'<a href="{escape("/run?" + urlencode({"id": wf_id, "run": run_id}))}">{escape(wf_id)}</a>'
+
+
+async def test_the_run_page_shows_store_result_parent_and_children_escaped(
+        base: str, connection: Connection) -> None:
+    client = Client(connection)
+    batch = 'batch<b"&1'  # a subject token may hold these, and the page must show them as text
+    parent = await client.start_workflow("OrderBatch", batch, {"order_id": "<i>A</i>"})
+    assert await parent.result(timeout=60) == {"orders": [{"receipt": "receipt-<i>A</i>", "carrier": "DHL"}]}
+    child = await client.describe(f"{batch}-order")
+    async with session(VIEWER) as viewer:
+        async with viewer.get(f"{base}/run", params={"id": batch, "run": parent.run_id}) as resp:
+            page = await resp.text()
+        assert "<dt>Children</dt>" in page and run_link(child.wf_id, child.id) in page, page
+        result = re.search(r'<pre class="json" id="result">(.*?)</pre>', page, re.S)
+        assert result and "receipt-&lt;i&gt;A&lt;/i&gt;" in result.group(1) and "DHL" in result.group(1)
+        assert batch not in page and "<i>" not in page
+        async with viewer.get(f"{base}/run", params={"id": child.wf_id, "run": child.id}) as resp:
+            page = await resp.text()
+        assert "<dt>Parent</dt>" in page and run_link(batch, parent.run_id) in page, page
+        store = re.search(r'<table class="kv">(.*?)</table>', page, re.S)
+        assert store, page
+        keys = re.findall(r'<th class="mono">([^<]*)</th>', store.group(1))
+        assert sorted(keys) == ["order", "receipt"], keys
+        assert store.group(1).count("&lt;i&gt;A&lt;/i&gt;") == 2  # the order's id and the receipt
+        assert batch not in page and "<i>" not in page
