@@ -2,8 +2,8 @@
 credentials) and a real worker process: roles, CSRF, the operations endpoints left open, a reverse
 proxy's path prefix, actions refused with the command line's words, a bulk cancel and a bulk retry by
 filter, a bulk action from the Stuck view, an event sent, a run started and one terminated, the Run
-page's store, result, parent and children (escaped), schedules paused, resumed and triggered; and an
-open console on a non-loopback address refused at start."""
+page's store, result, parent and children (escaped), the Workers page's step rates, schedules paused,
+resumed and triggered; and an open console on a non-loopback address refused at start."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import pytest
 from markupsafe import escape
 from support.cli_run import ROOT
 from support.processes import ChildProcess, WorkerProcess
-from support.scrape import wait_status
+from support.scrape import aget, value, wait_status, wait_value
 
 from grctl.client.client import Client
 from grctl.client.schedules import ScheduleCommands
@@ -345,13 +345,16 @@ def run_link(wf_id: str, run_id: str) -> str:
     return f'<a href="{escape("/run?" + urlencode({"id": wf_id, "run": run_id}))}">{escape(wf_id)}</a>'
 
 
-async def test_the_run_page_shows_store_result_parent_and_children_escaped(
+async def test_the_run_page_shows_store_result_parent_and_children_escaped_and_workers_step_rates(
         base: str, connection: Connection) -> None:
     client = Client(connection)
     batch = 'batch<b"&1'  # a subject token may hold these, and the page must show them as text
     parent = await client.start_workflow("OrderBatch", batch, {"order_id": "<i>A</i>"})
     assert await parent.result(timeout=60) == {"orders": [{"receipt": "receipt-<i>A</i>", "carrier": "DHL"}]}
     child = await client.describe(f"{batch}-order")
+    declined = await client.start_workflow("ProcessOrder", "decl-2", {**HOLD, "mode": "decline"})
+    with pytest.raises(Exception, match="card declined"):
+        await declined.result(timeout=60)
     async with session(VIEWER) as viewer:
         async with viewer.get(f"{base}/run", params={"id": batch, "run": parent.run_id}) as resp:
             page = await resp.text()
@@ -368,3 +371,14 @@ async def test_the_run_page_shows_store_result_parent_and_children_escaped(
         assert sorted(keys) == ["order", "receipt"], keys
         assert store.group(1).count("&lt;i&gt;A&lt;/i&gt;") == 2  # the order's id and the receipt
         assert batch not in page and "<i>" not in page
+        await wait_value(f"{base}/metrics", "grctl_engine_steps_ended_total", 1, wf_type="ProcessOrder",
+                         outcome="failed")
+        text = (await aget(f"{base}/metrics"))[1]
+        assert value(text, "grctl_engine_steps_ended_total", wf_type="ProcessOrder", outcome="completed") == 4
+        assert value(text, "grctl_engine_steps_ended_total", wf_type="OrderBatch", outcome="completed") >= 1
+        async with viewer.get(base + "/workers") as resp:
+            page = await resp.text()
+    section = next(s for s in page.split('<section class="panel wtype">') if ">ProcessOrder</a></h2>" in s)
+    stats = re.findall(r"<b>([\d.]+)</b><span>(steps [^<]+ / min)</span>", section)
+    rate = {label: float(n) for n, label in stats}
+    assert rate["steps completed / min"] > 0 and rate["steps failed or timed out / min"] > 0, section
