@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlencode
 
@@ -162,7 +162,7 @@ async def _bulk(request: web.Request, console: Console, form: Form, query: RunsQ
     now = utcnow()
     wanted = query.filter(now)
     statuses = (wanted.statuses & eligible) if wanted.statuses else eligible
-    wanted = type(wanted)(frozenset(statuses), wanted.wf_type, wanted.since, wanted.until, wanted.id_prefix)
+    wanted = replace(wanted, statuses=frozenset(statuses))  # every other field of the filter kept (stuck too)
     index = await console.runs()
     found = [msgspec.msgpack.decode(raw, type=RunInfo)
              for raw, _ in index.page(now, wanted, settings.CONSOLE_BULK_MAX)] if statuses else []

@@ -154,6 +154,8 @@ async def workers_page(request: web.Request) -> web.Response:
             "started": rates.get(("grctl_engine_runs_started_total", entry.type), 0.0),
             "ended": {status: rates.get(("grctl_engine_runs_ended_total", entry.type, status), 0.0)
                       for status in ("completed", "failed", "cancelled", "terminated", "timed_out")},
+            "steps_ended": {outcome: rates.get(("grctl_engine_steps_ended_total", entry.type, outcome), 0.0)
+                            for outcome in ("completed", "failed", "cancelled", "timed_out")},
         })
     directives = sorted(((key[1], key[2], value) for key, value in rates.items()
                          if key[0] == "grctl_engine_directives_total" and value > 0), key=lambda d: -d[2])

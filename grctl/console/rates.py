@@ -1,5 +1,6 @@
-"""Rates for the Workers page, from the engine's own counters: runs started and ended per workflow
-type, and directives applied (each step result is one), per minute over the last minute or so.
+"""Rates for the Workers page, from the engine's own counters: runs started and ended and steps ended
+per workflow type, and directives applied (each step result is one), per minute over the last minute
+or so.
 
 A sample is a read of a few counters every ``CONSOLE_RATE_SAMPLE`` seconds (microseconds of work), so the
 page shows rates at once, without a Prometheus server."""
@@ -16,7 +17,7 @@ from grctl import settings
 from grctl.lifecycle import cancel
 
 COUNTERS = ("grctl_engine_runs_started_total", "grctl_engine_runs_ended_total",
-            "grctl_engine_directives_total")
+            "grctl_engine_steps_ended_total", "grctl_engine_directives_total")
 
 Sample = dict[tuple[str, ...], float]  # (counter, label values...) → value
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 import msgspec
@@ -35,7 +35,7 @@ from grctl.engine.snapshot import Snapshot
 from grctl.engine.writes import HistoryRec, Record
 from grctl.models.common import utcnow
 from grctl.models.directive import Directive, decode_directive
-from grctl.models.history import HistoryEvent, encode_history
+from grctl.models.history import STEP_END_KINDS, HistoryEvent, encode_history
 from grctl.nats import subjects
 from grctl.nats.history import last_event
 from grctl.nats.pull import ACK, Decision, Handler, PullLoop, bind_durable, nak
@@ -77,6 +77,12 @@ def terminal_event(records: list[Record]) -> HistoryEvent | None:
         if isinstance(record, HistoryRec) and record.event.is_terminal:
             return record.event
     return None
+
+
+def step_ends(records: Sequence[Record]) -> list[str]:
+    """The kinds of the step ends (``step.completed``, ``step.failed``...) among ``records``."""
+    return [str(r.event.kind) for r in records
+            if isinstance(r, HistoryRec) and r.event.kind in STEP_END_KINDS]
 
 
 class DirectiveManager:
@@ -161,6 +167,8 @@ class DirectiveManager:
                 metrics.run_stuck(stuck.wf_type, s.reason)
             ended = terminal_event(records)
             metrics.directive_applied(d.kind, d.run_info.wf_type, True, ended.kind if ended else None)
+            if metrics.enabled():
+                metrics.steps_ended(d.run_info.wf_type, step_ends(records))
             if ended is not None:
                 await self._announce(ended)
             return True

@@ -65,6 +65,8 @@ class _Metrics:
                                   ["wf_type", "status"])
         self.directives = Counter("grctl_engine_directives", "Directives applied: committed, or a no-op",
                                   ["kind", "outcome"])
+        self.steps_ended = Counter("grctl_engine_steps_ended", "Steps ended, as the engine recorded their "
+                                   "end: completed, failed, cancelled, timed_out", ["wf_type", "outcome"])
         self.commit_batch = Histogram("grctl_engine_commit_batch_messages", "Messages per atomic batch "
                                       "committed", buckets=settings.BATCH_BUCKETS)
         self.commit_latency = Histogram("grctl_engine_commit_seconds", "Time to commit one atomic batch",
@@ -108,6 +110,8 @@ def enabled() -> bool:
 
 _RUN_END_STATUS = {"run.completed": "completed", "run.failed": "failed", "run.cancelled": "cancelled",
                    "run.terminated": "terminated", "run.timeout": "timed_out"}
+_STEP_END_OUTCOME = {"step.completed": "completed", "step.failed": "failed", "step.cancelled": "cancelled",
+                     "step.timeout": "timed_out"}
 _API_OUTCOMES = {4000: "unknown_command", 4001: "already_running", 4002: "not_found", 4003: "finished",
                  4004: "not_registered", 4005: "invalid", 4006: "invalid", 5000: "internal", 5030: "busy",
                  5070: "storage_full"}
@@ -199,6 +203,14 @@ def directive_applied(kind: str, wf_type: str, committed: bool, ended_kind: str 
         _at(_m.runs_started, wf_type).inc()
     if ended_kind is not None:
         _at(_m.runs_ended, wf_type, _RUN_END_STATUS.get(ended_kind, ended_kind)).inc()
+
+
+def steps_ended(wf_type: str, kinds: Sequence[str]) -> None:
+    """A committed directive recorded the end of these steps (history kinds such as ``step.completed``)
+    of a run of ``wf_type``."""
+    if _on:
+        for kind in kinds:
+            _at(_m.steps_ended, wf_type, _STEP_END_OUTCOME.get(kind, kind)).inc()
 
 
 def batch_committed(messages: int, seconds: float) -> None:

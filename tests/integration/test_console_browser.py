@@ -116,8 +116,9 @@ async def test_from_the_runs_list_to_a_failed_run_and_html_shown_as_text(
         kinds = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#history .kind")]
         assert kinds[0] == "run.started" and kinds[-1] == "run.failed"
         assert kinds.count("task.attempt_failed") == 2
-        browser.find_element(By.CSS_SELECTOR, "#error summary").click()  # folded, as a reader may
-        screenshot(browser, tmp_path, "run-failed", height=1250)
+        trace = browser.find_element(By.CSS_SELECTOR, "#error details pre.trace")
+        assert trace.is_displayed() and "charge_card" in trace.text  # unfolded, as the README shows it
+        screenshot(browser, tmp_path, "run-failed", height=1250)  # the README: its error, traceback, timeline
 
         failed_run = browser.find_element(By.CSS_SELECTOR, ".facts dd.mono").text
         browser.find_element(By.ID, "do-retry").click()

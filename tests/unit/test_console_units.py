@@ -1,6 +1,6 @@
 """The console's pure parts: the timeline drawn from a history, the Runs filter in the URL, the run
-index's pages and counts, who a request is (credentials, path prefix), and the start-time refusal of
-an open console on the network."""
+index's pages and counts, the Workers page's rates, who a request is (credentials, path prefix), and
+the start-time refusal of an open console on the network."""
 
 from __future__ import annotations
 
@@ -19,7 +19,9 @@ from grctl.console.query import RunsQuery
 from grctl.console.rates import Rates
 from grctl.console.settings import ConsoleRefused, ConsoleSettings
 from grctl.daemon.config import load_config
+from grctl.engine.manager import step_ends
 from grctl.engine.runindex import STUCK, RunFilter, RunIndex
+from grctl.engine.writes import HistoryRec
 from grctl.models.common import ErrorDetails, RunInfo, RunStatus, Stuck
 from grctl.models.history import (
     HistoryEvent,
@@ -197,6 +199,27 @@ def test_rates_are_the_increase_per_minute_since_the_oldest_sample(monkeypatch: 
     started.labels("Orders").inc(15)
     span, per_minute = rates.per_minute()  # read at t=130
     assert span == 30.0 and per_minute[("grctl_engine_runs_started_total", "Orders")] == 30.0
+
+
+def test_the_rates_read_the_steps_ended_per_type_that_the_engine_counts_from_its_records(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    records = [HistoryRec(event(0, H.step_completed, StepCompleted("start"))),
+               HistoryRec(event(1, H.step_started, StepStarted("charge"))),
+               HistoryRec(event(2, H.step_failed, StepFailed("charge", ERR)))]
+    assert step_ends(records) == ["step.completed", "step.failed"]  # what the engine counts on commit
+    registry = CollectorRegistry()
+    ended = Counter("grctl_engine_steps_ended", "steps", ["wf_type", "outcome"], registry=registry)
+    clock = iter([100.0, 160.0])
+    monkeypatch.setattr("grctl.console.rates.time.monotonic", lambda: next(clock))
+    rates = Rates(registry)
+    rates.sample()
+    ended.labels("Orders", "completed").inc(12)
+    ended.labels("Orders", "failed").inc(3)
+    ended.labels("Refunds", "completed").inc(1)
+    per_minute = rates.per_minute()[1]
+    assert per_minute[("grctl_engine_steps_ended_total", "Orders", "completed")] == 12.0
+    assert per_minute[("grctl_engine_steps_ended_total", "Orders", "failed")] == 3.0
+    assert per_minute[("grctl_engine_steps_ended_total", "Refunds", "completed")] == 1.0
 
 
 def test_stuck_runs_are_counted_apart_and_listed_alone() -> None:
