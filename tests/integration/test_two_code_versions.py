@@ -16,9 +16,9 @@ from support.sdk import kinds, step_kinds, wait_for
 from grctl.client.client import Client
 from grctl.nats.connection import Connection
 
-# A held task comes back after 1 s, doubling up to 30 s, to whichever worker pulls first: a run that
+# A held task comes back after 0.25 s, doubling up to 30 s, to whichever worker pulls first: a run that
 # keeps reaching the code without the handler (one chance in two each time) waits longer each time.
-# Eleven misses in a row (one chance in 2,000 per run) are needed to pass the result deadline.
+# Fourteen misses in a row (one chance in 16,000 per run) are needed to pass the result deadline.
 RESULT_DEADLINE = 240.0  # s
 pytestmark = pytest.mark.timeout(RESULT_DEADLINE + 60)
 

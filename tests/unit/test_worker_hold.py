@@ -20,12 +20,12 @@ def task(run_id: str) -> Directive:
 
 
 def test_the_hold_delay_grows_to_its_cap() -> None:
-    low = 1 - HOLD_DELAY.jitter
-    high = 1 + HOLD_DELAY.jitter
+    low = HOLD_DELAY.initial * (1 - HOLD_DELAY.jitter)
+    high = HOLD_DELAY.initial * (1 + HOLD_DELAY.jitter)
     assert low <= hold_delay(1) <= high
     assert 4 * low <= hold_delay(3) <= 4 * high
-    assert all(hold_delay(n) <= HOLD_DELAY.cap * high for n in range(1, 200))
-    assert hold_delay(200) >= HOLD_DELAY.cap * low
+    assert all(hold_delay(n) <= HOLD_DELAY.cap * (1 + HOLD_DELAY.jitter) for n in range(1, 200))
+    assert hold_delay(200) >= HOLD_DELAY.cap * (1 - HOLD_DELAY.jitter)
 
 
 def test_a_run_is_logged_once_per_mismatch(caplog: pytest.LogCaptureFixture) -> None:
