@@ -190,6 +190,8 @@ class Client:
             if run.retried_as:
                 continue
             try:
+                if (await self.describe(run.wf_id)).id != run.id:
+                    continue  # a newer run of the id exists: this one cannot be retried, nor need be
                 outcomes.append(RetryOutcome(run, await self.retry_run(run.wf_id, run.id)))
             except WorkflowError as exc:
                 outcomes.append(RetryOutcome(run, None, str(exc)))

@@ -93,9 +93,10 @@ class Retrier:
             return fail(ERR_ALREADY_RUNNING, "Run already retried",
                           f"run {old.retry_of} was retried as run {old.id}, which is {old.status}")
         if old.status not in RETRYABLE:
+            which = f" (the retry of run {old.retry_of})" if old.retry_of else ""
             return fail(ERR_NOT_RETRYABLE, "Run cannot be retried",
-                          f"run {old.id} is {old.status}: only failed, timed-out and terminated runs can "
-                          "be retried")
+                          f"run {old.id}{which} is {old.status}: only failed, timed-out and terminated runs "
+                          "can be retried")
         state_msg = await get_last(self._nc, subjects.run_state(cmd.wf_id, old.id))
         state = _state_decoder.decode(state_msg.data) if state_msg is not None else None
         if state is None or state.active_task is None:

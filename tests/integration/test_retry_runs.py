@@ -13,6 +13,7 @@ import pytest
 from support.sdk import kinds, step_kinds, wait_for, workers
 
 from grctl.client.client import Client
+from grctl.models.command import CommandKind
 from grctl.models.common import RunStatus
 from grctl.models.directive import Directive
 from grctl.models.errors import WorkflowAlreadyRunningError, WorkflowNotRetryableError
@@ -137,19 +138,60 @@ async def test_concurrent_retries_resume_the_run_once_and_bulk_retry_reports(
     ran: Counter[str] = Counter()
     async with workers(nats_url) as start_worker:
         buggy = await start_worker(payment(ran, fixed=False))
-        for n in range(3):
+        for n in range(4):
             await client.start_workflow("Payment", f"bulk-{n}", {"order_id": str(n)})
-        for n in range(3):
+        for n in range(4):
             await wait_for(lambda n=n: status_is(client, f"bulk-{n}", RunStatus.failed), timeout=20)
         await buggy.stop(shutdown_timeout=1)
         await start_worker(payment(ran, fixed=True))
-        tries = await asyncio.gather(*(client.retry_run("bulk-0") for _ in range(5)), return_exceptions=True)
+        failed = (await client.describe("bulk-0")).id
+        tries = await asyncio.gather(*(client.retry_run("bulk-0", failed) for _ in range(5)),
+                                     return_exceptions=True)
         resumed = [t for t in tries if not isinstance(t, BaseException)]
         assert len(resumed) == 1
         assert all(isinstance(t, WorkflowAlreadyRunningError) for t in tries if isinstance(t, BaseException))
+        # bulk-3 was started afresh after it failed: its failed run is no longer the latest, and is left.
+        assert await (await client.start_workflow("Payment", "bulk-3", {"order_id": "3"})).result(timeout=30)
         outcomes = await client.retry_runs(status="failed", type="Payment")
-        assert sorted(o.run.wf_id for o in outcomes if o.retried_as) == ["bulk-1", "bulk-2"]
+        assert sorted(o.run.wf_id for o in outcomes) == ["bulk-1", "bulk-2"], outcomes
+        assert all(o.retried_as for o in outcomes), outcomes  # nothing refused
         for n in range(3):
             assert (await (await client.get_workflow_handle(f"bulk-{n}")).result(timeout=30))["attempt"] == 1
     runs = await client.list_runs(type="Payment")
     assert sorted(r.status for r in runs if r.wf_id == "bulk-0") == [RunStatus.completed, RunStatus.failed]
+
+
+async def test_concurrent_retries_through_two_engines_resume_the_run_once(
+        engine: Any, engine_process: Any, connection: Connection, nats_url: str) -> None:
+    """Two engines share the API: retries of one run reach both at once, and the compare-and-swap on
+    the run's latest-run pointer (not one engine's per-id queue) lets one of them through."""
+    client = Client(connection)
+    ran: Counter[str] = Counter()
+    handled_here = 0
+    retry = engine.api._handlers[CommandKind.run_retry]  # the in-process engine's handler, counted
+
+    async def counted(cmd: Any) -> Any:
+        nonlocal handled_here
+        handled_here += 1
+        return await retry(cmd)
+
+    engine.api.serve(CommandKind.run_retry, counted)
+    async with workers(nats_url) as start_worker:
+        buggy = await start_worker(payment(ran, fixed=False))
+        await client.start_workflow("Payment", "two-engines", {"order_id": "2e"})
+        await wait_for(lambda: status_is(client, "two-engines", RunStatus.failed), timeout=20)
+        await buggy.stop(shutdown_timeout=1)
+        await start_worker(payment(ran, fixed=True))
+        failed = (await client.describe("two-engines")).id  # named: a late retry must not see the new run
+        tries = await asyncio.gather(*(client.retry_run("two-engines", failed) for _ in range(24)),
+                                     return_exceptions=True)
+        assert 0 < handled_here < len(tries), handled_here  # both engines answered some of them
+        resumed = [t for t in tries if not isinstance(t, BaseException)]
+        assert len(resumed) == 1, tries
+        refused = [t for t in tries if isinstance(t, BaseException)]
+        assert all(isinstance(t, WorkflowAlreadyRunningError) for t in refused), [
+            repr(t) for t in refused if not isinstance(t, WorkflowAlreadyRunningError)]
+        assert (await (await client.get_workflow_handle("two-engines")).result(timeout=30))["attempt"] == 1
+    runs = await client.list_runs(type="Payment")
+    statuses = sorted(r.status for r in runs if r.wf_id == "two-engines")
+    assert statuses == [RunStatus.completed, RunStatus.failed]
