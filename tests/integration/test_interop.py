@@ -1,5 +1,6 @@
 """Interop with the public SDK (grctl-sdk-python 0.3.0 from PyPI, in its own Python 3.13 environment):
-its worker runs a workflow against our engine, and its client runs a workflow on our worker."""
+its worker runs a workflow against our engine, its client runs a workflow on our worker, and its client
+finds the latest run of a workflow id that was retried."""
 
 from __future__ import annotations
 
@@ -12,10 +13,14 @@ from pathlib import Path
 
 import pytest
 from support import public_sdk
+from support.sdk import workers
 from ulid import ULID
 
 from grctl.client.client import Client
+from grctl.models import Directive
 from grctl.nats.connection import Connection
+from grctl.worker.context import Context
+from grctl.workflow import Workflow
 
 ROOT = Path(__file__).resolve().parents[2]
 INTEROP = ROOT / "tests" / "interop"
@@ -101,3 +106,43 @@ async def test_public_client_runs_on_our_worker(public_sdk_python: str, engine, 
         assert seen["kinds"][0] == "run.started" and seen["kinds"][-1] == "run.completed"
     finally:
         _stop(worker)
+
+
+async def test_the_public_client_finds_a_retried_workflows_latest_run(
+        public_sdk_python: str, engine, nats_url: str, tmp_path: Path) -> None:
+    """A retry is a new run of the same workflow id: the public client's describe, history and handle
+    find it (it reads the latest-run pointer the retry moved), not the failed run."""
+    flaky = Workflow("Flaky")
+    fixed = tmp_path / "fixed"
+
+    @flaky.start()
+    async def start(ctx: Context) -> Directive:
+        if not fixed.exists():
+            raise RuntimeError("not yet")
+        return ctx.next.complete("fine")
+
+    conn = await Connection.connect([nats_url])
+    client = Client(conn)
+    try:
+        async with workers(nats_url) as start_worker:
+            await start_worker(flaky)
+            wf_id = f"interop-retry-{ULID()}"
+            failed = await client.start_workflow("Flaky", wf_id)
+            with pytest.raises(Exception, match="not yet"):
+                await failed.result(timeout=30)
+            fixed.touch()
+            retried = await client.retry_run(wf_id)
+            assert await (await client.get_workflow_handle(wf_id)).result(timeout=30) == "fine"
+        proc = await asyncio.create_subprocess_exec(
+            public_sdk_python, str(INTEROP / "public_describe.py"), wf_id, cwd=tmp_path,
+            env=public_sdk.public_env(nats_url), stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE)
+        stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout=60)
+        assert proc.returncode == 0, stderr.decode()
+        seen = json.loads(stdout.decode().strip().splitlines()[-1])
+        assert seen.get("error") is None, seen
+        assert seen["run_id"] == retried.id != failed.run_id and seen["status"] == "completed", seen
+        assert seen["kinds"][0] == "run.started" and seen["kinds"][-1] == "run.completed", seen
+        assert seen["result"] == "fine", seen
+    finally:
+        await conn.close()
