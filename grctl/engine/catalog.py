@@ -7,8 +7,8 @@ A handler counts as dropped when the registered catalog has it and the new one d
 counts when the caller says its workers served it (``dropped``) and the new catalog lacks it. What a
 live run needs: its type; the handler of the step it runs or is queued for (``start``, a step, or an
 event handler); while it waits, the handler of its wait's timeout, and every event handler of its type
-(any of those events may arrive). grctld asks before a new generation takes over
-(docs/operations.md#deploying-new-code).
+(any of those events may arrive); the completion-callback step a live child of it will report to.
+grctld asks before a new generation takes over (docs/operations.md#deploying-new-code).
 """
 
 from __future__ import annotations
@@ -108,7 +108,16 @@ class CatalogCheck:
         for info in live:
             if info.wf_type in dropped_types:
                 note(info, "type", info.wf_type)
-        registered = {t: await self._registered(t) for t in {i.wf_type for i in checked}}
+        # A live child whose parent asked for a completion callback: the parent will run that step.
+        callbacks = sorted({(i.parent_wf_type, i.parent_wf_id, i.parent_run_id, i.parent_callback_step)
+                            for i in live if i.parent_wf_type in catalog and i.parent_wf_id
+                            and i.parent_run_id and i.parent_callback_step})
+        kinds = {i.wf_type for i in checked} | {c[0] for c in callbacks}
+        registered = {t: await self._registered(t) for t in kinds}
+        for wf_type, wf_id, run_id, step in callbacks:
+            before = registered[wf_type]
+            if before is not None and before.has("step", step) and not catalog[wf_type].has("step", step):
+                note(RunInfo(id=run_id, wf_id=wf_id, wf_type=wf_type), "step", step)
         gate = asyncio.Semaphore(settings.CATALOG_READS_AT_ONCE)
 
         async def check(info: RunInfo) -> None:

@@ -13,6 +13,7 @@ from support.sdk import kinds, wait_for, workers
 from grctl.client.client import Client
 from grctl.daemon.strand import stranded
 from grctl.models.directive import Directive
+from grctl.models.errors import WorkflowNotFoundError
 from grctl.nats.connection import Connection
 from grctl.worker.context import Context
 from grctl.workflow import Workflow
@@ -77,3 +78,50 @@ async def test_the_engine_names_what_live_runs_need(
 
 async def _has(client: Client, wf_id: str, kind: str, times: int = 1) -> bool:
     return kinds(await client.get_history(wf_id)).count(kind) >= times
+
+
+async def test_a_parent_needs_the_callback_step_its_live_child_will_report_to(
+        engine: Any, connection: Connection, nats_url: str) -> None:
+    client = Client(connection)
+    batch, item = Workflow("Batch"), Workflow("Item")
+
+    @batch.start()
+    async def batch_start(ctx: Context) -> Directive:
+        await ctx.start_child("Item", f"{ctx.run.wf_id}-item", on_completed_step=collected)
+        return ctx.next.wait(timeout=60)
+
+    @batch.step()
+    async def collected(ctx: Context, outcome: Any = None) -> Directive:
+        return ctx.next.complete("collected")
+
+    @item.start()
+    async def item_start(ctx: Context) -> Directive:
+        return ctx.next.wait(timeout=60)  # stays live until the test sends it "done"
+
+    @item.event(name="done")
+    async def done(ctx: Context) -> Directive:
+        return ctx.next.complete("ok")
+
+    async with workers(nats_url) as start_worker:
+        await start_worker(batch, item)
+        await client.start_workflow("Batch", "batch-1")
+
+        async def child_waits() -> bool:
+            try:
+                return await _has(client, "batch-1-item", "wait.started")
+            except WorkflowNotFoundError:  # not started yet
+                return False
+
+        await wait_for(child_waits, timeout=15)
+
+        without = Workflow("Batch")
+
+        @without.start()
+        async def start(ctx: Context) -> Directive:
+            return ctx.next.wait(timeout=60)
+
+        needs = await stranded(connection, [without], [], "test")
+        assert needs is not None
+        assert [(n.wf_type, n.kind, n.handler, n.count) for n in needs] == [("Batch", "step", "collected", 1)]
+        assert needs[0].runs[0].startswith("batch-1/")  # the parent is named, not the child
+        assert await stranded(connection, [batch], [], "test") == []
