@@ -5,6 +5,7 @@ ends."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -160,3 +161,36 @@ async def test_trigger_pause_resume_backfill(client: Client, connection: Connect
     assert triggered.rc == 0 and "started  nightly@" in triggered.out, triggered
     unknown = await grctl(subprocess_env, "schedule", "trigger", "nope")
     assert unknown.rc != 0 and "Schedule not found" in unknown.err, unknown
+
+
+async def test_a_redeclared_definition_takes_over_and_a_file_pause_holds(
+        client: Client, connection: Connection) -> None:
+    """One host changes a schedule (what a reload does): the new definition fires from then on, the old
+    one no more. A schedule paused in its file fires nothing, and resume is refused until the file
+    changes."""
+    declarer = ScheduleCommands(connection, "c:test")
+    fast = ScheduleSpec(workflow="Held", every=1.0, overlap=Overlap.allow_all)
+    await declarer.declare("test-host:c", {"chg": fast, "held-in-file": ScheduleSpec(
+        workflow="Held", every=1.0, paused=True)})
+
+    async def fired(n: int) -> bool:
+        return (await views(client))["chg"].state.fired >= n
+
+    await wait_for(lambda: fired(2), timeout=20, interval=0.2)
+    slow = ScheduleSpec(workflow="Held", cron="0 3 * * *", overlap=Overlap.allow_all)
+    declared = await declarer.declare("test-host:c", {"chg": slow, "held-in-file": ScheduleSpec(
+        workflow="Held", every=1.0, paused=True)})
+    assert "chg" in declared.applied and not declared.conflicts
+    changed = (await views(client))["chg"]
+    assert changed.state.spec is not None and changed.state.spec.cron == "0 3 * * *"
+    assert changed.next_fires and all((t.hour, t.minute) == (3, 0) for t in changed.next_fires)
+    count = changed.state.fired
+    await asyncio.sleep(3)  # three of the old definition's ticks would have fired by now
+    assert (await views(client))["chg"].state.fired == count
+
+    in_file = (await views(client))["held-in-file"]
+    assert in_file.state.paused and in_file.state.fired == 0 and in_file.next_fires == []
+    runs = await client.list_runs(type="Held", limit=1000)
+    assert not [r for r in runs if r.wf_id.startswith("held-in-file@")]
+    with pytest.raises(Exception, match="paused in the configuration file"):
+        await client.resume_schedule("held-in-file")
