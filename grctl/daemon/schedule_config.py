@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from grctl import settings
 from grctl.daemon.schema import parse_duration, parse_timestamp
@@ -45,11 +46,15 @@ def resolve_schedules(section: dict[str, Any], fail: Callable[[Path, str], None]
 
 
 def next_fire_lines(schedules: dict[str, ScheduleSpec], now: datetime) -> list[str]:
-    """One comment line per schedule: its next fire times (UTC), or why it has none."""
+    """One comment line per schedule: its next fire times (UTC, and in the schedule's time zone when it
+    has another), or why it has none."""
     lines = []
     for schedule_id, spec in sorted(schedules.items()):
         ticks = next_ticks(spec, now, settings.SCHEDULE_FIRES_SHOWN)
-        shown = ", ".join(t.strftime("%Y-%m-%d %H:%M:%SZ") for t in ticks) or "none (past its end)"
+        zone = ZoneInfo(spec.timezone) if spec.cron and spec.timezone != "UTC" else None
+        shown = ", ".join(t.strftime("%Y-%m-%d %H:%M:%SZ") + (
+            f" ({t.astimezone(zone):%Y-%m-%d %H:%M:%S} {spec.timezone})" if zone else "") for t in ticks) \
+            or "none (past its end)"
         paused = " (paused in this file)" if spec.paused else ""
         lines.append(f"# schedule {schedule_id}: next fires {shown}{paused}")
     return lines

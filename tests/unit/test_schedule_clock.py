@@ -134,7 +134,8 @@ def test_print_config_shows_the_schedules_and_their_next_three_fires(
     assert printed["often"]["every"] == 600.0 and "cron" not in printed["often"]
     nightly = re.search(r"^# schedule nightly: next fires (.*)$", out, re.MULTILINE)
     assert nightly is not None and len(nightly.group(1).split(", ")) == 3
-    assert all(t.endswith((" 01:00:00Z", " 00:00:00Z")) for t in nightly.group(1).split(", "))
+    assert all(re.fullmatch(r"\S+ 0[01]:00:00Z \(\S+ 02:00:00 Europe/Berlin\)", t)
+               for t in nightly.group(1).split(", ")), nightly.group(1)
     assert re.search(r"^# schedule often: next fires .* \(paused in this file\)$", out, re.MULTILINE)
     again = tmp_path / "again.yaml"
     again.write_text("\n".join(line for line in out.splitlines() if not line.startswith("#")))
