@@ -12,7 +12,7 @@ nsc add user --account GRCTL --name grctl-engine \
 nsc generate creds --account GRCTL --name grctl-engine > grctl-engine.creds
 # a worker host of Greeting
 nsc add user --account GRCTL --name grctl-worker \
-    --allow-pub 'grctl_api.worker,grctl_api.runs,grctl_api.child.*,grctl_history.*.*,grctl_wf_kv.*.*.*,grctl_state.run_state.*.*.claim.*,grctl_directive.Greeting.*.*,$JS.API.CONSUMER.INFO.grctl_state.grctl_worker_Greeting,$JS.API.CONSUMER.CREATE.grctl_state.grctl_worker_Greeting.>,$JS.API.CONSUMER.DURABLE.CREATE.grctl_state.grctl_worker_Greeting,$JS.API.CONSUMER.MSG.NEXT.grctl_state.grctl_worker_Greeting,$JS.ACK.grctl_state.grctl_worker_Greeting.>,$SYS.REQ.USER.INFO,$JS.API.INFO,$JS.API.STREAM.INFO.grctl_state,$JS.API.DIRECT.GET.grctl_state,$JS.API.DIRECT.GET.grctl_state.>,$JS.API.STREAM.MSG.GET.grctl_state' \
+    --allow-pub 'grctl_api.worker,grctl_api.runs,grctl_history.*.*,grctl_wf_kv.*.*.*,grctl_state.run_state.*.*.claim.*,grctl_directive.Greeting.*.*,grctl_api.child.Greeting.*.*,$JS.API.CONSUMER.INFO.grctl_state.grctl_worker_Greeting,$JS.API.CONSUMER.CREATE.grctl_state.grctl_worker_Greeting.>,$JS.API.CONSUMER.DURABLE.CREATE.grctl_state.grctl_worker_Greeting,$JS.API.CONSUMER.MSG.NEXT.grctl_state.grctl_worker_Greeting,$JS.ACK.grctl_state.grctl_worker_Greeting.>,$SYS.REQ.USER.INFO,$JS.API.INFO,$JS.API.STREAM.INFO.grctl_state,$JS.API.DIRECT.GET.grctl_state,$JS.API.DIRECT.GET.grctl_state.>,$JS.API.STREAM.MSG.GET.grctl_state' \
     --allow-sub '_INBOX.>,grctl_worker_cmd.>,grctl_outcome.>' \
     --allow-pub-response
 nsc generate creds --account GRCTL --name grctl-worker > grctl-worker.creds

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -27,7 +28,7 @@ from support.secured import Secured, secured_server, server_environment, violati
 
 from grctl.client.client import Client
 from grctl.models import RunInfo, utcnow
-from grctl.models.command import CommandKind, EventCmd, TerminateCmd
+from grctl.models.command import ERR_NOT_PERMITTED, ERR_UNKNOWN_COMMAND, CommandKind, EventCmd, TerminateCmd
 from grctl.models.common import RunStatus
 from grctl.models.errors import WorkflowCancelledError, WorkflowError, WorkflowTerminatedError
 from grctl.nats import api_client as api
@@ -115,11 +116,14 @@ async def refused(operation: Awaitable[Any], subject: str) -> None:
     assert f"may not publish to {subject!r}" in str(denied.value)
 
 
-async def refused_by_engine(operation: Awaitable[Any], reason: str) -> None:
+async def refused_by_engine(operation: Awaitable[Any], reason: str, code: int | None = None) -> None:
+    """``operation`` fails at once because the engine refuses it, saying ``reason`` (a regex)."""
     began = time.monotonic()
-    with pytest.raises(WorkflowError, match=reason):
+    with pytest.raises(WorkflowError, match=reason) as refusal:
         await operation
     assert time.monotonic() - began < REFUSED_WITHIN
+    if code is not None:
+        assert getattr(refusal.value, "code", None) == code, refusal.value
 
 
 async def test_each_role_does_its_whole_job_and_no_more(deployment: Deployment) -> None:
@@ -137,13 +141,39 @@ async def test_each_role_does_its_whole_job_and_no_more(deployment: Deployment) 
     terminate = TerminateCmd(wf_id="hold-terminate")
     await refused(api.call(worker, "hold-terminate", CommandKind.run_terminate, terminate, "w:x"),
                   subjects.api_workflow("hold-terminate"))
+    own_run = subjects.api_child("Hold", "hold-terminate", run_id)  # a live run of the worker's types
     await refused_by_engine(api.call(worker, "hold-terminate", CommandKind.run_terminate, terminate, "w:x",
-                                     subject=subjects.api_child("hold-terminate")),
-                            "run.terminate is not accepted on grctl_api.child.hold-terminate")
+                                     subject=own_run),
+                            re.escape(f"run.terminate is not accepted on {own_run}"), ERR_UNKNOWN_COMMAND)
     stranger = RunInfo(id="r1", wf_id="intruder", wf_type="Secret", created_at=utcnow())
     await refused(start_run(worker, stranger, None, "w:x"), subjects.api_workflow("intruder"))
-    await refused_by_engine(start_run(worker, stranger, None, "w:x", subject=subjects.api_child("intruder")),
+    await refused_by_engine(start_run(worker, stranger, None, "w:x", subject=own_run),
                             "starts child workflows only")
+    # a start whose parent is made up: the subject that names it is refused by the engine (no such run),
+    # one that names a real run refuses another parent, and another type's subject is refused by NATS
+    forged = RunInfo(id="r2", wf_id="intruder", wf_type="Hold", created_at=utcnow(), parent_wf_type="Order",
+                     parent_wf_id="nobody", parent_run_id="forged")
+    await refused_by_engine(start_run(worker, forged, None, "w:x",
+                                      subject=subjects.api_child("Order", "nobody", "forged")),
+                            re.escape("the parent run, run 'forged' of Order workflow 'nobody', "
+                                      "does not exist"),
+                            ERR_NOT_PERMITTED)
+    await refused_by_engine(start_run(worker, forged, None, "w:x", subject=own_run),
+                            re.escape("not of run 'forged' of Order workflow 'nobody'"), ERR_UNKNOWN_COMMAND)
+    secret = subjects.api_child("Secret", "nobody", "forged")
+    await refused(start_run(worker, forged, None, "w:x", subject=secret), secret)
+    # an event to another type's workflow, which is not the sending (live) run's parent: it has none
+    hijack = EventCmd(wf_id="hold-cancel", event_name="finish", payload={"result": "hijacked"})
+    from_busy = subjects.api_child("Busy", "busy-terminate", busy.run_id)
+    await refused_by_engine(api.call(worker, "hold-cancel", CommandKind.run_event, hijack, "w:x",
+                                     subject=from_busy),
+                            re.escape("goes to its parent workflow only (it has none), not to 'hold-cancel'"),
+                            ERR_NOT_PERMITTED)
+    await refused_by_engine(api.call(worker, "hold-cancel", CommandKind.run_event, hijack, "w:x",
+                                     subject=subjects.api_child("Order", "nobody", "forged")),
+                            re.escape("the sending run, run 'forged' of Order workflow 'nobody', "
+                                      "does not exist"),
+                            ERR_NOT_PERMITTED)
     await refused(jetstream.publish(worker.nc, subjects.directive("Secret", "x", "r"), b"forged"),
                   subjects.directive("Secret", "x", "r"))
     for subject in ("$JS.API.STREAM.DELETE.grctl_state", "$JS.API.STREAM.PURGE.grctl_state",
@@ -171,11 +201,13 @@ async def test_each_role_does_its_whole_job_and_no_more(deployment: Deployment) 
     hold_handle = await app.get_workflow_handle("hold-cancel")
     await refused(hold_handle.cancel(), subjects.api_workflow("hold-cancel"))
     # a signal on its own type's subject reaches workflows of that type only: the others do not exist
-    other = EventCmd(wf_id="hold-cancel", event_name="finish", payload={"result": "hijacked"})
-    await refused_by_engine(api.call(app.connection, "hold-cancel", CommandKind.run_event, other, "c:x",
+    await refused_by_engine(api.call(app.connection, "hold-cancel", CommandKind.run_event, hijack, "c:x",
                                      subject=subjects.api_typed("Order", "hold-cancel")), "not found")
 
-    # nothing was lost: every run ends as it would have without the refusals
+    # nothing was lost: every run ends as it would have without the refusals, none was started by them
+    for refused_id in ("intruder", "by-reader", "app-secret"):
+        with pytest.raises(WorkflowError, match="not found"):
+            await operator.describe(refused_id)
     for n, handle in enumerate(in_flight):
         assert await handle.result(timeout=60) == {"n": n, "part": 2 * n, "hello": f"part of order-{n}",
                                                     "attempts": 2}

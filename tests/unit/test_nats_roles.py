@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from grctl.engine.api_scope import refusal, typed
+from grctl.engine.api_scope import refusal, sender, sender_refusal, typed
 from grctl.models.command import Command, CommandKind, DescribeCmd, EventCmd, ListCmd, StartCmd, TerminateCmd
-from grctl.models.common import RunInfo
+from grctl.models.common import RunInfo, RunStatus
 from grctl.nats import authconfig, roles, subjects
 from grctl.nats.requests import permission_violation
 from grctl.nats.roles import allowed, matches, overlap
@@ -114,24 +114,84 @@ def _cmd(kind: CommandKind, msg: object) -> Command:
     return Command(id="c1", kind=kind, timestamp=datetime.now(UTC), msg=msg)
 
 
+# A worker's subject names the sending run: a run "p-run" of the Order workflow "p".
+FROM_P = subjects.api_child("Order", "p", "p-run")
+
+
+def _child(parent: tuple[str, str, str] | None, wf_type: str = "Part") -> Command:
+    """A start of a ``wf_type`` run whose parent is (type, workflow id, run id)."""
+    p_type, p_id, p_run = parent or (None, None, None)
+    ri = RunInfo(id="r", wf_id="kid", wf_type=wf_type, created_at=datetime.now(UTC), parent_wf_type=p_type,
+                 parent_wf_id=p_id, parent_run_id=p_run)
+    return _cmd(CommandKind.run_start, StartCmd(run_info=ri))
+
+
+def _running(wf_type: str, wf_id: str, run_id: str, parent: str | None = None,
+             status: RunStatus = RunStatus.running) -> RunInfo:
+    return RunInfo(id=run_id, wf_id=wf_id, wf_type=wf_type, status=status, created_at=datetime.now(UTC),
+                   parent_wf_id=parent, parent_wf_type="Order" if parent else None,
+                   parent_run_id="p-run" if parent else None)
+
+
 def test_the_engine_takes_only_the_kinds_a_subject_stands_for() -> None:
-    child = RunInfo(id="r", wf_id="kid", wf_type="Part", created_at=datetime.now(UTC), parent_run_id="p")
-    top = RunInfo(id="r", wf_id="kid", wf_type="Part", created_at=datetime.now(UTC))
-    assert refusal(subjects.api_child("kid"), _cmd(CommandKind.run_start, StartCmd(run_info=child))) is None
-    assert "child workflows only" in str(refusal(subjects.api_child("kid"),
-                                                 _cmd(CommandKind.run_start, StartCmd(run_info=top))))
+    assert refusal(FROM_P, _child(("Order", "p", "p-run"))) is None
+    assert "child workflows only" in str(refusal(FROM_P, _child(None)))
     to_parent = _cmd(CommandKind.run_event, EventCmd(wf_id="p", event_name="e"))
-    assert refusal(subjects.api_child("p"), to_parent) is None
-    assert "about workflow 'p' only" in str(refusal(subjects.api_child("p"), _cmd(
-        CommandKind.run_event, EventCmd(wf_id="other", event_name="e"))))
+    assert refusal(subjects.api_child("Part", "kid", "r"), to_parent) is None
     kill = _cmd(CommandKind.run_terminate, TerminateCmd(wf_id="kid"))
-    for subject in (subjects.api_child("kid"), subjects.api_describe("kid"), subjects.API_WORKER,
+    for subject in (FROM_P, subjects.api_describe("kid"), subjects.API_WORKER,
                     subjects.API_RUNS):
         assert "run.terminate is not accepted on" in str(refusal(subject, kill))
     assert refusal(subjects.api_workflow("kid"), kill) is None  # the public protocol's subject takes all
     assert refusal(subjects.api_describe("kid"), _cmd(CommandKind.run_describe, DescribeCmd(wf_id="kid"))) \
         is None
     assert refusal(subjects.API_RUNS, _cmd(CommandKind.run_list, ListCmd())) is None
+
+
+def test_a_child_start_names_the_run_the_workers_subject_names_as_its_parent() -> None:
+    """A worker's credential may publish on its types' ``grctl_api.child.{type}.*.*``: a start there must
+    name the subject's run as its parent, so the parent is one of the worker's types; a subject without
+    the sending run (the old ``grctl_api.child.{wf_id}``) is refused outright."""
+    forged = _child(("Order", "p", "forged"), wf_type="Secret")
+    assert "starts children of run 'p-run' of Order workflow 'p' only, not of run 'forged'" \
+        in str(refusal(FROM_P, forged))
+    for wf_type, wf_id in (("Billing", "p"), ("Order", "q")):
+        why = refusal(FROM_P, _child((wf_type, wf_id, "p-run")))
+        assert f"not of run 'p-run' of {wf_type} workflow {wf_id!r}" in str(why)
+    for old in (subjects.API_CHILD_PREFIX + ".kid", subjects.API_CHILD_PREFIX + ".Order.p",
+                subjects.API_CHILD_PREFIX + ".Order.p.r.extra", subjects.API_CHILD_PREFIX + ".Order..r"):
+        assert "does not name the sending run (grctl_api.child.{wf_type}.{wf_id}.{run_id})" \
+            in str(refusal(old, _child(("Order", "p", "p-run")))), old
+        assert sender(old) is None
+    assert sender(FROM_P) == ("Order", "p", "p-run")
+    assert sender(subjects.api_typed("Order", "p")) is None
+    worker = roles.worker(["Order"])
+    assert allowed(worker.publish, FROM_P)
+    assert not allowed(worker.publish, subjects.api_child("Secret", "p", "p-run"))
+
+
+def test_a_workers_request_needs_a_live_sending_run_and_goes_to_its_parent_only() -> None:
+    run = ("Order", "p", "p-run")
+    start = _child(run, wf_type="Secret")
+    assert sender_refusal(run, _running(*run), start) is None  # a child of any type: the code decides
+    assert sender_refusal(run, None, start) == \
+        "the parent run, run 'p-run' of Order workflow 'p', does not exist"
+    ended = _running(*run, status=RunStatus.completed)
+    assert sender_refusal(run, ended, start) == \
+        "the parent run, run 'p-run' of Order workflow 'p', has ended (completed)"
+
+    kid = ("Part", "kid", "r")
+    to_parent = _cmd(CommandKind.run_event, EventCmd(wf_id="p", event_name="e"))
+    assert sender_refusal(kid, _running(*kid, parent="p"), to_parent) is None
+    elsewhere = _cmd(CommandKind.run_event, EventCmd(wf_id="hold-1", event_name="e"))
+    assert sender_refusal(kid, _running(*kid, parent="p"), elsewhere) == \
+        "an event from run 'r' of Part workflow 'kid' goes to its parent workflow only ('p'), not to 'hold-1'"
+    assert "goes to its parent workflow only (it has none), not to 'p'" \
+        in str(sender_refusal(run, _running(*run), to_parent))
+    assert sender_refusal(kid, None, to_parent) == \
+        "the sending run, run 'r' of Part workflow 'kid', does not exist"
+    assert "has ended (terminated)" in str(sender_refusal(
+        kid, _running(*kid, parent="p", status=RunStatus.terminated), to_parent))
 
 
 def test_an_applications_subject_names_the_workflow_type() -> None:
