@@ -4,6 +4,8 @@ a subject added there must be given to a role), and the shipped configuration fi
 from __future__ import annotations
 
 import inspect
+import os
+import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -108,6 +110,56 @@ def test_the_shipped_accounts_are_what_the_code_makes(name: str, nkeys: bool) ->
 def test_the_shipped_nsc_commands_are_what_the_code_makes() -> None:
     shipped = (EXAMPLES / "nsc-setup.sh").read_text()
     assert shipped == authconfig.nsc_script({authconfig.ACCOUNT: authconfig.EXAMPLE_TYPES})
+
+
+# ``nsc`` as far as the script needs it: it logs its arguments and prints what the script keeps.
+FAKE_NSC = """#!/bin/sh
+echo "$*" >> "$NSC_LOG"
+case "$1 $2" in
+  "generate config") printf 'operator: OP\\nresolver {\\n    type: full\\n    %s\\n}\\n' "$NSC_DIR";;
+  "generate creds") echo "creds of $6";;
+esac
+"""
+
+
+def _run_nsc_setup(tmp_path: Path, script: str, dir_line: str = "dir: './jwt'") -> tuple[int, str]:
+    (tmp_path / "bin").mkdir(exist_ok=True)
+    nsc = tmp_path / "bin" / "nsc"
+    nsc.write_text(FAKE_NSC)
+    nsc.chmod(0o755)
+    (tmp_path / "nsc-setup.sh").write_text(script)
+    env = {"PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}", "NSC_LOG": str(tmp_path / "nsc.log"),
+           "NSC_DIR": dir_line}
+    done = subprocess.run(["sh", "nsc-setup.sh"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=30)
+    return done.returncode, (tmp_path / "nsc.log").read_text()
+
+
+def test_the_nsc_setup_makes_what_the_guide_then_uses(tmp_path: Path) -> None:
+    """The shipped script (run with a stand-in for ``nsc``): the account server ``nsc push`` needs, a
+    ``.creds`` file per role and for the system user, and a resolver.conf whose JWT directory is one
+    the node's unit may write (nsc's own, ./jwt, would be under the read-only /)."""
+    code, log = _run_nsc_setup(tmp_path, (EXAMPLES / "nsc-setup.sh").read_text())
+    assert code == 0
+    assert "edit operator --account-jwt-server-url tls://nats1.internal:4222" in log.splitlines()
+    made = {p.name for p in tmp_path.glob("*.creds")}
+    assert made == {"sys.creds"} | {f"grctl-{r.role}.creds" for r in roles.all_roles(["Greeting"])}
+    resolver = (tmp_path / "resolver.conf").read_text()
+    assert f"    dir: '{authconfig.RESOLVER_DIR}'\n" in resolver and "./jwt" not in resolver
+    assert "StateDirectory=nats" in (EXAMPLES / "nats-server.service").read_text()
+    assert authconfig.RESOLVER_DIR.startswith("/var/lib/nats/")
+    assert "\n# include ./resolver.conf\n" in (EXAMPLES / "nats-node.conf").read_text()
+    # an nsc whose configuration has no directory to set: the script stops instead of shipping it
+    other = tmp_path / "other"
+    other.mkdir()
+    assert _run_nsc_setup(other, (EXAMPLES / "nsc-setup.sh").read_text(), "type: full")[0] != 0
+
+
+def test_the_nsc_push_url_is_a_choice(capsys: pytest.CaptureFixture[str]) -> None:
+    assert authconfig.main(["--nsc", "--worker-types", "Orders", "--push-url", "nats://10.0.0.7:4222"]) == 0
+    script = capsys.readouterr().out
+    assert "nsc edit operator --account-jwt-server-url nats://10.0.0.7:4222\n" in script
+    assert "--push-url nats://10.0.0.7:4222`" in script.splitlines()[1]
 
 
 def _cmd(kind: CommandKind, msg: object) -> Command:
