@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from support.guide import EXAMPLES
 from support.processes import ChildProcess
 from support.secured import Secured, secured_server, server_environment, violations
 
+from grctl import settings
 from grctl.client.client import Client
 from grctl.models import RunInfo, utcnow
 from grctl.models.command import ERR_NOT_PERMITTED, ERR_UNKNOWN_COMMAND, CommandKind, EventCmd, TerminateCmd
@@ -237,6 +239,45 @@ async def test_each_role_does_its_whole_job_and_no_more(deployment: Deployment) 
     assert not [line for line in violations(log, "grctl-worker") if "refusals" not in line]
     deployment.worker.signal(signal.SIGTERM)
     assert await asyncio.to_thread(deployment.worker.wait_exit, 30) == 0
+
+
+def _logged_at(line: str) -> datetime:
+    return datetime.fromisoformat(line.split()[0])
+
+
+async def test_a_grctld_refused_a_permission_names_it_and_does_not_hang(tmp_path: Path) -> None:
+    """A worker host whose user lacks one permission it needs (here registering, ``grctl_api.worker``):
+    grctld logs the refusal naming the subject at once, its worker process ends instead of waiting for
+    a reply that will never come, the supervisor tries again with growing pauses (a permission added
+    on the server is then picked up), and SIGTERM still stops it."""
+    secured = Secured(tmp_path, {ACCOUNT: wf_roles.TYPES})
+    granted = secured.accounts_conf.read_text()
+    secured.accounts_conf.write_text(granted.replace(f'"{subjects.API_WORKER}",\n', "", 1))
+    assert secured.accounts_conf.read_text() != granted
+    server = secured_server(secured)
+    engine = worker = None
+    try:
+        engine_cfg, worker_cfg = grctl_files(secured, server.url, ACCOUNT, tmp_path / "hosts")
+        env = daemon_env(base_env(), tmp_path / "hosts")
+        engine = ChildProcess([sys.executable, "-m", "grctl", "engine", "-c", str(engine_cfg)], env,
+                              cwd=ROOT, log_path=tmp_path / "engine.log").start()
+        await asyncio.to_thread(engine.wait_for_line, "engine running", 60, True)
+        worker = Daemon(worker_cfg, env).start()
+        denied = "NATS refused a permission: the NATS user may not publish to 'grctl_api.worker'"
+        refusal = await asyncio.to_thread(worker.wait_for, rf"^\S+ ERROR .*{re.escape(denied)}", 60)
+        await asyncio.to_thread(worker.wait_for, rf"generation 1 did not start: {re.escape(denied)}", 10)
+        retry = await asyncio.to_thread(worker.wait_for, r"^\S+ INFO .* retrying in ", 30)
+        # the worker process ended within seconds of the refusal: it did not wait out a request timeout
+        gap = (_logged_at(retry.string) - _logged_at(refusal.string)).total_seconds()
+        assert gap < settings.REGISTER_TIMEOUT - 1, (refusal.string, retry.string)
+        assert not [line for line in worker.lines if "generation 1 ready" in line]
+        worker.signal(signal.SIGTERM)
+        assert await asyncio.to_thread(worker.wait_exit, 30) is not None
+    finally:
+        for proc in (worker, engine):
+            if proc is not None:
+                proc.stop()
+        server.cleanup()
 
 
 def check(config: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
