@@ -164,5 +164,36 @@ def overlap(a: str, b: str) -> bool:
     return len(left) == len(right)
 
 
+def covers(pattern: str, subject: str) -> bool:
+    """Whether the NATS pattern ``pattern`` matches every subject that ``subject`` (itself a pattern, a
+    filter, or a plain subject: then this is ``matches``) matches."""
+    have, want = pattern.split("."), subject.split(".")
+    for i, token in enumerate(have):
+        if token == ">":
+            return len(want) > i
+        if i >= len(want) or want[i] == ">" or (token != "*" and token != want[i]):
+            return False
+    return len(have) == len(want)
+
+
+def intersection(a: str, b: str) -> str | None:
+    """The NATS pattern of the subjects that both ``a`` and ``b`` match, or None when none does."""
+    left, right = a.split("."), b.split(".")
+    both: list[str] = []
+    for i in range(max(len(left), len(right))):
+        x = left[i] if i < len(left) else None
+        y = right[i] if i < len(right) else None
+        if x is None or y is None:
+            return None
+        if x == ">":
+            return ".".join(both + right[i:])
+        if y == ">":
+            return ".".join(both + left[i:])
+        if x != y and "*" not in (x, y):
+            return None
+        both.append(y if x == "*" else x)
+    return ".".join(both)
+
+
 def allowed(patterns: Iterable[str], subject: str) -> bool:
     return any(matches(p, subject) for p in patterns)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import inspect
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,7 +17,7 @@ from grctl.models.command import Command, CommandKind, DescribeCmd, EventCmd, Li
 from grctl.models.common import RunInfo, RunStatus
 from grctl.nats import authconfig, roles, subjects
 from grctl.nats.requests import permission_violation
-from grctl.nats.roles import allowed, matches, overlap
+from grctl.nats.roles import allowed, covers, intersection, matches, overlap
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
 TYPES = ["Order", "Part"]
@@ -54,20 +54,57 @@ def test_the_code_names_subjects_at_all() -> None:
     assert {"api_child", "outcome", "worker_cmd", "history", "STREAM_SUBJECTS"} <= set(found)
 
 
-@pytest.mark.parametrize(("name", "subject"), list(code_subjects()))
-def test_every_subject_of_the_code_is_given_to_a_role(name: str, subject: str) -> None:
+def not_given(name: str, subject: str, given: list[roles.Permissions]) -> list[str]:
+    """What of ``subject`` (a subject of the code, or a pattern or filter of subjects: NATS wildcards
+    count as NATS reads them) no role of ``given`` may do that one must."""
+    def who(permissions: Callable[[roles.Permissions], list[str]], part: str) -> list[str]:
+        return [r.role for r in given if any(covers(p, part) for p in permissions(r))]
+
     if "consumer" in name.lower():  # a durable consumer's name: someone must pull from it
         pull = f"$JS.API.CONSUMER.MSG.NEXT.{subjects.STREAM}.{subject}"
-        assert [r.role for r in ROLES if allowed(r.publish, pull)], f"{name}: nobody may pull from {subject}"
-        return
-    publishers = [r.role for r in ROLES if allowed(r.publish, subject)]
-    if stored(subject):  # a record of the stream: the engine writes (and every role reads) it
-        concrete = "*" not in subject.split(".") and ">" not in subject.split(".")
-        assert "engine" in publishers or not concrete, f"{name}: the engine cannot write {subject}"
-        return
-    subscribers = [r.role for r in ROLES if allowed(r.subscribe, subject)]
-    assert publishers, f"{name}: no role may publish to {subject}"
-    assert subscribers, f"{name}: no role may subscribe to {subject}"
+        return [] if who(lambda r: r.publish, pull) else [f"nobody may pull from {subject}"]
+    if stored(subject):  # records of the stream: the engine writes every one (and every role reads it)
+        parts = [i for p in subjects.STREAM_SUBJECTS if (i := intersection(subject, p)) is not None]
+        return [f"the engine cannot write {part}" for part in parts if "engine" not in who(
+            lambda r: r.publish, part)]
+    return [f"no role may {verb} {subject}" for verb, permissions in (
+        ("publish to", lambda r: r.publish), ("subscribe to", lambda r: r.subscribe))
+        if not who(permissions, subject)]
+
+
+@pytest.mark.parametrize(("name", "subject"), list(code_subjects()))
+def test_every_subject_of_the_code_is_given_to_a_role(name: str, subject: str) -> None:
+    assert not_given(name, subject, ROLES) == [], name
+
+
+def test_a_wildcard_subject_is_checked_as_nats_reads_it() -> None:
+    """A filter of the code (``grctl_run.{wf_id}.{run_id}.*``: a finished run's input, output and error,
+    purged together) holds only what the engine may write; take one of those away and it says which."""
+    records = subjects.run_records("T", "w", "r")[1]
+    assert records == "grctl_run.w.r.*" and not_given("run_records", records, ROLES) == []
+    engine = roles.engine()
+    short = roles.Permissions("engine", [p for p in engine.publish if p != "grctl_run.*.*.output"],
+                              engine.subscribe)
+    others = [r for r in ROLES if r.role != "engine"]
+    assert not_given("run_records", records, [short, *others]) == \
+        ["the engine cannot write grctl_run.w.r.output"]
+    # a pattern that a role's permission covers, not merely matches token for token
+    assert not_given("API_ALL", subjects.API_ALL, ROLES) == []
+    narrow = [roles.Permissions(r.role, r.publish, [p for p in r.subscribe if p != subjects.API_ALL])
+              for r in ROLES]
+    assert not_given("API_ALL", subjects.API_ALL, narrow) == ["no role may subscribe to grctl_api.>"]
+    with_star = [roles.Permissions(r.role, r.publish, [*r.subscribe, "grctl_api.*"]) for r in narrow]
+    assert not_given("API_ALL", subjects.API_ALL, with_star) == ["no role may subscribe to grctl_api.>"]
+
+
+def test_nats_wildcards_cover_and_intersect() -> None:
+    assert covers("a.>", "a.*.c") and covers("a.*", "a.*") and covers("a.>", "a.>") and covers("a.b", "a.b")
+    assert not covers("a.*", "a.>") and not covers("a.b", "a.*") and not covers("a.>", "a")
+    assert not covers("a.*.c", "a.*.*") and covers(">", "x.y")
+    assert intersection("grctl_run.w.r.*", "grctl_run.*.*.input") == "grctl_run.w.r.input"
+    assert intersection("grctl_run.w.r.*", "grctl_run.*.*.*.info") is None
+    assert intersection("a.>", "a.*.c") == "a.*.c" and intersection("a.*.c", "a.>") == "a.*.c"
+    assert intersection("a.b", "a.c") is None and intersection("a.>", "a") is None
 
 
 def test_a_worker_gets_its_own_types_only() -> None:
