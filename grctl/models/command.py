@@ -221,6 +221,7 @@ ERR_INVALID_MESSAGE = 4005
 ERR_INVALID_NAME = 4006  # ours: a name that cannot be a subject token
 ERR_NOT_RETRYABLE = 4007  # ours: the run is not in an ended state a retry resumes (or not the latest)
 ERR_SCHEDULE_NOT_FOUND = 4008  # ours: no schedule with this id is in force
+ERR_NOT_PERMITTED = 4009  # ours: a worker's request about a run its sending run has no part in
 ERR_INTERNAL = 5000
 ERR_BUSY = 5030  # ours: the engine is saturated; retry after a pause (the request was not acted on)
 ERR_STORAGE_FULL = 5070  # ours: the stream's storage is full; nothing was stored

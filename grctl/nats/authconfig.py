@@ -23,6 +23,12 @@ from grctl.nats.roles import Permissions
 ACCOUNT = "GRCTL"
 SYSTEM_ACCOUNT = "SYS"
 EXAMPLE_TYPES = ["Greeting"]  # grctl.demo's type, as in docs/examples/grctl-worker.yaml
+# Where ``nsc push`` sends the accounts: a node of the cluster (nats-node.conf's); they share them.
+EXAMPLE_PUSH_URL = "tls://nats1.internal:4222"
+# The user ``nsc add operator --sys`` makes in the system account: the JWT setup's ``sys-admin``.
+NSC_SYSTEM_USER = "sys"
+# Where a node keeps the pushed account JWTs: its unit's StateDirectory (the rest of / is read-only).
+RESOLVER_DIR = "/var/lib/nats/jwt"
 
 
 def user_name(account: str, role: str) -> str:
@@ -90,19 +96,31 @@ def nsc_commands(account: str, worker_types: Sequence[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def nsc_script(accounts: dict[str, Sequence[str]]) -> str:
-    """A whole ``nsc`` session: an operator with a system account, the accounts and their users, and the
-    resolver configuration that every node then includes instead of ``accounts.conf``."""
+def nsc_script(accounts: dict[str, Sequence[str]], push_url: str = EXAMPLE_PUSH_URL) -> str:
+    """A whole ``nsc`` session: an operator with a system account whose accounts ``nsc push`` sends to
+    ``push_url``, the accounts and their users with a ``.creds`` file each (the system user's too: cluster
+    operations), and the resolver configuration that every node then includes instead of
+    ``accounts.conf``, its account JWTs kept in ``RESOLVER_DIR``."""
     command = "python -m grctl.nats.authconfig --nsc" + "".join(
         f" --account {a}={','.join(t)}" for a, t in accounts.items())
+    if push_url != EXAMPLE_PUSH_URL:
+        command += f" --push-url {shlex.quote(push_url)}"
+    sys_user = NSC_SYSTEM_USER
     return (f"#!/bin/sh\n# Made by `{command}`: the decentralised (JWT) setup of the same roles.\n"
             "set -eu\n"
-            f"nsc add operator --name grctl --sys --generate-signing-key\n"
+            "nsc add operator --name grctl --sys --generate-signing-key\n"
+            "# `nsc push` sends the accounts to this node; the nodes pass them on to each other\n"
+            f"nsc edit operator --account-jwt-server-url {shlex.quote(push_url)}\n"
             + "".join(nsc_commands(a, t) for a, t in accounts.items())
-            + "# Every node includes this instead of accounts.conf; push the accounts to the cluster once "
-              "it runs:\n"
-              "nsc generate config --nats-resolver --sys-account SYS > resolver.conf\n"
-              "# nsc push --all    (after the nodes are up)\n")
+            + "# the system account's user: cluster operations (grctl cluster peers, remove-peer)\n"
+              f"nsc generate creds --account {SYSTEM_ACCOUNT} --name {sys_user} > {sys_user}.creds\n"
+              "# Every node includes resolver.conf instead of accounts.conf (nats-node.conf says how); the\n"
+              f"# account JWTs pushed to a node are kept in {RESOLVER_DIR}, a directory the node may write.\n"
+              f"nsc generate config --nats-resolver --sys-account {SYSTEM_ACCOUNT} \\\n"
+              f"    | sed \"s|^\\([[:space:]]*\\)dir: .*|\\1dir: '{RESOLVER_DIR}'|\" > resolver.conf\n"
+              f"grep -q \"dir: '{RESOLVER_DIR}'\" resolver.conf\n"
+              "# Once the nodes run with it, send them the accounts (the nodes' CA trusted for TLS):\n"
+              "#   SSL_CERT_FILE=/etc/nats/tls/ca.pem nsc push --all\n")
 
 
 def users(accounts: dict[str, Sequence[str]]) -> list[tuple[str, str]]:
@@ -137,13 +155,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="an account and its worker types; repeat for tenants (default: GRCTL)")
     parser.add_argument("--nkeys", action="store_true", help="nkey users instead of passwords")
     parser.add_argument("--nsc", action="store_true", help="print the nsc commands instead")
+    parser.add_argument("--push-url", default=EXAMPLE_PUSH_URL,
+                        help="with --nsc: the node `nsc push` sends the accounts to")
     parser.add_argument("--secrets", action="store_true",
                         help="print nats-server's environment file with a new random password per user")
     args = parser.parse_args(argv)
     accounts = dict(args.account or [(ACCOUNT, [t for t in args.worker_types.split(",") if t])])
     try:
         if args.nsc:
-            sys.stdout.write(nsc_script(accounts))
+            sys.stdout.write(nsc_script(accounts, args.push_url))
         elif args.secrets:
             sys.stdout.write(secrets_env(accounts, nkeys=args.nkeys))
         else:

@@ -16,7 +16,7 @@ from nats.aio.client import Client as NATSClient
 
 from grctl import settings
 from grctl.nats.requests import request
-from grctl.nats.roles import USER_INFO, Permissions, overlap
+from grctl.nats.roles import USER_INFO, Permissions, covers, overlap
 
 
 @dataclass(frozen=True)
@@ -50,17 +50,6 @@ class UserInfo:
     @property
     def unrestricted(self) -> bool:
         return self.publish.allow is None and not self.publish.deny and self.subscribe.allow is None
-
-
-def covers(allowed: str, needed: str) -> bool:
-    """Whether the NATS pattern ``allowed`` matches every subject that ``needed`` matches."""
-    have, want = allowed.split("."), needed.split(".")
-    for i, token in enumerate(have):
-        if token == ">":
-            return len(want) > i
-        if i >= len(want) or want[i] == ">" or (token != "*" and token != want[i]):
-            return False
-    return len(have) == len(want)
 
 
 async def user_info(nc: NATSClient) -> UserInfo:

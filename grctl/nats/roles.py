@@ -6,9 +6,10 @@ What each program publishes and subscribes to, and nothing more:
   (placement included: consumer leader step-down), serves the API (replying to any ``_INBOX.``),
   announces outcomes and asks workers to stop a run's step. It may not delete the stream.
 - ``worker``: for its own workflow types only: pulls and acknowledges their tasks, writes their
-  directives; writes step history, step claims and store values, registers, starts children and sends
-  events to parents (``grctl_api.child``), asks what live runs need of its code and lists runs
-  (``grctl_api.runs``). No operator command, no stream or foreign consumer management.
+  directives, starts children of their runs and sends events to those runs' parents
+  (``grctl_api.child.{wf_type}.*.*``: the subject names the sending run, which the engine checks);
+  writes step history, step claims and store values, registers, asks what live runs need of its code
+  and lists runs (``grctl_api.runs``). No operator command, no stream or foreign consumer management.
 - ``operator``: the CLI of a person who runs the system: every engine API command, reads.
 - ``app``: an application that starts runs of its workflow types, signals them, describes and waits
   for them (``grctl_api.typed.{wf_type}.*``, which our client uses); no cancel or terminate. An
@@ -98,11 +99,12 @@ def _types(types: Iterable[str], who: str) -> list[str]:
 def worker(types: Iterable[str]) -> Permissions:
     """A worker host running workflows of ``types`` (and only those)."""
     wanted = _types(types, "a worker host")
-    own = [s for t in wanted for s in (subjects.directive(t, "*", "*"), *_worker_consumer(t))]
+    own = [s for t in wanted for s in (subjects.directive(t, "*", "*"), subjects.api_child(t, "*", "*"),
+                                       *_worker_consumer(t))]
     return Permissions(
         "worker",
         # API_RUNS: the catalog check before a new worker generation takes over (grctl/daemon/strand.py)
-        publish=[subjects.API_WORKER, subjects.API_RUNS, subjects.api_child("*"), subjects.history("*", "*"),
+        publish=[subjects.API_WORKER, subjects.API_RUNS, subjects.history("*", "*"),
                  subjects.kv("*", "*", "*"), ANY_CLAIM, *own, *EVERY_ROLE],
         subscribe=[INBOXES, subjects.worker_cmd(">"), OUTCOMES],
         responds=True,
@@ -160,6 +162,37 @@ def overlap(a: str, b: str) -> bool:
         if x != y and "*" not in (x, y):
             return False
     return len(left) == len(right)
+
+
+def covers(pattern: str, subject: str) -> bool:
+    """Whether the NATS pattern ``pattern`` matches every subject that ``subject`` (itself a pattern, a
+    filter, or a plain subject: then this is ``matches``) matches."""
+    have, want = pattern.split("."), subject.split(".")
+    for i, token in enumerate(have):
+        if token == ">":
+            return len(want) > i
+        if i >= len(want) or want[i] == ">" or (token != "*" and token != want[i]):
+            return False
+    return len(have) == len(want)
+
+
+def intersection(a: str, b: str) -> str | None:
+    """The NATS pattern of the subjects that both ``a`` and ``b`` match, or None when none does."""
+    left, right = a.split("."), b.split(".")
+    both: list[str] = []
+    for i in range(max(len(left), len(right))):
+        x = left[i] if i < len(left) else None
+        y = right[i] if i < len(right) else None
+        if x is None or y is None:
+            return None
+        if x == ">":
+            return ".".join(both + right[i:])
+        if y == ">":
+            return ".".join(both + left[i:])
+        if x != y and "*" not in (x, y):
+            return None
+        both.append(y if x == "*" else x)
+    return ".".join(both)
 
 
 def allowed(patterns: Iterable[str], subject: str) -> bool:

@@ -234,9 +234,11 @@ API_DESCRIBE_PREFIX = "grctl_api.describe"
 API_TYPED_PREFIX = "grctl_api.typed"
 
 
-def api_child(wf_id: str) -> str:
-    """A worker's request about another run: a child start, or an event sent to its parent."""
-    return f"{API_CHILD_PREFIX}.{wf_id}"
+def api_child(wf_type: str, wf_id: str, run_id: str) -> str:
+    """A worker's request from inside the run ``run_id`` of ``wf_id`` (of ``wf_type``): a start of a child
+    of that run, or an event to that run's parent. The type comes first, so that NATS permissions give a
+    worker host the subjects of its own types only; the engine checks the run (``api_scope``)."""
+    return f"{API_CHILD_PREFIX}.{wf_type}.{wf_id}.{run_id}"
 
 
 def api_typed(wf_type: str, wf_id: str) -> str:

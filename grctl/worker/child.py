@@ -90,7 +90,7 @@ async def start_child(rt: StepRuntime, workflow_type: str, workflow_id: str, wor
     async def start() -> WorkflowHandle:
         return await _interruptible(
             start_run(rt.connection, child(str(ULID())), input_value, rt.worker_id, budget=rt.io_budget,
-                      codec=rt.codec, subject=subjects.api_child(workflow_id)),
+                      codec=rt.codec, subject=subjects.api_child(run.wf_type, run.wf_id, run.id)),
             f"starting child workflow {workflow_id!r}")
 
     handle = await rt.once(
@@ -131,7 +131,7 @@ async def send_to_parent(rt: StepRuntime, event_name: str, payload: Any = None) 
         await _interruptible(api.call(rt.connection, run.parent_wf_id or "", CommandKind.run_event,
                                       EventCmd(wf_id=run.parent_wf_id or "", event_name=event_name,
                                                payload=value), rt.worker_id, budget=rt.io_budget,
-                                      subject=subjects.api_child(run.parent_wf_id or "")),
+                                      subject=subjects.api_child(run.wf_type, run.wf_id, run.id)),
                              f"sending event {event_name!r} to the parent workflow")
 
     await rt.once("send_to_parent", {"event_name": event_name, "payload": value},

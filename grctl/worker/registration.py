@@ -1,6 +1,8 @@
 """Registering the worker's catalog with the engine before consuming (docs/protocol.md#the-worker):
 5 attempts, sleeping 0.5 s × attempt between them — the public SDK's schedule, kept so both fail the
-same way against a missing engine; a ``success: false`` reply is retried like a transport error."""
+same way against a missing engine; a ``success: false`` reply is retried like a transport error. A user
+that may not publish to ``grctl_api.worker`` fails at once (``PermissionDeniedError``), not after 5
+request timeouts."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from grctl.models.command import (
 from grctl.models.common import utcnow
 from grctl.nats import subjects
 from grctl.nats.connection import Connection
+from grctl.nats.requests import PermissionDeniedError
 from grctl.worker.errors import RegistrationError
 
 log = logging.getLogger("grctl.worker")
@@ -39,13 +42,16 @@ async def register(connection: Connection, worker_id: str, catalog: list[Workflo
     last: str = ""
     for attempt in range(1, attempts + 1):
         try:
-            reply = await connection.nc.request(subjects.API_WORKER, data, timeout=request_timeout)
+            request = connection.nc.request(subjects.API_WORKER, data, timeout=request_timeout)
+            reply = await connection.interruptible(request, subjects.API_WORKER)
             response = decode_response(reply.data)
             if response.success:
                 log.info("registered workflow types %s as %s", [t.type for t in catalog], worker_id)
                 return
             err = response.error
             last = f"engine refused: {err.code} {err.message} {err.detail}".strip() if err else "refused"
+        except PermissionDeniedError:
+            raise  # an answer, not a passing trouble: the user may not register, and asking again waits
         except Exception as exc:
             last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         log.warning("registration attempt %d/%d failed: %s", attempt, attempts, last)

@@ -127,7 +127,8 @@ async def start_run(connection: Connection, run_info: RunInfo, input: Any, sende
     to the run's outcome before sending the start, so no outcome can be missed. The start is retried
     with the same run id (a retry never makes a second run). ``start_at`` (ours): the run is created
     now and starts then. ``subject``: another API subject than the workflow id's (a client's start goes
-    to ``grctl_api.typed.{wf_type}.{wf_id}``, a worker's child start to ``grctl_api.child.{wf_id}``)."""
+    to ``grctl_api.typed.{wf_type}.{wf_id}``, a worker's child start to
+    ``grctl_api.child.{wf_type}.{wf_id}.{run_id}``, which names the parent: the run starting it)."""
     handle = WorkflowHandle(run_info, connection, sender_id, return_type, codec=codec, budget=budget)
     await handle.watcher.watch(check_stored=False)
     try:

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +27,10 @@ from support.guide import EXAMPLES
 from support.processes import ChildProcess
 from support.secured import Secured, secured_server, server_environment, violations
 
+from grctl import settings
 from grctl.client.client import Client
 from grctl.models import RunInfo, utcnow
-from grctl.models.command import CommandKind, EventCmd, TerminateCmd
+from grctl.models.command import ERR_NOT_PERMITTED, ERR_UNKNOWN_COMMAND, CommandKind, EventCmd, TerminateCmd
 from grctl.models.common import RunStatus
 from grctl.models.errors import WorkflowCancelledError, WorkflowError, WorkflowTerminatedError
 from grctl.nats import api_client as api
@@ -115,11 +118,14 @@ async def refused(operation: Awaitable[Any], subject: str) -> None:
     assert f"may not publish to {subject!r}" in str(denied.value)
 
 
-async def refused_by_engine(operation: Awaitable[Any], reason: str) -> None:
+async def refused_by_engine(operation: Awaitable[Any], reason: str, code: int | None = None) -> None:
+    """``operation`` fails at once because the engine refuses it, saying ``reason`` (a regex)."""
     began = time.monotonic()
-    with pytest.raises(WorkflowError, match=reason):
+    with pytest.raises(WorkflowError, match=reason) as refusal:
         await operation
     assert time.monotonic() - began < REFUSED_WITHIN
+    if code is not None:
+        assert getattr(refusal.value, "code", None) == code, refusal.value
 
 
 async def test_each_role_does_its_whole_job_and_no_more(deployment: Deployment) -> None:
@@ -137,13 +143,39 @@ async def test_each_role_does_its_whole_job_and_no_more(deployment: Deployment) 
     terminate = TerminateCmd(wf_id="hold-terminate")
     await refused(api.call(worker, "hold-terminate", CommandKind.run_terminate, terminate, "w:x"),
                   subjects.api_workflow("hold-terminate"))
+    own_run = subjects.api_child("Hold", "hold-terminate", run_id)  # a live run of the worker's types
     await refused_by_engine(api.call(worker, "hold-terminate", CommandKind.run_terminate, terminate, "w:x",
-                                     subject=subjects.api_child("hold-terminate")),
-                            "run.terminate is not accepted on grctl_api.child.hold-terminate")
+                                     subject=own_run),
+                            re.escape(f"run.terminate is not accepted on {own_run}"), ERR_UNKNOWN_COMMAND)
     stranger = RunInfo(id="r1", wf_id="intruder", wf_type="Secret", created_at=utcnow())
     await refused(start_run(worker, stranger, None, "w:x"), subjects.api_workflow("intruder"))
-    await refused_by_engine(start_run(worker, stranger, None, "w:x", subject=subjects.api_child("intruder")),
+    await refused_by_engine(start_run(worker, stranger, None, "w:x", subject=own_run),
                             "starts child workflows only")
+    # a start whose parent is made up: the subject that names it is refused by the engine (no such run),
+    # one that names a real run refuses another parent, and another type's subject is refused by NATS
+    forged = RunInfo(id="r2", wf_id="intruder", wf_type="Hold", created_at=utcnow(), parent_wf_type="Order",
+                     parent_wf_id="nobody", parent_run_id="forged")
+    await refused_by_engine(start_run(worker, forged, None, "w:x",
+                                      subject=subjects.api_child("Order", "nobody", "forged")),
+                            re.escape("the parent run, run 'forged' of Order workflow 'nobody', "
+                                      "does not exist"),
+                            ERR_NOT_PERMITTED)
+    await refused_by_engine(start_run(worker, forged, None, "w:x", subject=own_run),
+                            re.escape("not of run 'forged' of Order workflow 'nobody'"), ERR_UNKNOWN_COMMAND)
+    secret = subjects.api_child("Secret", "nobody", "forged")
+    await refused(start_run(worker, forged, None, "w:x", subject=secret), secret)
+    # an event to another type's workflow, which is not the sending (live) run's parent: it has none
+    hijack = EventCmd(wf_id="hold-cancel", event_name="finish", payload={"result": "hijacked"})
+    from_busy = subjects.api_child("Busy", "busy-terminate", busy.run_id)
+    await refused_by_engine(api.call(worker, "hold-cancel", CommandKind.run_event, hijack, "w:x",
+                                     subject=from_busy),
+                            re.escape("goes to its parent workflow only (it has none), not to 'hold-cancel'"),
+                            ERR_NOT_PERMITTED)
+    await refused_by_engine(api.call(worker, "hold-cancel", CommandKind.run_event, hijack, "w:x",
+                                     subject=subjects.api_child("Order", "nobody", "forged")),
+                            re.escape("the sending run, run 'forged' of Order workflow 'nobody', "
+                                      "does not exist"),
+                            ERR_NOT_PERMITTED)
     await refused(jetstream.publish(worker.nc, subjects.directive("Secret", "x", "r"), b"forged"),
                   subjects.directive("Secret", "x", "r"))
     for subject in ("$JS.API.STREAM.DELETE.grctl_state", "$JS.API.STREAM.PURGE.grctl_state",
@@ -171,11 +203,13 @@ async def test_each_role_does_its_whole_job_and_no_more(deployment: Deployment) 
     hold_handle = await app.get_workflow_handle("hold-cancel")
     await refused(hold_handle.cancel(), subjects.api_workflow("hold-cancel"))
     # a signal on its own type's subject reaches workflows of that type only: the others do not exist
-    other = EventCmd(wf_id="hold-cancel", event_name="finish", payload={"result": "hijacked"})
-    await refused_by_engine(api.call(app.connection, "hold-cancel", CommandKind.run_event, other, "c:x",
+    await refused_by_engine(api.call(app.connection, "hold-cancel", CommandKind.run_event, hijack, "c:x",
                                      subject=subjects.api_typed("Order", "hold-cancel")), "not found")
 
-    # nothing was lost: every run ends as it would have without the refusals
+    # nothing was lost: every run ends as it would have without the refusals, none was started by them
+    for refused_id in ("intruder", "by-reader", "app-secret"):
+        with pytest.raises(WorkflowError, match="not found"):
+            await operator.describe(refused_id)
     for n, handle in enumerate(in_flight):
         assert await handle.result(timeout=60) == {"n": n, "part": 2 * n, "hello": f"part of order-{n}",
                                                     "attempts": 2}
@@ -205,6 +239,47 @@ async def test_each_role_does_its_whole_job_and_no_more(deployment: Deployment) 
     assert not [line for line in violations(log, "grctl-worker") if "refusals" not in line]
     deployment.worker.signal(signal.SIGTERM)
     assert await asyncio.to_thread(deployment.worker.wait_exit, 30) == 0
+
+
+def _logged_at(line: str) -> datetime:
+    return datetime.fromisoformat(line.split()[0])
+
+
+async def test_a_grctld_refused_a_permission_names_it_and_does_not_hang(tmp_path: Path) -> None:
+    """A worker host whose user lacks one permission it needs (here registering, ``grctl_api.worker``):
+    grctld logs the refusal naming the subject at once, its worker process ends instead of waiting for
+    a reply that will never come, the supervisor tries again with growing pauses (a permission added
+    on the server is then picked up), and SIGTERM still stops it."""
+    secured = Secured(tmp_path, {ACCOUNT: wf_roles.TYPES})
+    granted = secured.accounts_conf.read_text()
+    secured.accounts_conf.write_text(granted.replace(f'"{subjects.API_WORKER}",\n', "", 1))
+    assert secured.accounts_conf.read_text() != granted
+    server = secured_server(secured)
+    engine = worker = None
+    try:
+        engine_cfg, worker_cfg = grctl_files(secured, server.url, ACCOUNT, tmp_path / "hosts")
+        env = daemon_env(base_env(), tmp_path / "hosts")
+        engine = ChildProcess([sys.executable, "-m", "grctl", "engine", "-c", str(engine_cfg)], env,
+                              cwd=ROOT, log_path=tmp_path / "engine.log").start()
+        await asyncio.to_thread(engine.wait_for_line, "engine running", 60, True)
+        worker = Daemon(worker_cfg, env).start()
+        denied = re.escape("the NATS user may not publish to 'grctl_api.worker'")
+        logged = rf"^\S+ ERROR .*NATS refused a permission: {denied}"
+        refusal = await asyncio.to_thread(worker.wait_for, logged, 60)
+        # the supervisor's word for it (the refusal, or the worker's failure that repeats it)
+        await asyncio.to_thread(worker.wait_for, rf"generation 1 did not start: .*{denied}", 10)
+        retry = await asyncio.to_thread(worker.wait_for, r"^\S+ INFO .* retrying in ", 30)
+        # the worker process ended within seconds of the refusal: it did not wait out a request timeout
+        gap = (_logged_at(retry.string) - _logged_at(refusal.string)).total_seconds()
+        assert gap < settings.REGISTER_TIMEOUT - 1, (refusal.string, retry.string)
+        assert not [line for line in worker.lines if "generation 1 ready" in line]
+        worker.signal(signal.SIGTERM)
+        assert await asyncio.to_thread(worker.wait_exit, 30) is not None
+    finally:
+        for proc in (worker, engine):
+            if proc is not None:
+                proc.stop()
+        server.cleanup()
 
 
 def check(config: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
