@@ -5,6 +5,7 @@
     grctl schedule pause ID [--note T]    stop firing it until resumed (kept across reloads, restarts)
     grctl schedule resume ID              fire again from the next tick
     grctl schedule backfill ID FROM TO    run every tick from FROM to TO that has no run yet
+    grctl schedule withdraw HOST:FILE     withdraw a retired host's declarations (declared_by)
 """
 
 from __future__ import annotations
@@ -106,6 +107,15 @@ async def cmd_backfill(client: Client, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def cmd_withdraw(client: Client, args: argparse.Namespace) -> int:
+    result = await client.withdraw_schedules(args.declarer)
+    for schedule_id in result.removed:
+        print(f"schedule {schedule_id} removed (no other host declares it)")
+    for schedule_id in result.elsewhere:
+        print(f"schedule {schedule_id} stays: other hosts declare it")
+    return EXIT_OK
+
+
 def _nothing(args: argparse.Namespace) -> None:
     pass
 
@@ -130,3 +140,7 @@ def add_schedule_parser(sub: argparse._SubParsersAction, parents: list[argparse.
                 action.add_argument(bound, type=since, metavar={"start": "FROM", "end": "TO"}[bound],
                                     help="a time (ISO 8601; UTC without an offset) or a duration back "
                                          "from now (2d, 1h)")
+    withdraw = add_command(actions, parents, "withdraw", "withdraw the schedules a retired host declared",
+                           cmd_withdraw, _nothing)
+    withdraw.add_argument("declarer", metavar="HOST:FILE",
+                          help="the declarer as schedule list --json names it in declared_by")

@@ -25,7 +25,7 @@ from grctl.models.command import CommandKind, DescribeCmd, ListCmd, RetryCmd
 from grctl.models.common import RunInfo, RunStatus, utcnow
 from grctl.models.errors import WorkflowError, WorkflowNotFoundError
 from grctl.models.history import HistoryEvent
-from grctl.models.schedule import RunOutcome, ScheduleState, ScheduleView
+from grctl.models.schedule import DeclareResult, RunOutcome, ScheduleState, ScheduleView
 from grctl.nats import api_client as api
 from grctl.nats import registering, subjects
 from grctl.nats.connection import Connection
@@ -250,8 +250,9 @@ class Client:
 
     async def trigger_schedule(self, schedule_id: str) -> RunOutcome:
         """Start the schedule's workflow now (workflow id ``{schedule_id}@{now}``), under its overlap
-        policy: ``outcome.action`` is ``started``, ``skipped`` or ``buffered``. ``WorkflowError`` (code
-        4008) when no such schedule is in force."""
+        policy: ``outcome.action`` is ``started``, ``skipped`` or ``buffered`` (``exists`` when this
+        second's tick has its run already). ``WorkflowError`` (code 4008) when no such schedule is in
+        force."""
         return await self._schedules().trigger(schedule_id)
 
     async def pause_schedule(self, schedule_id: str, note: str = "") -> ScheduleState:
@@ -269,3 +270,10 @@ class Client:
         """Start the run of every tick from ``start`` to ``end`` (both included, at most 1000), whatever
         the overlap policy; a tick whose run exists keeps it (one run per tick)."""
         return await self._schedules().backfill(schedule_id, start, end)
+
+    async def withdraw_schedules(self, declarer: str) -> DeclareResult:
+        """Withdraw every schedule that ``declarer`` declared, as its grctld would with no schedules in
+        its file: for a host that is gone for good (``declared_by`` in ``list_schedules`` names
+        declarers: host name and file path). A schedule no other host declares is removed.
+        ``WorkflowError`` (code 4008) when ``declarer`` declares nothing."""
+        return await self._schedules().withdraw(declarer)

@@ -21,6 +21,7 @@ from grctl.models.schedule import (
     ScheduleSpec,
     ScheduleState,
     ScheduleView,
+    WithdrawCmd,
 )
 from grctl.nats import api_client as api
 from grctl.nats import subjects
@@ -45,6 +46,11 @@ class ScheduleCommands:
     async def declare(self, declarer: str, schedules: dict[str, ScheduleSpec]) -> DeclareResult:
         return await self._call("", CommandKind.schedule_declare,
                                 DeclareCmd(declarer=declarer, schedules=schedules), DeclareResult)
+
+    async def withdraw(self, declarer: str) -> DeclareResult:
+        """Withdraw what ``declarer`` (a host name and file path, as ``declared_by`` lists it) declared."""
+        return await self._call("", CommandKind.schedule_withdraw, WithdrawCmd(declarer=declarer),
+                                DeclareResult)
 
     async def all(self) -> list[ScheduleView]:
         return await self._call("", CommandKind.schedule_list, ScheduleListCmd(), list[ScheduleView])

@@ -34,8 +34,10 @@ from grctl.models.schedule import (
     RunOutcome,
     RunOutcomes,
     ScheduleCmd,
+    ScheduleSpec,
     ScheduleState,
     ScheduleView,
+    WithdrawCmd,
 )
 from grctl.models.schedule_clock import ScheduleSpecError, check, next_tick, next_ticks, ticks_between
 from grctl.nats import subjects
@@ -67,6 +69,7 @@ class ScheduleApi:
             CommandKind.schedule_pause: self._pause,
             CommandKind.schedule_resume: self._resume,
             CommandKind.schedule_backfill: self._backfill,
+            CommandKind.schedule_withdraw: self._withdraw,
         }
         for kind, handler in handlers.items():
             api.serve(kind, handler)
@@ -115,12 +118,27 @@ class ScheduleApi:
             except ScheduleSpecError as exc:
                 return fail(ERR_INVALID_MESSAGE, "Invalid schedule",
                             f"schedules.{schedule_id}.{exc.field}: {exc}")
-        key = declarer_key(declare.declarer)
+        return payload(await self._apply(declare.declarer, declare.schedules))
+
+    async def _withdraw(self, cmd: Command) -> APIResponse:
+        target: WithdrawCmd = cmd.msg
+        before = await store.load_host(self._nc, declarer_key(target.declarer))
+        if before is None or not before.schedules:
+            return fail(ERR_SCHEDULE_NOT_FOUND, "Declarer not found",
+                        f"no schedules are declared by {target.declarer!r} (see declared_by in "
+                        "grctl schedule list --json)")
+        log.info("withdrawing the schedules declared by %s: %s", target.declarer,
+                 ", ".join(sorted(before.schedules)))
+        return payload(await self._apply(target.declarer, {}))
+
+    async def _apply(self, declarer: str, schedules: dict[str, ScheduleSpec]) -> DeclareResult:
+        """Store ``declarer``'s whole declaration and reconcile every schedule it names now or named."""
+        key = declarer_key(declarer)
         before = await store.load_host(self._nc, key)
-        await store.save_host(self._nc, key, HostDeclaration(declarer=declare.declarer,
-                                                             schedules=declare.schedules, at=utcnow()))
+        await store.save_host(self._nc, key, HostDeclaration(declarer=declarer, schedules=schedules,
+                                                             at=utcnow()))
         result = DeclareResult()
-        for schedule_id in sorted(set(declare.schedules) | set(before.schedules if before else {})):
+        for schedule_id in sorted(set(schedules) | set(before.schedules if before else {})):
             state = await self._reconcile(schedule_id)
             if state is None:
                 state, _ = await store.load(self._nc, schedule_id)
@@ -128,13 +146,13 @@ class ScheduleApi:
                 continue
             if state.removed:
                 result.removed.append(schedule_id)
-            elif schedule_id not in declare.schedules:
+            elif schedule_id not in schedules:
                 result.elsewhere.append(schedule_id)
             elif state.conflict:
                 result.conflicts[schedule_id] = state.conflict
             else:
                 result.applied.append(schedule_id)
-        return payload(result)
+        return result
 
     # --- operations -----------------------------------------------------------------------------
 

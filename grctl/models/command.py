@@ -11,7 +11,7 @@ import msgspec
 
 from grctl import settings
 from grctl.models.common import RunInfo
-from grctl.models.schedule import BackfillCmd, DeclareCmd, ScheduleCmd, ScheduleListCmd
+from grctl.models.schedule import BackfillCmd, DeclareCmd, ScheduleCmd, ScheduleListCmd, WithdrawCmd
 
 
 class CommandKind(StrEnum):
@@ -32,6 +32,7 @@ class CommandKind(StrEnum):
     schedule_pause = "schedule.pause"
     schedule_resume = "schedule.resume"
     schedule_backfill = "schedule.backfill"
+    schedule_withdraw = "schedule.withdraw"
 
 
 class StartCmd(msgspec.Struct):
@@ -144,6 +145,7 @@ COMMAND_TYPES: dict[str, type[msgspec.Struct]] = {
     CommandKind.schedule_pause: ScheduleCmd,
     CommandKind.schedule_resume: ScheduleCmd,
     CommandKind.schedule_backfill: BackfillCmd,
+    CommandKind.schedule_withdraw: WithdrawCmd,
 }
 
 CommandMessage = (

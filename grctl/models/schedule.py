@@ -123,6 +123,12 @@ class DeclareResult(msgspec.Struct, kw_only=True, omit_defaults=True):
     conflicts: dict[str, str] = msgspec.field(default_factory=dict)
 
 
+class WithdrawCmd(msgspec.Struct, kw_only=True):
+    """Withdraw every schedule ``declarer`` declared, as if its file declared none (a host retired)."""
+
+    declarer: str
+
+
 class ScheduleListCmd(msgspec.Struct):
     pass
 

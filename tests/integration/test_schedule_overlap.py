@@ -194,3 +194,24 @@ async def test_a_redeclared_definition_takes_over_and_a_file_pause_holds(
     assert not [r for r in runs if r.wf_id.startswith("held-in-file@")]
     with pytest.raises(Exception, match="paused in the configuration file"):
         await client.resume_schedule("held-in-file")
+
+
+async def test_a_retired_hosts_declarations_are_withdrawn(client: Client, connection: Connection,
+                                                         subprocess_env: dict[str, str]) -> None:
+    declarer = ScheduleCommands(connection, "c:test")
+    nightly = ScheduleSpec(workflow="Held", cron="0 3 * * *")
+    await declarer.declare("old-host:/etc/grctl/grctl.yaml", {"only-old": nightly, "shared": nightly})
+    await declarer.declare("new-host:/etc/grctl/grctl.yaml", {"shared": nightly})
+    found = await views(client)
+    assert sorted(found["shared"].state.declared_by) == ["new-host:/etc/grctl/grctl.yaml",
+                                                         "old-host:/etc/grctl/grctl.yaml"]
+
+    withdrawn = await grctl(subprocess_env, "schedule", "withdraw", "old-host:/etc/grctl/grctl.yaml")
+    assert withdrawn.rc == 0, withdrawn
+    assert "schedule only-old removed" in withdrawn.out and "schedule shared stays" in withdrawn.out
+    found = await views(client)
+    assert "only-old" not in found and found["shared"].state.declared_by == ["new-host:/etc/grctl/grctl.yaml"]
+    with pytest.raises(Exception, match="4008"):
+        await client.withdraw_schedules("old-host:/etc/grctl/grctl.yaml")  # nothing left to withdraw
+    result = await client.withdraw_schedules("new-host:/etc/grctl/grctl.yaml")
+    assert result.removed == ["shared"] and "shared" not in await views(client)
