@@ -110,7 +110,9 @@ async def stuck_info(client: Client, wf_id: str, timeout: float = 20.0) -> RunIn
 
 @pytest.mark.parametrize("case", list(CASES))
 async def test_a_mismatch_leaves_the_run_stuck_until_fitting_code_continues_it(
-        case: str, engine: Any, connection: Connection, nats_url: str) -> None:
+        case: str, engine: Any, connection: Connection, nats_url: str,
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
     change, handler, reason, result = CASES[case]
     client = Client(connection)
     ran: Counter[str] = Counter()
@@ -131,6 +133,10 @@ async def test_a_mismatch_leaves_the_run_stuck_until_fitting_code_continues_it(
         again = await client.describe(wf_id)
         assert again.status == RunStatus.running and again.stuck == info.stuck
         assert "step.failed" not in kinds(await client.get_history(wf_id))
+        # Handed back several times by now, yet one line from the worker and one from the engine.
+        said = [r.getMessage() for r in caplog.records if wf_id in r.getMessage()]
+        assert len([m for m in said if "is held, not failed" in m]) == 1, said
+        assert len([m for m in said if " is stuck: " in m]) == 1, said
 
         await start_worker(order_v1(ran))  # the fix-forward deploy: fitting code, then the old goes
         await deployed.stop(shutdown_timeout=1)
