@@ -5,6 +5,7 @@ and rpm --root do)."""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -28,12 +29,26 @@ def need(*tools: str) -> None:
         pytest.skip(f"{', '.join(missing)} not installed (.ci/run installs them)")
 
 
+def fetch_vendor(directory: Path = ROOT / "packaging" / "vendor", script: Path | None = None) -> None:
+    """packaging/vendor.sh, fetching into ``directory``, by one process at a time: each packaging test
+    file has its own build fixture, so several pytest-xdist workers get here at once on a clean clone,
+    and two downloads into the same directory would each see the other's partial files. The lock is
+    flock(2) on the directory itself (no lock file for vendor.sh to see), held until vendor.sh ends."""
+    script = script or ROOT / "packaging" / "vendor.sh"
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        done = subprocess.run(["sh", str(script), str(directory)], capture_output=True, text=True,
+                              timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def build(script: str, out: Path) -> Path:
     """packaging/SCRIPT into ``out`` with no network (a fresh network namespace)."""
     need("unshare")
-    vendor = subprocess.run(["sh", str(ROOT / "packaging" / "vendor.sh")], capture_output=True, text=True,
-                            timeout=600)
-    assert vendor.returncode == 0, vendor.stderr[-3000:]
+    fetch_vendor()
     done = subprocess.run(["unshare", "-n", "sh", str(ROOT / "packaging" / script), str(out)],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -13,12 +13,14 @@ import importlib.metadata
 import re
 import shutil
 import subprocess
+import threading
 import tomllib
 from pathlib import Path
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
+from support.pkgkit import fetch_vendor
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCK = ROOT / "packaging" / "vendor.lock"
@@ -158,3 +160,27 @@ def test_vendor_requirements_leave_out_the_build_only_pins(tmp_path: Path) -> No
     lines = vendor_sh("--requirements", script=script).stdout.splitlines()
     assert [line.split(" ")[0] for line in lines] == ["alpha==1.0", "beta==2.0"]
 
+
+def test_the_packaging_tests_run_vendor_sh_one_at_a_time(tmp_path: Path) -> None:
+    """pytest-xdist workers each build packages and so each run the vendor step first; on a clean clone
+    they would download into the same directory together. A stand-in for vendor.sh fails when another
+    one runs in the same directory; four at once all succeed."""
+    vendor = tmp_path / "vendor"
+    vendor.mkdir()
+    script = tmp_path / "vendor.sh"
+    script.write_text('mkdir "$1/.running" 2>/dev/null || { echo "two at once" >&2; exit 1; }\n'
+                      'sleep 0.3; rmdir "$1/.running"\n')
+    failures: list[BaseException] = []
+
+    def fetch() -> None:
+        try:
+            fetch_vendor(vendor, script)
+        except BaseException as error:  # an AssertionError from the worker thread, reported below
+            failures.append(error)
+
+    threads = [threading.Thread(target=fetch) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert failures == []
