@@ -15,7 +15,7 @@ import pytest
 import yaml
 from daemonkit import ROOT, Daemon, run
 from support.cluster import NatsCluster
-from support.pkgkit import need
+from support.pkgkit import lintian, need, uncommented_overrides
 
 from grctl.nats.server import free_port
 
@@ -142,13 +142,27 @@ def test_deb_holds_only_what_runs_and_nothing_of_the_build(unpacked: Path, tmp_p
 
 
 def test_deb_is_lintian_clean_but_for_commented_overrides(deb: Path) -> None:
-    need("lintian")
-    out = subprocess.run(["lintian", "--no-tag-display-limit", str(deb)], capture_output=True, text=True,
-                         timeout=600)
-    findings = [line for line in out.stdout.splitlines() if line[:2] in ("E:", "W:")]
+    findings = lintian(deb)
     assert findings == [], "\n".join(findings)
-    overrides = (ROOT / "debian/grctl.lintian-overrides").read_text().split("\n\n")
-    assert all(block.startswith("#") for block in overrides if block.strip())  # each says why
+    overrides = (ROOT / "debian/grctl.lintian-overrides").read_text()
+    assert "grctl: " in overrides and uncommented_overrides(overrides) == []  # each says why
+
+
+def test_an_override_without_its_own_comment_is_found() -> None:
+    text = "# why the first\ngrctl: tag-one\ngrctl: tag-two\n\ngrctl: tag-three\n# why\n\ngrctl: tag-four\n"
+    assert uncommented_overrides(text) == ["grctl: tag-two", "grctl: tag-three", "grctl: tag-four"]
+    assert uncommented_overrides("# why\ngrctl: tag-one\n  # why, indented\n  grctl: tag-two\n") == []
+
+
+def test_lintian_that_does_not_run_fails_the_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lintian that crashes (or exits 1 saying nothing) is not a clean package."""
+    fake = tmp_path / "lintian"
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    for status, says in ((2, ""), (1, ""), (0, "E: grctl: some-tag\n")):
+        fake.write_text(f"#!/bin/sh\nprintf '{says}'\nexit {status}\n")
+        fake.chmod(0o755)
+        with pytest.raises(AssertionError, match=f"lintian exited {status}"):
+            lintian(tmp_path / "grctl.deb")
 
 
 def packaged_grctld(unpacked: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

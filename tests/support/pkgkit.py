@@ -57,6 +57,27 @@ def build(script: str, out: Path) -> Path:
     return path
 
 
+def lintian(*targets: Path) -> list[str]:
+    """lintian's errors and warnings on ``targets`` (overridden tags are not reported). lintian must have
+    run: it exits 1 exactly when it reports an error or a warning (--fail-on), 0 when it reports none,
+    and anything else (a crash, a file it cannot read) fails the test, output or not."""
+    need("lintian")
+    done = subprocess.run(["lintian", "--fail-on", "error,warning", "--no-tag-display-limit",
+                           *map(str, targets)], capture_output=True, text=True, timeout=600)
+    findings = [line for line in done.stdout.splitlines() if line[:2] in ("E:", "W:")]
+    assert done.returncode == (1 if findings else 0), (
+        f"lintian exited {done.returncode}:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
+    return findings
+
+
+def uncommented_overrides(text: str) -> list[str]:
+    """The lines of a lintian overrides file that are neither comments nor blank and do not directly
+    follow a comment line: each override says why, in the comment above it."""
+    lines = text.splitlines()
+    return [line for before, line in zip(["", *lines], lines, strict=False)
+            if line.strip() and not line.lstrip().startswith("#") and not before.lstrip().startswith("#")]
+
+
 def tree_digests(root: Path, under: str) -> dict[str, str]:
     """SHA-256 of every regular file (and the target of every link) below ``root/under``."""
     digests = {}
