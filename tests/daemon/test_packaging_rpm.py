@@ -48,8 +48,8 @@ def test_rpm_requirements(rpm: Path) -> None:
     provides = set(query(rpm, "--provides"))
     assert not [p for p in provides if ".so" in p]  # the environment's libraries stay private
     info = "\n".join(query(rpm, "--info"))
-    assert re.search(r"^URL\s*: https://", info, re.MULTILINE) and "Release     : 3" in info
-    assert "- 0.1.0-3" in "\n".join(query(rpm, "--changelog"))[:200]  # the newest entry is this release
+    assert re.search(r"^URL\s*: https://", info, re.MULTILINE) and "Release     : 4" in info
+    assert "- 0.1.0-4" in "\n".join(query(rpm, "--changelog"))[:200]  # the newest entry is this release
     scripts = "\n".join(query(rpm, "--scripts"))
     assert "systemctl --no-reload preset grctld.service" in scripts  # the fallbacks, expanded
     assert "try-restart grctld.service" in scripts and "disable --now grctld.service" in scripts

@@ -45,16 +45,23 @@ def fetch_vendor(directory: Path = ROOT / "packaging" / "vendor", script: Path |
         os.close(fd)  # releases the lock
 
 
-def build(script: str, out: Path) -> Path:
-    """packaging/SCRIPT into ``out`` with no network (a fresh network namespace)."""
+def build(script: str, out: Path) -> list[Path]:
+    """packaging/SCRIPT into ``out`` with no network (a fresh network namespace): the files it made."""
     need("unshare")
     fetch_vendor()
     done = subprocess.run(["unshare", "-n", "sh", str(ROOT / "packaging" / script), str(out)],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    path = Path(done.stdout.strip().splitlines()[-1])
-    assert path.is_file()
-    return path
+    paths = [Path(line) for line in done.stdout.splitlines()]
+    assert paths and all(path.is_file() for path in paths), done.stdout
+    return paths
+
+
+def one(paths: list[Path], suffix: str) -> Path:
+    """The one file of ``paths`` whose name ends with ``suffix``."""
+    found = [path for path in paths if path.name.endswith(suffix)]
+    assert len(found) == 1, (suffix, paths)
+    return found[0]
 
 
 def lintian(*targets: Path) -> list[str]:
@@ -62,7 +69,7 @@ def lintian(*targets: Path) -> list[str]:
     run: it exits 1 exactly when it reports an error or a warning (--fail-on), 0 when it reports none,
     and anything else (a crash, a file it cannot read) fails the test, output or not."""
     need("lintian")
-    done = subprocess.run(["lintian", "--fail-on", "error,warning", "--no-tag-display-limit",
+    done = subprocess.run(["lintian", "--fail-on", "error,warning", "--tag-display-limit", "0",
                            *map(str, targets)], capture_output=True, text=True, timeout=600)
     findings = [line for line in done.stdout.splitlines() if line[:2] in ("E:", "W:")]
     assert done.returncode == (1 if findings else 0), (
@@ -143,15 +150,32 @@ class OverlayRoot:
 
 
 @pytest.fixture(scope="session")
-def deb(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    need("dpkg-buildpackage", "dh", "dpkg-deb")
+def deb_build(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """build-deb.sh's files: the source package, and the .deb built from it unpacked afresh."""
+    need("dpkg-buildpackage", "dpkg-source", "dh", "dpkg-deb")
     return build("build-deb.sh", tmp_path_factory.mktemp("deb"))
 
 
 @pytest.fixture(scope="session")
-def rpm(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def deb(deb_build: list[Path]) -> Path:
+    return one(deb_build, ".deb")
+
+
+@pytest.fixture(scope="session")
+def deb_source(deb_build: list[Path]) -> Path:
+    """The source package's .changes (next to its .dsc and archives)."""
+    return one(deb_build, "_source.changes")
+
+
+@pytest.fixture(scope="session")
+def rpm_build(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     need("rpmbuild", "rpm")
     return build("build-rpm.sh", tmp_path_factory.mktemp("rpm"))
+
+
+@pytest.fixture(scope="session")
+def rpm(rpm_build: list[Path]) -> Path:
+    return one(rpm_build, ".rpm")
 
 
 @pytest.fixture(scope="session")
