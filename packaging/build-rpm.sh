@@ -1,11 +1,15 @@
 #!/bin/sh
-# Build grctl-<version>-<release>.<arch>.rpm with rpmbuild from packaging/rpm/grctl.spec, offline:
+# Build the RPM source package grctl-<version>-<release>.src.rpm and the binary package
+# grctl-<version>-<release>.<arch>.rpm with rpmbuild -ba from packaging/rpm/grctl.spec, offline:
 # Source0 is an archive of the sources, Source1 one of the vendored files that packaging/vendor.sh
 # fetched and vendor.lock pins (the same two archives as the Debian source package's, see
 # source-archives.sh), made reproducibly (file order, owners, dates).
 #
 #   packaging/vendor.sh                        (once, with network)
 #   packaging/build-rpm.sh [OUTPUT_DIR]        (default: dist/; needs no network)
+#
+# The paths of the .src.rpm and the .rpm are printed, the .rpm last. The vendored wheels are for
+# CPython 3.11: %{__python3} (python3 by default) must be 3.11.
 set -eu
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${1:-$SRC/dist}
@@ -25,5 +29,5 @@ mkdir -p "$TOP/SOURCES"
 # on a host whose packages rpm does not know (Debian), the build requirements cannot be checked
 rpm -q --whatprovides python3 >/dev/null 2>&1 || NODEPS=--nodeps
 env -u VIRTUAL_ENV -u PYTHONPATH -u PYTHONHOME PATH=/usr/sbin:/usr/bin:/sbin:/bin \
-    rpmbuild -bb ${NODEPS:-} --define "_topdir $TOP" "$SPEC" >"$TOP/build.log" 2>&1 || { tail -40 "$TOP/build.log" >&2; exit 1; }
-for rpm in "$TOP"/RPMS/*/*.rpm; do cp "$rpm" "$OUT/"; echo "$OUT/$(basename "$rpm")"; done
+    rpmbuild -ba ${NODEPS:-} --define "_topdir $TOP" "$SPEC" >"$TOP/build.log" 2>&1 || { tail -40 "$TOP/build.log" >&2; exit 1; }
+for rpm in "$TOP"/SRPMS/*.src.rpm "$TOP"/RPMS/*/*.rpm; do cp "$rpm" "$OUT/"; echo "$OUT/$(basename "$rpm")"; done

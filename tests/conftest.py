@@ -31,6 +31,7 @@ from support.pkgkit import (  # noqa: E402, F401 (the packages, built once per s
     deb_source,
     rpm,
     rpm_build,
+    srpm,
     unpacked,
 )
 from support.sdk import StartWorker, workers  # noqa: E402

@@ -1,6 +1,7 @@
-"""The RPM: built offline from packaging/rpm/grctl.spec without systemd-rpm-macros (the fallbacks),
-rpmlint-clean but for the commented filters, with the right requirements, the same /opt tree as the
-.deb, and installed, upgraded and erased in a root (rpm --root, scriptlets chrooted into it)."""
+"""The RPM: built offline with its SRPM from packaging/rpm/grctl.spec without systemd-rpm-macros (the
+fallbacks), only with a Python 3.11, rpmlint-clean but for the commented filters, with the right
+requirements, the same /opt tree as the .deb, and installed, upgraded and erased in a root (rpm
+--root, scriptlets chrooted into it)."""
 
 from __future__ import annotations
 
@@ -23,9 +24,9 @@ def query(rpm: Path, *what: str) -> list[str]:
     return out.stdout.splitlines()
 
 
-def test_rpm_and_spec_are_rpmlint_clean_but_for_commented_filters(rpm: Path) -> None:
+def test_rpm_srpm_and_spec_are_rpmlint_clean_but_for_commented_filters(rpm: Path, srpm: Path) -> None:
     need("rpmlint")
-    for target in (rpm, SPEC):
+    for target in (rpm, srpm, SPEC):
         out = subprocess.run(["rpmlint", "-c", str(LINTRC), str(target)], capture_output=True, text=True,
                              timeout=300)
         findings = [line for line in out.stdout.splitlines() if re.search(r": [EW]: ", line)]
@@ -36,6 +37,26 @@ def test_rpm_and_spec_are_rpmlint_clean_but_for_commented_filters(rpm: Path) -> 
     for before, line in itertools.pairwise(lines):
         if line.strip().startswith('"'):
             assert before.strip().startswith(("#", '"')), line
+
+
+def test_srpm_holds_the_spec_and_both_archives(srpm: Path) -> None:
+    version = query(srpm, "--qf", "%{VERSION}")[0]
+    assert sorted(query(srpm, "--list")) == sorted(
+        ["grctl.spec", f"grctl-{version}.tar.gz", f"grctl-vendor-{version}.tar.gz"])
+
+
+def test_spec_refuses_a_python_other_than_3_11(tmp_path: Path) -> None:
+    """The vendored wheels are cp311: with another python3 the build stops at once, saying why,
+    instead of pip failing to find wheels."""
+    need("rpmspec")
+    assert "python(abi) = 3.11" in subprocess.run(["rpmspec", "-q", "--buildrequires", str(SPEC)],
+                                                  capture_output=True, text=True, check=True).stdout
+    python = tmp_path / "python3.12"
+    python.write_text("#!/bin/sh\necho 3.12\n")
+    python.chmod(0o755)
+    out = subprocess.run(["rpmspec", "-q", "--define", f"__python3 {python}", str(SPEC)], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode != 0 and "are for CPython 3.11" in out.stderr, out.stderr
 
 
 def test_rpm_requirements(rpm: Path) -> None:

@@ -175,7 +175,12 @@ def rpm_build(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 
 @pytest.fixture(scope="session")
 def rpm(rpm_build: list[Path]) -> Path:
-    return one(rpm_build, ".rpm")
+    return one([path for path in rpm_build if not path.name.endswith(".src.rpm")], ".rpm")
+
+
+@pytest.fixture(scope="session")
+def srpm(rpm_build: list[Path]) -> Path:
+    return one(rpm_build, ".src.rpm")
 
 
 @pytest.fixture(scope="session")
