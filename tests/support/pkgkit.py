@@ -99,12 +99,17 @@ def tree_digests(root: Path, under: str) -> dict[str, str]:
 
 class OverlayRoot:
     """A root directory for ``dpkg --root``/``rpm --root``: the host's /usr, /etc and dpkg database
-    as overlays whose writes land in ``state``; everything else empty."""
+    as overlays whose writes land in ``state``; everything else empty. ``booted``: the root looks
+    like a running system's (/run/systemd/system exists, so maintainer scripts talk to systemd);
+    without it, like an image or chroot being installed, where they must not."""
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, booted: bool = True) -> None:
         self.path = base / "root"
         self.state = base / "state"
-        for directory in ("run/systemd/system", "var/log", "var/lib", "tmp", "dev", "proc"):
+        directories = ["var/log", "var/lib", "tmp", "dev", "proc", "run"]
+        if booted:
+            directories.append("run/systemd/system")
+        for directory in directories:
             (self.path / directory).mkdir(parents=True, exist_ok=True)
         for name in MERGED_USR:
             if os.path.islink(f"/{name}"):
