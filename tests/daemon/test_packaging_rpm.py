@@ -1,7 +1,7 @@
 """The RPM: built offline with its SRPM from packaging/rpm/grctl.spec without systemd-rpm-macros (the
 fallbacks), only with a Python 3.11, rpmlint-clean but for the commented filters, with the right
-requirements, the same /opt tree as the .deb, and installed, upgraded and erased in a root (rpm
---root, scriptlets chrooted into it)."""
+requirements, the same /opt tree as the .deb, and installed, upgraded to the next release, downgraded
+back and erased in a root (rpm --root, scriptlets chrooted into it)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from support.pkgkit import OverlayRoot, need, tree_digests
 pytestmark = pytest.mark.timeout(600)
 SPEC = ROOT / "packaging" / "rpm" / "grctl.spec"
 LINTRC = ROOT / "packaging" / "rpm" / "rpmlint.toml"
+WANTS = "etc/systemd/system/multi-user.target.wants/grctld.service"
 
 
 def query(rpm: Path, *what: str) -> list[str]:
@@ -89,16 +90,65 @@ def test_rpm_holds_the_same_environment_as_the_deb(rpm: Path, unpacked: Path, tm
     assert any(f.endswith(".pyc") for f in files)  # bytecode is the package's
 
 
-def test_rpm_installs_upgrades_and_erases_in_a_root(rpm: Path, tmp_path: Path) -> None:
+def next_release(rpm: Path, out: Path) -> Path:
+    """The same package as the next release (an upgrade), without building it again: grctl.spec with
+    the release bumped and a changelog entry, whose %install unpacks the built package's files instead
+    of running make-tree.sh; so the scriptlets, requirements and file list are the spec's own."""
+    need("rpmbuild", "rpm2cpio", "cpio")
+    version, release = query(rpm, "--qf", "%{VERSION} %{RELEASE}")[0].split()
+    following = int(release.split(".")[0]) + 1
+    spec = re.sub(r"^(Release:\s*)\d+", rf"\g<1>{following}", SPEC.read_text(), count=1, flags=re.M)
+    spec = re.sub(r"^(Source\d+:|%setup ).*\n", "", spec, flags=re.M)  # nothing to unpack
+    unpack = f"cd %{{buildroot}} && rpm2cpio {rpm} | cpio -idm --quiet"
+    spec = re.sub(r"^%install\n.*?\n\n", lambda _: f"%install\n{unpack}\n\n", spec, count=1,
+                  flags=re.M | re.S)
+    entry = f"- {version}-{following}\n- The same files, repackaged as the next release.\n"
+    spec = re.sub(r"^(%changelog\n)(\* \w+ \w+ \d+ \d+ [^>]*> )",
+                  lambda m: f"{m[1]}{m[2]}{entry}{m[2]}", spec, count=1, flags=re.M)
+    assert f"Release:        {following}%" in spec and unpack in spec and "./packaging/" not in spec
+    (out / "SPECS").mkdir(parents=True)
+    (out / "SPECS" / "grctl.spec").write_text(spec)
+    # on a host whose packages rpm does not know (Debian), the build requirements cannot be checked
+    known = subprocess.run(["rpm", "-q", "--whatprovides", "python3"], capture_output=True).returncode == 0
+    done = subprocess.run(["rpmbuild", "-bb", *([] if known else ["--nodeps"]), "--define", f"_topdir {out}",
+                           str(out / "SPECS" / "grctl.spec")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return next((out / "RPMS").glob("*/*.rpm"))
+
+
+def test_rpm_installs_upgrades_downgrades_and_erases_in_a_root(rpm: Path, tmp_path: Path) -> None:
+    """In an image root (systemd not running, so systemctl works on the unit files): install enables
+    the unit as the presets say; an upgrade to the next release and a downgrade back (each runs %preun
+    and %postun with "1 left" and %post with "2 installed") keep an enabled unit enabled and a disabled
+    one disabled; erase disables it and removes every file."""
     need("rpm", "chroot")
-    root = OverlayRoot(tmp_path)
+    newer = next_release(rpm, tmp_path / "next")
+    root = OverlayRoot(tmp_path, booted=False)
+    preset = root.upper("etc") / "systemd" / "system-preset" / "50-grctl-test.preset"
+    preset.parent.mkdir(parents=True)
+    preset.write_text("enable grctld.service\n")  # whatever the host's presets say
     rpm_root = ["rpm", f"--root={root.path}", "--nodeps"]  # this machine's packages are not rpm's
     root.run("rpm", f"--root={root.path}", "--initdb")
+
+    def installed() -> list[str]:
+        return root.run("rpm", f"--root={root.path}", "-q", "grctl", check=False).stdout.split()
+
     root.run(*rpm_root, "-i", str(rpm))
     assert re.search(r"^grctl:x:\d+:\d+:", root.read("etc/passwd"), re.MULTILINE)  # %post's sysusers
     assert root.chroot("stat", "-c", "%U", "/var/lib/grctl").stdout.strip() == "grctl"
     assert root.chroot("/usr/bin/grctld", "--version").stdout.startswith("grctld ")
-    root.run(*rpm_root, "-U", "--replacepkgs", str(rpm))
-    assert root.exists("opt/grctl/bin/grctld")
+    assert root.exists(WANTS)  # %post's preset, on first installation
+    old = installed()
+
+    root.run(*rpm_root, "-U", str(newer))  # a real upgrade: no --replacepkgs
+    assert installed() == [newer.name.removesuffix(".rpm")] != old
+    assert root.exists(WANTS) and root.exists("opt/grctl/bin/grctld")  # not disabled by the old %preun
+
+    root.chroot("systemctl", "--root=/", "disable", "grctld.service")
+    root.run(*rpm_root, "-U", "--oldpackage", str(rpm))
+    assert installed() == old
+    assert not root.exists(WANTS)  # the administrator's choice: %post presets only a first install
+
     root.run(*rpm_root, "-e", "grctl")
+    assert installed()[-1:] == ["installed"]  # "package grctl is not installed"
     assert not root.exists("opt/grctl") and not root.exists("usr/bin/grctld")
