@@ -56,6 +56,18 @@ def test_unit_has_what_the_daemon_needs() -> None:
     )
 
 
+def test_the_debian_build_wants_the_python_the_wheels_are_for() -> None:
+    """The vendored wheels are cp311 (packaging/vendor.lock): a builder with another python3 refuses
+    the build on its dependencies instead of failing in pip (the RPM spec's check is in
+    test_packaging_rpm.py)."""
+    control = (ROOT / "debian/control").read_text()
+    build_depends = re.search(r"^Build-Depends:(.*(?:\n .*)*)", control, re.MULTILINE)
+    assert build_depends is not None
+    wanted = {d.strip() for d in build_depends[1].replace("\n", " ").split(",")}
+    assert {"python3 (>= 3.11)", "python3 (<< 3.12)"} <= wanted
+    assert "CPython 3.11" in (ROOT / "packaging/vendor.lock").read_text()
+
+
 def verify_unit(unit_text: str, grctld: Path, tmp_path: Path) -> None:
     need("systemd-analyze")
     tool = "systemd-analyze"
