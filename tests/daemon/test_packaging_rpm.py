@@ -110,8 +110,12 @@ def next_release(rpm: Path, out: Path) -> Path:
     (out / "SPECS" / "grctl.spec").write_text(spec)
     # on a host whose packages rpm does not know (Debian), the build requirements cannot be checked
     known = subprocess.run(["rpm", "-q", "--whatprovides", "python3"], capture_output=True).returncode == 0
-    done = subprocess.run(["rpmbuild", "-bb", *([] if known else ["--nodeps"]), "--define", f"_topdir {out}",
-                           str(out / "SPECS" / "grctl.spec")], capture_output=True, text=True, timeout=300)
+    # the payload is already stripped and compiled (no brp scripts again), and is only ever installed
+    # here (the lightest compression): 3 s instead of 10
+    quick = ["--define", "__os_install_post %{nil}", "--define", "_binary_payload w1.gzdio"]
+    done = subprocess.run(["rpmbuild", "-bb", *([] if known else ["--nodeps"]), *quick, "--define",
+                           f"_topdir {out}", str(out / "SPECS" / "grctl.spec")],
+                          capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     return next((out / "RPMS").glob("*/*.rpm"))
 
