@@ -34,10 +34,17 @@ tar -C "$SRC" --exclude=./.git --exclude=./.venv --exclude=./build --exclude=./d
 "$PYTHON" -m venv "$WORK/tool"    # pip from the interpreter's own bundled wheel: no download
 "$WORK/tool/bin/pip" wheel --quiet --no-deps --find-links "$VENDOR" -w "$WORK/wheels" "$WORK/src"
 
-# 2. the environment: no pip in it; the tool's pip installs by name from the checked files only
+# 2. the environment: no pip in it; the tool's pip installs the lock's runtime pins and grctl's wheel,
+#    each checked against its hash (--require-hashes: a file in packaging/vendor that the lock does
+#    not pin is never picked, whatever its version)
 "$PYTHON" -m venv --without-pip "$ROOT"
+wheel=$(cd "$WORK/wheels" && echo grctl-*.whl)
+version=${wheel#grctl-}; version=${version%%-*}
+{ "$SRC/packaging/vendor.sh" --requirements
+  echo "grctl==$version --hash=sha256:$(sha256sum < "$WORK/wheels/$wheel" | cut -c1-64)"; } > "$WORK/requirements.txt"
 "$WORK/tool/bin/pip" --python "$ROOT/bin/python" install --quiet --no-compile --no-warn-script-location \
-    --find-links "$VENDOR" --find-links "$WORK/wheels" --only-binary :all: --no-binary nkeys grctl
+    --require-hashes -r "$WORK/requirements.txt" --find-links "$VENDOR" --find-links "$WORK/wheels" \
+    --only-binary :all: --no-binary nkeys
 test -z "$(find "$ROOT" -name direct_url.json)"    # installed by name: no record of a build path
 # only grctl's commands and the server: no activate scripts, no dependencies' command lines
 find "$ROOT/bin" -type f ! -name grctl ! -name grctld ! -name nats-server -delete

@@ -25,7 +25,15 @@ sys.path.insert(0, str(ROOT / "tests"))
 # Under CI=true a skipped test fails the run (the hooks' module says why).
 from support.ci_skips import pytest_make_collect_report, pytest_runtest_makereport  # noqa: E402, F401
 from support.cluster import NatsCluster  # noqa: E402 (needs the path above)
-from support.pkgkit import deb, rpm, unpacked  # noqa: E402, F401 (the packages, built once per session)
+from support.pkgkit import (  # noqa: E402, F401 (the packages, built once per session)
+    deb,
+    deb_build,
+    deb_source,
+    rpm,
+    rpm_build,
+    srpm,
+    unpacked,
+)
 from support.sdk import StartWorker, workers  # noqa: E402
 
 

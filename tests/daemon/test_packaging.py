@@ -1,10 +1,12 @@
-"""packaging/: the systemd unit passes ``systemd-analyze verify``; the .deb builds offline, is
-lintian-clean but for its commented overrides, holds what policy asks, and its own grctld checks and
-runs the shipped examples."""
+"""packaging/: the systemd unit passes ``systemd-analyze verify``; the Debian source package builds
+offline and the .deb is built from it unpacked afresh; both are lintian-clean but for their
+commented overrides; the .deb holds what policy asks, and its own grctld checks and runs the shipped
+examples."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import re
 import signal
@@ -15,7 +17,7 @@ import pytest
 import yaml
 from daemonkit import ROOT, Daemon, run
 from support.cluster import NatsCluster
-from support.pkgkit import need
+from support.pkgkit import lintian, need, uncommented_overrides
 
 from grctl.nats.server import free_port
 
@@ -52,6 +54,18 @@ def test_unit_has_what_the_daemon_needs() -> None:
         "/etc/grctl/credentials 0700 root root"
         in (ROOT / "packaging" / "tmpfiles.d" / "grctl.conf").read_text()
     )
+
+
+def test_the_debian_build_wants_the_python_the_wheels_are_for() -> None:
+    """The vendored wheels are cp311 (packaging/vendor.lock): a builder with another python3 refuses
+    the build on its dependencies instead of failing in pip (the RPM spec's check is in
+    test_packaging_rpm.py)."""
+    control = (ROOT / "debian/control").read_text()
+    build_depends = re.search(r"^Build-Depends:(.*(?:\n .*)*)", control, re.MULTILINE)
+    assert build_depends is not None
+    wanted = {d.strip() for d in build_depends[1].replace("\n", " ").split(",")}
+    assert {"python3 (>= 3.11)", "python3 (<< 3.12)"} <= wanted
+    assert "CPython 3.11" in (ROOT / "packaging/vendor.lock").read_text()
 
 
 def verify_unit(unit_text: str, grctld: Path, tmp_path: Path) -> None:
@@ -141,14 +155,67 @@ def test_deb_holds_only_what_runs_and_nothing_of_the_build(unpacked: Path, tmp_p
     )
 
 
-def test_deb_is_lintian_clean_but_for_commented_overrides(deb: Path) -> None:
-    need("lintian")
-    out = subprocess.run(["lintian", "--no-tag-display-limit", str(deb)], capture_output=True, text=True,
-                         timeout=600)
-    findings = [line for line in out.stdout.splitlines() if line[:2] in ("E:", "W:")]
+def test_source_package_and_deb_are_lintian_clean_but_for_commented_overrides(deb_source: Path,
+                                                                               deb: Path) -> None:
+    findings = lintian(deb_source, deb)  # the .changes names the .dsc, which names its archives
     assert findings == [], "\n".join(findings)
-    overrides = (ROOT / "debian/grctl.lintian-overrides").read_text().split("\n\n")
-    assert all(block.startswith("#") for block in overrides if block.strip())  # each says why
+    overrides = (ROOT / "debian/grctl.lintian-overrides").read_text()
+    assert "grctl: " in overrides and uncommented_overrides(overrides) == []  # each says why
+    source = ROOT / "debian/source/lintian-overrides"
+    assert not source.exists() or uncommented_overrides(source.read_text()) == []
+
+
+def test_source_package_unpacks_to_the_tree_the_deb_is_built_from(deb_source: Path, tmp_path: Path) -> None:
+    """3.0 (quilt): the sources as the orig tarball, the vendored files as its "vendor" component and
+    debian/ in its own archive; dpkg-source -x (which checks each archive's checksums) gives the tree
+    that build-deb.sh builds the .deb in, offline, with vendor/ holding exactly the pinned files."""
+    version = subprocess.run(["dpkg-parsechangelog", "-l", str(ROOT / "debian/changelog"), "-SVersion"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    upstream = version.rsplit("-", 1)[0]
+    dsc = deb_source.with_name(f"grctl_{version}.dsc")
+    text = dsc.read_text()
+    assert "\nFormat: 3.0 (quilt)\n" in f"\n{text}"
+    sha256 = text.split("Checksums-Sha256:\n", 1)[1].split("\nFiles:", 1)[0]
+    assert sorted(line.split()[2] for line in sha256.splitlines()) == [
+        f"grctl_{version}.debian.tar.xz",
+        f"grctl_{upstream}.orig-vendor.tar.gz",
+        f"grctl_{upstream}.orig.tar.gz",
+    ]
+    assert f" {dsc.name}\n" in deb_source.read_text()
+    tree = tmp_path / "source"
+    unpacked = subprocess.run(["dpkg-source", "-x", str(dsc), str(tree)], capture_output=True, text=True,
+                              cwd=tmp_path, timeout=120)
+    assert unpacked.returncode == 0, unpacked.stderr
+    pinned = re.findall(r"--hash=sha256:([0-9a-f]{64})", (ROOT / "packaging/vendor.lock").read_text())
+    vendored = [hashlib.sha256(path.read_bytes()).hexdigest() for path in (tree / "vendor").iterdir()]
+    assert sorted(vendored) == sorted(pinned)
+    assert (tree / "debian/source/format").read_text() == "3.0 (quilt)\n"
+    assert (tree / "packaging/make-tree.sh").is_file() and not (tree / "packaging/vendor").exists()
+    # the orig tarball is the sources only: debian/ comes from the Debian archive, and nothing of a
+    # checkout's build or tools
+    listing = subprocess.run(["tar", "-tzf", str(dsc.with_name(f"grctl_{upstream}.orig.tar.gz"))],
+                             capture_output=True, text=True, check=True).stdout.split()
+    assert f"grctl-{upstream}/pyproject.toml" in listing
+    not_source = re.compile(r"/(debian|\.git|\.venv|dist|build|__pycache__|[^/]*\.egg-info)(/|$)")
+    stray = [name for name in listing if not_source.search(name)]
+    assert stray == []
+
+
+def test_an_override_without_its_own_comment_is_found() -> None:
+    text = "# why the first\ngrctl: tag-one\ngrctl: tag-two\n\ngrctl: tag-three\n# why\n\ngrctl: tag-four\n"
+    assert uncommented_overrides(text) == ["grctl: tag-two", "grctl: tag-three", "grctl: tag-four"]
+    assert uncommented_overrides("# why\ngrctl: tag-one\n  # why, indented\n  grctl: tag-two\n") == []
+
+
+def test_lintian_that_does_not_run_fails_the_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lintian that crashes (or exits 1 saying nothing) is not a clean package."""
+    fake = tmp_path / "lintian"
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    for status, says in ((2, ""), (1, ""), (0, "E: grctl: some-tag\n")):
+        fake.write_text(f"#!/bin/sh\nprintf '{says}'\nexit {status}\n")
+        fake.chmod(0o755)
+        with pytest.raises(AssertionError, match=f"lintian exited {status}"):
+            lintian(tmp_path / "grctl.deb")
 
 
 def packaged_grctld(unpacked: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

@@ -1,6 +1,7 @@
 """The .deb's maintainer scripts, run by dpkg in a root (dpkg --root, scripts chrooted into it):
 install, upgrade, remove, reinstall and purge, with systemd present and a policy-rc.d that records
-what deb-systemd-invoke asks for."""
+what deb-systemd-invoke asks for; and install, remove and purge into an image root, where systemd is
+not running."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ pytestmark = pytest.mark.timeout(600)
 
 UNIT = "grctld.service"
 WANTS = "etc/systemd/system/multi-user.target.wants/grctld.service"
+DSH_STATE = "var/lib/systemd/deb-systemd-helper-enabled/grctld.service.dsh-also"  # what enable recorded
 POLICY = """#!/bin/sh
 # records each request and refuses it (101): nothing is started in the test's root
 echo "$*" >> /var/log/policy-rc.d.log
@@ -50,14 +52,20 @@ class Dpkg:
         return [line for line in said if UNIT in line]
 
 
-def test_install_upgrade_remove_reinstall_purge(deb: Path, tmp_path: Path) -> None:
+def dpkg_root(tmp_path: Path, booted: bool = True) -> Dpkg:
+    """dpkg on an OverlayRoot whose policy-rc.d records every request."""
     need("dpkg", "chroot")
-    root = OverlayRoot(tmp_path)
+    root = OverlayRoot(tmp_path, booted=booted)
     policy = root.upper("usr") / "sbin" / "policy-rc.d"
     policy.parent.mkdir(parents=True, exist_ok=True)
     policy.write_text(POLICY)
     policy.chmod(0o755)
-    dpkg = Dpkg(root)
+    return Dpkg(root)
+
+
+def test_install_upgrade_remove_reinstall_purge(deb: Path, tmp_path: Path) -> None:
+    dpkg = dpkg_root(tmp_path)
+    root = dpkg.root
     newer = next_version(deb, tmp_path)
 
     # install: the user and directories exist, the unit is enabled and asked to start; no
@@ -99,7 +107,26 @@ def test_install_upgrade_remove_reinstall_purge(deb: Path, tmp_path: Path) -> No
     # purge: a warning, and the state, the conffile and the unit's links are gone
     purged = dpkg("--purge", "grctl")
     assert "purge deletes /var/lib/grctl" in purged.stderr
-    for gone in ("var/lib/grctl", "var/log/grctl", "etc/default/grctld", "opt/grctl", WANTS,
-                 "var/lib/systemd/deb-systemd-helper-enabled/grctld.service.dsh-also"):
+    for gone in ("var/lib/grctl", "var/log/grctl", "etc/default/grctld", "opt/grctl", WANTS, DSH_STATE):
         assert not root.exists(gone), gone
     assert "grctl" not in dpkg("-l").stdout.split()
+
+
+def test_install_into_an_image_root_enables_without_asking_systemd(deb: Path, tmp_path: Path) -> None:
+    """Installing into an image or a chroot (no /run/systemd/system: systemd does not run there): the
+    user and the directories are made and the unit is enabled as the policy says, so the image's first
+    boot starts it; nothing is asked to start or stop, and remove and purge work the same way."""
+    dpkg = dpkg_root(tmp_path, booted=False)
+    root = dpkg.root
+    assert root.exists("run") and not root.exists("run/systemd")
+    dpkg("-i", str(deb))
+    assert re.search(r"^grctl:x:\d+:\d+:", root.read("etc/passwd"), re.MULTILINE)
+    assert root.chroot("stat", "-c", "%U %a", "/var/lib/grctl").stdout.split() == ["grctl", "750"]
+    assert root.exists(WANTS)
+    assert dpkg.requests() == []
+    dpkg("--remove", "grctl")
+    assert dpkg.requests() == [] and not root.exists("opt/grctl")
+    dpkg("--purge", "grctl")
+    assert dpkg.requests() == []
+    for gone in ("var/lib/grctl", WANTS, DSH_STATE):
+        assert not root.exists(gone), gone

@@ -5,6 +5,7 @@ and rpm --root do)."""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -28,18 +29,60 @@ def need(*tools: str) -> None:
         pytest.skip(f"{', '.join(missing)} not installed (.ci/run installs them)")
 
 
-def build(script: str, out: Path) -> Path:
-    """packaging/SCRIPT into ``out`` with no network (a fresh network namespace)."""
+def fetch_vendor(directory: Path = ROOT / "packaging" / "vendor", script: Path | None = None) -> None:
+    """packaging/vendor.sh, fetching into ``directory``, by one process at a time: each packaging test
+    file has its own build fixture, so several pytest-xdist workers get here at once on a clean clone,
+    and two downloads into the same directory would each see the other's partial files. The lock is
+    flock(2) on the directory itself (no lock file for vendor.sh to see), held until vendor.sh ends."""
+    script = script or ROOT / "packaging" / "vendor.sh"
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        done = subprocess.run(["sh", str(script), str(directory)], capture_output=True, text=True,
+                              timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def build(script: str, out: Path) -> list[Path]:
+    """packaging/SCRIPT into ``out`` with no network (a fresh network namespace): the files it made."""
     need("unshare")
-    vendor = subprocess.run(["sh", str(ROOT / "packaging" / "vendor.sh")], capture_output=True, text=True,
-                            timeout=600)
-    assert vendor.returncode == 0, vendor.stderr[-3000:]
+    fetch_vendor()
     done = subprocess.run(["unshare", "-n", "sh", str(ROOT / "packaging" / script), str(out)],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    path = Path(done.stdout.strip().splitlines()[-1])
-    assert path.is_file()
-    return path
+    paths = [Path(line) for line in done.stdout.splitlines()]
+    assert paths and all(path.is_file() for path in paths), done.stdout
+    return paths
+
+
+def one(paths: list[Path], suffix: str) -> Path:
+    """The one file of ``paths`` whose name ends with ``suffix``."""
+    found = [path for path in paths if path.name.endswith(suffix)]
+    assert len(found) == 1, (suffix, paths)
+    return found[0]
+
+
+def lintian(*targets: Path) -> list[str]:
+    """lintian's errors and warnings on ``targets`` (overridden tags are not reported). lintian must have
+    run: it exits 1 exactly when it reports an error or a warning (--fail-on), 0 when it reports none,
+    and anything else (a crash, a file it cannot read) fails the test, output or not."""
+    need("lintian")
+    done = subprocess.run(["lintian", "--fail-on", "error,warning", "--tag-display-limit", "0",
+                           *map(str, targets)], capture_output=True, text=True, timeout=600)
+    findings = [line for line in done.stdout.splitlines() if line[:2] in ("E:", "W:")]
+    assert done.returncode == (1 if findings else 0), (
+        f"lintian exited {done.returncode}:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
+    return findings
+
+
+def uncommented_overrides(text: str) -> list[str]:
+    """The lines of a lintian overrides file that are neither comments nor blank and do not directly
+    follow a comment line: each override says why, in the comment above it."""
+    lines = text.splitlines()
+    return [line for before, line in zip(["", *lines], lines, strict=False)
+            if line.strip() and not line.lstrip().startswith("#") and not before.lstrip().startswith("#")]
 
 
 def tree_digests(root: Path, under: str) -> dict[str, str]:
@@ -56,12 +99,17 @@ def tree_digests(root: Path, under: str) -> dict[str, str]:
 
 class OverlayRoot:
     """A root directory for ``dpkg --root``/``rpm --root``: the host's /usr, /etc and dpkg database
-    as overlays whose writes land in ``state``; everything else empty."""
+    as overlays whose writes land in ``state``; everything else empty. ``booted``: the root looks
+    like a running system's (/run/systemd/system exists, so maintainer scripts talk to systemd);
+    without it, like an image or chroot being installed, where they must not."""
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, booted: bool = True) -> None:
         self.path = base / "root"
         self.state = base / "state"
-        for directory in ("run/systemd/system", "var/log", "var/lib", "tmp", "dev", "proc"):
+        directories = ["var/log", "var/lib", "tmp", "dev", "proc", "run"]
+        if booted:
+            directories.append("run/systemd/system")
+        for directory in directories:
             (self.path / directory).mkdir(parents=True, exist_ok=True)
         for name in MERGED_USR:
             if os.path.islink(f"/{name}"):
@@ -107,15 +155,37 @@ class OverlayRoot:
 
 
 @pytest.fixture(scope="session")
-def deb(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    need("dpkg-buildpackage", "dh", "dpkg-deb")
+def deb_build(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """build-deb.sh's files: the source package, and the .deb built from it unpacked afresh."""
+    need("dpkg-buildpackage", "dpkg-source", "dh", "dpkg-deb")
     return build("build-deb.sh", tmp_path_factory.mktemp("deb"))
 
 
 @pytest.fixture(scope="session")
-def rpm(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def deb(deb_build: list[Path]) -> Path:
+    return one(deb_build, ".deb")
+
+
+@pytest.fixture(scope="session")
+def deb_source(deb_build: list[Path]) -> Path:
+    """The source package's .changes (next to its .dsc and archives)."""
+    return one(deb_build, "_source.changes")
+
+
+@pytest.fixture(scope="session")
+def rpm_build(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     need("rpmbuild", "rpm")
     return build("build-rpm.sh", tmp_path_factory.mktemp("rpm"))
+
+
+@pytest.fixture(scope="session")
+def rpm(rpm_build: list[Path]) -> Path:
+    return one([path for path in rpm_build if not path.name.endswith(".src.rpm")], ".rpm")
+
+
+@pytest.fixture(scope="session")
+def srpm(rpm_build: list[Path]) -> Path:
+    return one(rpm_build, ".src.rpm")
 
 
 @pytest.fixture(scope="session")
