@@ -6,6 +6,7 @@ and workers."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
 from typing import Any
 
@@ -16,7 +17,7 @@ from grctl.client.client import Client
 from grctl.models.command import CommandKind
 from grctl.models.common import RunStatus
 from grctl.models.directive import Directive
-from grctl.models.errors import WorkflowAlreadyRunningError, WorkflowNotRetryableError
+from grctl.models.errors import WorkflowAlreadyRunningError, WorkflowNotFoundError, WorkflowNotRetryableError
 from grctl.models.history import HistoryKind, RunStarted
 from grctl.nats.connection import Connection
 from grctl.worker.context import Context
@@ -176,6 +177,25 @@ async def test_concurrent_retries_through_two_engines_resume_the_run_once(
         return await retry(cmd)
 
     engine.api.serve(CommandKind.run_retry, counted)
+    # The engine process counts as ready once any engine answers, this one included: wait until it
+    # takes requests too (a describe that this engine did not answer).
+    describe = engine.api._handlers[CommandKind.run_describe]
+    described_here = 0
+
+    async def counted_describe(cmd: Any) -> Any:
+        nonlocal described_here
+        described_here += 1
+        return await describe(cmd)
+
+    engine.api.serve(CommandKind.run_describe, counted_describe)
+
+    async def other_engine_answers() -> bool:
+        before = described_here
+        with contextlib.suppress(WorkflowNotFoundError):
+            await client.describe("no-such-run")
+        return described_here == before
+
+    await wait_for(other_engine_answers, timeout=20, interval=0.05)
     async with workers(nats_url) as start_worker:
         buggy = await start_worker(payment(ran, fixed=False))
         await client.start_workflow("Payment", "two-engines", {"order_id": "2e"})
