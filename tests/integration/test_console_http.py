@@ -335,9 +335,13 @@ async def test_send_an_event_start_a_run_and_terminate_one(base: str, connection
         assert (await client.describe("term-1")).status == RunStatus.running  # asked, not done
         async with admin.post(base + "/act", data={**term, "confirmed": "1"}, allow_redirects=False) as resp:
             assert resp.status == 303 and "done=terminate" in resp.headers["Location"]
+
+    async def terminated() -> bool:  # asked of the engine; applied as its directive, a moment later
+        return (await client.describe("term-1")).status == RunStatus.terminated
+
+    await until_true(terminated, "term-1 to be terminated")
     history = await client.get_history("term-1")
     assert history[-1].kind == HistoryKind.run_terminated and history[-1].msg.reason == "wrong address"
-    assert (await client.describe("term-1")).status == RunStatus.terminated
 
 
 def run_link(wf_id: str, run_id: str) -> str:
