@@ -89,14 +89,14 @@ async def check_before_dropping(options: dict[str, Any], dropped: list[str], all
     live runs need the ``dropped`` types the running generation serves, unless ``allowed``."""
     needs = await _ask_once(options, [], dropped, f"grctld-{os.getpid()}", settings.CATALOG_CHECK_BUDGET)
     if needs:
-        _refuse_or_warn(describe(needs), "reload", allowed)
+        _refuse_or_warn(describe(needs), first_start=False, allowed=allowed)
 
 
-def _refuse_or_warn(text: str, when: str, allowed: bool) -> None:
-    if when == "reload" and not allowed:
+def _refuse_or_warn(text: str, first_start: bool, allowed: bool) -> None:
+    if not first_start and not allowed:
         raise StrandingRefused(f"reload refused: the new code lacks {text}. Deploy code that keeps these "
                                f"handlers (or end those runs), or set {ALLOW_KEY}: true")
-    why = "first start" if when == "start" else f"{ALLOW_KEY} is true"
+    why = "first start" if first_start else f"{ALLOW_KEY} is true"
     log.warning("this code lacks handlers that live runs need (%s; starting anyway): %s. Those runs "
                 "stay stuck until code that has them is deployed", why, text)
 
@@ -110,4 +110,4 @@ async def check_before_serving(connection: Connection, workflows: list[Workflow]
                            budget=settings.CATALOG_CHECK_BUDGET if dropped is not None
                            else settings.CATALOG_CHECK_FIRST_START)
     if needs:
-        _refuse_or_warn(describe(needs), "start" if dropped is None else "reload", allowed)
+        _refuse_or_warn(describe(needs), first_start=dropped is None, allowed=allowed)

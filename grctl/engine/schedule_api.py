@@ -118,7 +118,8 @@ class ScheduleApi:
             except ScheduleSpecError as exc:
                 return fail(ERR_INVALID_MESSAGE, "Invalid schedule",
                             f"schedules.{schedule_id}.{exc.field}: {exc}")
-        return payload(await self._apply(declare.declarer, declare.schedules))
+        before = await store.load_host(self._nc, declarer_key(declare.declarer))
+        return payload(await self._apply(declare.declarer, declare.schedules, before))
 
     async def _withdraw(self, cmd: Command) -> APIResponse:
         target: WithdrawCmd = cmd.msg
@@ -129,14 +130,14 @@ class ScheduleApi:
                         "grctl schedule list --json)")
         log.info("withdrawing the schedules declared by %s: %s", target.declarer,
                  ", ".join(sorted(before.schedules)))
-        return payload(await self._apply(target.declarer, {}))
+        return payload(await self._apply(target.declarer, {}, before))
 
-    async def _apply(self, declarer: str, schedules: dict[str, ScheduleSpec]) -> DeclareResult:
-        """Store ``declarer``'s whole declaration and reconcile every schedule it names now or named."""
-        key = declarer_key(declarer)
-        before = await store.load_host(self._nc, key)
-        await store.save_host(self._nc, key, HostDeclaration(declarer=declarer, schedules=schedules,
-                                                             at=utcnow()))
+    async def _apply(self, declarer: str, schedules: dict[str, ScheduleSpec],
+                     before: HostDeclaration | None) -> DeclareResult:
+        """Store ``declarer``'s whole declaration (replacing ``before``) and reconcile every schedule it
+        names now or named."""
+        declaration = HostDeclaration(declarer=declarer, schedules=schedules, at=utcnow())
+        await store.save_host(self._nc, declarer_key(declarer), declaration)
         result = DeclareResult()
         for schedule_id in sorted(set(schedules) | set(before.schedules if before else {})):
             state = await self._reconcile(schedule_id)
