@@ -28,6 +28,10 @@ TASKS = ("add_one", "double", "add_three")  # the task names each run's log line
 
 chaos = Workflow("Chaos")
 WORKFLOWS = [chaos]
+# A step's timeout counts its redeliveries too (docs/operations.md, capacity and tuning): a worker killed
+# mid-step hands it on only after the ack wait (5 s). Under a loaded machine the default 10 s left too
+# little for a pick-up, a kill and a redelivery; the faults under test must cost latency, not the run.
+STEP_TIMEOUT = 30  # s
 
 
 async def _executed(wf_id: str, name: str) -> None:
@@ -59,19 +63,19 @@ async def add_three(wf_id: str, n: int) -> int:
     return n + 3
 
 
-@chaos.start()
+@chaos.start(timeout=STEP_TIMEOUT)
 async def start(ctx: Context, n: int) -> Directive:
     ctx.store.put("x", await add_one(ctx.run.wf_id, n))
     return ctx.next.step(middle)
 
 
-@chaos.step()
+@chaos.step(timeout=STEP_TIMEOUT)
 async def middle(ctx: Context) -> Directive:
     ctx.store.put("x", await double(ctx.run.wf_id, await ctx.store.get("x")))
     return ctx.next.step(last)
 
 
-@chaos.step()
+@chaos.step(timeout=STEP_TIMEOUT)
 async def last(ctx: Context) -> Directive:
     return ctx.next.complete(await add_three(ctx.run.wf_id, await ctx.store.get("x")))
 
