@@ -132,7 +132,9 @@ async def guide(tmp_path: Path) -> AsyncIterator[Guide]:
             checked = await asyncio.to_thread(grctl_daemon_check, files[role], envs[role])
             assert checked.returncode == 0, checked.stderr
         engine.start().wait_for(r"ready: engine only \(no workflows to run\)", timeout=90)
-        worker.start().ready_pids(1, timeout=90)
+        # A worker may not start at its first try while the new cluster settles (grctld retries it):
+        # whichever generation comes up first serves.
+        worker.start().wait_for(r"generation [0-9]+ ready: ", timeout=90)
         yield Guide(cluster, files, envs, engine, worker)
     finally:
         if worker.proc:
